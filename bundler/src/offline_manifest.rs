@@ -1,0 +1,259 @@
+//! The offline manifest: a TOML file naming everything a bundle must carry.
+//!
+//! The schema only grows by optional fields and new tables, so manifests written by scripts
+//! outside the project keep working. Unknown keys are refused, so a typo is an error instead
+//! of a silently missing artifact. Relative paths resolve against the manifest's folder.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::artifact::{ArtifactKind, validate_repository};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("cannot read the offline manifest {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not a valid offline manifest: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {what}: {message}")]
+    Invalid { path: PathBuf, what: String, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfflineManifest {
+    pub bundle: BundleSection,
+    #[serde(default, rename = "image")]
+    pub images: Vec<ImageEntry>,
+    #[serde(default, rename = "file")]
+    pub files: Vec<FileEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleSection {
+    pub name: String,
+    pub channel: String,
+    /// Default for `--sequence`.
+    pub sequence: Option<u64>,
+    /// Default for `--expires`, as a duration such as `90d`.
+    pub expires: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageEntry {
+    /// Repository the image has in the mirror, e.g. `devcontainers/base`.
+    pub name: String,
+    pub tag: String,
+    /// `oci-layout:PATH[:REF]`, where REF is a `org.opencontainers.image.ref.name` or a digest.
+    pub source: String,
+    pub platform: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    pub kind: ArtifactKind,
+    pub name: String,
+    pub version: String,
+    pub platform: Option<String>,
+    /// `file:PATH`.
+    pub source: String,
+    /// Media type of the file's layer; guessed from the file name when absent.
+    pub media_type: Option<String>,
+}
+
+/// Where an artifact's bytes come from, with relative paths already resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    OciLayout { dir: PathBuf, reference: Option<String> },
+    File { path: PathBuf },
+}
+
+impl OfflineManifest {
+    pub fn load(path: &Path) -> Result<Self, ManifestError> {
+        let text = fs::read_to_string(path)
+            .map_err(|source| ManifestError::Read { path: path.to_path_buf(), source })?;
+        let manifest: OfflineManifest = toml::from_str(&text).map_err(|e| ManifestError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        manifest.validate(path)?;
+        Ok(manifest)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ManifestError> {
+        let invalid = |what: String, message: String| ManifestError::Invalid {
+            path: path.to_path_buf(),
+            what,
+            message,
+        };
+        if !is_simple_name(&self.bundle.name) {
+            return Err(invalid(
+                "[bundle] name".into(),
+                format!("`{}` must be letters, digits, `.`, `_` or `-`", self.bundle.name),
+            ));
+        }
+        if !is_simple_name(&self.bundle.channel) {
+            return Err(invalid(
+                "[bundle] channel".into(),
+                format!("`{}` must be letters, digits, `.`, `_` or `-`", self.bundle.channel),
+            ));
+        }
+        for (i, image) in self.images.iter().enumerate() {
+            let what = format!("[[image]] #{} ({})", i + 1, image.name);
+            validate_repository(&image.name).map_err(|m| invalid(what.clone(), m))?;
+            if !is_valid_tag(&image.tag) {
+                return Err(invalid(what, format!("tag `{}` is not a valid OCI tag", image.tag)));
+            }
+            if image.kind_source(Path::new(".")).is_err() {
+                return Err(invalid(what, image_source_error(&image.source)));
+            }
+        }
+        for (i, file) in self.files.iter().enumerate() {
+            let what = format!("[[file]] #{} ({})", i + 1, file.name);
+            if file.kind == ArtifactKind::Image {
+                return Err(invalid(what, "kind `image` belongs in an [[image]] table".into()));
+            }
+            validate_repository(&format!("{}/{}", file.kind, file.name))
+                .map_err(|m| invalid(what.clone(), m))?;
+            if file.version.is_empty() {
+                return Err(invalid(what, "version must not be empty".into()));
+            }
+            if !file.source.starts_with("file:") || file.source.len() == "file:".len() {
+                return Err(invalid(
+                    what,
+                    format!("source `{}` must be `file:PATH`", file.source),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ImageEntry {
+    pub fn kind_source(&self, base: &Path) -> Result<Source, String> {
+        let rest = self.source.strip_prefix("oci-layout:").ok_or_else(|| image_source_error(&self.source))?;
+        // A digest reference contains a colon itself, so look for it first.
+        let (dir, reference) = match rest.find(":sha256:") {
+            Some(at) => (&rest[..at], Some(&rest[at + 1..])),
+            None => match rest.rsplit_once(':') {
+                Some((dir, reference)) => (dir, Some(reference)),
+                None => (rest, None),
+            },
+        };
+        if dir.is_empty() || reference == Some("") {
+            return Err(image_source_error(&self.source));
+        }
+        Ok(Source::OciLayout { dir: base.join(dir), reference: reference.map(str::to_string) })
+    }
+}
+
+impl FileEntry {
+    pub fn kind_source(&self, base: &Path) -> Source {
+        Source::File { path: base.join(&self.source["file:".len()..]) }
+    }
+}
+
+fn image_source_error(source: &str) -> String {
+    format!("source `{source}` must be `oci-layout:PATH[:REF]` (REF: a ref name or sha256 digest)")
+}
+
+fn is_simple_name(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 128
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && value.as_bytes()[0].is_ascii_alphanumeric()
+}
+
+/// OCI tag grammar: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
+pub fn is_valid_tag(tag: &str) -> bool {
+    let bytes = tag.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 128
+        && (bytes[0].is_ascii_alphanumeric() || bytes[0] == b'_')
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<OfflineManifest, ManifestError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        fs::write(&path, text).unwrap();
+        OfflineManifest::load(&path)
+    }
+
+    #[test]
+    fn the_minimal_form_from_outside_scripts_parses() {
+        let m = parse(
+            r#"
+            [bundle]
+            name = "sample"
+            channel = "stable"
+
+            [[image]]
+            name = "devcontainers/base"      # repository in the mirror
+            tag = "tiny"
+            source = "oci-layout:./layouts/base:tiny"
+
+            [[file]]
+            kind = "release-file"
+            name = "airlock-cli"
+            version = "0.1.0"
+            platform = "linux-x64"
+            source = "file:./dist/airlock"
+            "#,
+        )
+        .unwrap();
+        let base = Path::new("/m");
+        assert_eq!(
+            m.images[0].kind_source(base).unwrap(),
+            Source::OciLayout { dir: "/m/./layouts/base".into(), reference: Some("tiny".into()) }
+        );
+        assert_eq!(m.files[0].kind_source(base), Source::File { path: "/m/./dist/airlock".into() });
+    }
+
+    #[test]
+    fn digest_references_and_bare_layouts_split_correctly() {
+        let image = |source: &str| ImageEntry {
+            name: "x".into(),
+            tag: "t".into(),
+            source: source.into(),
+            platform: None,
+        };
+        let d = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+        assert_eq!(
+            image(&format!("oci-layout:lay:{d}")).kind_source(Path::new("")).unwrap(),
+            Source::OciLayout { dir: "lay".into(), reference: Some(d.into()) }
+        );
+        assert_eq!(
+            image("oci-layout:lay").kind_source(Path::new("")).unwrap(),
+            Source::OciLayout { dir: "lay".into(), reference: None }
+        );
+        assert!(image("docker://x").kind_source(Path::new("")).is_err());
+    }
+
+    #[test]
+    fn typos_and_bad_names_are_refused_with_the_place() {
+        let err = parse("[bundle]\nname='s'\nchanel='stable'\n").unwrap_err().to_string();
+        assert!(err.contains("chanel"), "{err}");
+        let err = parse(
+            "[bundle]\nname='s'\nchannel='c'\n[[image]]\nname='Bad/Name'\ntag='t'\nsource='oci-layout:x'\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("[[image]] #1"), "{err}");
+        let err = parse(
+            "[bundle]\nname='s'\nchannel='c'\n[[file]]\nkind='floppy'\nname='n'\nversion='1'\nsource='file:x'\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("floppy"), "{err}");
+    }
+}

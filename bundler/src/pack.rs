@@ -1,0 +1,418 @@
+//! Packing: offline manifest → plan of blobs → signed, deterministic `.tar.zst`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::artifact::{self, annotation, ArtifactKind};
+use crate::digest::{hash_reader, Digest, Hasher};
+use crate::format::{self, Artifact, BlobRecord, BundleManifest, FileRecord, Layout, Tool};
+use crate::oci::{self, Blob, BlobSet, BlobSource, Descriptor, ImageIndex, LayoutError, OciLayout};
+use crate::offline_manifest::{ManifestError, OfflineManifest, Source};
+use crate::progress::Progress;
+use crate::signing::SecretKey;
+use crate::ustar;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PackError {
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error("cannot read {path} ({what}): {source}")]
+    ReadInput { path: PathBuf, what: String, source: io::Error },
+    #[error("{path} changed while it was packed: expected {expected_digest} ({expected_size} bytes), read {actual_digest} ({actual_size} bytes)")]
+    InputChanged {
+        path: PathBuf,
+        expected_digest: Digest,
+        expected_size: u64,
+        actual_digest: Digest,
+        actual_size: u64,
+    },
+    #[error("{repository}:{tag} is listed twice in the offline manifest")]
+    DuplicateArtifact { repository: String, tag: String },
+    #[error("the offline manifest lists no artifacts")]
+    Empty,
+    #[error("cannot write the bundle {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+    #[error("no signing key given: a bundle must be signed")]
+    NoKey,
+}
+
+/// Everything a bundle will contain, before it is signed and written.
+pub struct Plan {
+    pub artifacts: Vec<Artifact>,
+    pub blobs: BlobSet,
+    pub index_json: Vec<u8>,
+}
+
+/// Resolves every artifact of an offline manifest to local content.
+pub fn plan(manifest: &OfflineManifest, base_dir: &Path) -> Result<Plan, PackError> {
+    let mut blobs = BlobSet::new();
+    let mut artifacts = Vec::new();
+    let mut index_entries = Vec::new();
+    let mut layouts: HashMap<PathBuf, OciLayout> = HashMap::new();
+
+    for image in &manifest.images {
+        let Ok(Source::OciLayout { dir, reference }) = image.kind_source(base_dir) else {
+            unreachable!("image sources are validated when the manifest loads")
+        };
+        if !layouts.contains_key(&dir) {
+            layouts.insert(dir.clone(), OciLayout::open(&dir)?);
+        }
+        let layout = &layouts[&dir];
+        let root = layout.resolve(reference.as_deref())?.clone();
+        layout.collect(&root, &mut blobs)?;
+        let artifact = Artifact {
+            kind: ArtifactKind::Image,
+            name: image.name.clone(),
+            version: image.tag.clone(),
+            platform: image.platform.clone(),
+            upstream: image.source.clone(),
+            repository: image.name.clone(),
+            tag: image.tag.clone(),
+            media_type: root.media_type.clone(),
+            artifact_type: root.artifact_type.clone(),
+            digest: root.digest,
+            size: root.size,
+        };
+        index_entries.push(index_descriptor(root, &artifact));
+        artifacts.push(artifact);
+    }
+
+    let files = hash_files(manifest, base_dir)?;
+    for (file, (path, digest, size)) in manifest.files.iter().zip(files) {
+        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let media_type = file
+            .media_type
+            .clone()
+            .unwrap_or_else(|| artifact::guess_media_type(&file_name).to_string());
+        let layer = Descriptor {
+            media_type,
+            digest,
+            size,
+            artifact_type: None,
+            platform: None,
+            annotations: BTreeMap::from([(annotation::TITLE.to_string(), file_name)]),
+            urls: None,
+            data: None,
+        };
+        let mut annotations = BTreeMap::from([
+            (annotation::KIND.to_string(), file.kind.to_string()),
+            (annotation::NAME.to_string(), file.name.clone()),
+            (annotation::VERSION.to_string(), file.version.clone()),
+            (annotation::UPSTREAM.to_string(), file.source.clone()),
+        ]);
+        if let Some(platform) = &file.platform {
+            annotations.insert(annotation::PLATFORM.to_string(), platform.clone());
+        }
+        let manifest_bytes = artifact::file_artifact_manifest(file.kind, layer, annotations);
+        let manifest_digest = Digest::of(&manifest_bytes);
+        let manifest_size = manifest_bytes.len() as u64;
+        blobs.entry(digest).or_insert(Blob { size, source: BlobSource::File(path), media_type: None });
+        let empty = oci::EMPTY_JSON.to_vec();
+        blobs.entry(Digest::of(&empty)).or_insert(Blob {
+            size: empty.len() as u64,
+            source: BlobSource::Bytes(Arc::new(empty)),
+            media_type: None,
+        });
+        blobs.insert(manifest_digest, Blob {
+            size: manifest_size,
+            source: BlobSource::Bytes(Arc::new(manifest_bytes)),
+            media_type: Some(oci::MEDIA_TYPE_IMAGE_MANIFEST.to_string()),
+        });
+        let artifact = Artifact {
+            kind: file.kind,
+            name: file.name.clone(),
+            version: file.version.clone(),
+            platform: file.platform.clone(),
+            upstream: file.source.clone(),
+            repository: format!("{}/{}", file.kind, file.name),
+            tag: artifact::tag_for(&file.version, file.platform.as_deref()),
+            media_type: oci::MEDIA_TYPE_IMAGE_MANIFEST.to_string(),
+            artifact_type: file.kind.artifact_type(),
+            digest: manifest_digest,
+            size: manifest_size,
+        };
+        let root = Descriptor {
+            media_type: artifact.media_type.clone(),
+            digest: manifest_digest,
+            size: manifest_size,
+            artifact_type: artifact.artifact_type.clone(),
+            platform: None,
+            annotations: BTreeMap::new(),
+            urls: None,
+            data: None,
+        };
+        index_entries.push(index_descriptor(root, &artifact));
+        artifacts.push(artifact);
+    }
+
+    if artifacts.is_empty() {
+        return Err(PackError::Empty);
+    }
+    artifacts.sort_by(|a, b| (&a.repository, &a.tag).cmp(&(&b.repository, &b.tag)));
+    for pair in artifacts.windows(2) {
+        if (&pair[0].repository, &pair[0].tag) == (&pair[1].repository, &pair[1].tag) {
+            return Err(PackError::DuplicateArtifact {
+                repository: pair[0].repository.clone(),
+                tag: pair[0].tag.clone(),
+            });
+        }
+    }
+    index_entries.sort_by(|a, b| a.annotations[annotation::REF_NAME].cmp(&b.annotations[annotation::REF_NAME]));
+    let index = ImageIndex {
+        schema_version: 2,
+        media_type: Some(oci::MEDIA_TYPE_IMAGE_INDEX.to_string()),
+        manifests: index_entries,
+    };
+    let index_json = serde_json::to_vec(&index).expect("index serializes");
+    Ok(Plan { artifacts, blobs, index_json })
+}
+
+/// The descriptor `index.json` lists for an artifact, named so that `skopeo` and `oras`
+/// can address it as `oci:DIR:REPOSITORY:TAG` and the mirror knows where to serve it.
+fn index_descriptor(mut root: Descriptor, artifact: &Artifact) -> Descriptor {
+    root.annotations = BTreeMap::from([
+        (annotation::REF_NAME.to_string(), format!("{}:{}", artifact.repository, artifact.tag)),
+        (annotation::KIND.to_string(), artifact.kind.to_string()),
+        (annotation::REPOSITORY.to_string(), artifact.repository.clone()),
+        (annotation::TAG.to_string(), artifact.tag.clone()),
+    ]);
+    root.platform = None;
+    root
+}
+
+/// Hashes the plain files of the manifest, two at a time: their digests name them in the
+/// manifest that must be written before their bytes.
+fn hash_files(manifest: &OfflineManifest, base_dir: &Path) -> Result<Vec<(PathBuf, Digest, u64)>, PackError> {
+    let paths: Vec<PathBuf> = manifest
+        .files
+        .iter()
+        .map(|f| match f.kind_source(base_dir) {
+            Source::File { path } => path,
+            Source::OciLayout { .. } => unreachable!("file entries have file sources"),
+        })
+        .collect();
+    let hash_one = |path: &PathBuf| -> Result<(PathBuf, Digest, u64), PackError> {
+        let err = |source| PackError::ReadInput { path: path.clone(), what: "a [[file]] source".into(), source };
+        let file = fs::File::open(path).map_err(err)?;
+        if !file.metadata().map_err(err)?.is_file() {
+            return Err(err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file")));
+        }
+        let (digest, size) = hash_reader(file).map_err(err)?;
+        Ok((path.clone(), digest, size))
+    };
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(paths.len().max(1));
+    let chunk = paths.len().div_ceil(workers).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = paths
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(hash_one).collect::<Result<Vec<_>, _>>()))
+            .collect();
+        let mut out = Vec::with_capacity(paths.len());
+        for handle in handles {
+            out.extend(handle.join().expect("hashing thread panicked")?);
+        }
+        Ok(out)
+    })
+}
+
+pub struct PackOptions<'a> {
+    pub keys: &'a [SecretKey],
+    pub channel: String,
+    pub sequence: u64,
+    pub name: String,
+    pub created: SystemTime,
+    pub expires_in: Duration,
+    pub compression_level: i32,
+    pub threads: u32,
+    pub progress: &'a dyn Progress,
+}
+
+pub struct Packed {
+    pub manifest: BundleManifest,
+    pub manifest_bytes: Vec<u8>,
+    pub bundle_path: PathBuf,
+    /// Copy of `airlock-bundle.json` kept beside the bundle (the base of a later delta).
+    pub manifest_copy_path: PathBuf,
+    pub compressed_size: u64,
+}
+
+/// Builds the signed manifest for a plan.
+pub fn build_manifest(plan: &Plan, options: &PackOptions) -> BundleManifest {
+    let oci_layout = FileRecord { digest: Digest::of(oci::OCI_LAYOUT_FILE), size: oci::OCI_LAYOUT_FILE.len() as u64 };
+    let index = FileRecord { digest: Digest::of(&plan.index_json), size: plan.index_json.len() as u64 };
+    let created = format::format_time(options.created);
+    let blobs: Vec<BlobRecord> = plan
+        .blobs
+        .iter()
+        .map(|(digest, blob)| BlobRecord { digest: *digest, size: blob.size, media_type: blob.media_type.clone() })
+        .collect();
+    // The id is derived from what the bundle says, so a rebuild of the same inputs and
+    // metadata gets the same id and the same bytes.
+    let mut id_hasher = Hasher::new();
+    for part in [options.name.as_str(), options.channel.as_str(), &options.sequence.to_string(), &created] {
+        id_hasher.update(part.as_bytes());
+        id_hasher.update(b"\0");
+    }
+    id_hasher.update(index.digest.to_string().as_bytes());
+    for blob in &blobs {
+        id_hasher.update(blob.digest.to_string().as_bytes());
+    }
+    let bundle_id = id_hasher.finish().0.hex()[..32].to_string();
+    BundleManifest {
+        format_version: format::FORMAT_VERSION,
+        bundle_id,
+        name: options.name.clone(),
+        channel: options.channel.clone(),
+        sequence: options.sequence,
+        created,
+        expires: format::format_time(options.created + options.expires_in),
+        base: None,
+        tool: Tool { name: "airlock".into(), version: env!("CARGO_PKG_VERSION").into() },
+        layout: Layout { oci_layout, index },
+        artifacts: plan.artifacts.clone(),
+        blobs,
+        base_blobs: Vec::new(),
+    }
+}
+
+/// Trusted comment of airlock's signatures: what the signer vouches for, readable by people.
+pub fn trusted_comment(manifest: &BundleManifest) -> String {
+    format!(
+        "airlock bundle {} name={} channel={} sequence={} created={}",
+        manifest.bundle_id, manifest.name, manifest.channel, manifest.sequence, manifest.created
+    )
+}
+
+/// Signs and writes the bundle to `out`, atomically: a temporary file in the same folder is
+/// renamed into place only when every byte is written, checked and synced.
+pub fn write_bundle(plan: &Plan, options: &PackOptions, out: &Path) -> Result<Packed, PackError> {
+    if options.keys.is_empty() {
+        return Err(PackError::NoKey);
+    }
+    let manifest = build_manifest(plan, options);
+    let manifest_bytes = manifest.to_bytes();
+    let comment = trusted_comment(&manifest);
+    let signatures: Vec<String> = options
+        .keys
+        .iter()
+        .map(|k| k.sign(&manifest_bytes, &comment, &format!("signature from airlock secret key {}", k.id)).text)
+        .collect();
+
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let write_err = |source| PackError::Write { path: out.to_path_buf(), source };
+    let temp = tempfile::Builder::new()
+        .prefix(".airlock-partial-")
+        .tempfile_in(&dir)
+        .map_err(write_err)?;
+    let mtime = options.created.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let mut encoder = zstd::stream::write::Encoder::new(BufWriter::with_capacity(1 << 20, temp.as_file()), options.compression_level)
+        .map_err(write_err)?;
+    if options.threads > 1 {
+        encoder.multithread(options.threads).map_err(write_err)?;
+    }
+    encoder.include_checksum(true).map_err(write_err)?;
+
+    options.progress.start(manifest.total_blob_bytes());
+    let write_small = |encoder: &mut zstd::stream::write::Encoder<_>, name: &str, bytes: &[u8]| -> io::Result<()> {
+        ustar::write_header(encoder, name, bytes.len() as u64, mtime)?;
+        encoder.write_all(bytes)?;
+        ustar::write_padding(encoder, bytes.len() as u64)
+    };
+    write_small(&mut encoder, format::MANIFEST_ENTRY, &manifest_bytes).map_err(write_err)?;
+    for (i, signature) in signatures.iter().enumerate() {
+        write_small(&mut encoder, &format::signature_entry(i + 1), signature.as_bytes()).map_err(write_err)?;
+    }
+    write_small(&mut encoder, format::OCI_LAYOUT_ENTRY, oci::OCI_LAYOUT_FILE).map_err(write_err)?;
+    write_small(&mut encoder, format::INDEX_ENTRY, &plan.index_json).map_err(write_err)?;
+
+    let mut buf = vec![0u8; 1 << 20];
+    for (digest, blob) in &plan.blobs {
+        ustar::write_header(&mut encoder, &digest.layout_path(), blob.size, mtime).map_err(write_err)?;
+        match &blob.source {
+            BlobSource::Bytes(bytes) => {
+                encoder.write_all(bytes).map_err(write_err)?;
+                options.progress.advance(blob.size);
+            }
+            BlobSource::File(path) => {
+                copy_checked(path, *digest, blob.size, &mut encoder, &mut buf, options.progress)?;
+            }
+        }
+        ustar::write_padding(&mut encoder, blob.size).map_err(write_err)?;
+    }
+    ustar::write_end(&mut encoder).map_err(write_err)?;
+    let writer = encoder.finish().map_err(write_err)?;
+    writer.into_inner().map_err(|e| write_err(e.into_error()))?;
+    temp.as_file().sync_all().map_err(write_err)?;
+    let compressed_size = temp.as_file().metadata().map_err(write_err)?.len();
+    temp.persist(out).map_err(|e| write_err(e.error))?;
+    sync_dir(&dir);
+    options.progress.finish();
+
+    let manifest_copy_path = manifest_copy_path(out);
+    fs::write(&manifest_copy_path, &manifest_bytes)
+        .map_err(|source| PackError::Write { path: manifest_copy_path.clone(), source })?;
+    Ok(Packed { manifest, manifest_bytes, bundle_path: out.to_path_buf(), manifest_copy_path, compressed_size })
+}
+
+/// `NAME.airlock.tar.zst` → `NAME.airlock-bundle.json`.
+pub fn manifest_copy_path(bundle: &Path) -> PathBuf {
+    let name = bundle.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = name.strip_suffix(format::BUNDLE_SUFFIX).unwrap_or(&name);
+    bundle.with_file_name(format!("{stem}.airlock-bundle.json"))
+}
+
+/// Streams a file into the bundle while hashing it: the bytes packed are the bytes checked.
+fn copy_checked(
+    path: &Path,
+    digest: Digest,
+    size: u64,
+    out: &mut impl Write,
+    buf: &mut [u8],
+    progress: &dyn Progress,
+) -> Result<(), PackError> {
+    let read_err = |source| PackError::ReadInput { path: path.to_path_buf(), what: "a blob".into(), source };
+    let mut file = fs::File::open(path).map_err(read_err)?;
+    let mut hasher = Hasher::new();
+    let mut remaining = size;
+    while remaining > 0 {
+        let want = buf.len().min(remaining as usize);
+        let n = file.read(&mut buf[..want]).map_err(read_err)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n]).map_err(|source| PackError::Write { path: path.to_path_buf(), source })?;
+        remaining -= n as u64;
+        progress.advance(n as u64);
+    }
+    // A file that grew is as wrong as one that shrank.
+    let extra = file.read(&mut buf[..1]).map_err(read_err)? as u64;
+    let (actual_digest, actual_size) = hasher.finish();
+    if actual_digest != digest || actual_size + extra != size {
+        return Err(PackError::InputChanged {
+            path: path.to_path_buf(),
+            expected_digest: digest,
+            expected_size: size,
+            actual_digest,
+            actual_size: actual_size + extra,
+        });
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) {
+    // Best effort: the rename is durable once the folder is synced; failure here only
+    // weakens durability after a power cut, not correctness.
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}

@@ -1,0 +1,453 @@
+//! Streaming bundle reader: one pass over the compressed stream, every entry checked against
+//! the signed manifest before and while it is read, nothing written anywhere unless the
+//! caller asks. The mirror's import and `airlock bundle verify` both read through this.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{self, BufReader, Read, Write};
+
+use crate::digest::{Digest, Hasher};
+use crate::format::{self, BundleManifest, FormatError};
+use crate::oci::{self, ImageIndex, ManifestLinks};
+use crate::signing::{KeyError, SignatureFile};
+use crate::trust::{Signer, TrustError, TrustPolicy};
+use crate::ustar::{self, BLOCK};
+
+/// Bounds that keep memory small whatever a hostile bundle claims.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_manifest_size: u64,
+    pub max_signature_size: u64,
+    /// Zero padding tolerated after the end-of-archive marker (tar pads to its record size).
+    pub max_trailing_zeros: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_manifest_size: 64 << 20, max_signature_size: 8 << 10, max_trailing_zeros: 1 << 20 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("cannot read the bundle at byte {offset} of its content: {source}")]
+    Read { offset: u64, source: io::Error },
+    #[error("the bundle is truncated: the stream ends {place}")]
+    Truncated { place: String },
+    #[error("the bundle is damaged at byte {offset} of its content: {reason}")]
+    BadHeader { offset: u64, reason: String },
+    #[error("the first entry must be airlock-bundle.json but is `{found}`: this is not an airlock bundle")]
+    NotABundle { found: String },
+    #[error("airlock-bundle.json is {size} bytes, more than the {limit} allowed")]
+    ManifestTooLarge { size: u64, limit: u64 },
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    #[error("embedded signature {name}: {source}")]
+    Signature { name: String, source: KeyError },
+    #[error("embedded signature {name} is {size} bytes; a minisign signature is far smaller")]
+    SignatureTooLarge { name: String, size: u64 },
+    #[error("entry `{name}` has an unsafe name ({reason}); refusing the bundle")]
+    UnsafePath { name: String, reason: &'static str },
+    #[error("entry `{name}` is a {kind}; bundles hold only regular files")]
+    NotRegular { name: String, kind: &'static str },
+    #[error("entry `{name}` is not listed in the signed manifest")]
+    Unlisted { name: String },
+    #[error("entry `{name}` appears twice")]
+    Duplicate { name: String },
+    #[error("entry `{name}` is {actual} bytes but the signed manifest declares {declared}{hint}")]
+    SizeMismatch { name: String, declared: u64, actual: u64, hint: &'static str },
+    #[error("entry `{name}` does not match the signed manifest: expected {expected}, got {actual}")]
+    DigestMismatch { name: String, expected: Digest, actual: Digest },
+    #[error("{count} entries listed in the signed manifest are missing, the first being `{first}`")]
+    Missing { first: String, count: usize },
+    #[error("unexpected data after the end of the archive, at byte {offset} of its content")]
+    TrailingData { offset: u64 },
+    #[error("{what} is inconsistent with the signed manifest: {message}")]
+    Inconsistent { what: String, message: String },
+    #[error("cannot write entry `{name}`: {source}")]
+    Sink { name: String, source: io::Error },
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    OciLayout,
+    Index,
+    Blob,
+}
+
+#[derive(Clone, Debug)]
+pub struct EntryInfo {
+    pub name: String,
+    pub kind: EntryKind,
+    pub digest: Digest,
+    pub size: u64,
+}
+
+struct Expected {
+    kind: EntryKind,
+    digest: Digest,
+    size: u64,
+    /// Manifests and indexes are parsed to check that everything they need is present.
+    parse_as: Option<String>,
+}
+
+struct Current {
+    info: EntryInfo,
+    remaining: u64,
+}
+
+enum Pending {
+    Header(ustar::Header),
+    End,
+}
+
+/// Counts decompressed bytes so errors can say where they happened.
+struct Counting<R> {
+    inner: R,
+    offset: u64,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+pub struct BundleReader<R: Read> {
+    input: Counting<zstd::stream::read::Decoder<'static, BufReader<R>>>,
+    limits: Limits,
+    manifest: BundleManifest,
+    manifest_bytes: Vec<u8>,
+    signatures: Vec<SignatureFile>,
+    expected: HashMap<String, Expected>,
+    known_digests: BTreeSet<Digest>,
+    seen: BTreeSet<String>,
+    pending: Option<Pending>,
+    current: Option<Current>,
+    ended: bool,
+    buf: Vec<u8>,
+}
+
+/// What a complete pass found.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    pub entries: usize,
+    pub blob_bytes: u64,
+}
+
+impl<R: Read> BundleReader<R> {
+    /// Reads the head of the bundle: the manifest and its embedded signatures. Nothing
+    /// after them is read until [`next_entry`](Self::next_entry).
+    pub fn open(reader: R) -> Result<Self, BundleError> {
+        Self::with_limits(reader, Limits::default())
+    }
+
+    pub fn with_limits(reader: R, limits: Limits) -> Result<Self, BundleError> {
+        let decoder = zstd::stream::read::Decoder::new(reader)
+            .map_err(|source| BundleError::Read { offset: 0, source })?;
+        let mut input = Counting { inner: decoder, offset: 0 };
+        let first = match read_header(&mut input)? {
+            Pending::Header(h) => h,
+            Pending::End => return Err(BundleError::NotABundle { found: "(empty archive)".into() }),
+        };
+        if first.name != format::MANIFEST_ENTRY || !ustar::is_regular(first.type_flag) {
+            return Err(BundleError::NotABundle { found: first.name });
+        }
+        if first.size > limits.max_manifest_size {
+            return Err(BundleError::ManifestTooLarge { size: first.size, limit: limits.max_manifest_size });
+        }
+        let manifest_bytes = read_small(&mut input, &first)?;
+        let manifest = BundleManifest::parse(&manifest_bytes)?;
+
+        let mut signatures = Vec::new();
+        let pending = loop {
+            let header = match read_header(&mut input)? {
+                Pending::Header(h) => h,
+                Pending::End => break Pending::End,
+            };
+            let n = signatures.len() + 1;
+            if n > format::MAX_EMBEDDED_SIGNATURES || header.name != format::signature_entry(n) {
+                break Pending::Header(header);
+            }
+            if !ustar::is_regular(header.type_flag) {
+                return Err(BundleError::NotRegular { name: header.name, kind: ustar::type_name(header.type_flag) });
+            }
+            if header.size > limits.max_signature_size {
+                return Err(BundleError::SignatureTooLarge { name: header.name, size: header.size });
+            }
+            let bytes = read_small(&mut input, &header)?;
+            let text = String::from_utf8(bytes).map_err(|_| BundleError::Signature {
+                name: header.name.clone(),
+                source: KeyError::Malformed { what: header.name.clone(), kind: "signature", reason: "not UTF-8".into() },
+            })?;
+            let signature = SignatureFile::decode(&text, &header.name)
+                .map_err(|source| BundleError::Signature { name: header.name.clone(), source })?;
+            signatures.push(signature);
+        };
+
+        let expected = expected_entries(&manifest);
+        let mut known_digests: BTreeSet<Digest> = manifest.blobs.iter().map(|b| b.digest).collect();
+        known_digests.extend(manifest.base_blobs.iter().map(|b| b.digest));
+        Ok(BundleReader {
+            input,
+            limits,
+            manifest,
+            manifest_bytes,
+            signatures,
+            expected,
+            known_digests,
+            seen: BTreeSet::new(),
+            pending: Some(pending),
+            current: None,
+            ended: false,
+            buf: vec![0u8; 256 * 1024],
+        })
+    }
+
+    pub fn manifest(&self) -> &BundleManifest {
+        &self.manifest
+    }
+
+    /// The manifest exactly as signed.
+    pub fn manifest_bytes(&self) -> &[u8] {
+        &self.manifest_bytes
+    }
+
+    pub fn embedded_signatures(&self) -> &[SignatureFile] {
+        &self.signatures
+    }
+
+    /// Checks embedded and detached signatures against the policy.
+    pub fn check_signatures(&self, policy: &TrustPolicy, detached: &[(SignatureFile, String)]) -> Result<Vec<Signer>, BundleError> {
+        let mut all: Vec<(SignatureFile, String)> = self
+            .signatures
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.clone(), format!("embedded {}", format::signature_entry(i + 1))))
+            .collect();
+        all.extend(detached.iter().cloned());
+        Ok(policy.check(&self.manifest_bytes, &all)?)
+    }
+
+    /// Moves to the next layout entry, checking its name, type and size against the
+    /// manifest before any of its content is read. An entry left unread is read and
+    /// checked (into nothing) first.
+    pub fn next_entry(&mut self) -> Result<Option<EntryInfo>, BundleError> {
+        if self.current.is_some() {
+            self.copy_entry(&mut io::sink())?;
+        }
+        if self.ended {
+            return Ok(None);
+        }
+        let next = match self.pending.take() {
+            Some(p) => p,
+            None => read_header(&mut self.input)?,
+        };
+        let header = match next {
+            Pending::Header(h) => h,
+            Pending::End => {
+                self.ended = true;
+                return Ok(None);
+            }
+        };
+        let name = header.name;
+        if let Some(reason) = ustar::unsafe_path_reason(&name) {
+            return Err(BundleError::UnsafePath { name, reason });
+        }
+        if !ustar::is_regular(header.type_flag) {
+            return Err(BundleError::NotRegular { name, kind: ustar::type_name(header.type_flag) });
+        }
+        let Some(expected) = self.expected.get(&name) else {
+            return Err(BundleError::Unlisted { name });
+        };
+        if !self.seen.insert(name.clone()) {
+            return Err(BundleError::Duplicate { name });
+        }
+        if header.size != expected.size {
+            let hint = if header.size > expected.size {
+                " (refusing to read more than declared)"
+            } else {
+                ""
+            };
+            return Err(BundleError::SizeMismatch { name, declared: expected.size, actual: header.size, hint });
+        }
+        let info = EntryInfo { name, kind: expected.kind, digest: expected.digest, size: expected.size };
+        self.current = Some(Current { info: info.clone(), remaining: info.size });
+        Ok(Some(info))
+    }
+
+    /// Streams the current entry's content into `sink`, hashing it on the way. The digest
+    /// is compared once the last byte is through: a caller writing to staging must not
+    /// publish what it wrote unless this returns `Ok`.
+    pub fn copy_entry(&mut self, sink: &mut dyn Write) -> Result<(), BundleError> {
+        let Some(current) = self.current.take() else {
+            return Ok(());
+        };
+        let name = current.info.name.clone();
+        let parse_as = self.expected[&name].parse_as.clone();
+        let mut parse_buf = parse_as.as_ref().map(|_| Vec::with_capacity(current.info.size as usize));
+        let mut hasher = Hasher::new();
+        let mut remaining = current.remaining;
+        while remaining > 0 {
+            let want = self.buf.len().min(remaining as usize);
+            let n = read_some(&mut self.input, &mut self.buf[..want])?;
+            if n == 0 {
+                return Err(BundleError::Truncated {
+                    place: format!("inside `{name}` ({} of {} bytes read)", current.info.size - remaining, current.info.size),
+                });
+            }
+            let chunk = &self.buf[..n];
+            hasher.update(chunk);
+            if let Some(parse_buf) = parse_buf.as_mut() {
+                parse_buf.extend_from_slice(chunk);
+            }
+            sink.write_all(chunk).map_err(|source| BundleError::Sink { name: name.clone(), source })?;
+            remaining -= n as u64;
+        }
+        skip_padding(&mut self.input, current.info.size, &name)?;
+        let (actual, _) = hasher.finish();
+        if actual != current.info.digest {
+            return Err(BundleError::DigestMismatch { name, expected: current.info.digest, actual });
+        }
+        if let (Some(media_type), Some(bytes)) = (parse_as, parse_buf) {
+            self.check_links(&name, &media_type, &bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Checks that a manifest, index or `index.json` refers only to content the bundle
+    /// carries or its base carried, and that `index.json` lists exactly the artifacts.
+    fn check_links(&self, name: &str, media_type: &str, bytes: &[u8]) -> Result<(), BundleError> {
+        let inconsistent = |message: String| BundleError::Inconsistent { what: name.to_string(), message };
+        if name == format::INDEX_ENTRY {
+            let index: ImageIndex = serde_json::from_slice(bytes).map_err(|e| inconsistent(e.to_string()))?;
+            let listed: BTreeSet<Digest> = index.manifests.iter().map(|d| d.digest).collect();
+            let artifacts: BTreeSet<Digest> = self.manifest.artifacts.iter().map(|a| a.digest).collect();
+            if listed != artifacts {
+                return Err(inconsistent("it does not list exactly the manifest's artifacts".into()));
+            }
+            return Ok(());
+        }
+        if !oci::is_manifest_media_type(media_type) {
+            return Ok(());
+        }
+        let links: ManifestLinks = serde_json::from_slice(bytes).map_err(|e| inconsistent(e.to_string()))?;
+        for child in links.children() {
+            if !self.known_digests.contains(&child.digest) {
+                return Err(inconsistent(format!(
+                    "it references {} which the bundle neither carries nor lists as in its base",
+                    child.digest
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads whatever is left, then checks that every listed entry was present and that
+    /// nothing but zero padding follows the end-of-archive marker.
+    pub fn finish(mut self) -> Result<Summary, BundleError> {
+        while self.next_entry()?.is_some() {}
+        let missing: Vec<&String> = self.expected.keys().filter(|n| !self.seen.contains(*n)).collect();
+        if let Some(first) = missing.iter().min() {
+            return Err(BundleError::Missing { first: (*first).clone(), count: missing.len() });
+        }
+        let mut trailing = 0u64;
+        loop {
+            let n = read_some(&mut self.input, &mut self.buf)?;
+            if n == 0 {
+                break;
+            }
+            if self.buf[..n].iter().any(|&b| b != 0) || trailing + n as u64 > self.limits.max_trailing_zeros {
+                return Err(BundleError::TrailingData { offset: self.input.offset - n as u64 });
+            }
+            trailing += n as u64;
+        }
+        Ok(Summary { entries: self.seen.len(), blob_bytes: self.manifest.total_blob_bytes() })
+    }
+}
+
+fn expected_entries(manifest: &BundleManifest) -> HashMap<String, Expected> {
+    let mut expected = HashMap::with_capacity(manifest.blobs.len() + 2);
+    expected.insert(format::OCI_LAYOUT_ENTRY.to_string(), Expected {
+        kind: EntryKind::OciLayout,
+        digest: manifest.layout.oci_layout.digest,
+        size: manifest.layout.oci_layout.size,
+        parse_as: None,
+    });
+    expected.insert(format::INDEX_ENTRY.to_string(), Expected {
+        kind: EntryKind::Index,
+        digest: manifest.layout.index.digest,
+        size: manifest.layout.index.size,
+        parse_as: Some(oci::MEDIA_TYPE_IMAGE_INDEX.to_string()),
+    });
+    for blob in &manifest.blobs {
+        let parse_as = blob
+            .media_type
+            .clone()
+            .filter(|m| oci::is_manifest_media_type(m) && blob.size <= oci::MAX_MANIFEST_SIZE);
+        expected.insert(blob.digest.layout_path(), Expected {
+            kind: EntryKind::Blob,
+            digest: blob.digest,
+            size: blob.size,
+            parse_as,
+        });
+    }
+    expected
+}
+
+fn read_some(input: &mut Counting<impl Read>, buf: &mut [u8]) -> Result<usize, BundleError> {
+    loop {
+        match input.read(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(source) => return Err(BundleError::Read { offset: input.offset, source }),
+        }
+    }
+}
+
+fn read_header(input: &mut Counting<impl Read>) -> Result<Pending, BundleError> {
+    let mut block = [0u8; BLOCK];
+    let offset = input.offset;
+    match ustar::read_block(input, &mut block) {
+        Ok(Some(())) => {}
+        Ok(None) => return Err(BundleError::Truncated { place: "before the end-of-archive marker".into() }),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            return Err(BundleError::Truncated { place: format!("inside a header at byte {offset}") })
+        }
+        Err(source) => return Err(BundleError::Read { offset, source }),
+    }
+    if ustar::is_zero_block(&block) {
+        return Ok(Pending::End);
+    }
+    ustar::parse_header(&block)
+        .map(Pending::Header)
+        .map_err(|reason| BundleError::BadHeader { offset, reason: reason.to_string() })
+}
+
+fn read_small(input: &mut Counting<impl Read>, header: &ustar::Header) -> Result<Vec<u8>, BundleError> {
+    let mut bytes = vec![0u8; header.size as usize];
+    input.read_exact(&mut bytes).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => BundleError::Truncated { place: format!("inside `{}`", header.name) },
+        _ => BundleError::Read { offset: input.offset, source: e },
+    })?;
+    skip_padding(input, header.size, &header.name)?;
+    Ok(bytes)
+}
+
+fn skip_padding(input: &mut Counting<impl Read>, size: u64, name: &str) -> Result<(), BundleError> {
+    let mut pad = [0u8; BLOCK];
+    let len = ustar::padding(size);
+    input.read_exact(&mut pad[..len]).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => BundleError::Truncated { place: format!("after `{name}`") },
+        _ => BundleError::Read { offset: input.offset, source: e },
+    })
+}
+
+/// Reads only the head (manifest and embedded signatures) of a bundle file.
+pub fn read_head(path: &std::path::Path) -> Result<BundleReader<std::fs::File>, BundleError> {
+    let file = std::fs::File::open(path).map_err(|source| BundleError::Read { offset: 0, source })?;
+    BundleReader::open(file)
+}

@@ -1,0 +1,366 @@
+//! `airlock bundle …`: create, verify, print and inspect signed bundles.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use airlock_bundler::format::BundleManifest;
+use airlock_bundler::offline_manifest::OfflineManifest;
+use airlock_bundler::pack::{self, PackOptions};
+use airlock_bundler::progress::{Progress, Silent};
+use airlock_bundler::read;
+use airlock_bundler::signing::{PublicKey, SecretKey, SignatureFile};
+use airlock_bundler::trust::TrustPolicy;
+use airlock_bundler::verify;
+use clap::Subcommand;
+use serde_json::json;
+
+use super::keygen::existing_password;
+use super::output::{OutputFormat, Table};
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Pack everything an offline manifest names into one signed, deterministic bundle.
+    #[command(after_help = "Example:\n  airlock bundle create --manifest offline-manifests/sample.toml \\\n      \
+        --key keys/release.key --out sample.airlock.tar.zst --expires 30d\n\n\
+        Also writes NAME.airlock-bundle.json beside the bundle: keep it, a later delta bundle is built against it.\n\
+        The same inputs and metadata (--created or SOURCE_DATE_EPOCH, --sequence) give byte-identical bundles.")]
+    Create(CreateArgs),
+    /// Check a bundle's signatures and every byte of its content, writing nothing.
+    #[command(after_help = "Example:\n  airlock bundle verify sample.airlock.tar.zst --trusted-key release.pub\n  \
+        # two-person rule: two distinct trusted keys must have signed\n  \
+        airlock bundle verify sample.airlock.tar.zst --trusted-key a.pub --trusted-key b.pub \\\n      \
+        --threshold 2 --signature officer-b.minisig")]
+    Verify(VerifyArgs),
+    /// Print the embedded airlock-bundle.json exactly as signed (for co-signing).
+    #[command(after_help = "Example (a second officer co-signs on another machine):\n  \
+        airlock bundle manifest sample.airlock.tar.zst > sample.airlock-bundle.json\n  \
+        minisign -Sm sample.airlock-bundle.json -s officer-b.key -x officer-b.minisig")]
+    Manifest(ManifestArgs),
+    /// Show a bundle's metadata, signers and artifacts, reading only the head of the file.
+    #[command(after_help = "Example:\n  airlock bundle inspect sample.airlock.tar.zst\n  \
+        airlock bundle inspect sample.airlock.tar.zst --output json | jq '.artifacts[].name'")]
+    Inspect(InspectArgs),
+}
+
+#[derive(clap::Args)]
+pub struct CreateArgs {
+    /// Offline manifest (TOML) naming what to carry.
+    #[arg(long, value_name = "M.toml")]
+    manifest: PathBuf,
+    /// Secret key to sign with; repeat to embed several signatures.
+    #[arg(long = "key", value_name = "K.key", required = true)]
+    keys: Vec<PathBuf>,
+    /// Bundle file to write (default: NAME.airlock.tar.zst in the current folder).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Channel (overrides [bundle] channel).
+    #[arg(long)]
+    channel: Option<String>,
+    /// Sequence number; the mirror refuses one lower than it has imported on the channel.
+    /// Default: [bundle] sequence, else the creation time in seconds since 1970.
+    #[arg(long)]
+    sequence: Option<u64>,
+    /// How long the bundle stays importable, e.g. 30d or 12h (default: [bundle] expires, else 90d).
+    #[arg(long, value_name = "DURATION")]
+    expires: Option<String>,
+    /// Creation time (RFC 3339). Default: SOURCE_DATE_EPOCH when set, else now.
+    #[arg(long, value_name = "TIME")]
+    created: Option<String>,
+    /// zstd level (1-19).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
+    level: i32,
+    /// Compression threads (default: every core).
+    #[arg(long)]
+    threads: Option<u32>,
+}
+
+#[derive(clap::Args)]
+pub struct TrustArgs {
+    /// A public key whose signatures count; repeat for several.
+    #[arg(long = "trusted-key", value_name = "K.pub")]
+    trusted_keys: Vec<PathBuf>,
+    /// How many distinct trusted keys must have signed.
+    #[arg(long, default_value_t = 1)]
+    threshold: usize,
+    /// A detached signature of airlock-bundle.json (e.g. a co-signature); repeatable.
+    #[arg(long = "signature", value_name = "FILE.minisig")]
+    signatures: Vec<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct VerifyArgs {
+    bundle: PathBuf,
+    #[command(flatten)]
+    trust: TrustArgs,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
+}
+
+#[derive(clap::Args)]
+pub struct ManifestArgs {
+    bundle: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct InspectArgs {
+    bundle: PathBuf,
+    /// Also check the signatures against these keys (the content is not read).
+    #[arg(long = "trusted-key", value_name = "K.pub")]
+    trusted_keys: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
+}
+
+pub fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Create(args) => create(args),
+        Command::Verify(args) => verify(args),
+        Command::Manifest(args) => print_manifest(args),
+        Command::Inspect(args) => inspect(args),
+    }
+}
+
+fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
+    let offline = OfflineManifest::load(&args.manifest)?;
+    let base_dir = args.manifest.parent().map(Path::to_path_buf).unwrap_or_default();
+    let created = creation_time(args.created.as_deref())?;
+    let expires = args.expires.as_deref().or(offline.bundle.expires.as_deref()).unwrap_or("90d");
+    let expires_in = humantime::parse_duration(expires)
+        .with_context(|| format!("--expires `{expires}` is not a duration such as 30d or 12h"))?;
+    if expires_in < Duration::from_secs(60) {
+        bail!("--expires {expires} is too short to carry a bundle anywhere");
+    }
+    let keys = args
+        .keys
+        .iter()
+        .map(|path| SecretKey::from_file(path, existing_password()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let sequence = args
+        .sequence
+        .or(offline.bundle.sequence)
+        .unwrap_or_else(|| created.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()));
+    let out = args.out.unwrap_or_else(|| PathBuf::from(format!("{}.airlock.tar.zst", offline.bundle.name)));
+
+    let plan = pack::plan(&offline, &base_dir)?;
+    let progress = progress_bar("packing");
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
+    let options = PackOptions {
+        keys: &keys,
+        channel: args.channel.unwrap_or(offline.bundle.channel.clone()),
+        sequence,
+        name: offline.bundle.name.clone(),
+        created,
+        expires_in,
+        compression_level: args.level,
+        threads,
+        progress: progress.as_ref(),
+    };
+    let packed = pack::write_bundle(&plan, &options, &out)?;
+    let m = &packed.manifest;
+    println!(
+        "created {} ({} bytes): bundle {} channel {} sequence {}, {} artifacts, {} blobs, expires {}",
+        packed.bundle_path.display(),
+        packed.compressed_size,
+        m.bundle_id,
+        m.channel,
+        m.sequence,
+        m.artifacts.len(),
+        m.blobs.len(),
+        m.expires
+    );
+    println!("kept the manifest as {} (the base for a later delta)", packed.manifest_copy_path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn creation_time(flag: Option<&str>) -> anyhow::Result<SystemTime> {
+    if let Some(value) = flag {
+        return humantime::parse_rfc3339_weak(value)
+            .with_context(|| format!("--created `{value}` is not an RFC 3339 time such as 2026-01-31T12:00:00Z"));
+    }
+    if let Ok(epoch) = std::env::var("SOURCE_DATE_EPOCH") {
+        let secs: u64 = epoch
+            .trim()
+            .parse()
+            .with_context(|| format!("SOURCE_DATE_EPOCH `{epoch}` is not a number of seconds"))?;
+        return Ok(UNIX_EPOCH + Duration::from_secs(secs));
+    }
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    Ok(UNIX_EPOCH + Duration::from_secs(now))
+}
+
+fn load_policy(trust: &TrustArgs) -> anyhow::Result<(TrustPolicy, Vec<(SignatureFile, String)>)> {
+    let keys = trust
+        .trusted_keys
+        .iter()
+        .map(|p| PublicKey::from_file(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let policy = TrustPolicy::new(keys, trust.threshold)?;
+    let detached = trust
+        .signatures
+        .iter()
+        .map(|p| SignatureFile::from_file(p).map(|s| (s, p.display().to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((policy, detached))
+}
+
+fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let (policy, detached) = load_policy(&args.trust)?;
+    let progress = progress_bar("verifying");
+    let report = verify::verify_file(&args.bundle, &policy, &detached, progress.as_ref())
+        .with_context(|| format!("{} failed verification", args.bundle.display()))?;
+    let m = &report.manifest;
+    match args.output {
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "verified": true,
+                "bundleId": m.bundle_id,
+                "name": m.name,
+                "channel": m.channel,
+                "sequence": m.sequence,
+                "expires": m.expires,
+                "expired": report.expired,
+                "signers": report.signers.iter().map(|s| json!({
+                    "keyId": s.key_id.to_string(), "trustedComment": s.trusted_comment, "origin": s.origin,
+                })).collect::<Vec<_>>(),
+                "entries": report.summary.entries,
+                "blobBytes": report.summary.blob_bytes,
+            }))?
+        ),
+        OutputFormat::Text => {
+            let signers: Vec<String> = report.signers.iter().map(|s| s.key_id.to_string()).collect();
+            println!(
+                "verified {}: bundle {} (channel {}, sequence {}), signed by {} ({} of {} required), \
+                 {} entries, {} blob bytes",
+                args.bundle.display(),
+                m.bundle_id,
+                m.channel,
+                m.sequence,
+                signers.join(", "),
+                report.signers.len(),
+                policy.threshold,
+                report.summary.entries,
+                report.summary.blob_bytes
+            );
+        }
+    }
+    if report.expired {
+        eprintln!("warning: the bundle expired at {}; the mirror will refuse to import it", m.expires);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_manifest(args: ManifestArgs) -> anyhow::Result<ExitCode> {
+    let reader = read::read_head(&args.bundle).with_context(|| format!("cannot read {}", args.bundle.display()))?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(reader.manifest_bytes())?;
+    stdout.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
+    let reader = read::read_head(&args.bundle).with_context(|| format!("cannot read {}", args.bundle.display()))?;
+    let keys = args
+        .trusted_keys
+        .iter()
+        .map(|p| PublicKey::from_file(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let m: &BundleManifest = reader.manifest();
+    let signatures: Vec<serde_json::Value> = reader
+        .embedded_signatures()
+        .iter()
+        .map(|s| {
+            let checked = keys
+                .iter()
+                .find(|k| k.id == s.key_id)
+                .map(|k| k.verify(reader.manifest_bytes(), s).is_ok());
+            json!({ "keyId": s.key_id.to_string(), "trustedComment": s.trusted_comment, "verified": checked })
+        })
+        .collect();
+    match args.output {
+        OutputFormat::Json => {
+            let mut value = serde_json::to_value(m)?;
+            let object = value.as_object_mut().expect("the manifest is an object");
+            object.remove("blobs");
+            object.remove("baseBlobs");
+            object.insert("blobCount".into(), json!(m.blobs.len()));
+            object.insert("blobBytes".into(), json!(m.total_blob_bytes()));
+            object.insert("signatures".into(), json!(signatures));
+            println!("{}", serde_json::to_string_pretty(&value)?);
+        }
+        OutputFormat::Text => {
+            println!("bundle    {}", m.bundle_id);
+            println!("name      {}", m.name);
+            println!("channel   {}  sequence {}", m.channel, m.sequence);
+            println!("created   {}  expires {}", m.created, m.expires);
+            if let Some(base) = &m.base {
+                println!("delta of  {} (sequence {})", base.bundle_id, base.sequence);
+            }
+            println!("tool      {} {}", m.tool.name, m.tool.version);
+            println!("content   {} blobs, {} bytes", m.blobs.len(), m.total_blob_bytes());
+            println!("signatures:");
+            for s in &signatures {
+                let state = match s["verified"].as_bool() {
+                    Some(true) => "valid",
+                    Some(false) => "INVALID",
+                    None => "not checked",
+                };
+                println!("  {}  {}  {}", s["keyId"].as_str().unwrap_or(""), state, s["trustedComment"].as_str().unwrap_or(""));
+            }
+            println!("artifacts:");
+            let mut table = Table::new(["KIND", "NAME", "VERSION", "PLATFORM", "DIGEST", "SIZE"]);
+            for a in &m.artifacts {
+                table.row([
+                    a.kind.to_string(),
+                    a.name.clone(),
+                    a.version.clone(),
+                    a.platform.clone().unwrap_or_else(|| "-".into()),
+                    a.digest.to_string(),
+                    a.size.to_string(),
+                ]);
+            }
+            print!("{}", table.render("  "));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A byte progress bar on a terminal; nothing when standard error is not one.
+fn progress_bar(verb: &'static str) -> Box<dyn Progress> {
+    if !std::io::stderr().is_terminal() {
+        return Box::new(Silent);
+    }
+    Box::new(Bar { bar: indicatif::ProgressBar::hidden(), verb })
+}
+
+struct Bar {
+    bar: indicatif::ProgressBar,
+    verb: &'static str,
+}
+
+impl Progress for Bar {
+    fn start(&self, total_bytes: u64) {
+        self.bar.set_length(total_bytes);
+        self.bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        self.bar.set_style(
+            indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        self.bar.set_message(self.verb);
+    }
+
+    fn advance(&self, bytes: u64) {
+        self.bar.inc(bytes);
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
