@@ -24,8 +24,8 @@ pub enum PackError {
     Layout(#[from] LayoutError),
     #[error("cannot read {path} ({what}): {source}")]
     ReadInput { path: PathBuf, what: String, source: io::Error },
-    #[error("{path} changed while it was packed: expected {expected_digest} ({expected_size} bytes), read {actual_digest} ({actual_size} bytes)")]
-    InputChanged {
+    #[error("{path} does not hold the content it should: expected {expected_digest} ({expected_size} bytes), read {actual_digest} ({actual_size} bytes); the input is damaged or changed while it was packed, and no bundle was written")]
+    ContentMismatch {
         path: PathBuf,
         expected_digest: Digest,
         expected_size: u64,
@@ -398,7 +398,7 @@ fn copy_checked(
     let extra = file.read(&mut buf[..1]).map_err(read_err)? as u64;
     let (actual_digest, actual_size) = hasher.finish();
     if actual_digest != digest || actual_size + extra != size {
-        return Err(PackError::InputChanged {
+        return Err(PackError::ContentMismatch {
             path: path.to_path_buf(),
             expected_digest: digest,
             expected_size: size,
