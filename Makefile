@@ -1,0 +1,26 @@
+# The two commands the README promises on a fresh Debian machine with a Rust toolchain:
+#   make demo   runs the product's main job end to end
+#   make test   runs every test
+# Each installs what it needs (apt-get) when missing.
+
+CARGO ?= cargo
+
+.PHONY: demo test deps-demo deps-test build-release bench
+
+demo: deps-demo build-release
+	scripts/demo.sh target/release/airlock
+
+test: deps-test
+	$(CARGO) test --workspace --all-targets
+
+build-release:
+	$(CARGO) build --release
+
+deps-demo:
+	scripts/install-deps.sh demo
+
+deps-test:
+	scripts/install-deps.sh test
+
+bench: build-release
+	bench/bundle.sh
