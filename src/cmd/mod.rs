@@ -6,6 +6,7 @@ use clap::Subcommand;
 
 mod bundle;
 mod keygen;
+mod mirror;
 mod output;
 
 #[derive(Subcommand)]
@@ -15,11 +16,15 @@ pub enum Command {
     /// Create, verify and inspect signed bundles (the connected side's job).
     #[command(subcommand)]
     Bundle(bundle::Command),
+    /// Import bundles and serve their content inside the enclave (the air-gapped side).
+    #[command(subcommand)]
+    Mirror(mirror::Command),
 }
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Keygen(args) => keygen::run(args),
         Command::Bundle(command) => bundle::run(command),
+        Command::Mirror(command) => mirror::run(command),
     }
 }

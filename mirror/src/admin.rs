@@ -1,0 +1,170 @@
+//! Mirror operations (import, gc, verify, ls, history, tokens), run either directly on the
+//! data folder or, while `mirror serve` holds it (sled allows one process), through the
+//! server's admin socket `DATA/admin.sock` (mode 0600: the data folder's owner only).
+//! Requests and answers are one JSON line each.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use airlock_bundler::artifact::ArtifactKind;
+use airlock_bundler::progress::{Progress, Silent};
+use airlock_bundler::signing::{PublicKey, SignatureFile};
+use airlock_bundler::trust::TrustPolicy;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::import::{self, ImportOptions, ImportOutcome};
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
+use crate::{maintenance, tokens};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Request {
+    Import {
+        bundle: PathBuf,
+        /// Public key files' text, with the file name for messages.
+        trusted_keys: Vec<(String, String)>,
+        threshold: usize,
+        /// Detached signatures' text, with the file name.
+        signatures: Vec<(String, String)>,
+        allow_downgrade: bool,
+        allow_expired: bool,
+        actor: String,
+    },
+    Gc { dry_run: bool },
+    Verify,
+    Ls { kind: Option<ArtifactKind> },
+    History,
+    TokenCreate { name: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Failed(String),
+    #[error("cannot talk to the running mirror through {path}: {message}")]
+    Socket { path: PathBuf, message: String },
+}
+
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("admin.sock")
+}
+
+/// Runs a request: through the running server when there is one, else on the folder.
+pub fn run(data_dir: &Path, request: Request, progress: &dyn Progress) -> Result<Value, AdminError> {
+    let socket = socket_path(data_dir);
+    if let Ok(stream) = UnixStream::connect(&socket) {
+        return send(stream, &socket, &request);
+    }
+    let store = Store::open(data_dir)?;
+    store.blobs.clear_staging().map_err(StoreError::from)?;
+    execute(&store, None, request, progress).map_err(AdminError::Failed)
+}
+
+fn send(mut stream: UnixStream, socket: &Path, request: &Request) -> Result<Value, AdminError> {
+    let fail = |message: String| AdminError::Socket { path: socket.to_path_buf(), message };
+    let mut line = serde_json::to_vec(request).expect("requests serialize");
+    line.push(b'\n');
+    stream.write_all(&line).map_err(|e| fail(e.to_string()))?;
+    let mut answer = String::new();
+    BufReader::new(stream).read_line(&mut answer).map_err(|e| fail(e.to_string()))?;
+    let answer: Value = serde_json::from_str(&answer).map_err(|e| fail(format!("unreadable answer: {e}")))?;
+    match answer.get("error").and_then(Value::as_str) {
+        Some(error) => Err(AdminError::Failed(error.to_string())),
+        None => Ok(answer.get("result").cloned().unwrap_or(Value::Null)),
+    }
+}
+
+/// Carries out one request on an open store.
+pub fn execute(store: &Store, metrics: Option<&Metrics>, request: Request, progress: &dyn Progress) -> Result<Value, String> {
+    match request {
+        Request::Import { bundle, trusted_keys, threshold, signatures, allow_downgrade, allow_expired, actor } => {
+            let keys = trusted_keys
+                .iter()
+                .map(|(text, origin)| PublicKey::decode(text, origin))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())?;
+            let policy = TrustPolicy::new(keys, threshold).map_err(|e| e.to_string())?;
+            let detached = signatures
+                .iter()
+                .map(|(text, origin)| SignatureFile::decode(text, origin).map(|s| (s, origin.clone())))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())?;
+            let options = ImportOptions { policy: &policy, detached: &detached, allow_downgrade, allow_expired, actor, progress };
+            let outcome = import::import_file(store, &bundle, &options);
+            if let Some(metrics) = metrics {
+                metrics.import_result(match &outcome {
+                    Ok(ImportOutcome::Imported { .. }) => "imported",
+                    Ok(ImportOutcome::AlreadyImported { .. }) => "already-imported",
+                    Err(_) => "refused",
+                });
+            }
+            match outcome.map_err(|e| e.to_string())? {
+                ImportOutcome::Imported { record, written_bytes, reused_blobs } => Ok(json!({
+                    "status": "imported", "record": record, "writtenBytes": written_bytes, "reusedBlobs": reused_blobs,
+                })),
+                ImportOutcome::AlreadyImported { record } => Ok(json!({ "status": "already-imported", "record": record })),
+            }
+        }
+        Request::Gc { dry_run } => {
+            let report = maintenance::gc(store, dry_run).map_err(|e| e.to_string())?;
+            Ok(json!({
+                "dryRun": dry_run,
+                "removed": report.removed.iter().map(|(d, s)| json!({ "digest": d, "size": s })).collect::<Vec<_>>(),
+                "kept": report.kept,
+            }))
+        }
+        Request::Verify => {
+            let report = maintenance::verify(store).map_err(|e| e.to_string())?;
+            Ok(json!({
+                "checked": report.checked,
+                "bytes": report.bytes,
+                "corrupt": report.corrupt.iter().map(|(d, why)| json!({ "digest": d, "problem": why })).collect::<Vec<_>>(),
+            }))
+        }
+        Request::Ls { kind } => Ok(json!(store.artifacts(kind).map_err(|e| e.to_string())?)),
+        Request::History => Ok(json!(store.history().map_err(|e| e.to_string())?)),
+        Request::TokenCreate { name } => Ok(json!({ "name": name, "token": tokens::create(store, &name).map_err(|e| e.to_string())? })),
+    }
+}
+
+/// Serves the admin socket until the task is dropped.
+pub async fn serve_socket(path: PathBuf, store: Arc<crate::serve::AppState>) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let _ = std::fs::remove_file(&path);
+    let listener = tokio::net::UnixListener::bind(&path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let state = store.clone();
+        tokio::spawn(async move {
+            let (read, mut write) = stream.into_split();
+            let mut line = String::new();
+            if tokio::io::BufReader::new(read).read_line(&mut line).await.is_err() {
+                return;
+            }
+            let answer = match serde_json::from_str::<Request>(&line) {
+                Err(e) => json!({ "error": format!("bad request: {e}") }),
+                Ok(request) => {
+                    let state = state.clone();
+                    let result = tokio::task::spawn_blocking(move || execute(&state.store, Some(&state.metrics), request, &Silent))
+                        .await
+                        .unwrap_or_else(|e| Err(e.to_string()));
+                    match result {
+                        Ok(value) => json!({ "result": value }),
+                        Err(error) => json!({ "error": error }),
+                    }
+                }
+            };
+            let mut bytes = serde_json::to_vec(&answer).expect("json");
+            bytes.push(b'\n');
+            let _ = write.write_all(&bytes).await;
+        });
+    }
+}

@@ -1,0 +1,316 @@
+//! Import: one streaming pass from a signed bundle into the store, committed atomically.
+//!
+//! Order matters. The head (manifest and signatures) is read and judged first: trust,
+//! replay (an import already done), expiry, rollback, a delta's base, and free space; a
+//! refusal reads nothing more. Then every entry is verified while it is written into
+//! staging inside the store and renamed into place only once its digest matched. The
+//! metadata that makes content visible to clients is written last, in one atomic batch,
+//! after the whole stream checked out. A failure or a kill at any point leaves what clients
+//! see exactly as it was; blobs already published are reused by the next attempt.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::Path;
+use std::time::SystemTime;
+
+use airlock_bundler::format::{self, BundleManifest};
+use airlock_bundler::oci::{self, ManifestLinks};
+use airlock_bundler::progress::Progress;
+use airlock_bundler::read::{BundleReader, EntryKind};
+use airlock_bundler::signing::SignatureFile;
+use airlock_bundler::trust::TrustPolicy;
+use airlock_bundler::{BundleError, Digest};
+use serde::Deserialize;
+
+use crate::store::{ArtifactRecord, Changes, HistoryRecord, ManifestRecord, Store, StoreError};
+
+/// Space kept free beyond the blobs themselves, for metadata and the filesystem's own needs.
+const FREE_SPACE_MARGIN: u64 = 64 << 20;
+
+pub struct ImportOptions<'a> {
+    pub policy: &'a TrustPolicy,
+    pub detached: &'a [(SignatureFile, String)],
+    pub allow_downgrade: bool,
+    pub allow_expired: bool,
+    pub actor: String,
+    pub progress: &'a dyn Progress,
+}
+
+#[derive(Debug)]
+pub enum ImportOutcome {
+    Imported { record: HistoryRecord, written_bytes: u64, reused_blobs: usize },
+    AlreadyImported { record: HistoryRecord },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot open the bundle {path}: {source}")]
+    Open { path: String, source: io::Error },
+    #[error("bundle {bundle_id} has sequence {sequence} on channel `{channel}`, older than sequence {highest} already imported there (rollback); pass --allow-downgrade to import it anyway (recorded)")]
+    Downgrade { bundle_id: String, channel: String, sequence: u64, highest: u64 },
+    #[error("bundle {bundle_id} expired at {expires}; ask the connected side for a fresh bundle, or pass --allow-expired to import it anyway (recorded)")]
+    Expired { bundle_id: String, expires: String },
+    #[error("delta bundle {bundle_id} needs {count} blobs from its base bundle {base_id} (sequence {base_sequence}) that this mirror does not have, the first being {first}; import the base bundle first")]
+    MissingBase { bundle_id: String, base_id: String, base_sequence: u64, count: usize, first: Digest },
+    #[error("not enough free space for bundle {bundle_id}: it needs {needed} bytes (with a margin) and the store has {free} free")]
+    NoSpace { bundle_id: String, needed: u64, free: u64 },
+    #[error("cannot write into the content store: {0}")]
+    Write(io::Error),
+}
+
+pub fn import_file(store: &Store, path: &Path, options: &ImportOptions) -> Result<ImportOutcome, ImportError> {
+    let file = File::open(path).map_err(|source| ImportError::Open { path: path.display().to_string(), source })?;
+    import(store, file, &path.display().to_string(), options)
+}
+
+/// Imports a bundle read from `input`; `source` names it in history and messages.
+pub fn import(store: &Store, input: impl io::Read, source: &str, options: &ImportOptions) -> Result<ImportOutcome, ImportError> {
+    let _exclusive = store.exclusive.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut record = HistoryRecord {
+        id: store.next_id()?,
+        time: format::format_time(SystemTime::now()),
+        actor: options.actor.clone(),
+        action: "import".into(),
+        result: "refused".into(),
+        bundle_id: None,
+        channel: None,
+        sequence: None,
+        signers: Vec::new(),
+        overrides: Vec::new(),
+        source: Some(source.to_string()),
+        message: None,
+    };
+    let result = run(store, input, options, &mut record);
+    match &result {
+        Ok(_) => {}
+        Err(error) => {
+            // The refusal itself is history: who tried to bring what in, and why it failed.
+            record.message = Some(error.to_string());
+            if let Err(e) = store.record(&record) {
+                tracing::error!(error = %e, "cannot record the failed import in history");
+            }
+        }
+    }
+    result
+}
+
+fn run(store: &Store, input: impl io::Read, options: &ImportOptions, record: &mut HistoryRecord) -> Result<ImportOutcome, ImportError> {
+    let mut reader = BundleReader::open(input)?;
+    let manifest = reader.manifest().clone();
+    record.bundle_id = Some(manifest.bundle_id.clone());
+    record.channel = Some(manifest.channel.clone());
+    record.sequence = Some(manifest.sequence);
+
+    let signers = reader.check_signatures(options.policy, options.detached)?;
+    record.signers = signers.iter().map(|s| s.key_id.to_string()).collect();
+
+    if let Some(previous) = store.import_of(&manifest.bundle_id)? {
+        record.result = "already-imported".into();
+        record.message = Some(format!("already imported at {} by {}", previous.time, previous.actor));
+        store.record(record)?;
+        return Ok(ImportOutcome::AlreadyImported { record: previous });
+    }
+    check_freshness(store, &manifest, options, record)?;
+    check_base(store, &manifest)?;
+    let needed: u64 = manifest.blobs.iter().filter(|b| !store.blobs.has(&b.digest, b.size)).map(|b| b.size).sum();
+    let free = store.blobs.free_space().map_err(ImportError::Write)?;
+    if needed + FREE_SPACE_MARGIN > free {
+        return Err(ImportError::NoSpace { bundle_id: manifest.bundle_id.clone(), needed: needed + FREE_SPACE_MARGIN, free });
+    }
+
+    record.result = "failed".into();
+    let (manifests, written_bytes, reused_blobs) = stream_entries(store, &mut reader, options.progress)?;
+    reader.finish()?;
+
+    record.result = "imported".into();
+    record.message = Some(format!(
+        "{} artifacts, {} blobs ({} bytes written, {} already present)",
+        manifest.artifacts.len(),
+        manifest.blobs.len(),
+        written_bytes,
+        reused_blobs
+    ));
+    store.commit(changes_for(store, &manifest, &manifests, record)?)?;
+    Ok(ImportOutcome::Imported { record: record.clone(), written_bytes, reused_blobs })
+}
+
+fn check_freshness(store: &Store, manifest: &BundleManifest, options: &ImportOptions, record: &mut HistoryRecord) -> Result<(), ImportError> {
+    if manifest.expires_time().map_err(BundleError::from)? <= SystemTime::now() {
+        if !options.allow_expired {
+            return Err(ImportError::Expired { bundle_id: manifest.bundle_id.clone(), expires: manifest.expires.clone() });
+        }
+        record.overrides.push(format!("expired at {}", manifest.expires));
+    }
+    if let Some(highest) = store.channel_sequence(&manifest.channel)? {
+        if manifest.sequence < highest {
+            if !options.allow_downgrade {
+                return Err(ImportError::Downgrade {
+                    bundle_id: manifest.bundle_id.clone(),
+                    channel: manifest.channel.clone(),
+                    sequence: manifest.sequence,
+                    highest,
+                });
+            }
+            record.overrides.push(format!("downgrade from sequence {highest} to {}", manifest.sequence));
+        }
+    }
+    Ok(())
+}
+
+fn check_base(store: &Store, manifest: &BundleManifest) -> Result<(), ImportError> {
+    let Some(base) = &manifest.base else { return Ok(()) };
+    let mut missing = Vec::new();
+    for blob in &manifest.base_blobs {
+        if store.visible_blob(&blob.digest)?.is_none() || !store.blobs.has(&blob.digest, blob.size) {
+            missing.push(blob.digest);
+        }
+    }
+    match missing.first() {
+        None => Ok(()),
+        Some(first) => Err(ImportError::MissingBase {
+            bundle_id: manifest.bundle_id.clone(),
+            base_id: base.bundle_id.clone(),
+            base_sequence: base.sequence,
+            count: missing.len(),
+            first: *first,
+        }),
+    }
+}
+
+/// Streams every entry: blobs into staging then into place, everything verified.
+/// Returns the bytes of every manifest seen (to index them), bytes written, blobs reused.
+fn stream_entries(
+    store: &Store,
+    reader: &mut BundleReader<impl io::Read>,
+    progress: &dyn Progress,
+) -> Result<(HashMap<Digest, Vec<u8>>, u64, usize), ImportError> {
+    let media_types: HashMap<Digest, String> = reader
+        .manifest()
+        .blobs
+        .iter()
+        .filter_map(|b| b.media_type.clone().map(|m| (b.digest, m)))
+        .collect();
+    progress.start(reader.manifest().total_blob_bytes());
+    let mut manifests = HashMap::new();
+    let (mut written, mut reused) = (0u64, 0usize);
+    while let Some(entry) = reader.next_entry()? {
+        let capture = entry.kind == EntryKind::Blob && media_types.contains_key(&entry.digest) && entry.size <= oci::MAX_MANIFEST_SIZE;
+        let mut captured = Vec::new();
+        if entry.kind != EntryKind::Blob || store.blobs.has(&entry.digest, entry.size) {
+            // Still read and checked, but not written twice.
+            let mut sink = Tee { file: io::sink(), capture: capture.then_some(&mut captured), progress };
+            reader.copy_entry(&mut sink)?;
+            if entry.kind == EntryKind::Blob {
+                reused += 1;
+            }
+        } else {
+            let staged = store.blobs.staging_file().map_err(ImportError::Write)?;
+            let mut sink = Tee { file: staged, capture: capture.then_some(&mut captured), progress };
+            // The reader checks the digest after the last byte; only then is it published.
+            reader.copy_entry(&mut sink)?;
+            store.blobs.publish(sink.file, &entry.digest).map_err(ImportError::Write)?;
+            written += entry.size;
+        }
+        if capture {
+            manifests.insert(entry.digest, captured);
+        }
+    }
+    progress.finish();
+    Ok((manifests, written, reused))
+}
+
+struct Tee<'a, W> {
+    file: W,
+    capture: Option<&'a mut Vec<u8>>,
+    progress: &'a dyn Progress,
+}
+
+impl<W: Write> Write for Tee<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        if let Some(capture) = self.capture.as_mut() {
+            capture.extend_from_slice(&buf[..n]);
+        }
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ManifestExtras {
+    #[serde(default)]
+    artifact_type: Option<String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+}
+
+/// Describes a manifest from its bytes, as the store keeps it.
+pub fn manifest_record(media_type: &str, bytes: &[u8]) -> Result<ManifestRecord, serde_json::Error> {
+    let links: ManifestLinks = serde_json::from_slice(bytes)?;
+    let extras: ManifestExtras = serde_json::from_slice(bytes)?;
+    let artifact_type = extras
+        .artifact_type
+        .or_else(|| links.config.as_ref().map(|c| c.media_type.clone()).filter(|m| m != oci::MEDIA_TYPE_EMPTY && !oci::is_index_media_type(media_type)));
+    Ok(ManifestRecord {
+        media_type: media_type.to_string(),
+        size: bytes.len() as u64,
+        artifact_type,
+        annotations: extras.annotations,
+        subject: links.subject.as_ref().map(|s| s.digest),
+        children: links.children().map(|d| d.digest).collect(),
+    })
+}
+
+fn changes_for(
+    store: &Store,
+    manifest: &BundleManifest,
+    captured: &HashMap<Digest, Vec<u8>>,
+    record: &HistoryRecord,
+) -> Result<Changes, ImportError> {
+    let media_types: HashMap<Digest, &str> =
+        manifest.blobs.iter().filter_map(|b| b.media_type.as_deref().map(|m| (b.digest, m))).collect();
+    let describe = |digest: &Digest| -> Result<Option<ManifestRecord>, ImportError> {
+        if let (Some(bytes), Some(media_type)) = (captured.get(digest), media_types.get(digest)) {
+            let described = manifest_record(media_type, bytes).map_err(|e| BundleError::Inconsistent {
+                what: digest.layout_path(),
+                message: e.to_string(),
+            })?;
+            return Ok(Some(described));
+        }
+        Ok(store.manifest(digest)?)
+    };
+    let mut changes = Changes::default();
+    for blob in &manifest.blobs {
+        changes.blob(&blob.digest, blob.size);
+    }
+    for artifact in &manifest.artifacts {
+        // The root and, for an index, every manifest below it belong to the repository.
+        let mut stack = vec![artifact.digest];
+        while let Some(digest) = stack.pop() {
+            let Some(described) = describe(&digest)? else { continue };
+            stack.extend(described.children.iter().filter(|c| media_types.contains_key(c) || captured.contains_key(c)));
+            changes.manifest(&artifact.repository, &digest, &described);
+        }
+        changes.tag(&artifact.repository, &artifact.tag, &artifact.digest);
+        changes.artifact(&ArtifactRecord {
+            artifact: artifact.clone(),
+            bundle_id: manifest.bundle_id.clone(),
+            imported: record.time.clone(),
+        });
+    }
+    let highest = store.channel_sequence(&manifest.channel)?.unwrap_or(0);
+    changes.channel(&manifest.channel, highest.max(manifest.sequence));
+    changes.import(&manifest.bundle_id, record);
+    changes.history(record);
+    Ok(changes)
+}

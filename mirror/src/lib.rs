@@ -1,0 +1,14 @@
+//! airlock's air-gapped mirror: streaming, verified import of signed bundles into a content
+//! store, and serving that content to unmodified clients.
+
+pub mod admin;
+pub mod blobs;
+pub mod import;
+pub mod maintenance;
+pub mod metrics;
+pub mod registry;
+pub mod serve;
+pub mod store;
+pub mod tokens;
+
+pub use store::Store;

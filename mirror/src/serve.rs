@@ -1,0 +1,102 @@
+//! `mirror serve`: one HTTP(S) listener for every protocol, plus the admin socket.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::metrics::Metrics;
+use crate::registry::{self, Uploads};
+use crate::store::Store;
+
+pub struct AppState {
+    pub store: Store,
+    pub uploads: Uploads,
+    pub allow_push: bool,
+    pub metrics: Metrics,
+}
+
+pub struct ServeOptions {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub allow_push: bool,
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .fallback(dispatch)
+        .layer(middleware::from_fn_with_state(state.clone(), access_log))
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let mut response = state.metrics.render().into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+    response
+}
+
+async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let (parts, body): (_, Body) = request.into_parts();
+    if parts.uri.path() == "/v2" || parts.uri.path().starts_with("/v2/") {
+        return registry::handle(state, parts.method, parts.uri, parts.headers, body).await;
+    }
+    registry::RegistryError::new(axum::http::StatusCode::NOT_FOUND, "NOT_FOUND", format!("nothing is served at {}", parts.uri.path()))
+        .into_response()
+}
+
+/// One structured log line per request, and the request metrics.
+async fn access_log(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("").to_string();
+    let response = next.run(request).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let family = if path.starts_with("/v2") { "oci" } else if path == "/metrics" { "metrics" } else { "other" };
+    state.metrics.observe(family, response.status().as_u16(), elapsed);
+    tracing::info!(
+        target: "airlock::access",
+        %method, %path, %host,
+        status = response.status().as_u16(),
+        micros = (elapsed * 1e6) as u64,
+        "request"
+    );
+    response
+}
+
+/// Serves until the process is interrupted (SIGINT or SIGTERM).
+pub async fn serve(options: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), crate::store::StoreError> {
+    let store = Store::open(&options.data_dir)?;
+    let cleared = store.blobs.clear_staging()?;
+    if cleared > 0 {
+        tracing::info!(files = cleared, "removed staging files left by an interrupted import");
+    }
+    let state = Arc::new(AppState { store, uploads: Uploads::default(), allow_push: options.allow_push, metrics: Metrics::default() });
+    let socket = crate::admin::socket_path(&options.data_dir);
+    let admin = tokio::spawn(crate::admin::serve_socket(socket.clone(), state.clone()));
+    let listener = tokio::net::TcpListener::bind(options.listen).await?;
+    ready(listener.local_addr()?);
+    let result = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await;
+    admin.abort();
+    let _ = std::fs::remove_file(&socket);
+    result.map_err(Into::into)
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

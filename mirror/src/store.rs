@@ -1,0 +1,339 @@
+//! The mirror's metadata, in one sled tree behind this module. Keys are prefixed by what
+//! they describe; an import's changes go in as one atomic batch, so clients see a bundle's
+//! content all at once or not at all.
+//!
+//! | prefix | key                       | value                       |
+//! |--------|---------------------------|-----------------------------|
+//! | `m/`   | manifest digest           | [`ManifestRecord`]          |
+//! | `t/`   | repository \0 tag         | manifest digest             |
+//! | `r/`   | repository \0 digest      | (manifest is in repository) |
+//! | `b/`   | blob digest               | size (visible blobs)        |
+//! | `s/`   | subject \0 referrer       | (referrers index)           |
+//! | `a/`   | kind \0 repository \0 tag | [`ArtifactRecord`]          |
+//! | `c/`   | channel                   | highest sequence imported   |
+//! | `i/`   | bundle id                 | [`HistoryRecord`] of import |
+//! | `h/`   | id (big endian)           | [`HistoryRecord`]           |
+//! | `k/`   | sha256 of a push token    | [`TokenRecord`]             |
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use airlock_bundler::artifact::ArtifactKind;
+use airlock_bundler::format::Artifact;
+use airlock_bundler::Digest;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::blobs::BlobStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the mirror data folder {0} is in use by another airlock process (a running `airlock mirror serve`?)")]
+    Locked(PathBuf),
+    #[error("cannot open the mirror data folder {path}: {message}")]
+    Open { path: PathBuf, message: String },
+    #[error("mirror metadata: {0}")]
+    Db(#[from] sled::Error),
+    #[error("mirror content store: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("mirror metadata record `{key}` is damaged: {message}")]
+    Corrupt { key: String, message: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestRecord {
+    pub media_type: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Digest>,
+    /// Every blob and child manifest it references (for gc).
+    #[serde(default)]
+    pub children: Vec<Digest>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactRecord {
+    #[serde(flatten)]
+    pub artifact: Artifact,
+    pub bundle_id: String,
+    pub imported: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryRecord {
+    pub id: u64,
+    pub time: String,
+    pub actor: String,
+    pub action: String,
+    pub result: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenRecord {
+    pub name: String,
+    pub created: String,
+}
+
+pub struct Store {
+    pub blobs: BlobStore,
+    db: sled::Db,
+    meta: sled::Tree,
+    /// One import (or gc) at a time: both read state and then change it.
+    pub(crate) exclusive: std::sync::Mutex<()>,
+}
+
+fn key(prefix: &str, parts: &[&str]) -> Vec<u8> {
+    let mut k = prefix.as_bytes().to_vec();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            k.push(0);
+        }
+        k.extend_from_slice(part.as_bytes());
+    }
+    k
+}
+
+fn decode<T: DeserializeOwned>(k: &[u8], v: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(v).map_err(|e| StoreError::Corrupt {
+        key: String::from_utf8_lossy(k).into_owned(),
+        message: e.to_string(),
+    })
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("records serialize")
+}
+
+impl Store {
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::Open { path: data_dir.to_path_buf(), message: e.to_string() })?;
+        let db = sled::Config::new().path(data_dir.join("metadata")).open().map_err(|e| match e {
+            sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") => {
+                StoreError::Locked(data_dir.to_path_buf())
+            }
+            other => StoreError::Open { path: data_dir.to_path_buf(), message: other.to_string() },
+        })?;
+        let meta = db.open_tree("meta")?;
+        let blobs = BlobStore::open(data_dir)?;
+        Ok(Store { blobs, db, meta, exclusive: std::sync::Mutex::new(()) })
+    }
+
+    fn get<T: DeserializeOwned>(&self, k: &[u8]) -> Result<Option<T>, StoreError> {
+        match self.meta.get(k)? {
+            Some(v) => Ok(Some(decode(k, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn scan(&self, prefix: Vec<u8>) -> impl Iterator<Item = Result<(Vec<u8>, sled::IVec), StoreError>> + '_ {
+        let skip = prefix.len();
+        self.meta
+            .scan_prefix(prefix)
+            .map(move |item| item.map(|(k, v)| (k[skip..].to_vec(), v)).map_err(StoreError::from))
+    }
+
+    pub fn manifest(&self, digest: &Digest) -> Result<Option<ManifestRecord>, StoreError> {
+        self.get(&key("m/", &[&digest.to_string()]))
+    }
+
+    pub fn resolve_tag(&self, repo: &str, tag: &str) -> Result<Option<Digest>, StoreError> {
+        self.get(&key("t/", &[repo, tag]))
+    }
+
+    pub fn repo_has_manifest(&self, repo: &str, digest: &Digest) -> Result<bool, StoreError> {
+        Ok(self.meta.contains_key(key("r/", &[repo, &digest.to_string()]))?)
+    }
+
+    pub fn repo_exists(&self, repo: &str) -> Result<bool, StoreError> {
+        Ok(self.scan(key("r/", &[repo, ""])).next().transpose()?.is_some())
+    }
+
+    /// Size of a blob clients may fetch, if it is one.
+    pub fn visible_blob(&self, digest: &Digest) -> Result<Option<u64>, StoreError> {
+        self.get(&key("b/", &[&digest.to_string()]))
+    }
+
+    /// Tags of a repository, sorted.
+    pub fn tags(&self, repo: &str) -> Result<Vec<String>, StoreError> {
+        self.scan(key("t/", &[repo, ""]))
+            .map(|item| item.map(|(k, _)| String::from_utf8_lossy(&k).into_owned()))
+            .collect()
+    }
+
+    /// Every repository holding at least one manifest, sorted.
+    pub fn repositories(&self) -> Result<Vec<String>, StoreError> {
+        let mut repos: Vec<String> = Vec::new();
+        for item in self.scan(b"r/".to_vec()) {
+            let (k, _) = item?;
+            let repo = k.split(|&b| b == 0).next().unwrap_or_default();
+            let repo = String::from_utf8_lossy(repo).into_owned();
+            if repos.last() != Some(&repo) {
+                repos.push(repo);
+            }
+        }
+        Ok(repos)
+    }
+
+    pub fn referrers(&self, subject: &Digest) -> Result<Vec<Digest>, StoreError> {
+        self.scan(key("s/", &[&subject.to_string(), ""]))
+            .map(|item| {
+                let (k, _) = item?;
+                let text = String::from_utf8_lossy(&k).into_owned();
+                text.parse().map_err(|_| StoreError::Corrupt { key: text, message: "not a digest".into() })
+            })
+            .collect()
+    }
+
+    pub fn artifacts(&self, kind: Option<ArtifactKind>) -> Result<Vec<ArtifactRecord>, StoreError> {
+        let prefix = match kind {
+            Some(kind) => key("a/", &[kind.as_str(), ""]),
+            None => b"a/".to_vec(),
+        };
+        self.scan(prefix).map(|item| item.and_then(|(k, v)| decode(&k, &v))).collect()
+    }
+
+    pub fn channel_sequence(&self, channel: &str) -> Result<Option<u64>, StoreError> {
+        self.get(&key("c/", &[channel]))
+    }
+
+    pub fn import_of(&self, bundle_id: &str) -> Result<Option<HistoryRecord>, StoreError> {
+        self.get(&key("i/", &[bundle_id]))
+    }
+
+    pub fn history(&self) -> Result<Vec<HistoryRecord>, StoreError> {
+        self.scan(b"h/".to_vec()).map(|item| item.and_then(|(k, v)| decode(&k, &v))).collect()
+    }
+
+    /// All manifests and visible blobs (for gc and verify).
+    pub fn all_manifests(&self) -> Result<Vec<(Digest, ManifestRecord)>, StoreError> {
+        self.scan(b"m/".to_vec())
+            .map(|item| {
+                let (k, v) = item?;
+                let text = String::from_utf8_lossy(&k).into_owned();
+                let digest = text.parse().map_err(|_| StoreError::Corrupt { key: text.clone(), message: "not a digest".into() })?;
+                Ok((digest, decode(&k, &v)?))
+            })
+            .collect()
+    }
+
+    pub fn visible_blobs(&self) -> Result<Vec<(Digest, u64)>, StoreError> {
+        self.scan(b"b/".to_vec())
+            .map(|item| {
+                let (k, v) = item?;
+                let text = String::from_utf8_lossy(&k).into_owned();
+                let digest = text.parse().map_err(|_| StoreError::Corrupt { key: text.clone(), message: "not a digest".into() })?;
+                Ok((digest, decode(&k, &v)?))
+            })
+            .collect()
+    }
+
+    pub fn token(&self, token_hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        self.get(&key("k/", &[token_hash]))
+    }
+
+    pub fn next_id(&self) -> Result<u64, StoreError> {
+        Ok(self.db.generate_id()?)
+    }
+
+    /// Applies a change set atomically and flushes it to disk before returning.
+    pub fn commit(&self, changes: Changes) -> Result<(), StoreError> {
+        self.meta.apply_batch(changes.batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Appends one history record on its own (refusals, overrides, no-ops).
+    pub fn record(&self, record: &HistoryRecord) -> Result<(), StoreError> {
+        let mut changes = Changes::default();
+        changes.history(record);
+        self.commit(changes)
+    }
+}
+
+/// A set of metadata changes applied together by [`Store::commit`].
+#[derive(Default)]
+pub struct Changes {
+    batch: sled::Batch,
+}
+
+impl Changes {
+    pub fn manifest(&mut self, repo: &str, digest: &Digest, record: &ManifestRecord) {
+        let d = digest.to_string();
+        self.batch.insert(key("m/", &[&d]), encode(record));
+        self.batch.insert(key("r/", &[repo, &d]), Vec::<u8>::new());
+        if let Some(subject) = &record.subject {
+            self.batch.insert(key("s/", &[&subject.to_string(), &d]), Vec::<u8>::new());
+        }
+    }
+
+    pub fn tag(&mut self, repo: &str, tag: &str, digest: &Digest) {
+        self.batch.insert(key("t/", &[repo, tag]), encode(&digest.to_string()));
+    }
+
+    pub fn untag(&mut self, repo: &str, tag: &str) {
+        self.batch.remove(key("t/", &[repo, tag]));
+    }
+
+    /// Takes a manifest out of a repository (its bytes stay until gc).
+    pub fn remove_manifest_from_repo(&mut self, repo: &str, digest: &Digest, subject: Option<&Digest>) {
+        self.batch.remove(key("r/", &[repo, &digest.to_string()]));
+        if let Some(subject) = subject {
+            self.batch.remove(key("s/", &[&subject.to_string(), &digest.to_string()]));
+        }
+    }
+
+    pub fn blob(&mut self, digest: &Digest, size: u64) {
+        self.batch.insert(key("b/", &[&digest.to_string()]), encode(&size));
+    }
+
+    pub fn remove_blob(&mut self, digest: &Digest) {
+        self.batch.remove(key("b/", &[&digest.to_string()]));
+    }
+
+    pub fn remove_manifest_record(&mut self, digest: &Digest) {
+        self.batch.remove(key("m/", &[&digest.to_string()]));
+    }
+
+    pub fn artifact(&mut self, record: &ArtifactRecord) {
+        let a = &record.artifact;
+        self.batch.insert(key("a/", &[a.kind.as_str(), &a.repository, &a.tag]), encode(record));
+    }
+
+    pub fn channel(&mut self, channel: &str, sequence: u64) {
+        self.batch.insert(key("c/", &[channel]), encode(&sequence));
+    }
+
+    pub fn import(&mut self, bundle_id: &str, record: &HistoryRecord) {
+        self.batch.insert(key("i/", &[bundle_id]), encode(record));
+    }
+
+    pub fn history(&mut self, record: &HistoryRecord) {
+        self.batch.insert(key("h/", &[]).into_iter().chain(record.id.to_be_bytes()).collect::<Vec<u8>>(), encode(record));
+    }
+
+    pub fn token(&mut self, token_hash: &str, record: &TokenRecord) {
+        self.batch.insert(key("k/", &[token_hash]), encode(record));
+    }
+}

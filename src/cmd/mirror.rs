@@ -1,0 +1,274 @@
+//! `airlock mirror …`: the air-gapped side's content store and server.
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use airlock_bundler::artifact::ArtifactKind;
+use airlock_bundler::progress::Silent;
+use airlock_mirror::admin::{self, Request};
+use airlock_mirror::serve::{self, ServeOptions};
+use clap::Subcommand;
+use serde_json::Value;
+
+use super::output::{OutputFormat, Table};
+
+#[derive(clap::Args)]
+pub struct DataDir {
+    /// The mirror's data folder (content store and metadata).
+    #[arg(long, value_name = "DIR", env = "AIRLOCK_MIRROR_DATA", default_value = "./airlock-data/mirror")]
+    data_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Verify a bundle and import it, in one streaming pass, committing atomically.
+    #[command(after_help = "Example:\n  airlock mirror import sample.airlock.tar.zst --trusted-key release.pub\n  \
+        airlock mirror import sample.airlock.tar.zst --trusted-key a.pub --trusted-key b.pub \\\n      \
+        --threshold 2 --signature officer-b.minisig\n\n\
+        Works while `mirror serve` runs on the same data folder (it goes through the server).\n\
+        Refuses bundles older than the channel's last import (--allow-downgrade overrides)\n\
+        and expired ones (--allow-expired overrides); every refusal and override is recorded.")]
+    Import(ImportArgs),
+    /// Serve the mirror's content over the OCI Distribution API.
+    #[command(after_help = "Example:\n  airlock mirror serve --listen 127.0.0.1:5000\n  \
+        skopeo inspect --tls-verify=false docker://127.0.0.1:5000/devcontainers/base:tiny")]
+    Serve(ServeArgs),
+    /// List imported artifacts.
+    #[command(after_help = "Example:\n  airlock mirror ls --kind image\n  airlock mirror ls --output json")]
+    Ls(LsArgs),
+    /// Re-hash every blob in the store and report any that is corrupt.
+    #[command(after_help = "Example:\n  airlock mirror verify")]
+    Verify(PlainArgs),
+    /// Remove blobs that no artifact references (safe while serving).
+    #[command(after_help = "Example:\n  airlock mirror gc --dry-run\n  airlock mirror gc")]
+    Gc(GcArgs),
+    /// Every import, refusal and override: who, when, which bundle, what happened.
+    #[command(after_help = "Example:\n  airlock mirror history --output json")]
+    History(PlainArgs),
+    /// Push tokens for `mirror serve --allow-push`.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Create a push token; it is printed once and stored only as a hash.
+    #[command(after_help = "Example:\n  TOKEN=$(airlock mirror token create --name ci)\n  \
+        skopeo copy --dest-creds ci:$TOKEN oci:layout:app docker://mirror:5000/app:1")]
+    Create {
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        data: DataDir,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct ImportArgs {
+    /// The bundle file.
+    bundle: PathBuf,
+    /// A public key whose signatures count; repeat for several.
+    #[arg(long = "trusted-key", value_name = "K.pub", required = true)]
+    trusted_keys: Vec<PathBuf>,
+    /// How many distinct trusted keys must have signed.
+    #[arg(long, default_value_t = 1)]
+    threshold: usize,
+    /// A detached co-signature of the bundle manifest; repeatable.
+    #[arg(long = "signature", value_name = "FILE.minisig")]
+    signatures: Vec<PathBuf>,
+    /// Import even if the channel already has a newer sequence (recorded in history).
+    #[arg(long)]
+    allow_downgrade: bool,
+    /// Import even if the bundle has expired (recorded in history).
+    #[arg(long)]
+    allow_expired: bool,
+    #[command(flatten)]
+    data: DataDir,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
+}
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:5000")]
+    listen: SocketAddr,
+    /// Accept pushes from clients holding a push token.
+    #[arg(long)]
+    allow_push: bool,
+    #[command(flatten)]
+    data: DataDir,
+}
+
+#[derive(clap::Args)]
+pub struct LsArgs {
+    /// Only this kind (image, vscode-server, vscode-extension, jetbrains-ide, release-file, ami-descriptor).
+    #[arg(long)]
+    kind: Option<ArtifactKind>,
+    #[command(flatten)]
+    data: DataDir,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
+}
+
+#[derive(clap::Args)]
+pub struct PlainArgs {
+    #[command(flatten)]
+    data: DataDir,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
+}
+
+#[derive(clap::Args)]
+pub struct GcArgs {
+    /// Only report what would be removed.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    data: DataDir,
+}
+
+pub fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Import(args) => import(args),
+        Command::Serve(args) => serve_command(args),
+        Command::Ls(args) => {
+            let result = admin::run(&args.data.data_dir, Request::Ls { kind: args.kind }, &Silent)?;
+            print_artifacts(&result, args.output)
+        }
+        Command::Verify(args) => {
+            let result = admin::run(&args.data.data_dir, Request::Verify, &Silent)?;
+            if args.output == OutputFormat::Json {
+                println!("{}", serde_json::to_string_pretty(&result)?);
+            }
+            let corrupt = result["corrupt"].as_array().cloned().unwrap_or_default();
+            for c in &corrupt {
+                eprintln!("corrupt: {} {}", c["digest"].as_str().unwrap_or(""), c["problem"].as_str().unwrap_or(""));
+            }
+            if !corrupt.is_empty() {
+                bail!("{} of {} blobs are corrupt; re-import the bundles that carried them", corrupt.len(), result["checked"]);
+            }
+            if args.output == OutputFormat::Text {
+                println!("verified {} blobs ({} bytes): all intact", result["checked"], result["bytes"]);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Gc(args) => {
+            let result = admin::run(&args.data.data_dir, Request::Gc { dry_run: args.dry_run }, &Silent)?;
+            let removed = result["removed"].as_array().cloned().unwrap_or_default();
+            let bytes: u64 = removed.iter().filter_map(|r| r["size"].as_u64()).sum();
+            let verb = if args.dry_run { "would remove" } else { "removed" };
+            println!("{verb} {} unreferenced blobs ({bytes} bytes); kept {}", removed.len(), result["kept"]);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::History(args) => {
+            let result = admin::run(&args.data.data_dir, Request::History, &Silent)?;
+            print_history(&result, args.output)
+        }
+        Command::Token(TokenCommand::Create { name, data }) => {
+            let result = admin::run(&data.data_dir, Request::TokenCreate { name }, &Silent)?;
+            println!("{}", result["token"].as_str().unwrap_or_default());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
+    let read = |path: &PathBuf| -> anyhow::Result<(String, String)> {
+        let text = fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        Ok((text, path.display().to_string()))
+    };
+    let bundle = fs::canonicalize(&args.bundle).with_context(|| format!("cannot find the bundle {}", args.bundle.display()))?;
+    let request = Request::Import {
+        bundle,
+        trusted_keys: args.trusted_keys.iter().map(read).collect::<Result<_, _>>()?,
+        threshold: args.threshold,
+        signatures: args.signatures.iter().map(read).collect::<Result<_, _>>()?,
+        allow_downgrade: args.allow_downgrade,
+        allow_expired: args.allow_expired,
+        actor: actor(),
+    };
+    let result = admin::run(&args.data.data_dir, request, &Silent)
+        .with_context(|| format!("import of {} refused; the mirror is unchanged", args.bundle.display()))?;
+    if args.output == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let record = &result["record"];
+    match result["status"].as_str() {
+        Some("already-imported") => println!(
+            "bundle {} was already imported at {} by {}: nothing to do",
+            record["bundleId"].as_str().unwrap_or(""),
+            record["time"].as_str().unwrap_or(""),
+            record["actor"].as_str().unwrap_or("")
+        ),
+        _ => println!(
+            "imported bundle {} (channel {}, sequence {}), signed by {}: {}",
+            record["bundleId"].as_str().unwrap_or(""),
+            record["channel"].as_str().unwrap_or(""),
+            record["sequence"],
+            join(&record["signers"]),
+            record["message"].as_str().unwrap_or("")
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Who is importing, for the record: the login name (the one sudo was called by, if any).
+fn actor() -> String {
+    let user = std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "unknown".into());
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    format!("{user} (uid {uid})")
+}
+
+fn join(values: &Value) -> String {
+    values.as_array().map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+}
+
+fn print_artifacts(result: &Value, output: OutputFormat) -> anyhow::Result<ExitCode> {
+    if output == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(result)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = Table::new(["KIND", "REPOSITORY:TAG", "VERSION", "PLATFORM", "DIGEST", "BUNDLE"]);
+    for a in result.as_array().cloned().unwrap_or_default() {
+        let s = |k: &str| a[k].as_str().unwrap_or("-").to_string();
+        table.row([s("kind"), format!("{}:{}", s("repository"), s("tag")), s("version"), s("platform"), s("digest"), s("bundleId")]);
+    }
+    print!("{}", table.render(""));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_history(result: &Value, output: OutputFormat) -> anyhow::Result<ExitCode> {
+    if output == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(result)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = Table::new(["TIME", "ACTOR", "RESULT", "BUNDLE", "CHANNEL", "SEQ", "SIGNERS", "DETAIL"]);
+    for r in result.as_array().cloned().unwrap_or_default() {
+        let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
+        let overrides = join(&r["overrides"]);
+        let detail = if overrides.is_empty() { s("message") } else { format!("override: {overrides}; {}", s("message")) };
+        table.row([s("time"), s("actor"), s("result"), s("bundleId"), s("channel"), r["sequence"].to_string(), join(&r["signers"]), detail]);
+    }
+    print!("{}", table.render(""));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve_command(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let options = ServeOptions { data_dir: args.data.data_dir.clone(), listen: args.listen, allow_push: args.allow_push };
+    runtime
+        .block_on(serve::serve(options, |addr| {
+            // The first line on stdout says where it listens (tests and scripts read it).
+            println!("mirror listening on http://{addr}");
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+        }))
+        .with_context(|| format!("mirror serve on {} failed", args.data.data_dir.display()))?;
+    Ok(ExitCode::SUCCESS)
+}
