@@ -74,7 +74,8 @@ impl Sample {
             .arg(self.path("key.key"))
             .arg("--out")
             .arg(&out)
-            .args(["--created", CREATED, "--sequence", "7"])
+            .args(if extra.contains(&"--created") { &[][..] } else { &["--created", CREATED][..] })
+            .args(if extra.contains(&"--sequence") { &[][..] } else { &["--sequence", "7"][..] })
             .args(extra));
         out
     }

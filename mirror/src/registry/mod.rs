@@ -68,6 +68,9 @@ pub async fn handle(state: Arc<AppState>, method: Method, uri: Uri, headers: Hea
     };
     let query = uri.query().unwrap_or("");
     let result = match (&method, route) {
+        // A push-enabled mirror challenges the version check: clients such as skopeo and
+        // docker send credentials only after a challenge there. Pulls stay anonymous.
+        (_, Route::Base) if state.allow_push => push::authorize(&state, &headers).map(|_| pull::base()),
         (_, Route::Base) => Ok(pull::base()),
         (&Method::GET, Route::Catalog) => pull::catalog(&state, query),
         (&Method::GET, Route::Tags { name }) => pull::tags(&state, &name, query),

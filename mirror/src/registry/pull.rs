@@ -122,7 +122,7 @@ pub fn parse_range(spec: &str, size: u64) -> Option<(u64, u64)> {
         (start, "") => (start.parse().ok()?, size.checked_sub(1)?),
         (start, end) => (start.parse().ok()?, end.parse::<u64>().ok()?.min(size.checked_sub(1)?)),
     };
-    (start <= end && start < size).then_some((start, end - start + 1))
+    (start <= end && start < size).then(|| (start, end - start + 1))
 }
 
 /// `n` and `last` paging with a `Link` header, as the spec describes for tags and catalog.

@@ -69,7 +69,7 @@ pub async fn upload_status(state: &AppState, name: &str, id: &str) -> Result<Res
     Ok(upload_response(StatusCode::NO_CONTENT, name, id, session.hasher.len()))
 }
 
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<()> {
+pub fn authorize(state: &AppState, headers: &HeaderMap) -> Result<()> {
     let credentials = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
