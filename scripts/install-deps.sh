@@ -9,6 +9,7 @@ purpose=${1:-test}
 needs=(
   "minisign:minisign"
   "skopeo:skopeo"
+  "docker-registry:docker-registry"
   "zstd:zstd"
   "tar:tar"
   "sha256sum:coreutils"

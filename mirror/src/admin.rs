@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use crate::import::{self, ImportOptions, ImportOutcome};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
-use crate::{maintenance, tokens};
+use crate::{maintenance, replicate, tokens};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
@@ -39,6 +39,14 @@ pub enum Request {
     Ls { kind: Option<ArtifactKind> },
     History,
     TokenCreate { name: String },
+    Push {
+        url: String,
+        credentials: Option<(String, String)>,
+        /// PEM text of an extra CA to trust for the target.
+        extra_ca: Option<String>,
+        /// A kind, or a repository name.
+        only: Option<String>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +137,15 @@ pub fn execute(store: &Store, metrics: Option<&Metrics>, request: Request, progr
         }
         Request::Ls { kind } => Ok(json!(store.artifacts(kind).map_err(|e| e.to_string())?)),
         Request::History => Ok(json!(store.history().map_err(|e| e.to_string())?)),
+        Request::Push { url, credentials, extra_ca, only } => {
+            let only = only.map(|o| match o.parse::<ArtifactKind>() {
+                Ok(kind) => replicate::Only::Kind(kind),
+                Err(_) => replicate::Only::Repository(o),
+            });
+            let target = replicate::Target { url, credentials, extra_ca: extra_ca.map(String::into_bytes) };
+            let report = replicate::replicate(store, &target, only.as_ref()).map_err(|e| e.to_string())?;
+            Ok(json!(report))
+        }
         Request::TokenCreate { name } => Ok(json!({ "name": name, "token": tokens::create(store, &name).map_err(|e| e.to_string())? })),
     }
 }

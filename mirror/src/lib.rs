@@ -7,6 +7,7 @@ pub mod import;
 pub mod maintenance;
 pub mod metrics;
 pub mod registry;
+pub mod replicate;
 pub mod serve;
 pub mod store;
 pub mod tokens;

@@ -48,6 +48,11 @@ pub enum Command {
     /// Every import, refusal and override: who, when, which bundle, what happened.
     #[command(after_help = "Example:\n  airlock mirror history --output json")]
     History(PlainArgs),
+    /// Copy images and every other artifact into an existing registry (Harbor, distribution, Artifactory).
+    #[command(after_help = "Example:\n  airlock mirror push --to https://harbor.internal --creds robot:$SECRET --ca-cert site-ca.pem\n  \
+        airlock mirror push --to http://127.0.0.1:5001 --only image\n\n\
+        Blobs the registry already has are skipped; blobs sent to one repository are mounted into others.")]
+    Push(PushArgs),
     /// Push tokens for `mirror serve --allow-push`.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -85,6 +90,26 @@ pub struct ImportArgs {
     /// Import even if the bundle has expired (recorded in history).
     #[arg(long)]
     allow_expired: bool,
+    #[command(flatten)]
+    data: DataDir,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
+}
+
+#[derive(clap::Args)]
+pub struct PushArgs {
+    /// The target registry's base URL.
+    #[arg(long = "to", value_name = "REGISTRY-URL")]
+    to: String,
+    /// Only artifacts of this kind, or of this repository.
+    #[arg(long, value_name = "KIND|NAME")]
+    only: Option<String>,
+    /// USER:PASSWORD for the target (Basic, or for its token service).
+    #[arg(long, env = "AIRLOCK_PUSH_CREDS", hide_env_values = true)]
+    creds: Option<String>,
+    /// An extra CA certificate (PEM) to trust for the target.
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
     #[command(flatten)]
     data: DataDir,
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
@@ -168,12 +193,39 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             let result = admin::run(&args.data.data_dir, Request::History, &Silent)?;
             print_history(&result, args.output)
         }
+        Command::Push(args) => push(args),
         Command::Token(TokenCommand::Create { name, data }) => {
             let result = admin::run(&data.data_dir, Request::TokenCreate { name }, &Silent)?;
             println!("{}", result["token"].as_str().unwrap_or_default());
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn push(args: PushArgs) -> anyhow::Result<ExitCode> {
+    let credentials = match &args.creds {
+        None => None,
+        Some(c) => match c.split_once(':') {
+            Some((user, password)) => Some((user.to_string(), password.to_string())),
+            None => bail!("--creds must be USER:PASSWORD"),
+        },
+    };
+    let extra_ca = match &args.ca_cert {
+        None => None,
+        Some(path) => Some(fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?),
+    };
+    let request = Request::Push { url: args.to.clone(), credentials, extra_ca, only: args.only.clone() };
+    let report = admin::run(&args.data.data_dir, request, &Silent).with_context(|| format!("push to {} failed", args.to))?;
+    if args.output == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "pushed {} artifacts to {}: {} blobs uploaded ({} bytes), {} already there, {} mounted, {} manifests",
+            report["artifacts"], args.to, report["blobsUploaded"], report["bytesUploaded"], report["blobsPresent"],
+            report["blobsMounted"], report["manifests"]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
