@@ -269,12 +269,29 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Who is importing, for the record: the login name (the one sudo was called by, if any).
+/// Who is importing, for the record: the login name (the one sudo was called by, if any),
+/// else the account name of the user id.
 fn actor() -> String {
-    let user = std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "unknown".into());
     // SAFETY: getuid has no preconditions and cannot fail.
     let uid = unsafe { libc::getuid() };
+    let user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .ok()
+        .or_else(|| account_name(uid))
+        .unwrap_or_else(|| "unknown".into());
     format!("{user} (uid {uid})")
+}
+
+fn account_name(uid: u32) -> Option<String> {
+    // SAFETY: getpwuid returns a pointer into static storage or null; we copy the name out
+    // at once and hold no pointer past this call.
+    unsafe {
+        let entry = libc::getpwuid(uid);
+        if entry.is_null() || (*entry).pw_name.is_null() {
+            return None;
+        }
+        Some(std::ffi::CStr::from_ptr((*entry).pw_name).to_string_lossy().into_owned())
+    }
 }
 
 fn join(values: &Value) -> String {
