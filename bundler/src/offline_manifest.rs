@@ -29,6 +29,16 @@ pub struct OfflineManifest {
     pub images: Vec<ImageEntry>,
     #[serde(default, rename = "file")]
     pub files: Vec<FileEntry>,
+    #[serde(default)]
+    pub vscode_server: Vec<VscodeServerSource>,
+    #[serde(default)]
+    pub openvsx: Vec<OpenVsxSource>,
+    #[serde(default)]
+    pub jetbrains: Vec<JetBrainsSource>,
+    #[serde(default)]
+    pub https: Vec<HttpsSource>,
+    #[serde(default)]
+    pub ami: Option<AmiSource>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -48,9 +58,17 @@ pub struct ImageEntry {
     /// Repository the image has in the mirror, e.g. `devcontainers/base`.
     pub name: String,
     pub tag: String,
-    /// `oci-layout:PATH[:REF]`, where REF is a `org.opencontainers.image.ref.name` or a digest.
+    /// `oci-layout:PATH[:REF]`, where REF is a `org.opencontainers.image.ref.name` or a digest,
+    /// or `registry:HOST/REPOSITORY(:TAG|@DIGEST)`.
     pub source: String,
     pub platform: Option<String>,
+    /// Registry sources: the platforms (`os/arch[/variant]`) to keep from a multi-arch index;
+    /// empty keeps the index whole.
+    #[serde(default)]
+    pub platforms: Vec<String>,
+    /// Registry sources: where to connect instead of the host in `source` (a site proxy or
+    /// pull-through cache); `http://` means plain HTTP.
+    pub base_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -66,11 +84,14 @@ pub struct FileEntry {
     pub media_type: Option<String>,
 }
 
+pub use crate::sources::{AmiImage, AmiSource, HttpsSource, JetBrainsSource, OpenVsxSource, VscodeServerSource};
+
 /// Where an artifact's bytes come from, with relative paths already resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     OciLayout { dir: PathBuf, reference: Option<String> },
     File { path: PathBuf },
+    Registry(crate::sources::RegistryRef),
 }
 
 impl OfflineManifest {
@@ -109,8 +130,20 @@ impl OfflineManifest {
             if !is_valid_tag(&image.tag) {
                 return Err(invalid(what, format!("tag `{}` is not a valid OCI tag", image.tag)));
             }
-            if image.kind_source(Path::new(".")).is_err() {
-                return Err(invalid(what, image_source_error(&image.source)));
+            match image.kind_source(Path::new(".")) {
+                Err(message) => return Err(invalid(what, message)),
+                Ok(Source::Registry(_)) => {
+                    if let Some(base) = &image.base_url {
+                        crate::sources::check_url(base).map_err(|m| invalid(what.clone(), m))?;
+                    }
+                    for platform in &image.platforms {
+                        crate::sources::check_platform(platform).map_err(|m| invalid(what.clone(), m))?;
+                    }
+                }
+                Ok(_) if !image.platforms.is_empty() || image.base_url.is_some() => {
+                    return Err(invalid(what, "`platforms` and `base_url` apply to `registry:` sources only".into()));
+                }
+                Ok(_) => {}
             }
         }
         for (i, file) in self.files.iter().enumerate() {
@@ -130,12 +163,26 @@ impl OfflineManifest {
                 ));
             }
         }
+        crate::sources::validate(self).map_err(|(what, message)| invalid(what, message))?;
         Ok(())
+    }
+
+    /// True when some artifact comes from the network (and so from a lock).
+    pub fn has_remote_sources(&self) -> bool {
+        self.images.iter().any(|i| i.source.starts_with("registry:"))
+            || !self.vscode_server.is_empty()
+            || !self.openvsx.is_empty()
+            || !self.jetbrains.is_empty()
+            || !self.https.is_empty()
+            || self.ami.is_some()
     }
 }
 
 impl ImageEntry {
     pub fn kind_source(&self, base: &Path) -> Result<Source, String> {
+        if let Some(reference) = self.source.strip_prefix("registry:") {
+            return crate::sources::RegistryRef::parse(reference).map(Source::Registry);
+        }
         let rest = self.source.strip_prefix("oci-layout:").ok_or_else(|| image_source_error(&self.source))?;
         // A digest reference contains a colon itself, so look for it first.
         let (dir, reference) = match rest.find(":sha256:") {
@@ -159,10 +206,13 @@ impl FileEntry {
 }
 
 fn image_source_error(source: &str) -> String {
-    format!("source `{source}` must be `oci-layout:PATH[:REF]` (REF: a ref name or sha256 digest)")
+    format!(
+        "source `{source}` must be `oci-layout:PATH[:REF]` (REF: a ref name or sha256 digest) \
+         or `registry:HOST/REPOSITORY:TAG` (or `@sha256:…`)"
+    )
 }
 
-fn is_simple_name(value: &str) -> bool {
+pub(crate) fn is_simple_name(value: &str) -> bool {
     !value.is_empty()
         && value.len() <= 128
         && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
@@ -226,6 +276,8 @@ mod tests {
             tag: "t".into(),
             source: source.into(),
             platform: None,
+            platforms: Vec::new(),
+            base_url: None,
         };
         let d = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
         assert_eq!(

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::artifact::{self, annotation, ArtifactKind};
 use crate::digest::{hash_reader, Digest, Hasher};
+use crate::fetch::Fetched;
 use crate::format::{self, Artifact, BlobRecord, BundleManifest, FileRecord, Layout, Tool};
 use crate::oci::{self, Blob, BlobSet, BlobSource, Descriptor, ImageIndex, LayoutError, OciLayout};
 use crate::offline_manifest::{ManifestError, OfflineManifest, Source};
@@ -47,40 +48,33 @@ pub struct Plan {
     pub artifacts: Vec<Artifact>,
     pub blobs: BlobSet,
     pub index_json: Vec<u8>,
+    /// Set by [`crate::delta::apply`]: the base bundle and the blobs left out because it carried them.
+    pub delta: Option<crate::delta::Delta>,
 }
 
-/// Resolves every artifact of an offline manifest to local content.
+/// Resolves every artifact of an offline manifest to local content. Network sources
+/// (`registry:` images and the fetcher tables) are left out: they come from
+/// [`plan_with_fetched`].
 pub fn plan(manifest: &OfflineManifest, base_dir: &Path) -> Result<Plan, PackError> {
-    let mut blobs = BlobSet::new();
-    let mut artifacts = Vec::new();
-    let mut index_entries = Vec::new();
+    plan_with_fetched(manifest, base_dir, None)
+}
+
+/// Like [`plan`], adding what the fetcher put in the content cache.
+pub fn plan_with_fetched(manifest: &OfflineManifest, base_dir: &Path, fetched: Option<&Fetched>) -> Result<Plan, PackError> {
+    let mut builder = PlanBuilder::default();
     let mut layouts: HashMap<PathBuf, OciLayout> = HashMap::new();
 
     for image in &manifest.images {
         let Ok(Source::OciLayout { dir, reference }) = image.kind_source(base_dir) else {
-            unreachable!("image sources are validated when the manifest loads")
+            continue; // registry images come from the fetcher
         };
         if !layouts.contains_key(&dir) {
             layouts.insert(dir.clone(), OciLayout::open(&dir)?);
         }
         let layout = &layouts[&dir];
         let root = layout.resolve(reference.as_deref())?.clone();
-        layout.collect(&root, &mut blobs)?;
-        let artifact = Artifact {
-            kind: ArtifactKind::Image,
-            name: image.name.clone(),
-            version: image.tag.clone(),
-            platform: image.platform.clone(),
-            upstream: image.source.clone(),
-            repository: image.name.clone(),
-            tag: image.tag.clone(),
-            media_type: root.media_type.clone(),
-            artifact_type: root.artifact_type.clone(),
-            digest: root.digest,
-            size: root.size,
-        };
-        index_entries.push(index_descriptor(root, &artifact));
-        artifacts.push(artifact);
+        layout.collect(&root, &mut builder.blobs)?;
+        builder.add_image(root, &image.name, &image.tag, image.platform.clone(), &image.source);
     }
 
     let files = hash_files(manifest, base_dir)?;
@@ -90,48 +84,137 @@ pub fn plan(manifest: &OfflineManifest, base_dir: &Path) -> Result<Plan, PackErr
             .media_type
             .clone()
             .unwrap_or_else(|| artifact::guess_media_type(&file_name).to_string());
-        let layer = Descriptor {
+        builder.add_file(FileArtifact {
+            kind: file.kind,
+            name: &file.name,
+            version: &file.version,
+            platform: file.platform.as_deref(),
+            upstream: &file.source,
+            file_name,
             media_type,
+            path,
             digest,
             size,
+            extra_annotations: &BTreeMap::new(),
+        });
+    }
+
+    if let Some(fetched) = fetched {
+        for image in &fetched.images {
+            for (digest, blob) in &image.blobs {
+                builder.blobs.entry(*digest).or_insert_with(|| blob.clone());
+            }
+            let platform = (!image.locked.platforms.is_empty()).then(|| image.locked.platforms.join(","));
+            builder.add_image(image.root.clone(), &image.locked.name, &image.locked.tag, platform, &image.locked.source);
+        }
+        for file in &fetched.files {
+            let locked = &file.locked;
+            builder.add_file(FileArtifact {
+                kind: locked.kind,
+                name: &locked.name,
+                version: &locked.version,
+                platform: locked.platform.as_deref(),
+                upstream: &locked.url,
+                file_name: locked.file_name.clone(),
+                media_type: locked.media_type.clone(),
+                path: file.path.clone(),
+                digest: locked.sha256,
+                size: file.size,
+                extra_annotations: &locked.annotations,
+            });
+        }
+    }
+    builder.finish()
+}
+
+/// One file to carry as an OCI artifact.
+pub struct FileArtifact<'a> {
+    pub kind: ArtifactKind,
+    pub name: &'a str,
+    pub version: &'a str,
+    pub platform: Option<&'a str>,
+    pub upstream: &'a str,
+    pub file_name: String,
+    pub media_type: String,
+    pub path: PathBuf,
+    pub digest: Digest,
+    pub size: u64,
+    pub extra_annotations: &'a BTreeMap<String, String>,
+}
+
+/// Collects artifacts and their blobs, then names them in a sorted `index.json`.
+#[derive(Default)]
+pub struct PlanBuilder {
+    pub blobs: BlobSet,
+    artifacts: Vec<Artifact>,
+    index_entries: Vec<Descriptor>,
+}
+
+impl PlanBuilder {
+    /// Adds an image whose root (and everything it references) is already in `blobs`.
+    pub fn add_image(&mut self, root: Descriptor, name: &str, tag: &str, platform: Option<String>, upstream: &str) {
+        let artifact = Artifact {
+            kind: ArtifactKind::Image,
+            name: name.to_string(),
+            version: tag.to_string(),
+            platform,
+            upstream: upstream.to_string(),
+            repository: name.to_string(),
+            tag: tag.to_string(),
+            media_type: root.media_type.clone(),
+            artifact_type: root.artifact_type.clone(),
+            digest: root.digest,
+            size: root.size,
+        };
+        self.index_entries.push(index_descriptor(root, &artifact));
+        self.artifacts.push(artifact);
+    }
+
+    /// Adds a file as an artifact manifest with one layer.
+    pub fn add_file(&mut self, file: FileArtifact) {
+        let layer = Descriptor {
+            media_type: file.media_type,
+            digest: file.digest,
+            size: file.size,
             artifact_type: None,
             platform: None,
-            annotations: BTreeMap::from([(annotation::TITLE.to_string(), file_name)]),
+            annotations: BTreeMap::from([(annotation::TITLE.to_string(), file.file_name)]),
             urls: None,
             data: None,
         };
-        let mut annotations = BTreeMap::from([
+        let mut annotations = file.extra_annotations.clone();
+        annotations.extend([
             (annotation::KIND.to_string(), file.kind.to_string()),
-            (annotation::NAME.to_string(), file.name.clone()),
-            (annotation::VERSION.to_string(), file.version.clone()),
-            (annotation::UPSTREAM.to_string(), file.source.clone()),
+            (annotation::NAME.to_string(), file.name.to_string()),
+            (annotation::VERSION.to_string(), file.version.to_string()),
+            (annotation::UPSTREAM.to_string(), file.upstream.to_string()),
         ]);
-        if let Some(platform) = &file.platform {
-            annotations.insert(annotation::PLATFORM.to_string(), platform.clone());
+        if let Some(platform) = file.platform {
+            annotations.insert(annotation::PLATFORM.to_string(), platform.to_string());
         }
         let manifest_bytes = artifact::file_artifact_manifest(file.kind, layer, annotations);
         let manifest_digest = Digest::of(&manifest_bytes);
         let manifest_size = manifest_bytes.len() as u64;
-        blobs.entry(digest).or_insert(Blob { size, source: BlobSource::File(path), media_type: None });
+        self.blobs.entry(file.digest).or_insert(Blob { size: file.size, source: BlobSource::File(file.path), media_type: None });
         let empty = oci::EMPTY_JSON.to_vec();
-        blobs.entry(Digest::of(&empty)).or_insert(Blob {
+        self.blobs.entry(Digest::of(&empty)).or_insert(Blob {
             size: empty.len() as u64,
             source: BlobSource::Bytes(Arc::new(empty)),
             media_type: None,
         });
-        blobs.insert(manifest_digest, Blob {
+        self.blobs.insert(manifest_digest, Blob {
             size: manifest_size,
             source: BlobSource::Bytes(Arc::new(manifest_bytes)),
             media_type: Some(oci::MEDIA_TYPE_IMAGE_MANIFEST.to_string()),
         });
         let artifact = Artifact {
             kind: file.kind,
-            name: file.name.clone(),
-            version: file.version.clone(),
-            platform: file.platform.clone(),
-            upstream: file.source.clone(),
+            name: file.name.to_string(),
+            version: file.version.to_string(),
+            platform: file.platform.map(str::to_string),
+            upstream: file.upstream.to_string(),
             repository: format!("{}/{}", file.kind, file.name),
-            tag: artifact::tag_for(&file.version, file.platform.as_deref()),
+            tag: artifact::tag_for(file.version, file.platform),
             media_type: oci::MEDIA_TYPE_IMAGE_MANIFEST.to_string(),
             artifact_type: file.kind.artifact_type(),
             digest: manifest_digest,
@@ -147,30 +230,33 @@ pub fn plan(manifest: &OfflineManifest, base_dir: &Path) -> Result<Plan, PackErr
             urls: None,
             data: None,
         };
-        index_entries.push(index_descriptor(root, &artifact));
-        artifacts.push(artifact);
+        self.index_entries.push(index_descriptor(root, &artifact));
+        self.artifacts.push(artifact);
     }
 
-    if artifacts.is_empty() {
-        return Err(PackError::Empty);
-    }
-    artifacts.sort_by(|a, b| (&a.repository, &a.tag).cmp(&(&b.repository, &b.tag)));
-    for pair in artifacts.windows(2) {
-        if (&pair[0].repository, &pair[0].tag) == (&pair[1].repository, &pair[1].tag) {
-            return Err(PackError::DuplicateArtifact {
-                repository: pair[0].repository.clone(),
-                tag: pair[0].tag.clone(),
-            });
+    pub fn finish(self) -> Result<Plan, PackError> {
+        let PlanBuilder { blobs, mut artifacts, mut index_entries } = self;
+        if artifacts.is_empty() {
+            return Err(PackError::Empty);
         }
+        artifacts.sort_by(|a, b| (&a.repository, &a.tag).cmp(&(&b.repository, &b.tag)));
+        for pair in artifacts.windows(2) {
+            if (&pair[0].repository, &pair[0].tag) == (&pair[1].repository, &pair[1].tag) {
+                return Err(PackError::DuplicateArtifact {
+                    repository: pair[0].repository.clone(),
+                    tag: pair[0].tag.clone(),
+                });
+            }
+        }
+        index_entries.sort_by(|a, b| a.annotations[annotation::REF_NAME].cmp(&b.annotations[annotation::REF_NAME]));
+        let index = ImageIndex {
+            schema_version: 2,
+            media_type: Some(oci::MEDIA_TYPE_IMAGE_INDEX.to_string()),
+            manifests: index_entries,
+        };
+        let index_json = serde_json::to_vec(&index).expect("index serializes");
+        Ok(Plan { artifacts, blobs, index_json, delta: None })
     }
-    index_entries.sort_by(|a, b| a.annotations[annotation::REF_NAME].cmp(&b.annotations[annotation::REF_NAME]));
-    let index = ImageIndex {
-        schema_version: 2,
-        media_type: Some(oci::MEDIA_TYPE_IMAGE_INDEX.to_string()),
-        manifests: index_entries,
-    };
-    let index_json = serde_json::to_vec(&index).expect("index serializes");
-    Ok(Plan { artifacts, blobs, index_json })
 }
 
 /// The descriptor `index.json` lists for an artifact, named so that `skopeo` and `oras`
@@ -194,7 +280,7 @@ fn hash_files(manifest: &OfflineManifest, base_dir: &Path) -> Result<Vec<(PathBu
         .iter()
         .map(|f| match f.kind_source(base_dir) {
             Source::File { path } => path,
-            Source::OciLayout { .. } => unreachable!("file entries have file sources"),
+            _ => unreachable!("file entries have file sources"),
         })
         .collect();
     let hash_one = |path: &PathBuf| -> Result<(PathBuf, Digest, u64), PackError> {
@@ -260,6 +346,9 @@ pub fn build_manifest(plan: &Plan, options: &PackOptions) -> BundleManifest {
         id_hasher.update(b"\0");
     }
     id_hasher.update(index.digest.to_string().as_bytes());
+    if let Some(delta) = &plan.delta {
+        id_hasher.update(delta.base.manifest_digest.to_string().as_bytes());
+    }
     for blob in &blobs {
         id_hasher.update(blob.digest.to_string().as_bytes());
     }
@@ -272,12 +361,12 @@ pub fn build_manifest(plan: &Plan, options: &PackOptions) -> BundleManifest {
         sequence: options.sequence,
         created,
         expires: format::format_time(options.created + options.expires_in),
-        base: None,
+        base: plan.delta.as_ref().map(|d| d.base.clone()),
         tool: Tool { name: "airlock".into(), version: env!("CARGO_PKG_VERSION").into() },
         layout: Layout { oci_layout, index },
         artifacts: plan.artifacts.clone(),
         blobs,
-        base_blobs: Vec::new(),
+        base_blobs: plan.delta.as_ref().map(|d| d.base_blobs.clone()).unwrap_or_default(),
     }
 }
 
@@ -289,9 +378,15 @@ pub fn trusted_comment(manifest: &BundleManifest) -> String {
     )
 }
 
-/// Signs and writes the bundle to `out`, atomically: a temporary file in the same folder is
-/// renamed into place only when every byte is written, checked and synced.
-pub fn write_bundle(plan: &Plan, options: &PackOptions, out: &Path) -> Result<Packed, PackError> {
+/// The signed manifest and its signatures, ready to write.
+pub struct Signed {
+    pub manifest: BundleManifest,
+    pub manifest_bytes: Vec<u8>,
+    pub signatures: Vec<String>,
+}
+
+/// Builds and signs the manifest of a plan.
+pub fn sign(plan: &Plan, options: &PackOptions) -> Result<Signed, PackError> {
     if options.keys.is_empty() {
         return Err(PackError::NoKey);
     }
@@ -303,32 +398,58 @@ pub fn write_bundle(plan: &Plan, options: &PackOptions, out: &Path) -> Result<Pa
         .iter()
         .map(|k| k.sign(&manifest_bytes, &comment, &format!("signature from airlock secret key {}", k.id)).text)
         .collect();
+    Ok(Signed { manifest, manifest_bytes, signatures })
+}
 
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+/// Signs and writes the bundle to `out`, atomically: a temporary file in the same folder is
+/// renamed into place only when every byte is written, checked and synced.
+pub fn write_bundle(plan: &Plan, options: &PackOptions, out: &Path) -> Result<Packed, PackError> {
+    let signed = sign(plan, options)?;
+    let dir = parent_dir(out);
     let write_err = |source| PackError::Write { path: out.to_path_buf(), source };
     let temp = tempfile::Builder::new()
         .prefix(".airlock-partial-")
         .tempfile_in(&dir)
         .map_err(write_err)?;
+    let writer = write_archive(plan, options, &signed, BufWriter::with_capacity(1 << 20, temp.as_file()), out)?;
+    writer.into_inner().map_err(|e| write_err(e.into_error()))?;
+    temp.as_file().sync_all().map_err(write_err)?;
+    let compressed_size = temp.as_file().metadata().map_err(write_err)?.len();
+    temp.persist(out).map_err(|e| write_err(e.error))?;
+    sync_dir(&dir);
+
+    let manifest_copy_path = manifest_copy_path(out);
+    fs::write(&manifest_copy_path, &signed.manifest_bytes)
+        .map_err(|source| PackError::Write { path: manifest_copy_path.clone(), source })?;
+    Ok(Packed { manifest: signed.manifest, manifest_bytes: signed.manifest_bytes, bundle_path: out.to_path_buf(), manifest_copy_path, compressed_size })
+}
+
+pub(crate) fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Writes the compressed archive (manifest, signatures, layout, blobs) into `sink`;
+/// `out` names the destination in errors.
+pub fn write_archive<W: Write>(plan: &Plan, options: &PackOptions, signed: &Signed, sink: W, out: &Path) -> Result<W, PackError> {
+    let write_err = |source| PackError::Write { path: out.to_path_buf(), source };
     let mtime = options.created.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let mut encoder = zstd::stream::write::Encoder::new(BufWriter::with_capacity(1 << 20, temp.as_file()), options.compression_level)
-        .map_err(write_err)?;
+    let mut encoder = zstd::stream::write::Encoder::new(sink, options.compression_level).map_err(write_err)?;
     if options.threads > 1 {
         encoder.multithread(options.threads).map_err(write_err)?;
     }
     encoder.include_checksum(true).map_err(write_err)?;
 
-    options.progress.start(manifest.total_blob_bytes());
+    options.progress.start(signed.manifest.total_blob_bytes());
     let write_small = |encoder: &mut zstd::stream::write::Encoder<_>, name: &str, bytes: &[u8]| -> io::Result<()> {
         ustar::write_header(encoder, name, bytes.len() as u64, mtime)?;
         encoder.write_all(bytes)?;
         ustar::write_padding(encoder, bytes.len() as u64)
     };
-    write_small(&mut encoder, format::MANIFEST_ENTRY, &manifest_bytes).map_err(write_err)?;
-    for (i, signature) in signatures.iter().enumerate() {
+    write_small(&mut encoder, format::MANIFEST_ENTRY, &signed.manifest_bytes).map_err(write_err)?;
+    for (i, signature) in signed.signatures.iter().enumerate() {
         write_small(&mut encoder, &format::signature_entry(i + 1), signature.as_bytes()).map_err(write_err)?;
     }
     write_small(&mut encoder, format::OCI_LAYOUT_ENTRY, oci::OCI_LAYOUT_FILE).map_err(write_err)?;
@@ -350,17 +471,8 @@ pub fn write_bundle(plan: &Plan, options: &PackOptions, out: &Path) -> Result<Pa
     }
     ustar::write_end(&mut encoder).map_err(write_err)?;
     let writer = encoder.finish().map_err(write_err)?;
-    writer.into_inner().map_err(|e| write_err(e.into_error()))?;
-    temp.as_file().sync_all().map_err(write_err)?;
-    let compressed_size = temp.as_file().metadata().map_err(write_err)?.len();
-    temp.persist(out).map_err(|e| write_err(e.error))?;
-    sync_dir(&dir);
     options.progress.finish();
-
-    let manifest_copy_path = manifest_copy_path(out);
-    fs::write(&manifest_copy_path, &manifest_bytes)
-        .map_err(|source| PackError::Write { path: manifest_copy_path.clone(), source })?;
-    Ok(Packed { manifest, manifest_bytes, bundle_path: out.to_path_buf(), manifest_copy_path, compressed_size })
+    Ok(writer)
 }
 
 /// `NAME.airlock.tar.zst` → `NAME.airlock-bundle.json`.

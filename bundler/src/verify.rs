@@ -55,3 +55,67 @@ impl Write for ProgressSink<'_> {
         Ok(())
     }
 }
+
+#[derive(Debug, thiserror::Error)]
+pub enum VolumesError {
+    #[error(transparent)]
+    Volume(#[from] crate::volumes::VolumeError),
+    #[error("the volume list {path}: {source}")]
+    ListTrust { path: std::path::PathBuf, source: crate::trust::TrustError },
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    #[error("the volumes hold bundle {found} but the signed volume list names {listed}")]
+    WrongBundle { listed: String, found: String },
+}
+
+/// Verifies a bundle cut into volumes: the volume list's signatures first, then every volume
+/// streamed in order through the bundle reader (never joined on disk), each volume checked
+/// against the list as it ends. A damaged or missing volume is named.
+pub fn verify_volumes(
+    list_path: &Path,
+    policy: &TrustPolicy,
+    detached: &[(SignatureFile, String)],
+    progress: &dyn Progress,
+) -> Result<(Report, crate::volumes::VolumeList), VolumesError> {
+    use crate::volumes::{load_list, VolumeChain};
+    let loaded = load_list(list_path)?;
+    let mut signatures = loaded.signatures.clone();
+    signatures.extend(detached.iter().cloned());
+    policy
+        .check(&loaded.bytes, &signatures)
+        .map_err(|source| VolumesError::ListTrust { path: list_path.to_path_buf(), source })?;
+    let mut chain = VolumeChain::new(list_path, &loaded.list.volumes);
+    let result = (|| {
+        let mut reader = BundleReader::open(&mut chain)?;
+        let found = crate::Digest::of(reader.manifest_bytes());
+        if found != loaded.list.manifest_digest {
+            return Err(VolumesError::WrongBundle { listed: loaded.list.manifest_digest.to_string(), found: found.to_string() });
+        }
+        let signers = reader.check_signatures(policy, detached)?;
+        let manifest = reader.manifest().clone();
+        progress.start(manifest.total_blob_bytes());
+        let mut sink = ProgressSink { progress };
+        while reader.next_entry()?.is_some() {
+            reader.copy_entry(&mut sink)?;
+        }
+        let summary = reader.finish()?;
+        progress.finish();
+        let expired = manifest.expires_time().map_err(BundleError::from)? <= SystemTime::now();
+        Ok(Report { manifest, signers, summary, expired })
+    })();
+    // A volume that failed its check is the cause to name; otherwise read what is left of the
+    // volumes, since a damaged volume may be what the decompressor tripped on.
+    match result {
+        Err(VolumesError::Bundle(BundleError::Read { source, .. }))
+            if source.get_ref().is_some_and(|e| e.is::<crate::volumes::VolumeError>()) =>
+        {
+            let inner = source.into_inner().expect("checked above").downcast::<crate::volumes::VolumeError>().expect("checked above");
+            Err(VolumesError::Volume(*inner))
+        }
+        Ok(report) => match chain.find_bad_volume() {
+            Some(bad) => Err(bad.into()),
+            None => Ok((report, loaded.list)),
+        },
+        Err(e) => Err(chain.find_bad_volume().map(VolumesError::from).unwrap_or(e)),
+    }
+}

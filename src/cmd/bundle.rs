@@ -1,12 +1,15 @@
 //! `airlock bundle …`: create, verify, print and inspect signed bundles.
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
+use airlock_bundler::cache::ContentCache;
+use airlock_bundler::fetch::FetchOptions;
 use airlock_bundler::format::BundleManifest;
+use airlock_bundler::{delta, lock, prepare, volumes};
 use airlock_bundler::offline_manifest::OfflineManifest;
 use airlock_bundler::pack::{self, PackOptions};
 use airlock_bundler::progress::{Progress, Silent};
@@ -43,6 +46,76 @@ pub enum Command {
     #[command(after_help = "Example:\n  airlock bundle inspect sample.airlock.tar.zst\n  \
         airlock bundle inspect sample.airlock.tar.zst --output json | jq '.artifacts[].name'")]
     Inspect(InspectArgs),
+    /// Resolve every network reference of an offline manifest to an exact version and digest.
+    #[command(after_help = "Example:\n  airlock bundle lock --manifest offline-manifests/platform.toml\n\n\
+        Writes M.lock beside M.toml (or --out): stable, sorted TOML to commit and diff. Layers are not\n\
+        downloaded where the upstream publishes digests; files whose upstream publishes none are\n\
+        downloaded into the content cache and hashed, so `bundle create` does not fetch them again.")]
+    Lock(LockArgs),
+    /// List the host:port pairs the connected side must reach for a manifest (for the firewall).
+    #[command(after_help = "Example:\n  airlock bundle endpoints --manifest offline-manifests/platform.toml\n  \
+        airlock bundle endpoints --manifest M.toml --lock M.lock --output json")]
+    Endpoints(EndpointsArgs),
+}
+
+/// How the bundler reaches upstreams and where it keeps what it fetched.
+#[derive(clap::Args)]
+pub struct FetchArgs {
+    /// Content cache (default: $AIRLOCK_CACHE_DIR, else $XDG_CACHE_HOME/airlock, else ~/.cache/airlock).
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Downloads at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
+    /// Further attempts after a failed download (connection errors, 5xx, broken transfers).
+    #[arg(long, default_value_t = 4)]
+    retries: u32,
+    /// Wait before the first retry, doubled for each next one.
+    #[arg(long, value_name = "DURATION", default_value = "500ms")]
+    retry_delay: String,
+    /// Extra PEM CA certificates to trust (e.g. a TLS-inspecting proxy's). Proxies come from
+    /// HTTPS_PROXY / HTTP_PROXY / NO_PROXY.
+    #[arg(long, value_name = "FILE.pem", env = "AIRLOCK_CA_BUNDLE")]
+    ca_bundle: Option<PathBuf>,
+}
+
+impl FetchArgs {
+    fn options(&self) -> anyhow::Result<FetchOptions> {
+        let retry_delay = humantime::parse_duration(&self.retry_delay)
+            .with_context(|| format!("--retry-delay `{}` is not a duration such as 500ms or 2s", self.retry_delay))?;
+        Ok(FetchOptions {
+            cache_dir: self.cache_dir.clone().unwrap_or_else(ContentCache::default_root),
+            jobs: usize::from(self.jobs),
+            retries: self.retries,
+            retry_delay,
+            ca_bundle: self.ca_bundle.clone(),
+            ..FetchOptions::default()
+        })
+    }
+}
+
+#[derive(clap::Args)]
+pub struct LockArgs {
+    /// Offline manifest (TOML).
+    #[arg(long, value_name = "M.toml")]
+    manifest: PathBuf,
+    /// Lock file to write (default: M.lock beside the manifest).
+    #[arg(long, value_name = "M.lock")]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    fetch: FetchArgs,
+}
+
+#[derive(clap::Args)]
+pub struct EndpointsArgs {
+    /// Offline manifest (TOML).
+    #[arg(long, value_name = "M.toml")]
+    manifest: PathBuf,
+    /// Also list the hosts of every URL this lock pins.
+    #[arg(long, value_name = "M.lock")]
+    lock: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
 }
 
 #[derive(clap::Args)]
@@ -75,6 +148,19 @@ pub struct CreateArgs {
     /// Compression threads (default: every core).
     #[arg(long)]
     threads: Option<u32>,
+    /// Lock to fetch from (default: M.lock beside the manifest when it exists, else the
+    /// manifest is resolved now).
+    #[arg(long, value_name = "M.lock")]
+    lock: Option<PathBuf>,
+    /// Build a delta against the manifest kept beside a previous bundle
+    /// (NAME.airlock-bundle.json): blobs it carried are left out.
+    #[arg(long, value_name = "PREVIOUS.airlock-bundle.json")]
+    base: Option<PathBuf>,
+    /// Cut the bundle into volumes of this size (e.g. 4.7G for a DVD) with a signed volume list.
+    #[arg(long, value_name = "SIZE")]
+    volume_size: Option<String>,
+    #[command(flatten)]
+    fetch: FetchArgs,
 }
 
 #[derive(clap::Args)]
@@ -92,6 +178,7 @@ pub struct TrustArgs {
 
 #[derive(clap::Args)]
 pub struct VerifyArgs {
+    /// A bundle, or the NAME.airlock-volumes.json of a bundle cut into volumes.
     bundle: PathBuf,
     #[command(flatten)]
     trust: TrustArgs,
@@ -120,12 +207,13 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => verify(args),
         Command::Manifest(args) => print_manifest(args),
         Command::Inspect(args) => inspect(args),
+        Command::Lock(args) => lock(args),
+        Command::Endpoints(args) => endpoints(args),
     }
 }
 
 fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
     let offline = OfflineManifest::load(&args.manifest)?;
-    let base_dir = args.manifest.parent().map(Path::to_path_buf).unwrap_or_default();
     let created = creation_time(args.created.as_deref())?;
     let expires = args.expires.as_deref().or(offline.bundle.expires.as_deref()).unwrap_or("90d");
     let expires_in = humantime::parse_duration(expires)
@@ -144,14 +232,36 @@ fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| created.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()));
     let out = args.out.unwrap_or_else(|| PathBuf::from(format!("{}.airlock.tar.zst", offline.bundle.name)));
 
-    let plan = pack::plan(&offline, &base_dir)?;
+    let volume_size = args
+        .volume_size
+        .as_deref()
+        .map(volumes::parse_size)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--volume-size: {e}"))?;
+    let channel = args.channel.unwrap_or(offline.bundle.channel.clone());
+    let base = args.base.as_deref().map(delta::load_base).transpose()?;
+
+    let prepared = prepare::prepare(&args.manifest, &offline, args.lock.as_deref(), args.fetch.options()?)?;
+    if let Some(lock) = &prepared.lock_path {
+        println!("fetched from the lock {}", lock.display());
+    }
+    if let Some(stats) = prepared.stats {
+        println!(
+            "content cache: {} blobs already there, {} fetched ({} bytes in {} requests)",
+            stats.cached_blobs, stats.fetched_blobs, stats.bytes, stats.requests
+        );
+    }
+    let mut plan = prepared.plan;
+    if let Some(base) = &base {
+        delta::apply(&mut plan, base, &channel, sequence)?;
+    }
     let progress = progress_bar("packing");
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
     let options = PackOptions {
         keys: &keys,
-        channel: args.channel.unwrap_or(offline.bundle.channel.clone()),
+        channel,
         sequence,
         name: offline.bundle.name.clone(),
         created,
@@ -160,7 +270,30 @@ fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
         threads,
         progress: progress.as_ref(),
     };
+    if let Some(volume_size) = volume_size {
+        let packed = volumes::write_volumes(&plan, &options, &out, volume_size)?;
+        let m = &packed.manifest;
+        println!(
+            "created {} volumes of at most {volume_size} bytes ({} bytes in all): bundle {} channel {} sequence {}, {} artifacts, {} blobs, expires {}",
+            packed.list.volumes.len(),
+            packed.list.total_size,
+            m.bundle_id,
+            m.channel,
+            m.sequence,
+            m.artifacts.len(),
+            m.blobs.len(),
+            m.expires
+        );
+        for v in &packed.list.volumes {
+            println!("  {}  {} bytes  {}", v.name, v.size, v.sha256);
+        }
+        println!("signed volume list {} (verify with `airlock bundle verify {}`)", packed.list_path.display(), packed.list_path.display());
+        println!("kept the manifest as {} (the base for a later delta)", packed.manifest_copy_path.display());
+        print_delta(&plan);
+        return Ok(ExitCode::SUCCESS);
+    }
     let packed = pack::write_bundle(&plan, &options, &out)?;
+    print_delta(&plan);
     let m = &packed.manifest;
     println!(
         "created {} ({} bytes): bundle {} channel {} sequence {}, {} artifacts, {} blobs, expires {}",
@@ -174,6 +307,54 @@ fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
         m.expires
     );
     println!("kept the manifest as {} (the base for a later delta)", packed.manifest_copy_path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_delta(plan: &pack::Plan) {
+    if let Some(delta) = &plan.delta {
+        println!(
+            "delta of bundle {} (sequence {}): left out {} blobs ({} bytes) the base carried",
+            delta.base.bundle_id,
+            delta.base.sequence,
+            delta.base_blobs.len(),
+            delta.saved_bytes
+        );
+    }
+}
+
+fn lock(args: LockArgs) -> anyhow::Result<ExitCode> {
+    let offline = OfflineManifest::load(&args.manifest)?;
+    let out = args.out.unwrap_or_else(|| lock::default_lock_path(&args.manifest));
+    let lock = prepare::resolve_lock(&args.manifest, &offline, args.fetch.options()?)?;
+    lock.save(&out)?;
+    println!(
+        "locked {} images and {} files from {} into {}",
+        lock.images.len(),
+        lock.files.len(),
+        args.manifest.display(),
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn endpoints(args: EndpointsArgs) -> anyhow::Result<ExitCode> {
+    let offline = OfflineManifest::load(&args.manifest)?;
+    let lock = args.lock.as_deref().map(lock::Lock::load).transpose()?;
+    let list = airlock_bundler::endpoints::endpoints(&offline, lock.as_ref());
+    match args.output {
+        OutputFormat::Json => {
+            let value: Vec<serde_json::Value> =
+                list.iter().map(|e| json!({ "address": e.address, "reasons": e.reasons })).collect();
+            println!("{}", serde_json::to_string_pretty(&value)?);
+        }
+        OutputFormat::Text => {
+            let mut table = Table::new(["ADDRESS", "WHY"]);
+            for e in &list {
+                table.row([e.address.clone(), e.reasons.join("; ")]);
+            }
+            print!("{}", table.render(""));
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -211,8 +392,16 @@ fn load_policy(trust: &TrustArgs) -> anyhow::Result<(TrustPolicy, Vec<(Signature
 fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let (policy, detached) = load_policy(&args.trust)?;
     let progress = progress_bar("verifying");
-    let report = verify::verify_file(&args.bundle, &policy, &detached, progress.as_ref())
-        .with_context(|| format!("{} failed verification", args.bundle.display()))?;
+    let is_volume_list = args.bundle.to_string_lossy().ends_with(volumes::VOLUMES_SUFFIX);
+    let report = if is_volume_list {
+        let (report, list) = verify::verify_volumes(&args.bundle, &policy, &detached, progress.as_ref())
+            .with_context(|| format!("{} failed verification", args.bundle.display()))?;
+        println!("checked {} volumes against the signed volume list", list.volumes.len());
+        report
+    } else {
+        verify::verify_file(&args.bundle, &policy, &detached, progress.as_ref())
+            .with_context(|| format!("{} failed verification", args.bundle.display()))?
+    };
     let m = &report.manifest;
     match args.output {
         OutputFormat::Json => println!(

@@ -1,0 +1,85 @@
+//! `bundle endpoints`: the host:port list the connected side must reach for a manifest, for
+//! the low-side firewall. Derived from the sources' base URLs, plus the download hosts the
+//! well-known upstreams redirect to, plus (given a lock) the host of every locked URL.
+
+use std::collections::BTreeMap;
+
+use crate::lock::Lock;
+use crate::offline_manifest::{OfflineManifest, Source};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `host:port`; a leading `*.` stands for any subdomain (CDN hosts).
+    pub address: String,
+    /// Why it is needed.
+    pub reasons: Vec<String>,
+}
+
+/// Where the public upstreams send the actual bytes (302s to CDNs and storage).
+fn redirect_hosts(host: &str) -> &'static [&'static str] {
+    match host {
+        "docker.io" | "index.docker.io" | "registry-1.docker.io" => &["registry-1.docker.io:443", "auth.docker.io:443", "production.cloudflare.docker.com:443"],
+        "mcr.microsoft.com" => &["*.data.mcr.microsoft.com:443"],
+        "ghcr.io" => &["pkg-containers.githubusercontent.com:443"],
+        "public.ecr.aws" => &["*.cloudfront.net:443"],
+        "update.code.visualstudio.com" => &["vscode.download.prss.microsoft.com:443"],
+        "open-vsx.org" => &["openvsxorg.blob.core.windows.net:443"],
+        "data.services.jetbrains.com" => &["download.jetbrains.com:443", "download-cdn.jetbrains.com:443"],
+        _ => &[],
+    }
+}
+
+fn host_port(url: &str) -> Option<(String, String)> {
+    let url = url::Url::parse(url).ok()?;
+    let host = url.host_str()?.to_string();
+    let port = url.port_or_known_default()?;
+    Some((format!("{host}:{port}"), host))
+}
+
+pub fn endpoints(manifest: &OfflineManifest, lock: Option<&Lock>) -> Vec<Endpoint> {
+    let mut found: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut add = |address: String, reason: String| {
+        let reasons = found.entry(address).or_default();
+        if !reasons.contains(&reason) {
+            reasons.push(reason);
+        }
+    };
+    let add_url = |url: &str, reason: String, add: &mut dyn FnMut(String, String)| {
+        if let Some((address, host)) = host_port(url) {
+            add(address, reason.clone());
+            for extra in redirect_hosts(&host) {
+                add(extra.to_string(), format!("{reason}: downloads redirect here"));
+            }
+        }
+    };
+    for image in &manifest.images {
+        if let Ok(Source::Registry(r)) = image.kind_source(std::path::Path::new("")) {
+            let base = image.base_url.clone().unwrap_or_else(|| format!("https://{}", r.host));
+            let host = if r.host == "docker.io" && image.base_url.is_none() { "https://registry-1.docker.io".to_string() } else { base };
+            add_url(&host, format!("registry image {}", image.source.trim_start_matches("registry:")), &mut add);
+        }
+    }
+    for s in &manifest.vscode_server {
+        add_url(&s.base_url, "VS Code update service".into(), &mut add);
+    }
+    for s in &manifest.openvsx {
+        add_url(&s.base_url, "Open VSX registry".into(), &mut add);
+    }
+    for s in &manifest.jetbrains {
+        add_url(&s.base_url, "JetBrains products API".into(), &mut add);
+    }
+    for s in &manifest.https {
+        add_url(&s.url, format!("{} {}", s.kind, s.name), &mut add);
+    }
+    if let Some(ami) = &manifest.ami {
+        for url in &ami.descriptor_urls {
+            add_url(url, "AMI descriptors".into(), &mut add);
+        }
+    }
+    if let Some(lock) = lock {
+        for file in lock.files.iter().filter(|f| f.inline.is_none()) {
+            add_url(&file.url, format!("{} {} (locked download)", file.kind, file.name), &mut add);
+        }
+    }
+    found.into_iter().map(|(address, reasons)| Endpoint { address, reasons }).collect()
+}
