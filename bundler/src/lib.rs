@@ -21,6 +21,7 @@ pub mod trust;
 pub mod ustar;
 pub mod verify;
 pub mod volumes;
+pub mod writeback;
 
 pub use digest::Digest;
 pub use format::BundleManifest;

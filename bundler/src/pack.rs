@@ -16,6 +16,7 @@ use crate::offline_manifest::{ManifestError, OfflineManifest, Source};
 use crate::progress::Progress;
 use crate::signing::SecretKey;
 use crate::ustar;
+use crate::writeback::WritebackFile;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PackError {
@@ -411,7 +412,7 @@ pub fn write_bundle(plan: &Plan, options: &PackOptions, out: &Path) -> Result<Pa
         .prefix(".airlock-partial-")
         .tempfile_in(&dir)
         .map_err(write_err)?;
-    let writer = write_archive(plan, options, &signed, BufWriter::with_capacity(1 << 20, temp.as_file()), out)?;
+    let writer = write_archive(plan, options, &signed, BufWriter::with_capacity(1 << 20, WritebackFile::new(temp.as_file())), out)?;
     writer.into_inner().map_err(|e| write_err(e.into_error()))?;
     temp.as_file().sync_all().map_err(write_err)?;
     let compressed_size = temp.as_file().metadata().map_err(write_err)?.len();
