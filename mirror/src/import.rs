@@ -20,6 +20,7 @@ use airlock_bundler::progress::Progress;
 use airlock_bundler::read::{BundleReader, EntryKind};
 use airlock_bundler::signing::SignatureFile;
 use airlock_bundler::trust::TrustPolicy;
+use airlock_bundler::writeback::WritebackFile;
 use airlock_bundler::{BundleError, Digest};
 use serde::Deserialize;
 
@@ -210,10 +211,10 @@ fn stream_entries(
             }
         } else {
             let staged = store.blobs.staging_file().map_err(ImportError::Write)?;
-            let mut sink = Tee { file: staged, capture: capture.then_some(&mut captured), progress };
+            let mut sink = Tee { file: WritebackFile::new(staged.as_file()), capture: capture.then_some(&mut captured), progress };
             // The reader checks the digest after the last byte; only then is it published.
             reader.copy_entry(&mut sink)?;
-            store.blobs.publish(sink.file, &entry.digest).map_err(ImportError::Write)?;
+            store.blobs.publish(staged, &entry.digest).map_err(ImportError::Write)?;
             written += entry.size;
         }
         if capture {
