@@ -357,3 +357,35 @@ fn verify_names_a_corrupt_blob_and_gc_removes_only_unreferenced_ones() {
     let err = fails(airlock().args(["mirror", "verify", "--data-dir"]).arg(&data));
     assert!(err.contains(&hex) && err.contains("corrupt"), "{err}");
 }
+
+#[test]
+fn a_delta_is_refused_until_its_base_is_imported() {
+    let sample = Sample::new();
+    let data = sample.path("mirror");
+    let full = sample.create("full", &["--sequence", "1"]);
+    let full_manifest = bundle_manifest(&full);
+    // The next release changes one file; the image stays as it was.
+    fs::write(sample.path("dist/airlock"), b"#!/bin/sh\necho release two\n").unwrap();
+    let delta = sample.create("delta", &["--sequence", "2", "--base", sample.path("full.airlock-bundle.json").to_str().unwrap()]);
+    let delta_manifest = bundle_manifest(&delta);
+    assert_eq!(delta_manifest["base"]["bundleId"], full_manifest["bundleId"]);
+    assert!(!delta_manifest["baseBlobs"].as_array().unwrap().is_empty());
+
+    let err = fails(&mut import(&sample, &delta, &data));
+    let base_id = full_manifest["bundleId"].as_str().unwrap();
+    assert!(err.contains(&format!("from its base bundle {base_id}")) && err.contains("import the base bundle first"), "{err}");
+    assert_eq!(ls(&data).trim(), "[]");
+
+    ok(&mut import(&sample, &full, &data));
+    ok(&mut import(&sample, &delta, &data));
+    let listed: serde_json::Value = serde_json::from_str(&ls(&data)).unwrap();
+    let release = listed.as_array().unwrap().iter().find(|a| a["kind"] == "release-file").unwrap();
+    assert_eq!(release["bundleId"], delta_manifest["bundleId"]);
+    // The image, carried only by the base, is still served whole.
+    let server = Server::start(&data, &[]);
+    let image = format!("docker://{}/devcontainers/base:tiny", server.addr);
+    let copy = sample.path("copied");
+    ok(Command::new("skopeo").args(["copy", "--preserve-digests", "--src-tls-verify=false", &image, &format!("oci:{}:tiny", copy.display())]));
+    let (status, _, body) = get(&server.addr, &format!("/v2/release-file/airlock-cli/blobs/sha256:{}", sha256_hex(b"#!/bin/sh\necho release two\n")), "");
+    assert_eq!((status, body.as_slice()), (200, &b"#!/bin/sh\necho release two\n"[..]));
+}
