@@ -228,18 +228,16 @@ impl Store {
 
     /// All manifests and visible blobs (for gc and verify).
     pub fn all_manifests(&self) -> Result<Vec<(Digest, ManifestRecord)>, StoreError> {
-        self.scan(b"m/".to_vec())
-            .map(|item| {
-                let (k, v) = item?;
-                let text = String::from_utf8_lossy(&k).into_owned();
-                let digest = text.parse().map_err(|_| StoreError::Corrupt { key: text.clone(), message: "not a digest".into() })?;
-                Ok((digest, decode(&k, &v)?))
-            })
-            .collect()
+        self.scan_by_digest(b"m/")
     }
 
     pub fn visible_blobs(&self) -> Result<Vec<(Digest, u64)>, StoreError> {
-        self.scan(b"b/".to_vec())
+        self.scan_by_digest(b"b/")
+    }
+
+    /// Every record under a prefix whose key rest is a digest.
+    fn scan_by_digest<T: DeserializeOwned>(&self, prefix: &[u8]) -> Result<Vec<(Digest, T)>, StoreError> {
+        self.scan(prefix.to_vec())
             .map(|item| {
                 let (k, v) = item?;
                 let text = String::from_utf8_lossy(&k).into_owned();
