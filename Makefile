@@ -24,3 +24,4 @@ deps-test:
 
 bench: build-release
 	bench/bundle.sh
+	bench/control-plane.sh

@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+mod admin;
 mod bundle;
+mod control_plane;
 mod keygen;
 mod mirror;
 mod output;
@@ -19,6 +21,11 @@ pub enum Command {
     /// Import bundles and serve their content inside the enclave (the air-gapped side).
     #[command(subcommand)]
     Mirror(mirror::Command),
+    /// Run the control plane: users, RBAC, projects, runners, environments, secrets, audit.
+    #[command(subcommand, name = "control-plane")]
+    ControlPlane(control_plane::Command),
+    /// Administer a control plane: `init` a data directory, then drive the API.
+    Admin(admin::Args),
 }
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -26,5 +33,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Keygen(args) => keygen::run(args),
         Command::Bundle(command) => bundle::run(command),
         Command::Mirror(command) => mirror::run(command),
+        Command::ControlPlane(command) => control_plane::run(command),
+        Command::Admin(args) => admin::run(args),
     }
 }

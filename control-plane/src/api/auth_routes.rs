@@ -1,0 +1,175 @@
+//! Login, logout, whoami.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use super::context::{Json, Meta, UserCaller};
+use super::{ApiError, App};
+use crate::audit::{Actor, ActorKind, AuditEvent, Outcome};
+use crate::model::{Org, Token, TokenKind, User};
+use crate::store::keys;
+use crate::{auth, rbac};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Serialize)]
+pub struct Session {
+    pub token: String,
+    pub token_id: String,
+    pub expires_at: crate::time::Timestamp,
+    pub user: User,
+}
+
+/// Looks the user up by email: the user and their password hash, if they have one.
+fn find_login(app: &App, email: &str) -> Result<Option<(User, Option<String>)>, ApiError> {
+    let Some(pair) = app.store.get::<String>(&keys::email(email))? else {
+        return Ok(None);
+    };
+    let Some((org_id, user_id)) = pair.split_once('/') else {
+        return Ok(None);
+    };
+    let Some(user) = app.store.get::<User>(&keys::obj(org_id, "user", user_id))? else {
+        return Ok(None);
+    };
+    let hash = app.store.get::<String>(&keys::password(&user.id))?;
+    Ok(Some((user, hash)))
+}
+
+pub async fn login(
+    State(app): State<App>,
+    Meta(meta): Meta,
+    Json(req): Json<LoginRequest>,
+) -> Result<axum::Json<Session>, ApiError> {
+    let now = app.now();
+    let email = req.email.trim().to_lowercase();
+    let found = find_login(&app, &email)?;
+    let failed = |outcome: Outcome, why: &str| AuditEvent {
+        org_id: found.as_ref().map(|(u, _)| u.org_id.clone()),
+        actor: Actor {
+            kind: ActorKind::Anonymous,
+            id: String::new(),
+            name: email.clone(),
+            token_id: None,
+        },
+        action: "auth.login".into(),
+        subject: found
+            .as_ref()
+            .map(|(u, _)| format!("user/{}", u.id))
+            .unwrap_or_else(|| format!("email/{email}")),
+        outcome,
+        source: meta.source.clone(),
+        request_id: meta.request_id.clone(),
+        detail: Some(why.to_string()),
+    };
+    if let Err(retry_after) = app.limiter.check(&email, &meta.source, now) {
+        app.metrics.login_failure();
+        let event = failed(Outcome::Denied, "rate limited after repeated failures");
+        app.audit(event).await?;
+        return Err(ApiError::RateLimited { retry_after });
+    }
+    let hash = found.as_ref().and_then(|(_, h)| h.clone());
+    let password = req.password;
+    let ok = tokio::task::spawn_blocking(move || match hash {
+        Some(h) => auth::verify_password(&h, &password),
+        None => {
+            auth::burn_password_check(&password);
+            false
+        }
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("password check failed: {e}")))?;
+    let user = match (ok, &found) {
+        (true, Some((user, _))) if !user.disabled => user.clone(),
+        (true, Some(_)) => {
+            let event = failed(Outcome::Failure, "account disabled");
+            app.audit(event).await?;
+            return Err(ApiError::Unauthenticated(
+                "this account is disabled; ask an org admin".into(),
+            ));
+        }
+        _ => {
+            app.limiter.record_failure(&email, &meta.source, now);
+            app.metrics.login_failure();
+            let event = failed(Outcome::Failure, "wrong email or password");
+            app.audit(event).await?;
+            return Err(ApiError::Unauthenticated("wrong email or password".into()));
+        }
+    };
+    app.limiter.record_success(&email);
+    let ttl = app.config.session_ttl;
+    let (token, record) = app
+        .write(|tx| {
+            let (token, record) = auth::issue_token(
+                tx,
+                TokenKind::Session,
+                &user.org_id,
+                &user.id,
+                "session",
+                now,
+                Some(ttl),
+            );
+            tx.audit(AuditEvent {
+                org_id: Some(user.org_id.clone()),
+                actor: Actor {
+                    kind: ActorKind::User,
+                    id: user.id.clone(),
+                    name: user.email.clone(),
+                    token_id: Some(record.id.clone()),
+                },
+                action: "auth.login".into(),
+                subject: format!("user/{}", user.id),
+                outcome: Outcome::Success,
+                source: meta.source.clone(),
+                request_id: meta.request_id.clone(),
+                detail: None,
+            });
+            Ok((token, record))
+        })
+        .await?;
+    Ok(axum::Json(Session {
+        token,
+        token_id: record.id,
+        expires_at: record.expires_at.unwrap_or(now),
+        user,
+    }))
+}
+
+pub async fn logout(State(app): State<App>, caller: UserCaller) -> Result<StatusCode, ApiError> {
+    let now = app.now();
+    app.write(|tx| {
+        let hash_key = keys::subject_token(&caller.user.id, &caller.token.id);
+        if let Some(hash) = tx.get::<String>(&hash_key)? {
+            let mut token = caller.token.clone();
+            token.revoked_at = Some(now);
+            tx.put(&keys::token(&hash), &token);
+        }
+        tx.audit(caller.success("auth.logout", &format!("token/{}", caller.token.id)));
+        Ok(())
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize)]
+pub struct Whoami {
+    pub user: User,
+    pub org: Org,
+    pub token: Token,
+    pub site_admin: bool,
+}
+
+pub async fn whoami(caller: UserCaller) -> axum::Json<Whoami> {
+    let site_admin = caller.may(rbac::Permission::SiteAdmin);
+    axum::Json(Whoami {
+        user: caller.user,
+        org: caller.org,
+        token: caller.token,
+        site_admin,
+    })
+}

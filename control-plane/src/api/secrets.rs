@@ -1,0 +1,295 @@
+//! Secrets: metadata through the API, values only to the runner hosting an environment
+//! (see `runner_api::secrets`).
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use super::context::{Json, Query, UserCaller};
+use super::{ApiError, App};
+use crate::audit::Outcome;
+use crate::model::{Delivery, Environment, Page, SealedValue, Secret, SecretScope};
+use crate::rbac::Permission;
+use crate::store::keys;
+use crate::{ids, validate};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSecret {
+    pub name: String,
+    pub scope: SecretScope,
+    /// Defaults to a file at `/run/secrets/<name>`.
+    pub delivery: Option<Delivery>,
+    pub value: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetSecretValue {
+    pub value: String,
+}
+
+#[derive(Deserialize, Default)]
+pub struct ListFilter {
+    pub project_id: Option<String>,
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct RotateKekResult {
+    pub current_kek_id: String,
+    pub rewrapped: usize,
+    pub already_current: usize,
+}
+
+fn subject(id: &str) -> String {
+    format!("secret/{id}")
+}
+
+/// The secrets an environment gets: the org's, overridden by name by its project's.
+pub fn for_environment(app: &App, env: &Environment) -> Result<Vec<Secret>, ApiError> {
+    let mut by_name: BTreeMap<String, Secret> = BTreeMap::new();
+    let all = app
+        .store
+        .scan_all::<Secret>(&keys::obj_prefix(&env.org_id, "secret"))?;
+    for (_, s) in all.iter().filter(|(_, s)| s.scope == SecretScope::Org) {
+        by_name.insert(s.name.clone(), s.clone());
+    }
+    let project_scope = SecretScope::Project {
+        project_id: env.project_id.clone(),
+    };
+    for (_, s) in all.into_iter().filter(|(_, s)| s.scope == project_scope) {
+        by_name.insert(s.name.clone(), s);
+    }
+    Ok(by_name.into_values().collect())
+}
+
+pub async fn list(
+    State(app): State<App>,
+    caller: UserCaller,
+    Query(f): Query<ListFilter>,
+) -> Result<axum::Json<Page<Secret>>, ApiError> {
+    caller
+        .require(&app, Permission::ReadInventory, "secret.list", "secrets")
+        .await?;
+    let paging = super::context::Paging {
+        limit: f.limit,
+        cursor: f.cursor.clone(),
+    };
+    let keep = |s: &Secret| match (&f.project_id, &s.scope) {
+        (None, _) => true,
+        (Some(p), SecretScope::Project { project_id }) => p == project_id,
+        (Some(_), SecretScope::Org) => false,
+    };
+    Ok(axum::Json(app.list(
+        &caller.org.id,
+        "secret",
+        &paging,
+        keep,
+        |s| s,
+    )?))
+}
+
+pub async fn get_one(
+    State(app): State<App>,
+    caller: UserCaller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Secret>, ApiError> {
+    let secret = app.find(&caller.org.id, "secret", &id)?;
+    caller
+        .require(&app, Permission::ReadInventory, "secret.get", &subject(&id))
+        .await?;
+    Ok(axum::Json(secret))
+}
+
+pub async fn create(
+    State(app): State<App>,
+    caller: UserCaller,
+    Json(req): Json<CreateSecret>,
+) -> Result<(StatusCode, axum::Json<Secret>), ApiError> {
+    caller
+        .require(
+            &app,
+            Permission::ManageInventory,
+            "secret.create",
+            "secrets",
+        )
+        .await?;
+    validate::name(&req.name).map_err(|m| ApiError::invalid("name", m))?;
+    let delivery = req.delivery.unwrap_or_else(|| Delivery::File {
+        path: format!("/run/secrets/{}", req.name),
+    });
+    validate::delivery(&delivery).map_err(|m| ApiError::invalid("delivery", m))?;
+    validate::secret_value(&req.value).map_err(|m| ApiError::invalid("value", m))?;
+    let now = app.now();
+    let id = ids::new_id("sec", now);
+    let sealed = app.keyring.seal(&id, req.value.as_bytes());
+    let secret = Secret {
+        id: id.clone(),
+        org_id: caller.org.id.clone(),
+        name: req.name,
+        scope: req.scope,
+        delivery,
+        kek_id: sealed.kek_id.clone(),
+        created_at: now,
+        updated_at: now,
+    };
+    app.write(|tx| {
+        if let SecretScope::Project { project_id } = &secret.scope {
+            if !ids::is_plausible_id(project_id)
+                || !tx.contains(&keys::obj(&secret.org_id, "project", project_id))?
+            {
+                return Err(ApiError::invalid(
+                    "scope.project_id",
+                    format!("no project `{project_id}` in your org"),
+                ));
+            }
+        }
+        let clash = tx
+            .scan_all::<Secret>(&keys::obj_prefix(&secret.org_id, "secret"))?
+            .into_iter()
+            .any(|(_, s)| s.name == secret.name && s.scope == secret.scope);
+        if clash {
+            return Err(ApiError::Conflict(format!(
+                "a secret named `{}` already exists in this scope; set its value instead",
+                secret.name
+            )));
+        }
+        tx.put(&keys::obj(&secret.org_id, "secret", &id), &secret);
+        tx.put(&keys::sealed(&id), &sealed);
+        tx.audit(caller.event(
+            "secret.create",
+            &subject(&id),
+            Outcome::Success,
+            Some(secret.name.clone()),
+        ));
+        Ok(())
+    })
+    .await?;
+    Ok((StatusCode::CREATED, axum::Json(secret)))
+}
+
+pub async fn set_value(
+    State(app): State<App>,
+    caller: UserCaller,
+    Path(id): Path<String>,
+    Json(req): Json<SetSecretValue>,
+) -> Result<axum::Json<Secret>, ApiError> {
+    let _: Secret = app.find(&caller.org.id, "secret", &id)?;
+    caller
+        .require(
+            &app,
+            Permission::ManageInventory,
+            "secret.update",
+            &subject(&id),
+        )
+        .await?;
+    validate::secret_value(&req.value).map_err(|m| ApiError::invalid("value", m))?;
+    let sealed = app.keyring.seal(&id, req.value.as_bytes());
+    let now = app.now();
+    let secret = app
+        .write(|tx| {
+            let key = keys::obj(&caller.org.id, "secret", &id);
+            let mut secret: Secret = tx
+                .get(&key)?
+                .ok_or_else(|| ApiError::not_found("secret", &id))?;
+            secret.kek_id = sealed.kek_id.clone();
+            secret.updated_at = now;
+            tx.put(&key, &secret);
+            tx.put(&keys::sealed(&id), &sealed);
+            tx.audit(caller.event(
+                "secret.update",
+                &subject(&id),
+                Outcome::Success,
+                Some("new value".into()),
+            ));
+            Ok(secret)
+        })
+        .await?;
+    Ok(axum::Json(secret))
+}
+
+pub async fn remove(
+    State(app): State<App>,
+    caller: UserCaller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let _: Secret = app.find(&caller.org.id, "secret", &id)?;
+    caller
+        .require(
+            &app,
+            Permission::ManageInventory,
+            "secret.delete",
+            &subject(&id),
+        )
+        .await?;
+    app.write(|tx| {
+        tx.delete(&keys::obj(&caller.org.id, "secret", &id));
+        tx.delete(&keys::sealed(&id));
+        tx.audit(caller.success("secret.delete", &subject(&id)));
+        Ok(())
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Re-wraps every data key (all orgs) not yet under the current KEK. All or nothing: if any
+/// secret's KEK is not loaded, nothing changes and the error names it.
+pub async fn rotate_kek(
+    State(app): State<App>,
+    caller: UserCaller,
+) -> Result<axum::Json<RotateKekResult>, ApiError> {
+    caller
+        .require(&app, Permission::SiteAdmin, "secret.rotate_kek", "secrets")
+        .await?;
+    let current = app.keyring.current_id().to_string();
+    let result = app
+        .write(|tx| {
+            let mut rewrapped = 0;
+            let mut already_current = 0;
+            let mut from = std::collections::BTreeSet::new();
+            for (key, sealed) in tx.scan_all::<SealedValue>("sealed/")? {
+                if sealed.kek_id == current {
+                    already_current += 1;
+                    continue;
+                }
+                let secret_id = key["sealed/".len()..].to_string();
+                let fresh = app
+                    .keyring
+                    .rewrap(&secret_id, &sealed)
+                    .map_err(|e| ApiError::Conflict(e.to_string()))?;
+                from.insert(sealed.kek_id.clone());
+                tx.put(&key, &fresh);
+                rewrapped += 1;
+            }
+            // Keep the metadata's kek_id in step.
+            for (_, org) in tx.scan_all::<crate::model::Org>("org/")? {
+                for (key, mut s) in tx.scan_all::<Secret>(&keys::obj_prefix(&org.id, "secret"))? {
+                    if s.kek_id != current {
+                        s.kek_id = current.clone();
+                        tx.put(&key, &s);
+                    }
+                }
+            }
+            let from: Vec<_> = from.into_iter().collect();
+            tx.audit(caller.event(
+                "secret.rotate_kek",
+                "secrets",
+                Outcome::Success,
+                Some(format!(
+                    "re-wrapped {rewrapped} data key(s) from [{}] to {current}",
+                    from.join(", ")
+                )),
+            ));
+            Ok(RotateKekResult {
+                current_kek_id: current.clone(),
+                rewrapped,
+                already_current,
+            })
+        })
+        .await?;
+    Ok(axum::Json(result))
+}

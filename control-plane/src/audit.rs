@@ -1,0 +1,367 @@
+//! The append-only, hash-chained audit log.
+//!
+//! Record N stores `prev_hash` (record N-1's hash) and its own `hash`, the SHA-256 of the
+//! previous hash and the record's canonical JSON. Changing, deleting or reordering a record
+//! breaks the chain at that record; [`verify`] walks it and names each break. The head
+//! (last sequence number and hash) is kept too and printed, so a site can store it
+//! elsewhere and notice a truncated tail even if an attacker rewrote the head.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::store::{keys, Store, StoreError};
+use crate::time::Timestamp;
+
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ActorKind {
+    User,
+    Runner,
+    System,
+    Anonymous,
+}
+
+/// Who did it. `token_id` names the credential used, so a leaked token's use can be traced.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Actor {
+    pub kind: ActorKind,
+    pub id: String,
+    /// Email for users, name for runners; what a person reading the log recognises.
+    pub name: String,
+    pub token_id: Option<String>,
+}
+
+impl Actor {
+    pub fn system() -> Actor {
+        Actor {
+            kind: ActorKind::System,
+            id: "system".into(),
+            name: "airlock".into(),
+            token_id: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Success,
+    Failure,
+    Denied,
+}
+
+/// What a caller hands to [`crate::store::Txn::audit`]; the store adds sequence, time and hashes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditEvent {
+    pub org_id: Option<String>,
+    pub actor: Actor,
+    pub action: String,
+    pub subject: String,
+    pub outcome: Outcome,
+    pub source: String,
+    pub request_id: String,
+    pub detail: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AuditRecord {
+    pub seq: u64,
+    pub time: Timestamp,
+    pub org_id: Option<String>,
+    pub actor: Actor,
+    pub action: String,
+    pub subject: String,
+    pub outcome: Outcome,
+    pub source: String,
+    pub request_id: String,
+    pub detail: Option<String>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl AuditRecord {
+    /// The hash this record should carry, computed from everything but `hash`.
+    pub fn compute_hash(&self) -> String {
+        // Field order is fixed by the struct, and no field is a map, so this JSON is canonical.
+        #[derive(Serialize)]
+        struct Hashed<'a> {
+            seq: u64,
+            time: Timestamp,
+            org_id: &'a Option<String>,
+            actor: &'a Actor,
+            action: &'a str,
+            subject: &'a str,
+            outcome: Outcome,
+            source: &'a str,
+            request_id: &'a str,
+            detail: &'a Option<String>,
+        }
+        let body = serde_json::to_vec(&Hashed {
+            seq: self.seq,
+            time: self.time,
+            org_id: &self.org_id,
+            actor: &self.actor,
+            action: &self.action,
+            subject: &self.subject,
+            outcome: self.outcome,
+            source: &self.source,
+            request_id: &self.request_id,
+            detail: &self.detail,
+        })
+        .expect("audit records serialize");
+        let mut h = Sha256::new();
+        h.update(self.prev_hash.as_bytes());
+        h.update(b"\n");
+        h.update(&body);
+        hex::encode(h.finalize())
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Head {
+    pub seq: u64,
+    pub hash: String,
+}
+
+pub fn head(store: &Store) -> Result<Head, StoreError> {
+    Ok(store.get(keys::AUDIT_HEAD)?.unwrap_or(Head {
+        seq: 0,
+        hash: GENESIS_HASH.into(),
+    }))
+}
+
+/// Turns `events` into chained records staged into `writes`. Called by the store under its
+/// writer lock, so the head cannot move underneath.
+pub(crate) fn chain(
+    store: &Store,
+    now: Timestamp,
+    events: Vec<AuditEvent>,
+    writes: &mut BTreeMap<String, Option<Vec<u8>>>,
+) -> Result<(), StoreError> {
+    let mut head = head(store)?;
+    for e in events {
+        let mut record = AuditRecord {
+            seq: head.seq + 1,
+            time: now,
+            org_id: e.org_id,
+            actor: e.actor,
+            action: e.action,
+            subject: e.subject,
+            outcome: e.outcome,
+            source: e.source,
+            request_id: e.request_id,
+            detail: e.detail,
+            prev_hash: head.hash.clone(),
+            hash: String::new(),
+        };
+        record.hash = record.compute_hash();
+        head = Head {
+            seq: record.seq,
+            hash: record.hash.clone(),
+        };
+        writes.insert(
+            keys::audit(record.seq),
+            Some(serde_json::to_vec(&record).expect("serializes")),
+        );
+    }
+    writes.insert(
+        keys::AUDIT_HEAD.into(),
+        Some(serde_json::to_vec(&head).expect("serializes")),
+    );
+    Ok(())
+}
+
+/// Filters for [`query`]. Empty fields match everything. `action` and `subject` match
+/// exactly, or by prefix when they end in `*` (`project.*`).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Filter {
+    pub org_id: Option<String>,
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub subject: Option<String>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+}
+
+impl Filter {
+    pub fn matches(&self, r: &AuditRecord) -> bool {
+        fn pattern(p: &Option<String>, value: &str) -> bool {
+            match p.as_deref() {
+                None | Some("") => true,
+                Some(p) => match p.strip_suffix('*') {
+                    Some(prefix) => value.starts_with(prefix),
+                    None => value == p,
+                },
+            }
+        }
+        (self.org_id.is_none() || self.org_id == r.org_id)
+            && self
+                .actor
+                .as_deref()
+                .map_or(true, |a| a == r.actor.id || a == r.actor.name)
+            && pattern(&self.action, &r.action)
+            && pattern(&self.subject, &r.subject)
+            && self.since.map_or(true, |t| r.time >= t)
+            && self.until.map_or(true, |t| r.time < t)
+    }
+}
+
+/// Records after sequence number `after` that match, oldest first, at most `limit`; and
+/// whether more follow.
+pub fn query(
+    store: &Store,
+    filter: &Filter,
+    after: Option<u64>,
+    limit: usize,
+) -> Result<(Vec<AuditRecord>, bool), StoreError> {
+    let after = after.map(|seq| format!("{seq:020}"));
+    let (items, more) =
+        store.scan::<AuditRecord>(keys::AUDIT_PREFIX, after.as_deref(), limit, |r| {
+            filter.matches(r)
+        })?;
+    Ok((items.into_iter().map(|(_, r)| r).collect(), more))
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Problem {
+    /// The sequence number (position in the log) where the problem is.
+    pub seq: u64,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct VerifyReport {
+    pub ok: bool,
+    pub records: u64,
+    /// Head as recorded by the store.
+    pub head: Head,
+    pub problems: Vec<Problem>,
+}
+
+/// Walks the whole chain. `expected_head` is a hash the site stored earlier: it must be the
+/// hash of some record, or the log was truncated or rewritten since.
+pub fn verify(store: &Store, expected_head: Option<&str>) -> Result<VerifyReport, StoreError> {
+    let mut problems = Vec::new();
+    let mut expected_seq = 1u64;
+    let mut prev_hash = GENESIS_HASH.to_string();
+    let mut count = 0u64;
+    let mut last: Option<Head> = None;
+    let mut seen_expected_head = expected_head.is_none();
+    // Set when the previous position already has a problem, so its knock-on effect on the
+    // next link is not reported twice.
+    let mut previous_flagged = false;
+    for (key, bytes) in store.scan_raw(keys::AUDIT_PREFIX)? {
+        count += 1;
+        let position: u64 = key[keys::AUDIT_PREFIX.len()..].parse().unwrap_or(0);
+        let mut flagged = false;
+        if position > expected_seq {
+            let missing = if position - 1 == expected_seq {
+                format!("record {expected_seq} is missing (deleted)")
+            } else {
+                format!(
+                    "records {expected_seq} to {} are missing (deleted)",
+                    position - 1
+                )
+            };
+            problems.push(Problem {
+                seq: expected_seq,
+                message: missing,
+            });
+            previous_flagged = true;
+        }
+        expected_seq = position + 1;
+        let record: AuditRecord = match serde_json::from_slice(&bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                problems.push(Problem {
+                    seq: position,
+                    message: format!("record {position} cannot be read: {e}"),
+                });
+                previous_flagged = true;
+                continue;
+            }
+        };
+        if Some(record.hash.as_str()) == expected_head {
+            seen_expected_head = true;
+        }
+        if record.seq != position {
+            problems.push(Problem {
+                seq: position,
+                message: format!(
+                    "record {position} holds record {} instead: records were swapped or moved",
+                    record.seq
+                ),
+            });
+            flagged = true;
+        }
+        if record.compute_hash() != record.hash {
+            problems.push(Problem {
+                seq: position,
+                message: format!(
+                    "record {position} was modified after it was written (its hash does not match its contents)"
+                ),
+            });
+            flagged = true;
+        }
+        if record.prev_hash != prev_hash && !flagged && !previous_flagged {
+            problems.push(Problem {
+                seq: position,
+                message: format!(
+                    "record {position} does not follow record {}: one of them was replaced or re-hashed",
+                    position - 1
+                ),
+            });
+            flagged = true;
+        }
+        previous_flagged = flagged;
+        prev_hash = record.hash.clone();
+        last = Some(Head {
+            seq: position,
+            hash: record.hash,
+        });
+    }
+    let stored_head = head(store)?;
+    let last = last.unwrap_or(Head {
+        seq: 0,
+        hash: GENESIS_HASH.into(),
+    });
+    if stored_head.seq > last.seq {
+        problems.push(Problem {
+            seq: last.seq + 1,
+            message: format!(
+                "records {} to {} are missing from the end of the log (truncated)",
+                last.seq + 1,
+                stored_head.seq
+            ),
+        });
+    } else if stored_head.seq < last.seq
+        || (stored_head.seq == last.seq && stored_head.hash != last.hash)
+    {
+        problems.push(Problem {
+            seq: last.seq,
+            message: format!(
+                "the stored head (record {}, {}) does not match the last record (record {}, {})",
+                stored_head.seq, stored_head.hash, last.seq, last.hash
+            ),
+        });
+    }
+    if !seen_expected_head {
+        problems.push(Problem {
+            seq: last.seq,
+            message: format!(
+                "the head you recorded ({}) is not in the log: records were removed from the end or the log was rewritten",
+                expected_head.unwrap_or_default()
+            ),
+        });
+    }
+    Ok(VerifyReport {
+        ok: problems.is_empty(),
+        records: count,
+        head: stored_head,
+        problems,
+    })
+}

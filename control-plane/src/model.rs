@@ -1,0 +1,270 @@
+//! The records the control plane stores. Secret material (password hashes, token hashes,
+//! wrapped keys) lives in separate records so these types can be returned by the API as-is.
+
+use serde::{Deserialize, Serialize};
+
+use crate::rbac::Role;
+use crate::time::Timestamp;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Org {
+    pub id: String,
+    pub name: String,
+    /// The org created by `admin init`; its owners and admins administer the site.
+    pub site: bool,
+    pub policy: OrgPolicy,
+    pub created_at: Timestamp,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct OrgPolicy {
+    /// Environments a user may have creating, starting or running at once.
+    pub max_running_environments_per_user: u32,
+    /// Running environments with no activity for this long are stopped; 0 disables.
+    pub idle_timeout_minutes: u32,
+}
+
+impl Default for OrgPolicy {
+    fn default() -> Self {
+        OrgPolicy {
+            max_running_environments_per_user: 5,
+            idle_timeout_minutes: 120,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct User {
+    pub id: String,
+    pub org_id: String,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub disabled: bool,
+    pub has_password: bool,
+    pub created_at: Timestamp,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    /// Returned by login; short-lived.
+    Session,
+    /// Personal access token, named, with an expiry.
+    Personal,
+    /// One-time runner registration token (24 h).
+    RunnerExchange,
+    /// A runner's own credential, obtained with the exchange token.
+    Runner,
+}
+
+/// A token as stored under its hash. `subject_id` is a user id or a runner id.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Token {
+    pub id: String,
+    pub kind: TokenKind,
+    pub org_id: String,
+    pub subject_id: String,
+    pub name: String,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    /// When a one-time token was used.
+    pub used_at: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SshKey {
+    pub id: String,
+    pub org_id: String,
+    pub user_id: String,
+    pub name: String,
+    pub public_key: String,
+    /// `SHA256:<base64>`, as `ssh-keygen -l` prints it.
+    pub fingerprint: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EnvironmentClass {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    pub resources: Resources,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Resources {
+    /// CPU in thousandths of a core.
+    pub cpu_millis: u32,
+    pub memory_mib: u32,
+    pub disk_gib: u32,
+    pub pids: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Task {
+    pub name: String,
+    pub command: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Project {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    /// Git repository on the internal network.
+    pub repository_url: String,
+    /// Devcontainer image reference on the mirror.
+    pub image: String,
+    pub class_id: String,
+    pub tasks: Vec<Task>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// Phase as stored; `inactive` is derived from missed heartbeats when read.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RunnerPhase {
+    Created,
+    Active,
+    Degraded,
+    Inactive,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Runner {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    /// Maximum environments (not yet deleted) the runner hosts.
+    pub capacity: u32,
+    pub phase: RunnerPhase,
+    pub message: Option<String>,
+    pub version: Option<String>,
+    pub last_heartbeat: Option<Timestamp>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum EnvPhase {
+    Creating,
+    Starting,
+    Running,
+    Stopping,
+    Stopped,
+    Deleting,
+    Deleted,
+    Failed,
+}
+
+impl EnvPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnvPhase::Creating => "creating",
+            EnvPhase::Starting => "starting",
+            EnvPhase::Running => "running",
+            EnvPhase::Stopping => "stopping",
+            EnvPhase::Stopped => "stopped",
+            EnvPhase::Deleting => "deleting",
+            EnvPhase::Deleted => "deleted",
+            EnvPhase::Failed => "failed",
+        }
+    }
+}
+
+/// What the user asked for; the runner drives the phase towards it.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DesiredState {
+    Running,
+    Stopped,
+    Deleted,
+}
+
+/// What the environment runs, copied from the project and class when it is created so
+/// that later edits to the project do not change existing environments under their users.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EnvSpec {
+    pub image: String,
+    pub repository_url: String,
+    pub tasks: Vec<Task>,
+    pub class_id: String,
+    pub class_name: String,
+    pub resources: Resources,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Environment {
+    pub id: String,
+    pub org_id: String,
+    pub owner_id: String,
+    pub project_id: String,
+    pub name: String,
+    pub runner_id: String,
+    pub phase: EnvPhase,
+    pub desired_state: DesiredState,
+    pub failure_reason: Option<String>,
+    pub spec: EnvSpec,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub last_activity: Timestamp,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EnvEvent {
+    pub time: Timestamp,
+    pub kind: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum SecretScope {
+    Org,
+    Project { project_id: String },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Delivery {
+    /// Written to a file at this absolute path inside the environment (the default).
+    File { path: String },
+    /// Exported as an environment variable.
+    Env { name: String },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Secret {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    pub scope: SecretScope,
+    pub delivery: Delivery,
+    /// Id of the key-encryption key wrapping this secret's data key.
+    pub kek_id: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// The encrypted value of a secret, stored apart from its metadata.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SealedValue {
+    pub kek_id: String,
+    /// base64(nonce || AES-256-GCM(KEK, data key)).
+    pub wrapped_key: String,
+    /// base64(nonce || AES-256-GCM(data key, value)).
+    pub ciphertext: String,
+}
+
+/// A page of a list.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}

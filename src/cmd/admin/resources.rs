@@ -1,0 +1,929 @@
+//! `airlock admin <resource> <verb>`: one clap enum per resource, each verb one API call.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use airlock_control_plane::client::{Client, Method};
+use anyhow::Context;
+use serde_json::{json, Map, Value};
+
+use super::render::{self, Columns};
+use super::{read_secret, read_stdin_value};
+use crate::cmd::output::OutputFormat;
+
+type Done = anyhow::Result<ExitCode>;
+
+fn list(
+    client: &Client,
+    path: &str,
+    query: &[(&str, String)],
+    columns: Columns,
+    output: OutputFormat,
+) -> Done {
+    let items = client.list_all(path, query)?;
+    render::list(&items, columns, output);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(
+    client: &Client,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    columns: Columns,
+    output: OutputFormat,
+) -> Done {
+    let value = client.call(method, path, &[], body.as_ref())?;
+    render::one(&value, columns, output);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn delete(client: &Client, path: &str, what: &str) -> Done {
+    client.call(Method::DELETE, path, &[], None)?;
+    eprintln!("deleted {what}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A JSON object of the fields that were given.
+fn fields(pairs: &[(&str, Option<Value>)]) -> Value {
+    let map: Map<String, Value> = pairs
+        .iter()
+        .filter_map(|(k, v)| v.clone().map(|v| (k.to_string(), v)))
+        .collect();
+    Value::Object(map)
+}
+
+#[derive(clap::Subcommand)]
+pub enum Users {
+    /// List users.
+    #[command(after_help = "Example:\n  airlock admin users list")]
+    List,
+    /// Show one user.
+    #[command(after_help = "Example:\n  airlock admin users get usr_0190...")]
+    Get { id: String },
+    /// Create a user; the initial password is asked for (or read with --password-stdin).
+    #[command(
+        after_help = "Example:\n  airlock admin users create --email dev@acme.internal --role member"
+    )]
+    Create {
+        #[arg(long)]
+        email: String,
+        /// owner, admin, member or auditor.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Change name, role, or disable/enable a user.
+    #[command(
+        after_help = "Example:\n  airlock admin users update usr_0190... --role admin\n  airlock admin users update usr_0190... --disabled true"
+    )]
+    Update {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        role: Option<String>,
+        #[arg(long)]
+        disabled: Option<bool>,
+    },
+    /// Delete a user (their tokens are revoked).
+    #[command(after_help = "Example:\n  airlock admin users delete usr_0190...")]
+    Delete { id: String },
+    /// Set a password: your own (current one asked if set) or, as an admin, reset someone's.
+    #[command(
+        after_help = "Example:\n  airlock admin users set-password usr_0190...\n  printf '%s\\n%s\\n' \"$OLD\" \"$NEW\" | airlock admin users set-password usr_0190... --password-stdin --current"
+    )]
+    SetPassword {
+        id: String,
+        /// Also ask for (read) the current password first; needed for your own when one is set.
+        #[arg(long)]
+        current: bool,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+pub fn users(client: Client, c: Users, out: OutputFormat) -> Done {
+    match c {
+        Users::List => list(&client, "/api/v1/users", &[], render::USERS, out),
+        Users::Get { id } => show(
+            &client,
+            Method::GET,
+            &format!("/api/v1/users/{id}"),
+            None,
+            render::USERS,
+            out,
+        ),
+        Users::Create {
+            email,
+            role,
+            name,
+            password_stdin,
+        } => {
+            let password = read_secret(password_stdin, "Initial password: ")?;
+            let body = fields(&[
+                ("email", Some(json!(email))),
+                ("role", Some(json!(role))),
+                ("name", name.map(Value::from)),
+                ("password", Some(json!(password))),
+            ]);
+            show(
+                &client,
+                Method::POST,
+                "/api/v1/users",
+                Some(body),
+                render::USERS,
+                out,
+            )
+        }
+        Users::Update {
+            id,
+            name,
+            role,
+            disabled,
+        } => {
+            let body = fields(&[
+                ("name", name.map(Value::from)),
+                ("role", role.map(Value::from)),
+                ("disabled", disabled.map(Value::from)),
+            ]);
+            show(
+                &client,
+                Method::PATCH,
+                &format!("/api/v1/users/{id}"),
+                Some(body),
+                render::USERS,
+                out,
+            )
+        }
+        Users::Delete { id } => delete(&client, &format!("/api/v1/users/{id}"), &id),
+        Users::SetPassword {
+            id,
+            current,
+            password_stdin,
+        } => {
+            let current = if current {
+                Some(read_secret(password_stdin, "Current password: ")?)
+            } else {
+                None
+            };
+            let new = read_secret(password_stdin, "New password: ")?;
+            let body = fields(&[
+                ("current_password", current.map(Value::from)),
+                ("new_password", Some(json!(new))),
+            ]);
+            client.call(
+                Method::PUT,
+                &format!("/api/v1/users/{id}/password"),
+                &[],
+                Some(&body),
+            )?;
+            eprintln!("password set; other sessions of this user were ended");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+#[derive(clap::Subcommand)]
+pub enum Tokens {
+    /// List your tokens (never their values).
+    #[command(after_help = "Example:\n  airlock admin tokens list")]
+    List,
+    /// Create a personal access token; prints the token alone on standard output, once.
+    #[command(
+        after_help = "Example:\n  CI_TOKEN=$(airlock admin tokens create --name ci --expires-in-days 90)"
+    )]
+    Create {
+        #[arg(long)]
+        name: String,
+        /// 1 to 365; default 30.
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// Revoke one of your tokens.
+    #[command(after_help = "Example:\n  airlock admin tokens revoke tok_0190...")]
+    Revoke { id: String },
+}
+
+pub fn tokens(client: Client, c: Tokens, out: OutputFormat) -> Done {
+    match c {
+        Tokens::List => list(&client, "/api/v1/tokens", &[], render::TOKENS, out),
+        Tokens::Create {
+            name,
+            expires_in_days,
+        } => {
+            let body = fields(&[
+                ("name", Some(json!(name))),
+                ("expires_in_days", expires_in_days.map(Value::from)),
+            ]);
+            let created = client.call(Method::POST, "/api/v1/tokens", &[], Some(&body))?;
+            match out {
+                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&created)?),
+                OutputFormat::Text => {
+                    eprintln!(
+                        "token {} expires {}",
+                        created["info"]["id"].as_str().unwrap_or_default(),
+                        created["info"]["expires_at"].as_str().unwrap_or_default()
+                    );
+                    println!("{}", created["token"].as_str().unwrap_or_default());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Tokens::Revoke { id } => {
+            client.call(Method::DELETE, &format!("/api/v1/tokens/{id}"), &[], None)?;
+            eprintln!("revoked {id}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+#[derive(clap::Subcommand)]
+pub enum SshKeys {
+    /// List your SSH keys.
+    #[command(after_help = "Example:\n  airlock admin ssh-keys list")]
+    List,
+    /// Register a public key (runners put it in your environments' authorized_keys).
+    #[command(
+        after_help = "Example:\n  airlock admin ssh-keys add --name laptop --key-file ~/.ssh/id_ed25519.pub"
+    )]
+    Add {
+        #[arg(long)]
+        name: String,
+        /// The `.pub` file.
+        #[arg(long, value_name = "FILE")]
+        key_file: PathBuf,
+    },
+    /// Remove one of your keys.
+    #[command(after_help = "Example:\n  airlock admin ssh-keys delete key_0190...")]
+    Delete { id: String },
+}
+
+pub fn ssh_keys(client: Client, c: SshKeys, out: OutputFormat) -> Done {
+    match c {
+        SshKeys::List => list(&client, "/api/v1/ssh-keys", &[], render::SSH_KEYS, out),
+        SshKeys::Add { name, key_file } => {
+            let key = std::fs::read_to_string(&key_file)
+                .with_context(|| format!("cannot read {}", key_file.display()))?;
+            show(
+                &client,
+                Method::POST,
+                "/api/v1/ssh-keys",
+                Some(json!({"name": name, "public_key": key.trim()})),
+                render::SSH_KEYS,
+                out,
+            )
+        }
+        SshKeys::Delete { id } => delete(&client, &format!("/api/v1/ssh-keys/{id}"), &id),
+    }
+}
+
+#[derive(clap::Subcommand)]
+pub enum Orgs {
+    /// List orgs (site admins see all).
+    #[command(after_help = "Example:\n  airlock admin orgs list")]
+    List,
+    /// Show one org and its policy.
+    #[command(after_help = "Example:\n  airlock admin orgs get org_0190...")]
+    Get { id: String },
+    /// Create an org with its first owner (site admins); the owner's password is asked for.
+    #[command(
+        after_help = "Example:\n  airlock admin orgs create --name research --owner-email lead@research.internal"
+    )]
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        owner_email: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Rename an org or change its policy.
+    #[command(
+        after_help = "Example:\n  airlock admin orgs update org_0190... --max-running-per-user 3 --idle-timeout-minutes 60"
+    )]
+    Update {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Environments a user may have creating, starting or running at once.
+        #[arg(long)]
+        max_running_per_user: Option<u32>,
+        /// Stop running environments idle this long (0: never).
+        #[arg(long)]
+        idle_timeout_minutes: Option<u32>,
+    },
+}
+
+pub fn orgs(client: Client, c: Orgs, out: OutputFormat) -> Done {
+    match c {
+        Orgs::List => list(&client, "/api/v1/orgs", &[], render::ORGS, out),
+        Orgs::Get { id } => show(
+            &client,
+            Method::GET,
+            &format!("/api/v1/orgs/{id}"),
+            None,
+            render::ORGS,
+            out,
+        ),
+        Orgs::Create {
+            name,
+            owner_email,
+            password_stdin,
+        } => {
+            let password = read_secret(password_stdin, "Owner's initial password: ")?;
+            let created = client.call(
+                Method::POST,
+                "/api/v1/orgs",
+                &[],
+                Some(
+                    &json!({"name": name, "owner_email": owner_email, "owner_password": password}),
+                ),
+            )?;
+            render::one(&created["org"], render::ORGS, out);
+            Ok(ExitCode::SUCCESS)
+        }
+        Orgs::Update {
+            id,
+            name,
+            max_running_per_user,
+            idle_timeout_minutes,
+        } => {
+            let policy = fields(&[
+                (
+                    "max_running_environments_per_user",
+                    max_running_per_user.map(Value::from),
+                ),
+                (
+                    "idle_timeout_minutes",
+                    idle_timeout_minutes.map(Value::from),
+                ),
+            ]);
+            let policy = (policy != json!({})).then_some(policy);
+            let body = fields(&[("name", name.map(Value::from)), ("policy", policy)]);
+            show(
+                &client,
+                Method::PATCH,
+                &format!("/api/v1/orgs/{id}"),
+                Some(body),
+                render::ORGS,
+                out,
+            )
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct ClassFields {
+    /// CPU in thousandths of a core (2000 = 2 cores).
+    #[arg(long)]
+    cpu_millis: Option<u32>,
+    #[arg(long)]
+    memory_mib: Option<u32>,
+    #[arg(long)]
+    disk_gib: Option<u32>,
+    /// Maximum processes.
+    #[arg(long)]
+    pids: Option<u32>,
+}
+
+impl ClassFields {
+    fn resources(&self) -> Option<Value> {
+        let all = [self.cpu_millis, self.memory_mib, self.disk_gib, self.pids];
+        all.iter().all(Option::is_some).then(|| json!({"cpu_millis": self.cpu_millis, "memory_mib": self.memory_mib, "disk_gib": self.disk_gib, "pids": self.pids}))
+    }
+}
+
+#[derive(clap::Subcommand)]
+pub enum Classes {
+    /// List environment classes.
+    #[command(after_help = "Example:\n  airlock admin classes list")]
+    List,
+    /// Show one class.
+    #[command(after_help = "Example:\n  airlock admin classes get cls_0190...")]
+    Get { id: String },
+    /// Create a class (all four resources are required).
+    #[command(
+        after_help = "Example:\n  airlock admin classes create --name large --cpu-millis 8000 --memory-mib 32768 --disk-gib 100 --pids 4096"
+    )]
+    Create {
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        resources: ClassFields,
+    },
+    /// Rename a class or replace its resources (give all four).
+    #[command(
+        after_help = "Example:\n  airlock admin classes update cls_0190... --cpu-millis 4000 --memory-mib 8192 --disk-gib 50 --pids 2048"
+    )]
+    Update {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        resources: ClassFields,
+    },
+    /// Delete a class no project uses.
+    #[command(after_help = "Example:\n  airlock admin classes delete cls_0190...")]
+    Delete { id: String },
+}
+
+pub fn classes(client: Client, c: Classes, out: OutputFormat) -> Done {
+    match c {
+        Classes::List => list(&client, "/api/v1/classes", &[], render::CLASSES, out),
+        Classes::Get { id } => show(
+            &client,
+            Method::GET,
+            &format!("/api/v1/classes/{id}"),
+            None,
+            render::CLASSES,
+            out,
+        ),
+        Classes::Create { name, resources } => {
+            let r = resources
+                .resources()
+                .context("give --cpu-millis, --memory-mib, --disk-gib and --pids")?;
+            show(
+                &client,
+                Method::POST,
+                "/api/v1/classes",
+                Some(json!({"name": name, "resources": r})),
+                render::CLASSES,
+                out,
+            )
+        }
+        Classes::Update {
+            id,
+            name,
+            resources,
+        } => {
+            let body = fields(&[
+                ("name", name.map(Value::from)),
+                ("resources", resources.resources()),
+            ]);
+            show(
+                &client,
+                Method::PATCH,
+                &format!("/api/v1/classes/{id}"),
+                Some(body),
+                render::CLASSES,
+                out,
+            )
+        }
+        Classes::Delete { id } => delete(&client, &format!("/api/v1/classes/{id}"), &id),
+    }
+}
+
+/// `NAME=COMMAND` for a project task.
+fn task(text: &str) -> Result<Value, String> {
+    let (name, command) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not NAME=COMMAND"))?;
+    Ok(json!({"name": name, "command": command}))
+}
+
+#[derive(clap::Subcommand)]
+pub enum Projects {
+    /// List projects.
+    #[command(after_help = "Example:\n  airlock admin projects list")]
+    List,
+    /// Show one project.
+    #[command(after_help = "Example:\n  airlock admin projects get prj_0190...")]
+    Get { id: String },
+    /// Create a project.
+    #[command(
+        after_help = "Example:\n  airlock admin projects create --name backend \\\n    \
+        --repository-url https://git.acme.internal/team/backend.git \\\n    \
+        --image mirror.acme.internal:5000/devcontainers/rust:1 --class-id cls_0190... \\\n    \
+        --task 'build=cargo build' --task 'test=cargo test'"
+    )]
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        repository_url: String,
+        /// Devcontainer image on the mirror.
+        #[arg(long)]
+        image: String,
+        #[arg(long)]
+        class_id: String,
+        /// NAME=COMMAND, run after start; repeat for more.
+        #[arg(long = "task", value_parser = task)]
+        tasks: Vec<Value>,
+    },
+    /// Change a project (existing environments keep their spec). --task replaces all tasks.
+    #[command(
+        after_help = "Example:\n  airlock admin projects update prj_0190... --image mirror.acme.internal:5000/devcontainers/rust:2"
+    )]
+    Update {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        repository_url: Option<String>,
+        #[arg(long)]
+        image: Option<String>,
+        #[arg(long)]
+        class_id: Option<String>,
+        #[arg(long = "task", value_parser = task)]
+        tasks: Vec<Value>,
+    },
+    /// Delete a project with no environments left (its secrets go with it).
+    #[command(after_help = "Example:\n  airlock admin projects delete prj_0190...")]
+    Delete { id: String },
+}
+
+pub fn projects(client: Client, c: Projects, out: OutputFormat) -> Done {
+    match c {
+        Projects::List => list(&client, "/api/v1/projects", &[], render::PROJECTS, out),
+        Projects::Get { id } => show(
+            &client,
+            Method::GET,
+            &format!("/api/v1/projects/{id}"),
+            None,
+            render::PROJECTS,
+            out,
+        ),
+        Projects::Create {
+            name,
+            repository_url,
+            image,
+            class_id,
+            tasks,
+        } => {
+            let body = json!({"name": name, "repository_url": repository_url, "image": image, "class_id": class_id, "tasks": tasks});
+            show(
+                &client,
+                Method::POST,
+                "/api/v1/projects",
+                Some(body),
+                render::PROJECTS,
+                out,
+            )
+        }
+        Projects::Update {
+            id,
+            name,
+            repository_url,
+            image,
+            class_id,
+            tasks,
+        } => {
+            let tasks = (!tasks.is_empty()).then_some(Value::Array(tasks));
+            let body = fields(&[
+                ("name", name.map(Value::from)),
+                ("repository_url", repository_url.map(Value::from)),
+                ("image", image.map(Value::from)),
+                ("class_id", class_id.map(Value::from)),
+                ("tasks", tasks),
+            ]);
+            show(
+                &client,
+                Method::PATCH,
+                &format!("/api/v1/projects/{id}"),
+                Some(body),
+                render::PROJECTS,
+                out,
+            )
+        }
+        Projects::Delete { id } => delete(&client, &format!("/api/v1/projects/{id}"), &id),
+    }
+}
+
+#[derive(clap::Subcommand)]
+pub enum Runners {
+    /// List runners with phase and load.
+    #[command(after_help = "Example:\n  airlock admin runners list")]
+    List,
+    /// Show one runner.
+    #[command(after_help = "Example:\n  airlock admin runners get run_0190...")]
+    Get { id: String },
+    /// Create a runner; prints its one-time exchange token (valid 24 h) alone on standard
+    /// output, for the runner's registration.
+    #[command(
+        after_help = "Example:\n  EXCHANGE=$(airlock admin runners create --name rack-1 --capacity 10)"
+    )]
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Most environments it hosts at once.
+        #[arg(long)]
+        capacity: u32,
+    },
+    /// Rename a runner or change its capacity.
+    #[command(after_help = "Example:\n  airlock admin runners update run_0190... --capacity 20")]
+    Update {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        capacity: Option<u32>,
+    },
+    /// Delete a runner hosting no environments.
+    #[command(after_help = "Example:\n  airlock admin runners delete run_0190...")]
+    Delete { id: String },
+    /// Issue a new exchange token (the runner's current credential stops working).
+    #[command(
+        after_help = "Example:\n  EXCHANGE=$(airlock admin runners exchange-token run_0190...)"
+    )]
+    ExchangeToken { id: String },
+}
+
+fn print_exchange(created: &Value, out: OutputFormat) -> Done {
+    match out {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(created)?),
+        OutputFormat::Text => {
+            eprintln!(
+                "runner {} ({}); exchange token valid until {}:",
+                created["runner"]["name"].as_str().unwrap_or_default(),
+                created["runner"]["id"].as_str().unwrap_or_default(),
+                created["exchange_expires_at"].as_str().unwrap_or_default()
+            );
+            println!("{}", created["exchange_token"].as_str().unwrap_or_default());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn runners(client: Client, c: Runners, out: OutputFormat) -> Done {
+    match c {
+        Runners::List => list(&client, "/api/v1/runners", &[], render::RUNNERS, out),
+        Runners::Get { id } => show(
+            &client,
+            Method::GET,
+            &format!("/api/v1/runners/{id}"),
+            None,
+            render::RUNNERS,
+            out,
+        ),
+        Runners::Create { name, capacity } => print_exchange(
+            &client.call(
+                Method::POST,
+                "/api/v1/runners",
+                &[],
+                Some(&json!({"name": name, "capacity": capacity})),
+            )?,
+            out,
+        ),
+        Runners::Update { id, name, capacity } => {
+            let body = fields(&[
+                ("name", name.map(Value::from)),
+                ("capacity", capacity.map(Value::from)),
+            ]);
+            show(
+                &client,
+                Method::PATCH,
+                &format!("/api/v1/runners/{id}"),
+                Some(body),
+                render::RUNNERS,
+                out,
+            )
+        }
+        Runners::Delete { id } => delete(&client, &format!("/api/v1/runners/{id}"), &id),
+        Runners::ExchangeToken { id } => print_exchange(
+            &client.call(
+                Method::POST,
+                &format!("/api/v1/runners/{id}/exchange-token"),
+                &[],
+                None,
+            )?,
+            out,
+        ),
+    }
+}
+
+#[derive(clap::Subcommand)]
+pub enum Environments {
+    /// List environments (members: their own).
+    #[command(after_help = "Example:\n  airlock admin environments list --project-id prj_0190...")]
+    List {
+        #[arg(long)]
+        project_id: Option<String>,
+        /// Include deleted environments.
+        #[arg(long)]
+        include_deleted: bool,
+    },
+    /// Show one environment.
+    #[command(after_help = "Example:\n  airlock admin environments get env_0190...")]
+    Get { id: String },
+    /// Create (and start) an environment from a project.
+    #[command(
+        after_help = "Example:\n  airlock admin environments create --project-id prj_0190... --name my-backend"
+    )]
+    Create {
+        #[arg(long)]
+        project_id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Use this class instead of the project's.
+        #[arg(long)]
+        class_id: Option<String>,
+    },
+    /// Start a stopped environment.
+    #[command(after_help = "Example:\n  airlock admin environments start env_0190...")]
+    Start { id: String },
+    /// Stop an environment.
+    #[command(after_help = "Example:\n  airlock admin environments stop env_0190...")]
+    Stop { id: String },
+    /// Delete an environment.
+    #[command(after_help = "Example:\n  airlock admin environments delete env_0190...")]
+    Delete { id: String },
+    /// Events the runner reported for an environment.
+    #[command(after_help = "Example:\n  airlock admin environments events env_0190...")]
+    Events { id: String },
+}
+
+pub fn environments(client: Client, c: Environments, out: OutputFormat) -> Done {
+    let env = |method, path: String| show(&client, method, &path, None, render::ENVIRONMENTS, out);
+    match c {
+        Environments::List {
+            project_id,
+            include_deleted,
+        } => {
+            let mut query: Vec<(&str, String)> =
+                project_id.map(|p| ("project_id", p)).into_iter().collect();
+            if include_deleted {
+                query.push(("include_deleted", "true".into()));
+            }
+            list(
+                &client,
+                "/api/v1/environments",
+                &query,
+                render::ENVIRONMENTS,
+                out,
+            )
+        }
+        Environments::Get { id } => env(Method::GET, format!("/api/v1/environments/{id}")),
+        Environments::Create {
+            project_id,
+            name,
+            class_id,
+        } => {
+            let body = fields(&[
+                ("project_id", Some(json!(project_id))),
+                ("name", name.map(Value::from)),
+                ("class_id", class_id.map(Value::from)),
+            ]);
+            show(
+                &client,
+                Method::POST,
+                "/api/v1/environments",
+                Some(body),
+                render::ENVIRONMENTS,
+                out,
+            )
+        }
+        Environments::Start { id } => env(Method::POST, format!("/api/v1/environments/{id}/start")),
+        Environments::Stop { id } => env(Method::POST, format!("/api/v1/environments/{id}/stop")),
+        Environments::Delete { id } => env(Method::DELETE, format!("/api/v1/environments/{id}")),
+        Environments::Events { id } => list(
+            &client,
+            &format!("/api/v1/environments/{id}/events"),
+            &[],
+            render::EVENTS,
+            out,
+        ),
+    }
+}
+
+#[derive(clap::Args)]
+pub struct SecretValue {
+    /// Read the value from this file (default: standard input). Never on the command line.
+    #[arg(long, value_name = "FILE")]
+    value_file: Option<PathBuf>,
+}
+
+impl SecretValue {
+    fn read(&self) -> anyhow::Result<String> {
+        match &self.value_file {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display())),
+            None => read_stdin_value(),
+        }
+    }
+}
+
+#[derive(clap::Subcommand)]
+pub enum Secrets {
+    /// List secrets (names and delivery only).
+    #[command(after_help = "Example:\n  airlock admin secrets list --project-id prj_0190...")]
+    List {
+        #[arg(long)]
+        project_id: Option<String>,
+    },
+    /// Show a secret's metadata.
+    #[command(after_help = "Example:\n  airlock admin secrets get sec_0190...")]
+    Get { id: String },
+    /// Create a secret for the org, or for one project (--project-id). The value comes
+    /// from --value-file or standard input.
+    #[command(after_help = "Examples:\n  \
+        printf %s \"$DB_PASSWORD\" | airlock admin secrets create --name db-password --project-id prj_0190... --file-path /run/secrets/db\n  \
+        airlock admin secrets create --name npm-token --env-name NPM_TOKEN --value-file ./npm-token")]
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Scope the secret to this project (default: the whole org).
+        #[arg(long)]
+        project_id: Option<String>,
+        /// Deliver as a file at this absolute path (default /run/secrets/NAME).
+        #[arg(long, conflicts_with = "env_name")]
+        file_path: Option<String>,
+        /// Deliver as this environment variable instead of a file.
+        #[arg(long)]
+        env_name: Option<String>,
+        #[command(flatten)]
+        value: SecretValue,
+    },
+    /// Replace a secret's value (from --value-file or standard input).
+    #[command(
+        after_help = "Example:\n  airlock admin secrets set-value sec_0190... --value-file ./new-password"
+    )]
+    SetValue {
+        id: String,
+        #[command(flatten)]
+        value: SecretValue,
+    },
+    /// Delete a secret.
+    #[command(after_help = "Example:\n  airlock admin secrets delete sec_0190...")]
+    Delete { id: String },
+    /// Re-wrap every data key with the server's current key-encryption key (site admins).
+    #[command(
+        after_help = "Example (server started with --kek-file NEW --kek-file OLD):\n  airlock admin secrets rotate-kek\n  \
+        # then restart with --kek-file NEW only"
+    )]
+    RotateKek,
+}
+
+pub fn secrets(client: Client, c: Secrets, out: OutputFormat) -> Done {
+    match c {
+        Secrets::List { project_id } => {
+            let query: Vec<(&str, String)> =
+                project_id.map(|p| ("project_id", p)).into_iter().collect();
+            list(&client, "/api/v1/secrets", &query, render::SECRETS, out)
+        }
+        Secrets::Get { id } => show(
+            &client,
+            Method::GET,
+            &format!("/api/v1/secrets/{id}"),
+            None,
+            render::SECRETS,
+            out,
+        ),
+        Secrets::Create {
+            name,
+            project_id,
+            file_path,
+            env_name,
+            value,
+        } => {
+            let scope = match project_id {
+                Some(p) => json!({"kind": "project", "project_id": p}),
+                None => json!({"kind": "org"}),
+            };
+            let delivery = match (file_path, env_name) {
+                (_, Some(n)) => Some(json!({"kind": "env", "name": n})),
+                (Some(p), None) => Some(json!({"kind": "file", "path": p})),
+                (None, None) => None,
+            };
+            let body = fields(&[
+                ("name", Some(json!(name))),
+                ("scope", Some(scope)),
+                ("delivery", delivery),
+                ("value", Some(json!(value.read()?))),
+            ]);
+            show(
+                &client,
+                Method::POST,
+                "/api/v1/secrets",
+                Some(body),
+                render::SECRETS,
+                out,
+            )
+        }
+        Secrets::SetValue { id, value } => show(
+            &client,
+            Method::PUT,
+            &format!("/api/v1/secrets/{id}/value"),
+            Some(json!({"value": value.read()?})),
+            render::SECRETS,
+            out,
+        ),
+        Secrets::Delete { id } => delete(&client, &format!("/api/v1/secrets/{id}"), &id),
+        Secrets::RotateKek => {
+            let r = client.call(Method::POST, "/api/v1/secrets/rotate-kek", &[], None)?;
+            match out {
+                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&r)?),
+                OutputFormat::Text => println!(
+                    "re-wrapped {} data key(s) with {} ({} already current)",
+                    r["rewrapped"],
+                    r["current_kek_id"].as_str().unwrap_or_default(),
+                    r["already_current"]
+                ),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

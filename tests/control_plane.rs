@@ -1,0 +1,602 @@
+//! The control plane driven through the `airlock` binary: init, serve (HTTP on loopback and
+//! HTTPS), the admin CLI, audit verify/export on the data directory, and a kill -9 crash.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use airlock_control_plane::client::{Client, Method};
+use airlock_control_plane::store::{keys, Store};
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_airlock");
+
+/// A running `control-plane serve`, killed (SIGKILL) when dropped.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(dir: &Path, extra: &[&str]) -> Server {
+        let mut cmd = Command::new(BIN);
+        cmd.args([
+            "control-plane",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir.join("data"))
+        .arg("--kek-file")
+        .arg(dir.join("kek"))
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(dir.join("serve.log")).unwrap());
+        let mut child = cmd.spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| {
+                panic!(
+                    "server did not start: {line:?}\n{}",
+                    std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default()
+                )
+            });
+        Server {
+            url: url.to_string(),
+            child,
+        }
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn airlock(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_remove("AIRLOCK_URL")
+        .env_remove("AIRLOCK_TOKEN")
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// gen-kek + init; returns the owner's token.
+fn set_up(dir: &Path) -> String {
+    let kek = airlock(
+        &[
+            "control-plane",
+            "gen-kek",
+            "--out",
+            dir.join("kek").to_str().unwrap(),
+        ],
+        &[],
+        None,
+    );
+    assert!(kek.status.success(), "{}", text(&kek.stderr));
+    let data = dir.join("data");
+    let init = airlock(
+        &[
+            "admin",
+            "init",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--org",
+            "acme",
+            "--owner",
+            "admin@acme.internal",
+        ],
+        &[],
+        None,
+    );
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    let out = text(&init.stdout);
+    assert_eq!(
+        out.lines().count(),
+        1,
+        "init prints the token alone: {out:?}"
+    );
+    out.trim().to_string()
+}
+
+#[test]
+fn init_serve_and_the_admin_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let token = set_up(tmp.path());
+    assert!(token.starts_with("alk_pat_"));
+    let again = airlock(
+        &[
+            "admin",
+            "init",
+            "--data-dir",
+            tmp.path().join("data").to_str().unwrap(),
+            "--org",
+            "other",
+            "--owner",
+            "x@y.internal",
+        ],
+        &[],
+        None,
+    );
+    assert!(!again.status.success());
+    assert!(
+        text(&again.stderr).contains("already initialized"),
+        "{}",
+        text(&again.stderr)
+    );
+
+    let server = Server::start(tmp.path(), &[]);
+    let env = [
+        ("AIRLOCK_URL", server.url.as_str()),
+        ("AIRLOCK_TOKEN", token.as_str()),
+    ];
+    let run = |args: &[&str]| airlock(args, &env, None);
+    let json_of = |args: &[&str]| -> Value {
+        let mut all = args.to_vec();
+        all.extend(["--output", "json"]);
+        let out = airlock(&all, &env, None);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+
+    let me = json_of(&["admin", "whoami"]);
+    assert_eq!(
+        (me["user"]["email"].as_str(), me["site_admin"].as_bool()),
+        (Some("admin@acme.internal"), Some(true))
+    );
+    let class = json_of(&[
+        "admin",
+        "classes",
+        "create",
+        "--name",
+        "small",
+        "--cpu-millis",
+        "2000",
+        "--memory-mib",
+        "4096",
+        "--disk-gib",
+        "20",
+        "--pids",
+        "1024",
+    ]);
+    let class_id = class["id"].as_str().unwrap();
+    let project = json_of(&[
+        "admin",
+        "projects",
+        "create",
+        "--name",
+        "backend",
+        "--repository-url",
+        "https://git.acme.internal/backend.git",
+        "--image",
+        "mirror.acme.internal:5000/dev/rust:1",
+        "--class-id",
+        class_id,
+        "--task",
+        "build=cargo build",
+    ]);
+    assert_eq!(
+        project["tasks"][0],
+        json!({"name": "build", "command": "cargo build"})
+    );
+    let table = run(&["admin", "projects", "list"]);
+    let listing = text(&table.stdout);
+    assert!(
+        listing.starts_with("ID ")
+            && listing.contains("backend")
+            && listing.contains("mirror.acme.internal:5000/dev/rust:1"),
+        "{listing}"
+    );
+
+    // Bad input: a clear message naming the field, exit status 1, nothing created.
+    let bad = run(&[
+        "admin",
+        "projects",
+        "create",
+        "--name",
+        "x",
+        "--repository-url",
+        "nope",
+        "--image",
+        "mirror.acme.internal/x:1",
+        "--class-id",
+        class_id,
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        text(&bad.stderr).contains("field `repository_url`"),
+        "{}",
+        text(&bad.stderr)
+    );
+    assert_eq!(
+        json_of(&["admin", "projects", "list"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // A runner's exchange token comes alone on standard output.
+    let created = run(&[
+        "admin",
+        "runners",
+        "create",
+        "--name",
+        "rack-1",
+        "--capacity",
+        "2",
+    ]);
+    let exchange = text(&created.stdout).trim().to_string();
+    assert!(exchange.starts_with("alk_rex_"), "{exchange}");
+
+    // Secret values go in on standard input and never come back out.
+    let secret = airlock(
+        &[
+            "admin",
+            "secrets",
+            "create",
+            "--name",
+            "db",
+            "--project-id",
+            project["id"].as_str().unwrap(),
+            "--output",
+            "json",
+        ],
+        &env,
+        Some("hunter2-value\n"),
+    );
+    assert!(secret.status.success(), "{}", text(&secret.stderr));
+    let listed = run(&["admin", "secrets", "list"]);
+    assert!(
+        text(&listed.stdout).contains("/run/secrets/db")
+            && !text(&listed.stdout).contains("hunter2")
+    );
+
+    // A member created with a password logs in.
+    let member = airlock(
+        &[
+            "admin",
+            "users",
+            "create",
+            "--email",
+            "dev@acme.internal",
+            "--role",
+            "member",
+            "--password-stdin",
+        ],
+        &env,
+        Some("correct horse battery\n"),
+    );
+    assert!(member.status.success(), "{}", text(&member.stderr));
+    let login = airlock(
+        &[
+            "admin",
+            "login",
+            "--email",
+            "dev@acme.internal",
+            "--password-stdin",
+        ],
+        &[("AIRLOCK_URL", server.url.as_str())],
+        Some("correct horse battery\n"),
+    );
+    assert!(login.status.success(), "{}", text(&login.stderr));
+    let session = text(&login.stdout).trim().to_string();
+    let denied = airlock(
+        &["admin", "runners", "list"],
+        &[
+            ("AIRLOCK_URL", server.url.as_str()),
+            ("AIRLOCK_TOKEN", session.as_str()),
+        ],
+        None,
+    );
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(
+        text(&denied.stderr).contains("403 forbidden"),
+        "{}",
+        text(&denied.stderr)
+    );
+
+    let audit = text(&run(&["admin", "audit", "list", "--action", "project.*"]).stdout);
+    assert!(
+        audit.contains("project.create") && audit.contains("admin@acme.internal"),
+        "{audit}"
+    );
+    let verify = run(&["admin", "audit", "verify"]);
+    assert!(verify.status.success());
+    assert!(
+        text(&verify.stdout).starts_with("ok: "),
+        "{}",
+        text(&verify.stdout)
+    );
+
+    // Without a token: a clear error, not a stack trace.
+    let anonymous = airlock(
+        &["admin", "projects", "list"],
+        &[("AIRLOCK_URL", server.url.as_str())],
+        None,
+    );
+    assert!(
+        text(&anonymous.stderr).contains("no token"),
+        "{}",
+        text(&anonymous.stderr)
+    );
+}
+
+#[test]
+fn plain_http_is_refused_off_loopback() {
+    let tmp = tempfile::tempdir().unwrap();
+    set_up(tmp.path());
+    let out = airlock(
+        &[
+            "control-plane",
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--data-dir",
+            tmp.path().join("data").to_str().unwrap(),
+            "--kek-file",
+            tmp.path().join("kek").to_str().unwrap(),
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("refusing to serve plain HTTP on 0.0.0.0"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn serves_https_with_a_given_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let token = set_up(tmp.path());
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&leaf_key, &ca, &ca_key)
+            .unwrap();
+    let write = |name: &str, pem: String| {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, pem).unwrap();
+        path
+    };
+    let ca_file = write("ca.pem", ca.pem());
+    let cert = write("cp.crt", leaf.pem());
+    let key = write("cp.key", leaf_key.serialize_pem());
+    let server = Server::start(
+        tmp.path(),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(server.url.starts_with("https://"), "{}", server.url);
+
+    let trusted = airlock(
+        &["admin", "whoami"],
+        &[
+            ("AIRLOCK_URL", &server.url),
+            ("AIRLOCK_TOKEN", &token),
+            ("AIRLOCK_CA_CERT", ca_file.to_str().unwrap()),
+        ],
+        None,
+    );
+    assert!(trusted.status.success(), "{}", text(&trusted.stderr));
+    assert!(text(&trusted.stdout).contains("admin@acme.internal"));
+    let untrusted = airlock(
+        &["admin", "whoami"],
+        &[("AIRLOCK_URL", &server.url), ("AIRLOCK_TOKEN", &token)],
+        None,
+    );
+    assert_eq!(untrusted.status.code(), Some(1));
+    assert!(
+        text(&untrusted.stderr).contains("cannot reach the control plane"),
+        "{}",
+        text(&untrusted.stderr)
+    );
+}
+
+/// Acknowledged writes survive kill -9, each with its audit record, and the chain verifies.
+#[test]
+fn acknowledged_writes_survive_kill_9() {
+    let tmp = tempfile::tempdir().unwrap();
+    let token = set_up(tmp.path());
+    let server = Server::start(tmp.path(), &[]);
+    let client = Client::new(&server.url, Some(token.clone()), None).unwrap();
+    let class = client
+        .call(Method::POST, "/api/v1/classes", &[], Some(&json!({"name": "c", "resources": {"cpu_millis": 1000, "memory_mib": 1024, "disk_gib": 5, "pids": 512}})))
+        .unwrap();
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (url, token, acked, stop, class_id) = (server.url.clone(), token.clone(), acked.clone(), stop.clone(), class["id"].clone());
+            std::thread::spawn(move || {
+                let client = Client::new(&url, Some(token), None).unwrap();
+                for i in 0.. {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let body = json!({"name": format!("w{w}-{i}"), "repository_url": "https://git.internal/p.git", "image": "mirror.internal/p:1", "class_id": class_id});
+                    match client.call(Method::POST, "/api/v1/projects", &[], Some(&body)) {
+                        Ok(p) => acked.lock().unwrap().push(p["id"].as_str().unwrap().to_string()),
+                        Err(_) => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    server.kill();
+    stop.store(true, Ordering::SeqCst);
+    for w in writers {
+        w.join().unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() >= 20,
+        "only {} writes before the kill",
+        acked.len()
+    );
+
+    let server = Server::start(tmp.path(), &[]);
+    let client = Client::new(&server.url, Some(token.clone()), None).unwrap();
+    let projects: Vec<String> = client
+        .list_all("/api/v1/projects", &[])
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_string())
+        .collect();
+    let audited: Vec<String> = client
+        .list_all("/api/v1/audit", &[("action", "project.create".to_string())])
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r["subject"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("project/")
+                .to_string()
+        })
+        .collect();
+    for id in &acked {
+        assert!(projects.contains(id), "acknowledged project {id} lost");
+        assert!(
+            audited.contains(id),
+            "acknowledged project {id} has no audit record"
+        );
+    }
+    drop(server);
+    let data = tmp.path().join("data");
+    let verify = airlock(
+        &[
+            "admin",
+            "audit",
+            "verify",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        &[],
+        None,
+    );
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        text(&verify.stdout),
+        text(&verify.stderr)
+    );
+}
+
+#[test]
+fn audit_verify_on_the_data_dir_names_tampered_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let token = set_up(tmp.path());
+    {
+        let server = Server::start(tmp.path(), &[]);
+        let client = Client::new(&server.url, Some(token), None).unwrap();
+        for i in 0..5 {
+            client
+                .call(
+                    Method::POST,
+                    "/api/v1/tokens",
+                    &[],
+                    Some(&json!({"name": format!("t{i}")})),
+                )
+                .unwrap();
+        }
+    }
+    let data: PathBuf = tmp.path().join("data");
+    let dir = data.to_str().unwrap();
+    let verify = || airlock(&["admin", "audit", "verify", "--data-dir", dir], &[], None);
+    let clean = verify();
+    assert!(clean.status.success());
+    let head = text(&clean.stdout)
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .to_string();
+
+    let export = airlock(&["admin", "audit", "export", "--data-dir", dir], &[], None);
+    let lines: Vec<Value> = text(&export.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 6);
+    assert_eq!(lines[5]["hash"], head.as_str());
+
+    {
+        let store = Store::open(&data).unwrap();
+        let mut record: Value =
+            serde_json::from_slice(&store.raw_get(&keys::audit(3)).unwrap().unwrap()).unwrap();
+        record["action"] = json!("token.revoke");
+        store
+            .raw_put(&keys::audit(3), Some(serde_json::to_vec(&record).unwrap()))
+            .unwrap();
+        store.raw_put(&keys::audit(5), None).unwrap();
+    }
+    let broken = verify();
+    assert_eq!(broken.status.code(), Some(1));
+    let report = text(&broken.stdout);
+    assert!(report.contains("record 3 was modified"), "{report}");
+    assert!(report.contains("record 5 is missing"), "{report}");
+
+    // A rewound log is caught with the head kept from before.
+    let truncated = airlock(
+        &[
+            "admin",
+            "audit",
+            "verify",
+            "--data-dir",
+            dir,
+            "--expect-head",
+            "0123abcd",
+        ],
+        &[],
+        None,
+    );
+    assert!(
+        text(&truncated.stdout).contains("is not in the log"),
+        "{}",
+        text(&truncated.stdout)
+    );
+}
