@@ -13,6 +13,10 @@ needs=(
   "zstd:zstd"
   "tar:tar"
   "sha256sum:coreutils"
+  "curl:curl"
+  "openssl:openssl"
+  "node:nodejs"
+  "npm:npm"
 )
 missing=()
 for pair in "${needs[@]}"; do
@@ -32,4 +36,18 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+# ovsx (the Open VSX CLI, from npm) for the mirror's gallery test, in a project-local folder
+# the tests look in (.tools/node). Pinned, so every machine runs the same client.
+if [[ $purpose == test ]]; then
+  ovsx_version=1.3.0
+  tools="$(cd "$(dirname "$0")/.." && pwd)/.tools/node"
+  if [[ ! -x "$tools/node_modules/.bin/ovsx" ]]; then
+    echo "installing ovsx@$ovsx_version into $tools" >&2
+    if ! npm install --prefix "$tools" --no-audit --no-fund --loglevel=error "ovsx@$ovsx_version" >&2; then
+      echo "error: cannot install ovsx@$ovsx_version with npm into $tools; the mirror's ovsx test needs it" >&2
+      exit 1
+    fi
+  fi
 fi

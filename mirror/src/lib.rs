@@ -1,6 +1,7 @@
 //! airlock's air-gapped mirror: streaming, verified import of signed bundles into a content
 //! store, and serving that content to unmodified clients.
 
+pub mod adapters;
 pub mod admin;
 pub mod blobs;
 pub mod import;
@@ -10,6 +11,7 @@ pub mod registry;
 pub mod replicate;
 pub mod serve;
 pub mod store;
+pub mod tls;
 pub mod tokens;
 
 pub use store::Store;

@@ -14,7 +14,7 @@ use axum::routing::get;
 use axum::Router;
 
 use crate::metrics::Metrics;
-use crate::registry::{self, Uploads};
+use crate::registry::Uploads;
 use crate::store::Store;
 
 pub struct AppState {
@@ -22,12 +22,16 @@ pub struct AppState {
     pub uploads: Uploads,
     pub allow_push: bool,
     pub metrics: Metrics,
+    /// Facts the protocol adapters derive from stored content, cached by digest.
+    pub adapters: crate::adapters::Cache,
 }
 
 pub struct ServeOptions {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     pub allow_push: bool,
+    /// Certificate chain and key (PEM) to serve HTTPS with, from `mirror tls issue`.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -48,11 +52,8 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 
 async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let (parts, body): (_, Body) = request.into_parts();
-    if parts.uri.path() == "/v2" || parts.uri.path().starts_with("/v2/") {
-        return registry::handle(state, parts.method, parts.uri, parts.headers, body).await;
-    }
-    registry::RegistryError::new(axum::http::StatusCode::NOT_FOUND, "NOT_FOUND", format!("nothing is served at {}", parts.uri.path()))
-        .into_response()
+    // By Host (mirrored upstreams) and path: the OCI API, or a protocol adapter.
+    crate::adapters::route(state, parts, body).await
 }
 
 /// One structured log line per request, and the request metrics.
@@ -60,10 +61,17 @@ async fn access_log(State(state): State<Arc<AppState>>, request: Request, next: 
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_string();
-    let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("").to_string();
+    // HTTP/2 carries the host in the URI's authority rather than a Host header.
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("")
+        .to_string();
     let response = next.run(request).await;
     let elapsed = started.elapsed().as_secs_f64();
-    let family = if path.starts_with("/v2") { "oci" } else if path == "/metrics" { "metrics" } else { "other" };
+    let family = crate::adapters::family(&host, &path);
     state.metrics.observe(family, response.status().as_u16(), elapsed);
     tracing::info!(
         target: "airlock::access",
@@ -77,17 +85,28 @@ async fn access_log(State(state): State<Arc<AppState>>, request: Request, next: 
 
 /// Serves until the process is interrupted (SIGINT or SIGTERM).
 pub async fn serve(options: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), crate::store::StoreError> {
+    // A bad certificate or key fails before anything else starts.
+    let tls = match &options.tls {
+        Some((cert, key)) => Some(crate::tls::server_config(cert, key).await.map_err(std::io::Error::other)?),
+        None => None,
+    };
     let store = Store::open(&options.data_dir)?;
     let cleared = store.blobs.clear_staging()?;
     if cleared > 0 {
         tracing::info!(files = cleared, "removed staging files left by an interrupted import");
     }
-    let state = Arc::new(AppState { store, uploads: Uploads::default(), allow_push: options.allow_push, metrics: Metrics::default() });
+    let state = Arc::new(AppState { store, uploads: Uploads::default(), allow_push: options.allow_push, metrics: Metrics::default(), adapters: Default::default() });
     let socket = crate::admin::socket_path(&options.data_dir);
     let admin = tokio::spawn(crate::admin::serve_socket(socket.clone(), state.clone()));
     let listener = tokio::net::TcpListener::bind(options.listen).await?;
     ready(listener.local_addr()?);
-    let result = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await;
+    let result = match tls {
+        Some(config) => {
+            let app = router(state).layer(axum::Extension(crate::adapters::Https));
+            crate::tls::serve_https(listener, app, config, shutdown_signal()).await
+        }
+        None => axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await,
+    };
     admin.abort();
     let _ = std::fs::remove_file(&socket);
     result.map_err(Into::into)

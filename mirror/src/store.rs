@@ -101,6 +101,9 @@ pub struct Store {
     meta: sled::Tree,
     /// One import (or gc) at a time: both read state and then change it.
     pub(crate) exclusive: std::sync::Mutex<()>,
+    /// Commits one at a time: sled 0.34 can deadlock when a flush overlaps a batch from
+    /// another thread (seen in the control plane under load).
+    commits: std::sync::Mutex<()>,
 }
 
 fn key(prefix: &str, parts: &[&str]) -> Vec<u8> {
@@ -129,7 +132,7 @@ impl Store {
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| StoreError::Open { path: data_dir.to_path_buf(), message: e.to_string() })?;
-        let db = sled::Config::new().path(data_dir.join("metadata")).open().map_err(|e| match e {
+        let db = sled::Config::new().path(data_dir.join("metadata")).flush_every_ms(None).open().map_err(|e| match e {
             sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") => {
                 StoreError::Locked(data_dir.to_path_buf())
             }
@@ -137,7 +140,7 @@ impl Store {
         })?;
         let meta = db.open_tree("meta")?;
         let blobs = BlobStore::open(data_dir)?;
-        Ok(Store { blobs, db, meta, exclusive: std::sync::Mutex::new(()) })
+        Ok(Store { blobs, db, meta, exclusive: std::sync::Mutex::new(()), commits: std::sync::Mutex::new(()) })
     }
 
     fn get<T: DeserializeOwned>(&self, k: &[u8]) -> Result<Option<T>, StoreError> {
@@ -257,6 +260,7 @@ impl Store {
 
     /// Applies a change set atomically and flushes it to disk before returning.
     pub fn commit(&self, changes: Changes) -> Result<(), StoreError> {
+        let _one_at_a_time = self.commits.lock().unwrap_or_else(|p| p.into_inner());
         self.meta.apply_batch(changes.batch)?;
         self.db.flush()?;
         Ok(())

@@ -32,9 +32,12 @@ pub enum Command {
         Refuses bundles older than the channel's last import (--allow-downgrade overrides)\n\
         and expired ones (--allow-expired overrides); every refusal and override is recorded.")]
     Import(ImportArgs),
-    /// Serve the mirror's content over the OCI Distribution API.
+    /// Serve the mirror's content: the OCI Distribution API, the VS Code update service, the
+    /// Open VSX gallery and registry API, the JetBrains products API, release files and AMI
+    /// descriptors (see docs/artifact-conventions.md).
     #[command(after_help = "Example:\n  airlock mirror serve --listen 127.0.0.1:5000\n  \
-        skopeo inspect --tls-verify=false docker://127.0.0.1:5000/devcontainers/base:tiny")]
+        skopeo inspect --tls-verify=false docker://127.0.0.1:5000/devcontainers/base:tiny\n  \
+        airlock mirror serve --listen 0.0.0.0:443 --tls-cert tls/server.crt --tls-key tls/server.key")]
     Serve(ServeArgs),
     /// List imported artifacts.
     #[command(after_help = "Example:\n  airlock mirror ls --kind image\n  airlock mirror ls --output json")]
@@ -56,6 +59,34 @@ pub enum Command {
     /// Push tokens for `mirror serve --allow-push`.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Certificates for serving HTTPS as the mirror and as the upstream hosts it mirrors.
+    #[command(subcommand)]
+    Tls(TlsCommand),
+}
+
+#[derive(Subcommand)]
+pub enum TlsCommand {
+    /// Create an internal CA (or reuse the one in DIR) and a server certificate for every
+    /// mirrored upstream host plus the mirror's own names.
+    #[command(after_help = "Example:\n  airlock mirror tls issue --out /etc/airlock/tls --name mirror.example.internal\n  \
+        airlock mirror serve --listen 0.0.0.0:443 --tls-cert /etc/airlock/tls/server.crt --tls-key /etc/airlock/tls/server.key\n\n\
+        Install ca.crt in the clients' trust store and point the mirrored host names\n\
+        (update.code.visualstudio.com, open-vsx.org, data.services.jetbrains.com, mcr.microsoft.com, …)\n\
+        at the mirror in the site DNS. Issuing again in the same DIR reuses its CA.")]
+    Issue {
+        /// Folder for ca.crt, ca.key, server.crt and server.key.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// A DNS name of the mirror itself; repeatable (default: localhost).
+        #[arg(long = "name", value_name = "MIRROR-NAME")]
+        names: Vec<String>,
+        /// An IP address clients use to reach the mirror; repeatable.
+        #[arg(long = "ip", value_name = "IP")]
+        ips: Vec<std::net::IpAddr>,
+        /// Validity of the server certificate in days.
+        #[arg(long, default_value_t = 825)]
+        days: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -124,6 +155,12 @@ pub struct ServeArgs {
     /// Accept pushes from clients holding a push token.
     #[arg(long)]
     allow_push: bool,
+    /// Serve HTTPS with this certificate chain (PEM), e.g. server.crt from `mirror tls issue`.
+    #[arg(long, value_name = "C", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, value_name = "K", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     #[command(flatten)]
     data: DataDir,
 }
@@ -194,6 +231,20 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             print_history(&result, args.output)
         }
         Command::Push(args) => push(args),
+        Command::Tls(TlsCommand::Issue { out, names, ips, days }) => {
+            let names = if names.is_empty() { vec!["localhost".to_string()] } else { names };
+            let issued = airlock_mirror::tls::issue(&out, &names, &ips, days)?;
+            let ca = if issued.reused_ca { "reused the CA" } else { "created a new CA" };
+            println!("{ca} {}", issued.ca_cert.display());
+            println!("server certificate {} (key {}), valid {days} days, for:", issued.server_cert.display(), issued.server_key.display());
+            for name in &issued.dns_names {
+                println!("  {name}");
+            }
+            for ip in &issued.ips {
+                println!("  {ip}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Token(TokenCommand::Create { name, data }) => {
             let result = admin::run(&data.data_dir, Request::TokenCreate { name }, &Silent)?;
             println!("{}", result["token"].as_str().unwrap_or_default());
@@ -330,11 +381,17 @@ fn print_history(result: &Value, output: OutputFormat) -> anyhow::Result<ExitCod
 
 fn serve_command(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let options = ServeOptions { data_dir: args.data.data_dir.clone(), listen: args.listen, allow_push: args.allow_push };
+    let tls = args.tls_cert.clone().zip(args.tls_key.clone());
+    if let Some((cert, key)) = &tls {
+        // Checked here too, so a bad certificate is reported as such before the store opens.
+        runtime.block_on(airlock_mirror::tls::server_config(cert, key))?;
+    }
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let options = ServeOptions { data_dir: args.data.data_dir.clone(), listen: args.listen, allow_push: args.allow_push, tls };
     runtime
         .block_on(serve::serve(options, |addr| {
             // The first line on stdout says where it listens (tests and scripts read it).
-            println!("mirror listening on http://{addr}");
+            println!("mirror listening on {scheme}://{addr}");
             use std::io::Write;
             let _ = std::io::stdout().flush();
         }))

@@ -3,9 +3,9 @@
 #![allow(dead_code)]
 
 use std::fs;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 pub const CREATED: &str = "2026-11-01T00:00:00Z";
 
@@ -190,4 +190,47 @@ pub fn repack(entries: &[RawEntry], trailing: &[u8], out: &Path) {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// A running `airlock mirror serve`, stopped when dropped.
+pub struct MirrorServer {
+    child: Child,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    pub port: u16,
+}
+
+impl MirrorServer {
+    pub fn start(data: &Path, extra: &[&str]) -> MirrorServer {
+        let mut child = airlock()
+            .args(["mirror", "serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let addr = line.trim().rsplit("://").next().unwrap().to_string();
+        assert!(addr.starts_with("127.0.0.1:"), "unexpected first line: {line}");
+        let port = addr.rsplit(':').next().unwrap().parse().unwrap();
+        MirrorServer { child, addr, port }
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// `http://HOST:PORT{path}` (pair with [`Curl::resolve`]).
+    pub fn url_as(&self, host: &str, path: &str) -> String {
+        format!("http://{host}:{}{path}", self.port)
+    }
+}
+
+impl Drop for MirrorServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 
 pub use errors::RegistryError;
+pub use pull::{header_value, parse_range};
 pub use push::Uploads;
 
 use crate::serve::AppState;

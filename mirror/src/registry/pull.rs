@@ -199,7 +199,7 @@ pub fn referrers(state: &AppState, name: &str, digest: &str, query: &str) -> Res
     Ok(response)
 }
 
-pub(crate) fn header_value(value: &str) -> HeaderValue {
+pub fn header_value(value: &str) -> HeaderValue {
     HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
