@@ -361,3 +361,41 @@ fn a_delta_is_refused_until_its_base_is_imported() {
     let (status, _, body) = get(&server.addr, &format!("/v2/release-file/airlock-cli/blobs/sha256:{}", sha256_hex(b"#!/bin/sh\necho release two\n")), "");
     assert_eq!((status, body.as_slice()), (200, &b"#!/bin/sh\necho release two\n"[..]));
 }
+
+#[test]
+fn volumes_import_in_order_and_a_damaged_volume_is_named() {
+    let sample = Sample::new();
+    let data = sample.path("mirror");
+    // 3 MiB that do not compress, so 1 MiB volumes make several.
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let noise: Vec<u8> = (0..(3 << 20) / 8)
+        .flat_map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()
+        })
+        .collect();
+    fs::write(sample.path("dist/airlock"), noise).unwrap();
+    let bundle = sample.create("split", &["--volume-size", "1M"]);
+    let list = sample.path("split.airlock-volumes.json");
+    assert!(list.exists() && !bundle.exists(), "expected volumes instead of one file");
+    let volumes: Vec<PathBuf> = (1..).map(|n| sample.path(&format!("split.airlock.tar.zst.{n:03}"))).take_while(|p| p.exists()).collect();
+    assert!(volumes.len() >= 3, "only {} volumes", volumes.len());
+
+    // One byte changed in the second volume: refused, that volume named, nothing visible.
+    let original = fs::read(&volumes[1]).unwrap();
+    let mut damaged = original.clone();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0x40;
+    fs::write(&volumes[1], &damaged).unwrap();
+    let err = fails(&mut import(&sample, &list, &data));
+    assert!(err.contains("split.airlock.tar.zst.002") && err.contains("copy this volume again"), "{err}");
+    assert_eq!(ls(&data).trim(), "[]");
+
+    fs::write(&volumes[1], &original).unwrap();
+    let out = stdout(&ok(&mut import(&sample, &list, &data)));
+    assert!(out.contains("imported bundle"), "{out}");
+    let listed: serde_json::Value = serde_json::from_str(&ls(&data)).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+}

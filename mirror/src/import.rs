@@ -20,6 +20,7 @@ use airlock_bundler::progress::Progress;
 use airlock_bundler::read::{BundleReader, EntryKind};
 use airlock_bundler::signing::SignatureFile;
 use airlock_bundler::trust::TrustPolicy;
+use airlock_bundler::volumes;
 use airlock_bundler::writeback::WritebackFile;
 use airlock_bundler::{BundleError, Digest};
 use serde::Deserialize;
@@ -62,15 +63,45 @@ pub enum ImportError {
     NoSpace { bundle_id: String, needed: u64, free: u64 },
     #[error("cannot write into the content store: {0}")]
     Write(io::Error),
+    #[error(transparent)]
+    Volumes(volumes::VolumeError),
+    #[error("the volume list {path} is not trusted: {source}")]
+    VolumeList { path: String, source: airlock_bundler::trust::TrustError },
+    #[error("the volumes hold bundle manifest {found}, but the signed volume list names {listed}")]
+    WrongBundle { listed: Digest, found: Digest },
 }
 
 pub fn import_file(store: &Store, path: &Path, options: &ImportOptions) -> Result<ImportOutcome, ImportError> {
-    let file = File::open(path).map_err(|source| ImportError::Open { path: path.display().to_string(), source })?;
-    import(store, file, &path.display().to_string(), options)
+    let source = path.display().to_string();
+    if path.to_string_lossy().ends_with(volumes::VOLUMES_SUFFIX) {
+        // Volumes are streamed in order, each checked against the signed list as it ends.
+        return import_from(store, &source, options, || {
+            let loaded = volumes::load_list(path).map_err(ImportError::Volumes)?;
+            let mut signatures = loaded.signatures.clone();
+            signatures.extend(options.detached.iter().cloned());
+            options.policy.check(&loaded.bytes, &signatures).map_err(|e| ImportError::VolumeList { path: source.clone(), source: e })?;
+            Ok((volumes::VolumeChain::new(path, &loaded.list.volumes), Some(loaded.list.manifest_digest)))
+        });
+    }
+    import_from(store, &source, options, || {
+        let file = File::open(path).map_err(|e| ImportError::Open { path: source.clone(), source: e })?;
+        Ok((file, None))
+    })
 }
 
 /// Imports a bundle read from `input`; `source` names it in history and messages.
 pub fn import(store: &Store, input: impl io::Read, source: &str, options: &ImportOptions) -> Result<ImportOutcome, ImportError> {
+    import_from(store, source, options, || Ok((input, None)))
+}
+
+/// Runs an import and records its outcome; `open` yields the stream and, for volumes, the
+/// digest the signed volume list gives the bundle manifest.
+fn import_from<R: io::Read>(
+    store: &Store,
+    source: &str,
+    options: &ImportOptions,
+    open: impl FnOnce() -> Result<(R, Option<Digest>), ImportError>,
+) -> Result<ImportOutcome, ImportError> {
     let _exclusive = store.exclusive.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut record = HistoryRecord {
         id: store.next_id()?,
@@ -86,22 +117,31 @@ pub fn import(store: &Store, input: impl io::Read, source: &str, options: &Impor
         source: Some(source.to_string()),
         message: None,
     };
-    let result = run(store, input, options, &mut record);
-    match &result {
-        Ok(_) => {}
-        Err(error) => {
-            // The refusal itself is history: who tried to bring what in, and why it failed.
-            record.message = Some(error.to_string());
-            if let Err(e) = store.record(&record) {
-                tracing::error!(error = %e, "cannot record the failed import in history");
-            }
+    let result = open().and_then(|(input, listed)| run(store, input, listed, options, &mut record));
+    if let Err(error) = &result {
+        // The refusal itself is history: who tried to bring what in, and why it failed.
+        record.message = Some(error.to_string());
+        if let Err(e) = store.record(&record) {
+            tracing::error!(error = %e, "cannot record the failed import in history");
         }
     }
     result
 }
 
-fn run(store: &Store, input: impl io::Read, options: &ImportOptions, record: &mut HistoryRecord) -> Result<ImportOutcome, ImportError> {
+fn run(
+    store: &Store,
+    input: impl io::Read,
+    listed: Option<Digest>,
+    options: &ImportOptions,
+    record: &mut HistoryRecord,
+) -> Result<ImportOutcome, ImportError> {
     let mut reader = BundleReader::open(input)?;
+    if let Some(listed) = listed {
+        let found = Digest::of(reader.manifest_bytes());
+        if found != listed {
+            return Err(ImportError::WrongBundle { listed, found });
+        }
+    }
     let manifest = reader.manifest().clone();
     record.bundle_id = Some(manifest.bundle_id.clone());
     record.channel = Some(manifest.channel.clone());

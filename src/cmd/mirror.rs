@@ -104,7 +104,8 @@ pub enum TokenCommand {
 
 #[derive(clap::Args)]
 pub struct ImportArgs {
-    /// The bundle file.
+    /// The bundle file, or the signed volume list (NAME.airlock-volumes.json) of a bundle
+    /// cut into volumes, which are then read in order from beside it.
     bundle: PathBuf,
     /// A public key whose signatures count; repeat for several.
     #[arg(long = "trusted-key", value_name = "K.pub", required = true)]
