@@ -15,6 +15,7 @@ pub mod pack;
 pub mod prepare;
 pub mod progress;
 pub mod read;
+pub mod read_ahead;
 pub mod signing;
 pub mod sources;
 pub mod trust;

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -15,6 +15,7 @@ use crate::oci::{self, Blob, BlobSet, BlobSource, Descriptor, ImageIndex, Layout
 use crate::offline_manifest::{ManifestError, OfflineManifest, Source};
 use crate::progress::Progress;
 use crate::signing::SecretKey;
+use crate::read_ahead::{Piece, ReadAhead};
 use crate::ustar;
 use crate::writeback::WritebackFile;
 
@@ -456,20 +457,29 @@ pub fn write_archive<W: Write>(plan: &Plan, options: &PackOptions, signed: &Sign
     write_small(&mut encoder, format::OCI_LAYOUT_ENTRY, oci::OCI_LAYOUT_FILE).map_err(write_err)?;
     write_small(&mut encoder, format::INDEX_ENTRY, &plan.index_json).map_err(write_err)?;
 
-    let mut buf = vec![0u8; 1 << 20];
-    for (digest, blob) in &plan.blobs {
-        ustar::write_header(&mut encoder, &digest.layout_path(), blob.size, mtime).map_err(write_err)?;
-        match &blob.source {
-            BlobSource::Bytes(bytes) => {
-                encoder.write_all(bytes).map_err(write_err)?;
-                options.progress.advance(blob.size);
+    let files: Vec<(&Path, u64)> = plan
+        .blobs
+        .values()
+        .filter_map(|blob| match &blob.source {
+            BlobSource::File(path) => Some((path.as_path(), blob.size)),
+            BlobSource::Bytes(_) => None,
+        })
+        .collect();
+    std::thread::scope(|scope| {
+        let ahead = ReadAhead::start(scope, files);
+        for (digest, blob) in &plan.blobs {
+            ustar::write_header(&mut encoder, &digest.layout_path(), blob.size, mtime).map_err(write_err)?;
+            match &blob.source {
+                BlobSource::Bytes(bytes) => {
+                    encoder.write_all(bytes).map_err(write_err)?;
+                    options.progress.advance(blob.size);
+                }
+                BlobSource::File(path) => copy_checked(&ahead, path, *digest, blob.size, &mut encoder, out, options.progress)?,
             }
-            BlobSource::File(path) => {
-                copy_checked(path, *digest, blob.size, &mut encoder, &mut buf, options.progress)?;
-            }
+            ustar::write_padding(&mut encoder, blob.size).map_err(write_err)?;
         }
-        ustar::write_padding(&mut encoder, blob.size).map_err(write_err)?;
-    }
+        Ok::<(), PackError>(())
+    })?;
     ustar::write_end(&mut encoder).map_err(write_err)?;
     let writer = encoder.finish().map_err(write_err)?;
     options.progress.finish();
@@ -483,43 +493,48 @@ pub fn manifest_copy_path(bundle: &Path) -> PathBuf {
     bundle.with_file_name(format!("{stem}.airlock-bundle.json"))
 }
 
-/// Streams a file into the bundle while hashing it: the bytes packed are the bytes checked.
+/// Writes one file's bytes as the read-ahead thread delivers them, and checks what they
+/// hashed to: the bytes packed are the bytes checked.
 fn copy_checked(
+    ahead: &ReadAhead,
     path: &Path,
     digest: Digest,
     size: u64,
     out: &mut impl Write,
-    buf: &mut [u8],
+    bundle: &Path,
     progress: &dyn Progress,
 ) -> Result<(), PackError> {
-    let read_err = |source| PackError::ReadInput { path: path.to_path_buf(), what: "a blob".into(), source };
-    let mut file = fs::File::open(path).map_err(read_err)?;
-    let mut hasher = Hasher::new();
-    let mut remaining = size;
-    while remaining > 0 {
-        let want = buf.len().min(remaining as usize);
-        let n = file.read(&mut buf[..want]).map_err(read_err)?;
-        if n == 0 {
-            break;
+    loop {
+        match ahead.next() {
+            Some(Piece::Chunk(chunk)) => {
+                out.write_all(&chunk).map_err(|source| PackError::Write { path: bundle.to_path_buf(), source })?;
+                progress.advance(chunk.len() as u64);
+                ahead.recycle(chunk);
+            }
+            Some(Piece::End { digest: actual_digest, size: actual_size }) => {
+                if actual_digest != digest || actual_size != size {
+                    return Err(PackError::ContentMismatch {
+                        path: path.to_path_buf(),
+                        expected_digest: digest,
+                        expected_size: size,
+                        actual_digest,
+                        actual_size,
+                    });
+                }
+                return Ok(());
+            }
+            Some(Piece::Failed { path, error }) => {
+                return Err(PackError::ReadInput { path, what: "a blob".into(), source: error })
+            }
+            None => {
+                return Err(PackError::ReadInput {
+                    path: path.to_path_buf(),
+                    what: "a blob".into(),
+                    source: io::Error::other("the reading thread stopped"),
+                })
+            }
         }
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n]).map_err(|source| PackError::Write { path: path.to_path_buf(), source })?;
-        remaining -= n as u64;
-        progress.advance(n as u64);
     }
-    // A file that grew is as wrong as one that shrank.
-    let extra = file.read(&mut buf[..1]).map_err(read_err)? as u64;
-    let (actual_digest, actual_size) = hasher.finish();
-    if actual_digest != digest || actual_size + extra != size {
-        return Err(PackError::ContentMismatch {
-            path: path.to_path_buf(),
-            expected_digest: digest,
-            expected_size: size,
-            actual_digest,
-            actual_size: actual_size + extra,
-        });
-    }
-    Ok(())
 }
 
 fn sync_dir(dir: &Path) {
