@@ -83,12 +83,7 @@ impl PublicKey {
             kind: "public key",
             reason: reason.to_string(),
         };
-        let line = text
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty() && !l.starts_with("untrusted comment:"))
-            .ok_or_else(|| malformed("no key line"))?;
-        let bytes = BASE64.decode(line).map_err(|_| malformed("the key line is not base64"))?;
+        let bytes = key_line_bytes(text).map_err(malformed)?;
         if bytes.len() != PUBLIC_KEY_LEN || &bytes[..2] != SIG_ALG {
             return Err(malformed("wrong length or algorithm (expected an Ed25519 key)"));
         }
@@ -147,12 +142,7 @@ impl SecretKey {
             kind: "secret key",
             reason: reason.to_string(),
         };
-        let line = text
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty() && !l.starts_with("untrusted comment:"))
-            .ok_or_else(|| malformed("no key line"))?;
-        let mut bytes = BASE64.decode(line).map_err(|_| malformed("the key line is not base64"))?;
+        let mut bytes = key_line_bytes(&text).map_err(malformed)?;
         if bytes.len() != SECRET_KEY_LEN || &bytes[..2] != SIG_ALG || &bytes[4..6] != CHK_ALG {
             return Err(malformed("wrong length or algorithm (expected an Ed25519 key)"));
         }
@@ -219,6 +209,16 @@ impl SecretKey {
         );
         SignatureFile { text, key_id: self.id, trusted_comment: trusted_comment.to_string() }
     }
+}
+
+/// The decoded base64 line of a key file (the line that is not the untrusted comment).
+fn key_line_bytes(text: &str) -> Result<Vec<u8>, &'static str> {
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with("untrusted comment:"))
+        .ok_or("no key line")?;
+    BASE64.decode(line).map_err(|_| "the key line is not base64")
 }
 
 fn checksum(id: &[u8; 8], key: &[u8; 64]) -> [u8; 32] {

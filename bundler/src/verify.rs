@@ -25,8 +25,17 @@ pub fn verify_file(
     progress: &dyn Progress,
 ) -> Result<Report, BundleError> {
     let file = File::open(path).map_err(|source| BundleError::Read { offset: 0, source })?;
-    let mut reader = BundleReader::open(file)?;
-    // Signatures first: nothing past the head is read for an untrusted bundle.
+    check_stream(BundleReader::open(file)?, policy, detached, progress)
+}
+
+/// Signatures first (nothing past the head is read for an untrusted bundle), then every
+/// entry, into nothing.
+fn check_stream<R: std::io::Read>(
+    mut reader: BundleReader<R>,
+    policy: &TrustPolicy,
+    detached: &[(SignatureFile, String)],
+    progress: &dyn Progress,
+) -> Result<Report, BundleError> {
     let signers = reader.check_signatures(policy, detached)?;
     let manifest = reader.manifest().clone();
     progress.start(manifest.total_blob_bytes());
@@ -86,22 +95,12 @@ pub fn verify_volumes(
         .map_err(|source| VolumesError::ListTrust { path: list_path.to_path_buf(), source })?;
     let mut chain = VolumeChain::new(list_path, &loaded.list.volumes);
     let result = (|| {
-        let mut reader = BundleReader::open(&mut chain)?;
+        let reader = BundleReader::open(&mut chain)?;
         let found = crate::Digest::of(reader.manifest_bytes());
         if found != loaded.list.manifest_digest {
             return Err(VolumesError::WrongBundle { listed: loaded.list.manifest_digest.to_string(), found: found.to_string() });
         }
-        let signers = reader.check_signatures(policy, detached)?;
-        let manifest = reader.manifest().clone();
-        progress.start(manifest.total_blob_bytes());
-        let mut sink = ProgressSink { progress };
-        while reader.next_entry()?.is_some() {
-            reader.copy_entry(&mut sink)?;
-        }
-        let summary = reader.finish()?;
-        progress.finish();
-        let expired = manifest.expires_time().map_err(BundleError::from)? <= SystemTime::now();
-        Ok(Report { manifest, signers, summary, expired })
+        Ok(check_stream(reader, policy, detached, progress)?)
     })();
     // A volume that failed its check is the cause to name; otherwise read what is left of the
     // volumes, since a damaged volume may be what the decompressor tripped on.
