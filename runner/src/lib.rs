@@ -1,0 +1,3 @@
+//! airlock's runner: provisions development environments from mirror images.
+
+pub mod unpack;
