@@ -46,16 +46,8 @@ impl Release {
     }
 
     fn create_cmd(&self, out: &Path, sequence: u64, extra: &[&str]) -> std::process::Command {
-        let mut cmd = airlock();
-        cmd.args(["bundle", "create", "--manifest"])
-            .arg(self.sample.path("rel.toml"))
-            .arg("--key")
-            .arg(self.sample.path("key.key"))
-            .arg("--out")
-            .arg(out)
-            .arg("--cache-dir")
-            .arg(self.sample.path("cache"))
-            .args(["--created", CREATED, "--sequence", &sequence.to_string(), "--level", "1"])
+        let mut cmd = self.sample.create_command("rel.toml", out);
+        cmd.args(["--created", CREATED, "--sequence", &sequence.to_string(), "--level", "1"])
             .args(extra);
         cmd
     }

@@ -34,16 +34,8 @@ impl Setup {
     }
 
     fn create(&self, out: &Path, extra: &[&str]) -> std::process::Command {
-        let mut cmd = airlock();
-        cmd.args(["bundle", "create", "--manifest"])
-            .arg(self.sample.path("rel.toml"))
-            .arg("--key")
-            .arg(self.sample.path("key.key"))
-            .arg("--out")
-            .arg(out)
-            .arg("--cache-dir")
-            .arg(self.sample.path("cache"))
-            .args(["--created", CREATED, "--sequence", "1", "--retry-delay", "20ms"])
+        let mut cmd = self.sample.create_command("rel.toml", out);
+        cmd.args(["--created", CREATED, "--sequence", "1", "--retry-delay", "20ms"])
             .args(extra);
         cmd
     }

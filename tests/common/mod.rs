@@ -67,17 +67,27 @@ impl Sample {
     /// Creates `NAME.airlock.tar.zst` from the sample manifest with fixed metadata.
     pub fn create(&self, name: &str, extra: &[&str]) -> PathBuf {
         let out = self.path(&format!("{name}.airlock.tar.zst"));
-        ok(airlock()
-            .args(["bundle", "create", "--manifest"])
-            .arg(self.path("sample.toml"))
-            .arg("--key")
-            .arg(self.path("key.key"))
-            .arg("--out")
-            .arg(&out)
+        ok(self
+            .create_command("sample.toml", &out)
             .args(if extra.contains(&"--created") { &[][..] } else { &["--created", CREATED][..] })
             .args(if extra.contains(&"--sequence") { &[][..] } else { &["--sequence", "7"][..] })
             .args(extra));
         out
+    }
+
+    /// `bundle create` of a manifest in this folder, signed with its key, with a content
+    /// cache inside the folder (tests never touch the user's cache).
+    pub fn create_command(&self, manifest: &str, out: &Path) -> Command {
+        let mut cmd = airlock();
+        cmd.args(["bundle", "create", "--manifest"])
+            .arg(self.path(manifest))
+            .arg("--key")
+            .arg(self.path("key.key"))
+            .arg("--out")
+            .arg(out)
+            .arg("--cache-dir")
+            .arg(self.path("cache"));
+        cmd
     }
 
     pub fn verify(&self, bundle: &Path) -> Command {
