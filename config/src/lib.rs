@@ -1,0 +1,267 @@
+//! The site configuration: one TOML file (`airlock.toml`) read by `airlock server` and by the
+//! tools that describe the running system (`airlock egress check`, `airlock docs
+//! accreditation`). Every key has a default that keeps everything on loopback and reaches
+//! nothing outside; every key can be overridden by an environment variable
+//! `AIRLOCK_<SECTION>_<KEY>` (`AIRLOCK_DATA_DIR` for the top-level key). The keys and their
+//! defaults are documented in docs/configuration.md.
+
+mod env;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use env::{variable_name, ENV_PREFIX};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("configuration file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {name}={value:?} is not valid: {message}")]
+    Env {
+        name: String,
+        value: String,
+        message: String,
+    },
+    #[error("configuration is not valid: {0}")]
+    Invalid(String),
+}
+
+/// The whole site configuration. Unknown keys are refused, so a typo is an error rather than
+/// a silently ignored setting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Folder holding every component's state: `mirror/`, `control-plane/`, `runner/`.
+    pub data_dir: PathBuf,
+    pub site: Site,
+    pub mirror: Mirror,
+    pub control_plane: ControlPlane,
+    pub runner: Runner,
+    pub egress: Egress,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Site {
+    /// Name used in generated documents and in the demo's org.
+    pub name: String,
+    /// minisign secret key that signs generated documents (MANIFEST.sha256 of the
+    /// accreditation package). Empty: documents are written unsigned, and say so.
+    pub signing_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Mirror {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// URL runners and users reach the mirror at; default `http://<listen>`.
+    pub public_url: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub allow_push: bool,
+    /// minisign public keys whose bundle signatures count at import.
+    pub trusted_keys: Vec<PathBuf>,
+    /// How many distinct trusted keys must have signed a bundle.
+    pub threshold: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ControlPlane {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// URL runners and the CLI reach the control plane at; default `http(s)://<listen>`.
+    pub public_url: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Key-encryption key files; the first wraps new secrets. Empty: `DATA/control-plane/kek`,
+    /// created on first start.
+    pub kek_files: Vec<PathBuf>,
+    pub inactive_after_seconds: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Runner {
+    /// Run the built-in runner inside `airlock server`.
+    pub enabled: bool,
+    pub name: String,
+    /// Environments this runner holds at once.
+    pub capacity: u32,
+    /// The SSH gateway users reach their environments through.
+    pub ssh_listen: SocketAddr,
+    /// Host name or address written into users' ssh-config for this runner; default the
+    /// address of `ssh_listen`.
+    pub ssh_public_host: Option<String>,
+    /// First host uid of the ranges environments' users are mapped to (65536 per environment).
+    pub uid_base: u32,
+    pub runc: PathBuf,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Egress {
+    /// Internal destinations high-side components may connect to: host names (exact, or
+    /// `*.suffix`) and CIDR blocks. Loopback is always allowed. Everything else is refused
+    /// before a socket opens.
+    pub allow: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./airlock-data"),
+            site: Site::default(),
+            mirror: Mirror::default(),
+            control_plane: ControlPlane::default(),
+            runner: Runner::default(),
+            egress: Egress::default(),
+        }
+    }
+}
+
+impl Default for Site {
+    fn default() -> Self {
+        Site {
+            name: "airlock".into(),
+            signing_key: None,
+        }
+    }
+}
+
+impl Default for Mirror {
+    fn default() -> Self {
+        Mirror {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
+            public_url: None,
+            tls_cert: None,
+            tls_key: None,
+            allow_push: false,
+            trusted_keys: Vec::new(),
+            threshold: 1,
+        }
+    }
+}
+
+impl Default for ControlPlane {
+    fn default() -> Self {
+        ControlPlane {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            public_url: None,
+            tls_cert: None,
+            tls_key: None,
+            kek_files: Vec::new(),
+            inactive_after_seconds: 90,
+        }
+    }
+}
+
+impl Default for Runner {
+    fn default() -> Self {
+        Runner {
+            enabled: true,
+            name: "builtin".into(),
+            capacity: 10,
+            ssh_listen: SocketAddr::from(([127, 0, 0, 1], 2222)),
+            ssh_public_host: None,
+            uid_base: 1_000_000,
+            runc: PathBuf::from("runc"),
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path` (when given) over the defaults, then applies `AIRLOCK_*` variables from
+    /// `vars` (pass `std::env::vars()`), then checks the result.
+    pub fn load(
+        path: Option<&Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut config = match path {
+            Some(path) => Config::parse_file(path)?,
+            None => Config::default(),
+        };
+        env::apply(&mut config, vars)?;
+        config.check()?;
+        Ok(config)
+    }
+
+    pub fn parse_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.mirror.threshold == 0 {
+            return Err(ConfigError::Invalid(
+                "mirror.threshold must be at least 1".into(),
+            ));
+        }
+        if self.mirror.tls_cert.is_some() != self.mirror.tls_key.is_some() {
+            return Err(ConfigError::Invalid(
+                "mirror.tls_cert and mirror.tls_key go together: set both or neither".into(),
+            ));
+        }
+        if self.control_plane.tls_cert.is_some() != self.control_plane.tls_key.is_some() {
+            return Err(ConfigError::Invalid(
+                "control_plane.tls_cert and control_plane.tls_key go together: set both or neither"
+                    .into(),
+            ));
+        }
+        if self.runner.enabled && self.runner.capacity == 0 {
+            return Err(ConfigError::Invalid(
+                "runner.capacity must be at least 1 (or set runner.enabled = false)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn mirror_dir(&self) -> PathBuf {
+        self.data_dir.join("mirror")
+    }
+
+    pub fn control_plane_dir(&self) -> PathBuf {
+        self.data_dir.join("control-plane")
+    }
+
+    pub fn runner_dir(&self) -> PathBuf {
+        self.data_dir.join("runner")
+    }
+
+    pub fn mirror_url(&self) -> String {
+        self.mirror.public_url.clone().unwrap_or_else(|| {
+            let scheme = if self.mirror.tls_cert.is_some() { "https" } else { "http" };
+            format!("{scheme}://{}", self.mirror.listen)
+        })
+    }
+
+    pub fn control_plane_url(&self) -> String {
+        self.control_plane.public_url.clone().unwrap_or_else(|| {
+            let scheme = if self.control_plane.tls_cert.is_some() { "https" } else { "http" };
+            format!("{scheme}://{}", self.control_plane.listen)
+        })
+    }
+
+    /// The configuration as canonical JSON (sorted keys): what the accreditation baseline
+    /// hashes, so the same settings always give the same hash.
+    pub fn canonical_json(&self) -> String {
+        let value = serde_json::to_value(self).expect("configuration serializes");
+        serde_json::to_string_pretty(&value).expect("json value serializes")
+    }
+}
