@@ -56,6 +56,19 @@ pub fn admit_new(tx: &mut Txn<'_>, env: &Environment) -> Result<(), StoreError> 
     Ok(())
 }
 
+/// Hands `env` (not deleted) to another runner, moving its place with it. Its workspace
+/// follows through the backup the old runner stored when it stopped the environment.
+pub fn move_to_runner(tx: &mut Txn<'_>, env: &mut Environment, to: &str) -> Result<(), StoreError> {
+    if occupies_runner(env.phase) {
+        tx.add_to_counter(&keys::runner_load(&env.runner_id), -1)?;
+        tx.add_to_counter(&keys::runner_load(to), 1)?;
+    }
+    tx.delete(&keys::runner_env(&env.runner_id, &env.id));
+    tx.put(&keys::runner_env(to, &env.id), &());
+    env.runner_id = to.to_string();
+    Ok(())
+}
+
 /// The phase a reader sees: `inactive` once heartbeats stop for `inactive_after`.
 pub fn effective_runner_phase(
     runner: &Runner,

@@ -147,6 +147,30 @@ pub struct Runner {
     pub version: Option<String>,
     pub last_heartbeat: Option<Timestamp>,
     pub created_at: Timestamp,
+    /// Where users reach the runner's SSH gateway, as its latest heartbeat said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<SshEndpoint>,
+}
+
+/// A runner's SSH gateway: the address users connect to and the host key they pin.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SshEndpoint {
+    pub host: String,
+    pub port: u16,
+    /// OpenSSH public key line, e.g. `ssh-ed25519 AAAA...`.
+    pub host_key: String,
+}
+
+/// The latest snapshot of an environment's workspace (tar + zstd), stored by the control
+/// plane so that any runner can restore it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct WorkspaceBackup {
+    /// `sha256:<hex>` of the archive.
+    pub digest: String,
+    pub size: u64,
+    pub created_at: Timestamp,
+    /// The runner that took it.
+    pub runner_id: String,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -213,6 +237,9 @@ pub struct Environment {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub last_activity: Timestamp,
+    /// Set when a runner stored a workspace snapshot (on stop); restored on the next start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<WorkspaceBackup>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -327,7 +327,7 @@ pub fn schemas() -> Map<String, Value> {
                     ("last_heartbeat", opt(t())),
                     ("created_at", t()),
                 ],
-                &[],
+                &[("ssh", r("SshEndpoint"))],
             ),
         ),
         (
@@ -381,7 +381,7 @@ pub fn schemas() -> Map<String, Value> {
                     ("updated_at", t()),
                     ("last_activity", t()),
                 ],
-                &[],
+                &[("backup", r("WorkspaceBackup"))],
             ),
         ),
         (
@@ -496,6 +496,7 @@ pub fn schemas() -> Map<String, Value> {
                         "environments",
                         arr(obj(&[("id", s()), ("last_activity", t())], &[])),
                     ),
+                    ("ssh", r("SshEndpoint")),
                 ],
             ),
         ),
@@ -535,6 +536,7 @@ pub fn schemas() -> Map<String, Value> {
                     ("ssh_authorized_keys", arr(s())),
                     ("updated_at", t()),
                     ("last_activity", t()),
+                    ("backup", opt(r("WorkspaceBackup"))),
                 ],
                 &[],
             ),
@@ -575,6 +577,63 @@ pub fn schemas() -> Map<String, Value> {
             ),
         ),
         ("EventsAccepted", obj(&[("accepted", n())], &[])),
+        (
+            "SshEndpoint",
+            obj(&[("host", s()), ("port", n()), ("host_key", s())], &[]),
+        ),
+        (
+            "WorkspaceBackup",
+            obj(
+                &[
+                    ("digest", s()),
+                    ("size", n()),
+                    ("created_at", t()),
+                    ("runner_id", s()),
+                ],
+                &[],
+            ),
+        ),
+        (
+            "SshAccess",
+            obj(
+                &[
+                    ("environment_id", s()),
+                    ("environment_name", s()),
+                    ("host_alias", s()),
+                    ("host", s()),
+                    ("port", n()),
+                    ("user", s()),
+                    ("host_key", s()),
+                ],
+                &[],
+            ),
+        ),
+        (
+            "SshSessionsReport",
+            obj(
+                &[(
+                    "sessions",
+                    arr(obj(
+                        &[
+                            ("event", one_of(&["accepted", "refused", "ended"])),
+                            ("peer", s()),
+                            ("key_fingerprint", s()),
+                        ],
+                        &[
+                            ("time", t()),
+                            ("command", opt(s())),
+                            ("exit_status", opt(n())),
+                        ],
+                    )),
+                )],
+                &[],
+            ),
+        ),
+        ("SshSessionsAccepted", obj(&[("accepted", n())], &[])),
+        (
+            "WorkspaceArchive",
+            json!({ "type": "string", "format": "binary", "contentMediaType": "application/zstd" }),
+        ),
         ("OpenApiDocument", json!({ "type": "object" })),
         ("PrometheusText", s()),
     ];
@@ -603,6 +662,9 @@ fn operation(e: &Endpoint) -> Value {
         (Some("PrometheusText"), _) => {
             json!({ "description": "ok", "content": { "text/plain": { "schema": s() } } })
         }
+        (Some("WorkspaceArchive"), _) => {
+            json!({ "description": "ok", "content": { "application/zstd": { "schema": r("WorkspaceArchive") } } })
+        }
         (Some(item), true) => {
             json!({ "description": "a page", "content": { "application/json": { "schema":
             obj(&[("items", arr(r(item))), ("next_cursor", opt(s()))], &[]) } } })
@@ -627,8 +689,9 @@ fn operation(e: &Endpoint) -> Value {
         },
     });
     if let Some(body) = e.request {
+        let media = if body == "WorkspaceArchive" { "application/zstd" } else { "application/json" };
         op["requestBody"] =
-            json!({ "required": true, "content": { "application/json": { "schema": r(body) } } });
+            json!({ "required": true, "content": { media: { "schema": r(body) } } });
     }
     op
 }

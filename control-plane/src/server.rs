@@ -96,12 +96,11 @@ pub fn prepare(opts: &ServeOptions) -> Result<App, ServeError> {
     if !missing.is_empty() {
         return Err(ServeError::MissingKeks { missing });
     }
-    Ok(App::new(
-        store,
-        keyring,
-        Clock::system(),
-        opts.config.clone(),
-    ))
+    let mut config = opts.config.clone();
+    config
+        .backup_dir
+        .get_or_insert_with(|| opts.data_dir.join("backups"));
+    Ok(App::new(store, keyring, Clock::system(), config))
 }
 
 /// Serves until `shutdown` resolves. `ready` gets the bound address (useful with port 0).

@@ -8,7 +8,7 @@ mod common;
 use airlock_control_plane::api::endpoints::{AuthKind, ENDPOINTS};
 use airlock_control_plane::rbac::Role;
 use base64::Engine;
-use common::{Harness, OrgUsers};
+use common::{Harness, OrgUsers, KEY};
 use serde_json::{json, Value};
 
 /// Order of the columns.
@@ -58,6 +58,8 @@ fn expected(op: &str) -> [u16; 5] {
         "createToken" => [201, 201, 201, 201, 403],
         "revokeToken" => [204, 204, 204, 204, 403],
         "listSshKeys" => [200, 200, 200, 403, 403],
+        // Only the environment's owner (the member) learns where to reach it.
+        "getEnvironmentSsh" => [404, 404, 200, 404, 403],
         "addSshKey" => [201, 201, 201, 403, 403],
         // The target key belongs to the member: it is nobody else's to see.
         "deleteSshKey" => [404, 404, 204, 404, 403],
@@ -82,6 +84,9 @@ struct OrgCtx {
 async fn org(h: &Harness, name: &str) -> OrgCtx {
     let users = h.org_with_users(name).await;
     let (class_id, project_id, _, runner) = h.inventory(&users.admin.1, 10_000).await;
+    let gateway = json!({"ssh": {"host": "127.0.0.1", "port": 2222, "host_key": KEY}});
+    h.ok("POST", "/api/v1/runner/heartbeat", &runner, Some(gateway), 200)
+        .await;
     h.ok(
         "PATCH",
         &format!("/api/v1/orgs/{}", users.org_id),
@@ -257,6 +262,7 @@ async fn prepare(
         }
         "createEnvironment" => (String::new(), json!({"project_id": caller.project_id})),
         "getEnvironment"
+        | "getEnvironmentSsh"
         | "deleteEnvironment"
         | "startEnvironment"
         | "stopEnvironment"
@@ -268,6 +274,23 @@ async fn prepare(
             json!({"events": [{"kind": "progress", "message": "hello"}]}),
         ),
         "runnerReportStatus" => (new_env().await, json!({"phase": "starting"})),
+        "runnerReportSshSessions" => (
+            new_env().await,
+            json!({"sessions": [{"event": "accepted", "peer": "127.0.0.1:40000", "key_fingerprint": "SHA256:abc"}]}),
+        ),
+        "runnerUploadBackup" => {
+            let body = json!({"not": "really zstd"});
+            let digest = sha256_of(&body);
+            let path = path.replace("{id}", &new_env().await);
+            return (format!("{path}?digest={digest}"), body, None);
+        }
+        "runnerDownloadBackup" => {
+            let env = new_env().await;
+            let body = json!({"a": "snapshot"});
+            let upload = format!("/api/v1/runner/environments/{env}/backup?digest={}", sha256_of(&body));
+            h.ok("PUT", &upload, &target.runner, Some(body), 200).await;
+            (env, Value::Null)
+        }
         "runnerHeartbeat" => (String::new(), json!({"status": "active"})),
         "createSecret" => (
             String::new(),
@@ -295,6 +318,12 @@ async fn prepare(
         _ => None,
     };
     (path, body, bearer)
+}
+
+/// The digest of a JSON body as the harness sends it.
+fn sha256_of(body: &Value) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(body.to_string().as_bytes())))
 }
 
 fn bearer_of(ctx: &OrgCtx, who: Who) -> &str {

@@ -686,3 +686,77 @@ async fn runner_exchange_tokens_are_one_time_and_expire_after_24h() {
         "the made-up token belongs to no org, so it is in no org's log"
     );
 }
+
+#[tokio::test]
+async fn ssh_access_session_records_and_a_workspace_snapshot_that_follows_the_environment() {
+    let h = Harness::new();
+    let org = h.org_with_users("acme").await;
+    let (admin, member, auditor) = (&org.admin.1, &org.member.1, &org.auditor.1);
+    let (_, project_id, first_id, first) = h.inventory(admin, 10).await;
+    let env = h
+        .ok("POST", "/api/v1/environments", member, Some(json!({"project_id": project_id})), 201)
+        .await;
+    let id = env["id"].as_str().unwrap().to_string();
+
+    // Where to SSH: only once the runner reported its gateway, and only for the owner.
+    let ssh = format!("/api/v1/environments/{id}/ssh");
+    h.ok("GET", &ssh, member, None, 409).await;
+    let gateway = json!({"ssh": {"host": "10.0.0.7", "port": 2222, "host_key": KEY}});
+    h.ok("POST", "/api/v1/runner/heartbeat", &first, Some(gateway), 200).await;
+    let access = h.ok("GET", &ssh, member, None, 200).await;
+    assert_eq!(access["host_alias"], format!("{id}.airlock.environment"));
+    assert_eq!((access["host"].as_str(), access["port"].as_u64(), access["user"].as_str()), (Some("10.0.0.7"), Some(2222), Some(id.as_str())));
+    assert_eq!(access["host_key"], KEY);
+    h.ok("GET", &ssh, admin, None, 404).await;
+    let bad = json!({"ssh": {"host": "evil\nHost *", "port": 22, "host_key": KEY}});
+    h.ok("POST", "/api/v1/runner/heartbeat", &first, Some(bad), 400).await;
+
+    // The gateway's records land on the audit log, refusals as denied.
+    let status = format!("/api/v1/runner/environments/{id}/status");
+    h.ok("POST", &status, &first, Some(json!({"phase": "running"})), 200).await;
+    let sessions = json!({"sessions": [
+        {"event": "accepted", "peer": "10.0.0.9:50000", "key_fingerprint": "SHA256:abc"},
+        {"event": "ended", "peer": "10.0.0.9:50000", "key_fingerprint": "SHA256:abc", "command": "make test", "exit_status": 2},
+        {"event": "refused", "peer": "10.0.0.66:40000", "key_fingerprint": "SHA256:evil"},
+    ]});
+    let records = format!("/api/v1/runner/environments/{id}/ssh-sessions");
+    h.ok("POST", &records, &first, Some(sessions), 200).await;
+    let audit = h.ok("GET", "/api/v1/audit?action=environment.ssh", auditor, None, 200).await;
+    let audit = items(&audit);
+    assert_eq!(audit.len(), 3, "{audit:?}");
+    assert!(audit.iter().any(|r| r["outcome"] == "denied" && r["detail"].as_str().unwrap().contains("SHA256:evil")));
+    assert!(audit.iter().any(|r| r["detail"].as_str().unwrap().contains("`make test`") && r["detail"].as_str().unwrap().contains("status 2")));
+    assert!(audit.iter().all(|r| r["actor"]["kind"] == "runner"));
+
+    // Stop, and the runner stores a snapshot; a wrong digest is refused and records nothing.
+    h.ok("POST", &format!("/api/v1/environments/{id}/stop"), member, None, 200).await;
+    h.ok("POST", &status, &first, Some(json!({"phase": "stopped"})), 200).await;
+    let archive = json!("pretend this is tar+zstd");
+    let digest = {
+        use sha2::Digest;
+        format!("sha256:{}", hex::encode(sha2::Sha256::digest(archive.to_string().as_bytes())))
+    };
+    let backup = format!("/api/v1/runner/environments/{id}/backup");
+    let wrong = format!("{backup}?digest=sha256:{}", "0".repeat(64));
+    h.ok("PUT", &wrong, &first, Some(archive.clone()), 400).await;
+    h.ok("GET", &backup, &first, None, 404).await;
+    let stored = h.ok("PUT", &format!("{backup}?digest={digest}"), &first, Some(archive.clone()), 200).await;
+    assert_eq!(stored["backup"]["digest"], digest.as_str());
+    let got = h.ok("GET", &backup, &first, None, 200).await;
+    assert_eq!(got, archive, "the same bytes come back");
+
+    // The first runner goes silent; a start moves the environment to a live runner, which
+    // sees the snapshot to restore. The old runner no longer sees it.
+    let (second_id, second) = h.active_runner(admin, "runner-2", 10).await;
+    h.clock.advance(Duration::from_secs(91));
+    h.ok("POST", "/api/v1/runner/heartbeat", &second, Some(json!({})), 200).await;
+    let started = h.ok("POST", &format!("/api/v1/environments/{id}/start"), member, None, 200).await;
+    assert_eq!(started["runner_id"], second_id.as_str());
+    assert_ne!(second_id, first_id);
+    let seen = h.ok("GET", &format!("/api/v1/runner/environments/{id}"), &second, None, 200).await;
+    assert_eq!(seen["backup"]["digest"], digest.as_str());
+    h.ok("GET", &format!("/api/v1/runner/environments/{id}"), &first, None, 404).await;
+    let runners = h.ok("GET", "/api/v1/runners", admin, None, 200).await;
+    let load = |rid: &str| items(&runners).iter().find(|r| r["id"] == rid).unwrap()["environments"].as_u64();
+    assert_eq!((load(&first_id), load(&second_id)), (Some(0), Some(1)), "the place moved with it");
+}

@@ -5,8 +5,9 @@ use axum::routing::{delete, get, patch, post, put, MethodRouter};
 
 use super::{
     audit_routes, auth_routes, credentials, environments, inventory, meta, orgs, runner_api,
-    runners, secrets, users, App,
+    runners, secrets, ssh, users, App,
 };
+use super::backups;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuthKind {
@@ -472,6 +473,14 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "Events the runner reported for an environment",
     )
     .page("EnvironmentEvent"),
+    ep(
+        "GET",
+        "/api/v1/environments/{id}/ssh",
+        "getEnvironmentSsh",
+        "environments",
+        "Where the owner reaches an environment over SSH, and the host key to pin",
+    )
+    .returns("SshAccess"),
     // Secrets
     ep(
         "GET",
@@ -614,6 +623,36 @@ pub const ENDPOINTS: &[Endpoint] = &[
     .runner()
     .body("EventsReport")
     .returns("EventsAccepted"),
+    ep(
+        "POST",
+        "/api/v1/runner/environments/{id}/ssh-sessions",
+        "runnerReportSshSessions",
+        "runner-api",
+        "Put SSH gateway connections to an environment on the audit log",
+    )
+    .runner()
+    .body("SshSessionsReport")
+    .returns("SshSessionsAccepted"),
+    ep(
+        "PUT",
+        "/api/v1/runner/environments/{id}/backup",
+        "runnerUploadBackup",
+        "runner-api",
+        "Store a workspace snapshot (tar + zstd body; query digest=sha256:...)",
+    )
+    .runner()
+    .body("WorkspaceArchive")
+    .returns("RunnerEnvironment")
+    .query(&[("digest", "sha256:<hex> of the body (required)")]),
+    ep(
+        "GET",
+        "/api/v1/runner/environments/{id}/backup",
+        "runnerDownloadBackup",
+        "runner-api",
+        "The environment's latest workspace snapshot (tar + zstd)",
+    )
+    .runner()
+    .returns("WorkspaceArchive"),
     // Meta
     ep(
         "GET",
@@ -693,6 +732,10 @@ pub fn method_router(e: &Endpoint) -> MethodRouter<App> {
         "runnerGetSecrets" => get(runner_api::secrets),
         "runnerReportStatus" => post(runner_api::report_status),
         "runnerReportEvents" => post(runner_api::report_events),
+        "runnerReportSshSessions" => post(ssh::report_sessions),
+        "runnerUploadBackup" => put(backups::upload),
+        "runnerDownloadBackup" => get(backups::download),
+        "getEnvironmentSsh" => get(ssh::access),
         "getOpenApi" => get(meta::openapi),
         "getMetrics" => get(meta::metrics),
         other => panic!("route table names operation `{other}` with no handler"),

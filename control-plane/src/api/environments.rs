@@ -9,10 +9,12 @@ use super::context::{Json, Paging, Query, UserCaller};
 use super::{ApiError, App};
 use crate::audit::Outcome;
 use crate::environments::{
-    admit_new, pick_runner, set_phase, user_running, user_transition, UserAction,
+    admit_new, effective_runner_phase, move_to_runner, pick_runner, set_phase, user_running,
+    user_transition, UserAction,
 };
 use crate::model::{
     DesiredState, EnvEvent, EnvPhase, EnvSpec, Environment, EnvironmentClass, Page, Project,
+    Runner, RunnerPhase,
 };
 use crate::rbac::Permission;
 use crate::store::keys;
@@ -180,6 +182,7 @@ pub async fn create(
                 created_at: now,
                 updated_at: now,
                 last_activity: now,
+                backup: None,
             };
             admit_new(tx, &env)?;
             tx.put(&keys::obj(&org, "env", &env.id), &env);
@@ -226,6 +229,20 @@ async fn act(
                 }
             }
             let from = env.phase;
+            let mut moved = None;
+            if action == UserAction::Start {
+                // A stopped environment whose runner is gone starts on another one.
+                let inactive_after = app.config.runner_inactive_after;
+                let host: Option<Runner> = tx.get(&keys::obj(&caller.org.id, "runner", &env.runner_id))?;
+                let usable = host.is_some_and(|r| effective_runner_phase(&r, now, inactive_after) == RunnerPhase::Active);
+                if !usable {
+                    let to = pick_runner(tx, &caller.org.id, now, inactive_after)?.ok_or_else(|| {
+                        ApiError::NoCapacity("the environment's runner is not active and no other active runner has free capacity; try again when one is".into())
+                    })?;
+                    moved = Some((env.runner_id.clone(), to.id.clone()));
+                    move_to_runner(tx, &mut env, &to.id)?;
+                }
+            }
             set_phase(tx, &mut env, phase)?;
             env.desired_state = desired;
             env.failure_reason = None;
@@ -234,7 +251,11 @@ async fn act(
                 env.last_activity = now;
             }
             tx.put(&key, &env);
-            tx.audit(caller.event(name, &subject(&id), Outcome::Success, Some(format!("{} -> {}", from.as_str(), phase.as_str()))));
+            let mut detail = format!("{} -> {}", from.as_str(), phase.as_str());
+            if let Some((old, new)) = moved {
+                detail.push_str(&format!("; moved from inactive runner {old} to {new}"));
+            }
+            tx.audit(caller.event(name, &subject(&id), Outcome::Success, Some(detail)));
             Ok(env)
         })
         .await?;

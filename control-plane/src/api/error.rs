@@ -31,6 +31,9 @@ pub enum ApiError {
     PolicyLimit(String),
     #[error("{0}")]
     NoCapacity(String),
+    /// A feature this server was not set up for.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("too many failed logins; try again in {retry_after} s")]
     RateLimited { retry_after: u64 },
     #[error("{0}")]
@@ -59,7 +62,7 @@ impl ApiError {
             ApiError::NotFound { .. } | ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
             ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) | ApiError::PolicyLimit(_) => StatusCode::CONFLICT,
-            ApiError::NoCapacity(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NoCapacity(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -75,6 +78,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::PolicyLimit(_) => "policy_limit",
             ApiError::NoCapacity(_) => "no_capacity",
+            ApiError::Unavailable(_) => "unavailable",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Internal(_) => "internal",
         }

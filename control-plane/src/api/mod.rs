@@ -5,6 +5,7 @@ pub mod endpoints;
 pub mod error;
 
 mod audit_routes;
+mod backups;
 mod auth_routes;
 mod credentials;
 mod environments;
@@ -14,6 +15,7 @@ mod orgs;
 mod runner_api;
 mod runners;
 mod secrets;
+mod ssh;
 mod users;
 
 use std::sync::Arc;
@@ -44,6 +46,8 @@ pub struct Config {
     pub login_failures_per_account: usize,
     pub login_failures_per_source: usize,
     pub login_window: Duration,
+    /// Where workspace snapshots are kept; `None` turns the backup routes off.
+    pub backup_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -58,6 +62,7 @@ impl Default for Config {
             login_failures_per_account: 5,
             login_failures_per_source: 50,
             login_window: Duration::from_secs(15 * 60),
+            backup_dir: None,
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::audit::{Actor, ActorKind, AuditEvent, Outcome};
 use crate::environments::{effective_runner_phase, runner_may_report, set_phase};
 use crate::model::{
     Delivery, DesiredState, EnvEvent, EnvPhase, EnvSpec, Environment, Page, Runner, RunnerPhase,
-    SealedValue, SshKey, Token, TokenKind, User,
+    SealedValue, SshEndpoint, SshKey, Token, TokenKind, User, WorkspaceBackup,
 };
 use crate::store::keys;
 use crate::time::Timestamp;
@@ -100,6 +100,8 @@ pub struct Heartbeat {
     /// Latest user activity per hosted environment, for the idle timeout.
     #[serde(default)]
     pub environments: Vec<Activity>,
+    /// The runner's SSH gateway, for users' ssh-config.
+    pub ssh: Option<SshEndpoint>,
 }
 
 #[derive(Deserialize)]
@@ -139,6 +141,23 @@ pub async fn heartbeat(
             "message is limited to 1024 bytes, version to 128",
         ));
     }
+    if let Some(ssh) = &req.ssh {
+        let host_ok = !ssh.host.is_empty()
+            && ssh.host.len() <= 253
+            && ssh.host.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+        if !host_ok {
+            return Err(ApiError::invalid("ssh.host", "a host name or IP address"));
+        }
+        if !ssh.host_key.starts_with("ssh-") && !ssh.host_key.starts_with("ecdsa-")
+            || ssh.host_key.len() > 8192
+            || ssh.host_key.contains('\n')
+        {
+            return Err(ApiError::invalid(
+                "ssh.host_key",
+                "one OpenSSH public key line, e.g. `ssh-ed25519 AAAA...`",
+            ));
+        }
+    }
     let now = app.now();
     let inactive_after = app.config.runner_inactive_after;
     let unknown = app
@@ -152,6 +171,9 @@ pub async fn heartbeat(
             runner.message = req.message.clone();
             runner.version = req.version.clone().or(runner.version);
             runner.last_heartbeat = Some(now);
+            if req.ssh.is_some() {
+                runner.ssh = req.ssh.clone();
+            }
             tx.put(&key, &runner);
             if before != status {
                 tx.audit(caller.event(
@@ -223,9 +245,12 @@ pub struct RunnerEnvironment {
     pub ssh_authorized_keys: Vec<String>,
     pub updated_at: Timestamp,
     pub last_activity: Timestamp,
+    /// The latest workspace snapshot: restore it (GET .../backup) before the first start on
+    /// this runner.
+    pub backup: Option<WorkspaceBackup>,
 }
 
-fn runner_view(app: &App, env: Environment) -> Result<RunnerEnvironment, ApiError> {
+pub(super) fn runner_view(app: &App, env: Environment) -> Result<RunnerEnvironment, ApiError> {
     let owner: Option<User> = app
         .store
         .get(&keys::obj(&env.org_id, "user", &env.owner_id))?;
@@ -261,11 +286,12 @@ fn runner_view(app: &App, env: Environment) -> Result<RunnerEnvironment, ApiErro
         ssh_authorized_keys,
         updated_at: env.updated_at,
         last_activity: env.last_activity,
+        backup: env.backup,
     })
 }
 
 /// The environment `id` if this runner hosts it; 404 otherwise (also across orgs).
-fn hosted(app: &App, caller: &RunnerCaller, id: &str) -> Result<Environment, ApiError> {
+pub(super) fn hosted(app: &App, caller: &RunnerCaller, id: &str) -> Result<Environment, ApiError> {
     checked_id("environment", id)?;
     let env: Environment = app
         .store

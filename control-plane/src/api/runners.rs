@@ -159,6 +159,7 @@ pub async fn create(
         version: None,
         last_heartbeat: None,
         created_at: now,
+        ssh: None,
     };
     let ttl = app.config.exchange_ttl;
     let (token, record) = app

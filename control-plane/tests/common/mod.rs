@@ -27,6 +27,8 @@ pub struct Harness {
     pub clock: Clock,
     /// Token of the site owner created by `admin init`.
     pub site_token: String,
+    /// Workspace snapshots uploaded by runners.
+    pub backups: tempfile::TempDir,
 }
 
 pub struct OrgUsers {
@@ -64,13 +66,19 @@ impl Harness {
 
     /// A harness over an already initialized store.
     pub fn reopen(store: Store, keyring: Keyring, clock: Clock, site_token: String) -> Harness {
-        let app = App::new(store, keyring, clock.clone(), Config::default());
+        let backups = tempfile::tempdir().unwrap();
+        let config = Config {
+            backup_dir: Some(backups.path().to_path_buf()),
+            ..Config::default()
+        };
+        let app = App::new(store, keyring, clock.clone(), config);
         let router = api::router(app.clone());
         Harness {
             app,
             router,
             clock,
             site_token,
+            backups,
         }
     }
 
