@@ -16,6 +16,7 @@ pub mod prepare;
 pub mod progress;
 pub mod read;
 pub mod read_ahead;
+pub mod sample;
 pub mod signing;
 pub mod sources;
 pub mod trust;

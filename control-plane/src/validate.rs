@@ -48,6 +48,10 @@ pub fn email(value: &str) -> Check {
 /// A git repository URL on the internal network: https, http, ssh or git URLs, or
 /// scp-style `git@host:path`.
 pub fn repository_url(value: &str) -> Check {
+    // A project may start from an empty workspace.
+    if value.is_empty() {
+        return Ok(());
+    }
     let schemes = ["https://", "http://", "ssh://", "git://"];
     let scp_like = value.split_once(':').is_some_and(|(host, path)| {
         host.contains('@') && !host.contains('/') && !path.is_empty() && !path.starts_with("//")
@@ -250,6 +254,7 @@ mod tests {
         assert!(repository_url("git@git.internal:team/app.git").is_ok());
         assert!(repository_url("ftp://x/y").is_err());
         assert!(repository_url("https://").is_err());
+        assert!(repository_url("").is_ok(), "no repository: an empty workspace");
     }
 
     #[test]

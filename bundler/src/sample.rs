@@ -1,0 +1,167 @@
+//! The demo's sample content, built locally with no network: a tiny devcontainer image
+//! (static busybox and its applets) as an OCI image layout, and a release file. The same
+//! busybox gives the same digests. `offline-manifests/build-sample-content.sh` does the same
+//! from a shell, for the connected side's demo.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// Applets linked in the image's /bin.
+const APPLETS: &[&str] = &[
+    "sh", "ls", "cat", "echo", "id", "ps", "ip", "mkdir", "rm", "sleep", "env", "uname", "hostname", "wc",
+    "head", "tail", "grep", "sed", "true", "false", "ln", "touch", "chmod", "nc", "stat", "whoami",
+];
+
+/// The manifest for [`build`]'s output, relative to the folder it wrote.
+pub const SAMPLE_MANIFEST: &str = r#"# The demo's sample bundle: one tiny devcontainer image and one release file, built locally.
+[bundle]
+name = "sample"
+channel = "stable"
+
+[[image]]
+name = "devcontainers/base"
+tag = "tiny"
+source = "oci-layout:./layouts/base:tiny"
+
+[[file]]
+kind = "release-file"
+name = "airlock-cli"
+version = "0.1.0"
+platform = "linux-x64"
+source = "file:./dist/airlock"
+"#;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SampleError {
+    #[error("the sample image needs a static busybox at {0}: install the Debian package busybox-static")]
+    NoBusybox(PathBuf),
+    #[error("cannot build the sample content in {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+}
+
+/// Writes `OUT/layouts/base` (image `tiny`), `OUT/dist/airlock` (a copy of `release_file`) and
+/// `OUT/sample.toml`. Returns the image manifest digest.
+pub fn build(out: &Path, busybox: &Path, release_file: &Path) -> Result<String, SampleError> {
+    let io_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| SampleError::Io { path, source }
+    };
+    let static_busybox = fs::read(busybox)
+        .ok()
+        .filter(|bytes| is_static_elf(bytes))
+        .ok_or_else(|| SampleError::NoBusybox(busybox.to_path_buf()))?;
+
+    let layer = layer_tar(&static_busybox).map_err(io_err(out))?;
+    let layout = out.join("layouts/base");
+    let blobs = layout.join("blobs/sha256");
+    fs::create_dir_all(&blobs).map_err(io_err(&blobs))?;
+    let put = |bytes: &[u8]| -> Result<(String, usize), SampleError> {
+        let hex = hex::encode(Sha256::digest(bytes));
+        let path = blobs.join(&hex);
+        fs::write(&path, bytes).map_err(io_err(&path))?;
+        Ok((hex, bytes.len()))
+    };
+    let (layer_hex, layer_size) = put(&layer)?;
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","config":{{"Env":["PATH=/bin"],"Cmd":["/bin/sh"],"WorkingDir":"/root"}},"rootfs":{{"type":"layers","diff_ids":["sha256:{layer_hex}"]}},"history":[{{"created_by":"airlock demo sample"}}]}}"#
+    );
+    let (config_hex, config_size) = put(config.as_bytes())?;
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{config_hex}","size":{config_size}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:{layer_hex}","size":{layer_size}}}]}}"#
+    );
+    let (manifest_hex, manifest_size) = put(manifest.as_bytes())?;
+    let write = |path: PathBuf, text: String| fs::write(&path, text).map_err(io_err(&path));
+    write(layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#.into())?;
+    write(
+        layout.join("index.json"),
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{manifest_hex}","size":{manifest_size},"platform":{{"architecture":"amd64","os":"linux"}},"annotations":{{"org.opencontainers.image.ref.name":"tiny"}}}}]}}"#
+        ),
+    )?;
+    let dist = out.join("dist");
+    fs::create_dir_all(&dist).map_err(io_err(&dist))?;
+    fs::copy(release_file, dist.join("airlock")).map_err(io_err(release_file))?;
+    write(out.join("sample.toml"), SAMPLE_MANIFEST.into())?;
+    Ok(format!("sha256:{manifest_hex}"))
+}
+
+/// A 64-bit ELF executable without a program interpreter (the image has no libc to load).
+fn is_static_elf(bytes: &[u8]) -> bool {
+    let u16_at = |o: usize| bytes.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
+    let u64_at = |o: usize| bytes.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()) as usize);
+    if !bytes.starts_with(b"\x7fELF\x02\x01") {
+        return false;
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38)) else {
+        return false;
+    };
+    const PT_INTERP: u32 = 3;
+    (0..phnum).all(|i| {
+        let at = phoff + i * phentsize;
+        bytes.get(at..at + 4).is_some_and(|t| u32::from_le_bytes(t.try_into().unwrap()) != PT_INTERP)
+    })
+}
+
+/// The image's only layer: deterministic (sorted, owner 0, mtime 0).
+fn layer_tar(busybox: &[u8]) -> io::Result<Vec<u8>> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut dir = |path: &str, mode: u32| -> io::Result<()> {
+        let mut h = header(tar::EntryType::Directory, mode, 0);
+        tar.append_data(&mut h, path, io::empty())
+    };
+    for (path, mode) in [("bin/", 0o755), ("etc/", 0o755), ("root/", 0o700), ("tmp/", 0o1777), ("workspace/", 0o755)] {
+        dir(path, mode)?;
+    }
+    let mut links: Vec<&str> = APPLETS.to_vec();
+    links.sort_unstable();
+    let mut h = header(tar::EntryType::Regular, 0o755, busybox.len() as u64);
+    tar.append_data(&mut h, "bin/busybox", busybox)?;
+    for applet in links {
+        let mut h = header(tar::EntryType::Symlink, 0o777, 0);
+        tar.append_link(&mut h, format!("bin/{applet}"), "busybox")?;
+    }
+    for (path, text) in [
+        ("etc/group", "root:x:0:\n"),
+        ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
+    ] {
+        let mut h = header(tar::EntryType::Regular, 0o644, text.len() as u64);
+        tar.append_data(&mut h, path, text.as_bytes())?;
+    }
+    tar.into_inner()
+}
+
+fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_size(size);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_busybox_same_digest_and_a_clear_error_without_it() {
+        let busybox = Path::new("/bin/busybox");
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let release = a.path().join("release");
+        fs::write(&release, b"release").unwrap();
+        let first = build(a.path(), busybox, &release).unwrap();
+        let second = build(b.path(), busybox, &release).unwrap();
+        assert_eq!(first, second);
+        assert!(a.path().join("layouts/base/blobs/sha256").join(first.trim_start_matches("sha256:")).exists());
+        let err = build(a.path(), &release, &release).unwrap_err().to_string();
+        assert!(err.contains("busybox-static"), "{err}");
+        // A dynamically linked program is refused too: the image has no libc.
+        assert!(build(a.path(), Path::new("/bin/ls"), &release).is_err());
+    }
+}
