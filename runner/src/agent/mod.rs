@@ -1,0 +1,376 @@
+//! The runner agent: exchanges its one-time token for a credential, heartbeats, and drives
+//! every environment the control plane assigns to it towards its desired state, reporting the
+//! phases it reaches and the events users should see (docs/control-plane-api.md).
+//!
+//! One loop polls; each environment's work (start, stop, delete) runs on its own thread, one
+//! operation per environment at a time, so a slow image pull never holds up the others.
+
+pub mod api;
+pub mod backup;
+mod gateway;
+mod work;
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::engine::{Engine, EngineOptions, EnvStatus, LocalEnvironment};
+pub use api::ControlPlane;
+use api::{Activity, Credential, Desired, Environment, Phase, SshEndpoint, SshSession};
+pub use gateway::GatewayBackend;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Api(#[from] api::ApiError),
+    #[error(transparent)]
+    Engine(#[from] crate::error::EngineError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+pub struct AgentOptions {
+    pub control_plane_url: String,
+    /// PEM CA for an HTTPS control plane with a site certificate.
+    pub ca_cert: Option<PathBuf>,
+    /// One-time token from `airlock admin runners create`; needed only until the credential
+    /// is stored in the data folder.
+    pub exchange_token: Option<String>,
+    pub data_dir: PathBuf,
+    /// Environments this runner runs at once; more stay pending until a place frees up.
+    pub capacity: usize,
+    pub poll_interval: Duration,
+    pub engine: EngineOptions,
+    /// The SSH gateway's address as users reach it (reported to the control plane).
+    pub ssh_endpoint: Option<(String, u16)>,
+}
+
+/// State shared by the loop, the per-environment workers and the SSH gateway.
+pub struct Shared {
+    cp: ControlPlane,
+    engine: Engine,
+    data_dir: PathBuf,
+    capacity: usize,
+    /// The latest view of every assigned environment.
+    assigned: Mutex<HashMap<String, Environment>>,
+    /// Environments with an operation in flight.
+    busy: Mutex<HashSet<String>>,
+    /// Environments told they wait for a free place (told once).
+    waiting: Mutex<HashSet<String>>,
+    /// Latest SSH use per environment, for the idle timeout.
+    activity: Mutex<HashMap<String, SystemTime>>,
+    /// SSH records not yet on the control plane's audit log.
+    ssh_records: Mutex<Vec<(String, SshSession)>>,
+    ssh_endpoint: Mutex<Option<SshEndpoint>>,
+}
+
+pub struct Agent {
+    shared: Arc<Shared>,
+    heartbeat_every: Duration,
+    poll_interval: Duration,
+}
+
+const CREDENTIAL_FILE: &str = "credential.json";
+
+impl Agent {
+    /// Opens the engine and gets a credential (stored one, or by exchanging the token).
+    pub fn start(opts: AgentOptions) -> Result<Agent, AgentError> {
+        fs::create_dir_all(&opts.data_dir)
+            .map_err(|e| AgentError::Setup(format!("cannot create {}: {e}", opts.data_dir.display())))?;
+        let cp = ControlPlane::new(&opts.control_plane_url, opts.ca_cert.as_deref())?;
+        let credential = credential(&cp, &opts.data_dir, opts.exchange_token.as_deref())?;
+        tracing::info!(runner = %credential.runner_id, "runner credential ready");
+        let engine = Engine::open(opts.engine)?;
+        let shared = Arc::new(Shared {
+            cp: cp.with_credential(&credential.credential),
+            engine,
+            data_dir: opts.data_dir,
+            capacity: opts.capacity.max(1),
+            assigned: Mutex::default(),
+            busy: Mutex::default(),
+            waiting: Mutex::default(),
+            activity: Mutex::default(),
+            ssh_records: Mutex::default(),
+            ssh_endpoint: Mutex::default(),
+        });
+        Ok(Agent {
+            shared,
+            heartbeat_every: Duration::from_secs(credential.heartbeat_interval_seconds.max(1)),
+            poll_interval: opts.poll_interval,
+        })
+    }
+
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    /// Tells the control plane where the SSH gateway is (sent with every heartbeat).
+    pub fn set_ssh_endpoint(&self, host: String, port: u16, host_key: String) {
+        *self.shared.ssh_endpoint.lock().unwrap() = Some(SshEndpoint { host, port, host_key });
+    }
+
+    /// Runs until `stop` is set. Errors reaching the control plane are logged and retried;
+    /// environments keep running meanwhile.
+    pub fn run(&self, stop: &AtomicBool) {
+        let mut next_heartbeat = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            if Instant::now() >= next_heartbeat {
+                match self.heartbeat() {
+                    Ok(every) => next_heartbeat = Instant::now() + every,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "heartbeat failed; retrying");
+                        next_heartbeat = Instant::now() + Duration::from_secs(2);
+                    }
+                }
+            }
+            if let Err(e) = self.reconcile_once() {
+                tracing::warn!(error = %e, "reconcile failed; retrying");
+            }
+            self.shared.flush_ssh_records();
+            let until = Instant::now() + self.poll_interval;
+            while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        // Workers finish what they started, so no environment is left half-made.
+        while !self.shared.busy.lock().unwrap().is_empty() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.shared.flush_ssh_records();
+    }
+
+    fn heartbeat(&self) -> Result<Duration, AgentError> {
+        let activity: Vec<Activity> = self
+            .shared
+            .activity
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, at)| Activity {
+                id: id.clone(),
+                last_activity: rfc3339(*at),
+            })
+            .collect();
+        let ssh = self.shared.ssh_endpoint.lock().unwrap().clone();
+        let answer = self.shared.cp.heartbeat("active", None, &activity, ssh.as_ref())?;
+        let mut seen = self.shared.activity.lock().unwrap();
+        for id in &answer.unknown_environments {
+            seen.remove(id);
+        }
+        Ok(Duration::from_secs(answer.heartbeat_interval_seconds.max(1)).min(self.heartbeat_every.max(Duration::from_secs(1))))
+    }
+
+    /// One pass: read the assignment, compare with what runs here, start the work needed.
+    pub fn reconcile_once(&self) -> Result<(), AgentError> {
+        let assigned = self.shared.cp.environments()?;
+        let local: HashMap<String, LocalEnvironment> = self
+            .shared
+            .engine
+            .list()?
+            .into_iter()
+            .map(|e| (e.id.clone(), e))
+            .collect();
+        {
+            let mut map = self.shared.assigned.lock().unwrap();
+            map.clear();
+            map.extend(assigned.iter().map(|e| (e.id.clone(), e.clone())));
+        }
+        // Environments here that the control plane no longer assigns: remove them.
+        for id in local.keys() {
+            if !assigned.iter().any(|e| &e.id == id) {
+                self.spawn_work(id.clone(), work::Job::Forget);
+            }
+        }
+        let mut running_here = local
+            .values()
+            .filter(|l| matches!(l.status, EnvStatus::Running { .. }))
+            .count()
+            + self.shared.starts_in_flight(&local);
+        for env in assigned {
+            let here = local.get(&env.id);
+            let Some(job) = self.decide(&env, here, &mut running_here) else {
+                continue;
+            };
+            self.spawn_work(env.id.clone(), job);
+        }
+        Ok(())
+    }
+
+    fn decide(&self, env: &Environment, here: Option<&LocalEnvironment>, running_here: &mut usize) -> Option<work::Job> {
+        let status = here.map(|l| &l.status);
+        let runs = matches!(status, Some(EnvStatus::Running { .. }));
+        match (env.desired_state, env.phase) {
+            (Desired::Deleted, Phase::Deleted) => None,
+            (Desired::Deleted, _) => Some(work::Job::Delete),
+            (Desired::Stopped, Phase::Stopping | Phase::Running | Phase::Creating | Phase::Starting) => {
+                Some(work::Job::Stop)
+            }
+            (Desired::Running, Phase::Creating | Phase::Starting) if runs => Some(work::Job::Adopt),
+            (Desired::Running, Phase::Creating | Phase::Starting) => {
+                if self.shared.busy.lock().unwrap().contains(&env.id) {
+                    return None;
+                }
+                if *running_here >= self.shared.capacity {
+                    if self.shared.waiting.lock().unwrap().insert(env.id.clone()) {
+                        let message = format!(
+                            "waiting for a free place: this runner holds {} environment(s) at once and all are in use",
+                            self.shared.capacity
+                        );
+                        let _ = self.shared.event(&env.id, "pending", &message);
+                    }
+                    return None;
+                }
+                *running_here += 1;
+                self.shared.waiting.lock().unwrap().remove(&env.id);
+                Some(work::Job::Start)
+            }
+            (Desired::Running, Phase::Running) if !runs && !self.shared.busy.lock().unwrap().contains(&env.id) => {
+                let reason = match status {
+                    Some(EnvStatus::Lost { reason }) => format!("the environment stopped running on this runner: {reason}"),
+                    Some(EnvStatus::Stopped) => "the environment was stopped on the runner outside the control plane".to_string(),
+                    _ => "the environment is gone from this runner (its data is missing)".to_string(),
+                };
+                Some(work::Job::Fail(reason))
+            }
+            _ => None,
+        }
+    }
+
+    fn spawn_work(&self, id: String, job: work::Job) {
+        if !self.shared.busy.lock().unwrap().insert(id.clone()) {
+            return;
+        }
+        let shared = self.shared.clone();
+        std::thread::Builder::new()
+            .name(format!("env-{id}"))
+            .spawn(move || {
+                work::run(&shared, &id, job);
+                shared.busy.lock().unwrap().remove(&id);
+            })
+            .expect("spawn an environment worker thread");
+    }
+}
+
+impl Shared {
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    fn starts_in_flight(&self, local: &HashMap<String, LocalEnvironment>) -> usize {
+        self.busy
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|id| !local.get(*id).is_some_and(|l| matches!(l.status, EnvStatus::Running { .. })))
+            .count()
+    }
+
+    fn event(&self, id: &str, kind: &str, message: &str) -> Result<(), api::ApiError> {
+        tracing::info!(env = id, kind, "{message}");
+        self.cp.events(
+            id,
+            &[api::Event {
+                kind: kind.to_string(),
+                message: message.to_string(),
+            }],
+        )
+    }
+
+    fn flush_ssh_records(&self) {
+        let records = std::mem::take(&mut *self.ssh_records.lock().unwrap());
+        let mut by_env: HashMap<String, Vec<SshSession>> = HashMap::new();
+        for (env, record) in records {
+            by_env.entry(env).or_default().push(record);
+        }
+        for (env, records) in by_env {
+            if let Err(e) = self.cp.ssh_sessions(&env, &records) {
+                // A 404 means the environment is gone; the records cannot be filed under it.
+                if e.status() != Some(404) {
+                    tracing::warn!(env, error = %e, "cannot send SSH records; will retry");
+                    self.ssh_records
+                        .lock()
+                        .unwrap()
+                        .extend(records.into_iter().map(|r| (env.clone(), r)));
+                }
+            }
+        }
+    }
+
+    /// The agent's own folder for an environment (markers, temporary snapshots).
+    fn env_dir(&self, id: &str) -> PathBuf {
+        self.data_dir.join("agent").join(id)
+    }
+}
+
+fn credential(cp: &ControlPlane, dir: &Path, token: Option<&str>) -> Result<Credential, AgentError> {
+    let path = dir.join(CREDENTIAL_FILE);
+    if let Ok(text) = fs::read_to_string(&path) {
+        let stored: Credential = serde_json::from_str(&text).map_err(|e| {
+            AgentError::Setup(format!("{} is damaged ({e}); delete it and start again with a new --token", path.display()))
+        })?;
+        return Ok(stored);
+    }
+    let token = token.ok_or_else(|| {
+        AgentError::Setup(format!(
+            "no runner credential in {} yet: pass --token with the exchange token from `airlock admin runners create` (or `airlock admin runners exchange-token ID`)",
+            dir.display()
+        ))
+    })?;
+    let credential = cp.exchange(token.trim())?;
+    let tmp = dir.join(format!("{CREDENTIAL_FILE}.tmp"));
+    let write = || -> std::io::Result<()> {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        std::io::Write::write_all(&mut file, serde_json::to_string_pretty(&credential)?.as_bytes())?;
+        file.sync_all()?;
+        fs::rename(&tmp, &path)
+    };
+    write().map_err(|e| AgentError::Setup(format!("cannot store the runner credential in {}: {e}", path.display())))?;
+    Ok(credential)
+}
+
+/// `2030-01-01T10:00:00.000Z`, as the API writes times.
+pub(crate) fn rfc3339(at: SystemTime) -> String {
+    let d = at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_written_as_the_api_reads_them() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_893_492_000_123);
+        assert_eq!(rfc3339(at), "2030-01-01T10:00:00.123Z");
+        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000Z");
+    }
+}

@@ -1,0 +1,306 @@
+//! What a worker does for one environment: start, stop, delete, adopt, fail, forget. Each
+//! reports the phases it reaches and the events users should see; any error becomes a
+//! `failed` phase with a reason the user can act on.
+
+use std::fs;
+use std::io::Read;
+use std::path::Path;
+use std::process::Command;
+
+use super::api::{Delivery, Environment, Phase};
+use super::backup;
+use super::Shared;
+use crate::engine::{EngineEvent, EnvironmentSpec, Resources, SecretFile};
+use crate::exec::{ExecIo, ExecRequest};
+
+pub enum Job {
+    Start,
+    Stop,
+    Delete,
+    /// Running here already (e.g. after a runner restart): report it.
+    Adopt,
+    Fail(String),
+    /// Here but no longer assigned: remove it without reporting.
+    Forget,
+}
+
+/// Marks a workspace that has been filled (restored or cloned) on this runner.
+const WORKSPACE_READY: &str = "workspace-ready";
+/// Output kept from each task for its event.
+const TASK_OUTPUT_TAIL: usize = 3000;
+
+pub fn run(shared: &Shared, id: &str, job: Job) {
+    let outcome = match job {
+        Job::Start => start(shared, id),
+        Job::Stop => stop(shared, id),
+        Job::Delete => delete(shared, id),
+        Job::Adopt => report(shared, id, Phase::Running),
+        Job::Fail(reason) => Err(reason),
+        Job::Forget => forget(shared, id),
+    };
+    if let Err(reason) = outcome {
+        tracing::warn!(env = id, "{reason}");
+        let _ = shared.event(id, "error", &reason);
+        if let Err(e) = shared.cp.report(id, Phase::Failed, Some(&reason)) {
+            tracing::warn!(env = id, error = %e, "cannot report the failure");
+        }
+    }
+}
+
+fn report(shared: &Shared, id: &str, phase: Phase) -> Result<(), String> {
+    shared
+        .cp
+        .report(id, phase, None)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+fn assigned(shared: &Shared, id: &str) -> Result<Environment, String> {
+    if let Some(env) = shared.assigned.lock().unwrap().get(id) {
+        return Ok(env.clone());
+    }
+    shared.cp.environment(id).map_err(|e| e.to_string())
+}
+
+fn start(shared: &Shared, id: &str) -> Result<(), String> {
+    let env = assigned(shared, id)?;
+    if env.phase == Phase::Creating {
+        report(shared, id, Phase::Starting)?;
+    }
+    let _ = shared.event(id, "image-pull", &format!("pulling {}", env.spec.image));
+    let (mut downloaded, mut cached) = (0u64, 0usize);
+    let image = shared
+        .engine
+        .pull_image(&env.spec.image, &mut |e| match e {
+            EngineEvent::BlobDownloaded { size, .. } => downloaded += size,
+            EngineEvent::BlobCached { .. } => cached += 1,
+            _ => {}
+        })
+        .map_err(|e| format!("cannot pull image {}: {e}", env.spec.image))?;
+    let _ = shared.event(
+        id,
+        "image-pull",
+        &format!(
+            "image {} ready as {} ({} downloaded, {cached} blob(s) from the runner's cache)",
+            env.spec.image,
+            image.digest,
+            human_bytes(downloaded)
+        ),
+    );
+    let secrets = shared
+        .cp
+        .secrets(id)
+        .map_err(|e| format!("cannot fetch the environment's secrets: {e}"))?;
+    let mut spec = EnvironmentSpec {
+        id: id.to_string(),
+        image: env.spec.image.clone(),
+        resources: Resources {
+            cpu_millis: env.spec.resources.cpu_millis,
+            memory_mib: env.spec.resources.memory_mib,
+            pids: env.spec.resources.pids,
+        },
+        hostname: Some(env.name.clone()),
+        ..EnvironmentSpec::default()
+    };
+    for s in secrets {
+        match s.delivery {
+            Delivery::File { path } => spec.secret_files.push(SecretFile {
+                path,
+                value: s.value.into_bytes(),
+            }),
+            Delivery::Env { name } => spec.secret_env.push((name, s.value)),
+        }
+    }
+    shared
+        .engine
+        .start(&spec, &mut |_| {})
+        .map_err(|e| format!("cannot start the environment: {e}"))?;
+    prepare_workspace(shared, &env)?;
+    run_tasks(shared, &env);
+    report(shared, id, Phase::Running)?;
+    let _ = shared.event(id, "started", "the environment is running; reach it with `ssh` (see `airlock ssh-config`)");
+    Ok(())
+}
+
+/// Fills the workspace on the first start on this runner: from the latest snapshot if the
+/// environment has one (it ran elsewhere before), else by cloning the project's repository.
+fn prepare_workspace(shared: &Shared, env: &Environment) -> Result<(), String> {
+    let dir = shared.env_dir(&env.id);
+    let marker = dir.join(WORKSPACE_READY);
+    if marker.exists() {
+        return Ok(());
+    }
+    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let workspace = shared.engine.workspace_dir(&env.id);
+    let id_base = shared.engine.host_uid(&env.id).map_err(|e| e.to_string())?;
+    if let Some(snapshot) = &env.backup {
+        let partial = dir.join("restore.tar.zst");
+        let stream = shared
+            .cp
+            .download_backup(&env.id)
+            .map_err(|e| format!("cannot download the workspace snapshot: {e}"))?
+            .ok_or_else(|| format!("the control plane lists snapshot {} but has none to give", snapshot.digest))?;
+        backup::receive(stream, &partial, &snapshot.digest).map_err(|e| e.to_string())?;
+        let restored = backup::restore(&partial, &snapshot.digest, &workspace, id_base);
+        let _ = fs::remove_file(&partial);
+        restored.map_err(|e| e.to_string())?;
+        let _ = shared.event(
+            &env.id,
+            "workspace",
+            &format!("restored workspace snapshot {} ({})", snapshot.digest, human_bytes(snapshot.size)),
+        );
+    } else if !env.spec.repository_url.is_empty() {
+        clone(&env.spec.repository_url, &workspace)?;
+        backup::shift_owners(&workspace, id_base)
+            .map_err(|e| format!("cannot hand the cloned repository to the environment user: {e}"))?;
+        let _ = shared.event(&env.id, "workspace", &format!("cloned {}", env.spec.repository_url));
+    }
+    fs::write(&marker, b"").map_err(|e| format!("cannot write {}: {e}", marker.display()))
+}
+
+fn clone(url: &str, workspace: &Path) -> Result<(), String> {
+    let out = Command::new("git")
+        .args(["clone", "--quiet", "--", url])
+        .arg(workspace)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        // No credential helpers or proxies from the runner host's configuration.
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", "/nonexistent")
+        .output()
+        .map_err(|e| format!("cannot run git to clone {url}: {e} (is git installed on the runner?)"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cannot clone {url}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(())
+}
+
+/// Runs the project's tasks in order in /workspace; each one's outcome and the tail of its
+/// output become an event. A failing task is reported but does not fail the environment:
+/// the user can fix things from inside.
+fn run_tasks(shared: &Shared, env: &Environment) {
+    for task in &env.spec.tasks {
+        let (message, kind) = match run_task(shared, &env.id, &task.command) {
+            Ok((0, out)) => (format!("task `{}` succeeded\n{out}", task.name), "task"),
+            Ok((code, out)) => (format!("task `{}` exited with {code}\n{out}", task.name), "task-failed"),
+            Err(e) => (format!("task `{}` could not run: {e}", task.name), "task-failed"),
+        };
+        let _ = shared.event(&env.id, kind, message.trim_end());
+    }
+}
+
+fn run_task(shared: &Shared, id: &str, command: &str) -> Result<(i32, String), String> {
+    let req = ExecRequest {
+        command: Some(format!("cd /workspace 2>/dev/null; {command}")),
+        ..ExecRequest::default()
+    };
+    let mut process = shared.engine.exec(id, &req).map_err(|e| e.to_string())?;
+    let ExecIo::Pipes { stdin, stdout, stderr } = process.io else {
+        return Err("the engine gave a terminal for a task".into());
+    };
+    drop(stdin);
+    let errors = std::thread::spawn(move || tail(stderr));
+    let mut out = tail(stdout);
+    out.push_str(&errors.join().unwrap_or_default());
+    let status = process.child.wait().map_err(|e| e.to_string())?;
+    Ok((status.code().unwrap_or(-1), last_bytes(&out, TASK_OUTPUT_TAIL)))
+}
+
+fn tail(mut source: impl Read) -> String {
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = source.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        kept.extend_from_slice(&buf[..n]);
+        if kept.len() > 4 * TASK_OUTPUT_TAIL {
+            kept.drain(..kept.len() - TASK_OUTPUT_TAIL);
+        }
+    }
+    String::from_utf8_lossy(&kept).into_owned()
+}
+
+fn last_bytes(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut start = s.len() - max;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("…{}", &s[start..])
+}
+
+fn stop(shared: &Shared, id: &str) -> Result<(), String> {
+    let here = shared
+        .engine
+        .list()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .any(|l| l.id == id);
+    if here {
+        shared
+            .engine
+            .stop(id)
+            .map_err(|e| format!("cannot stop the environment: {e}"))?;
+        snapshot(shared, id);
+    }
+    report(shared, id, Phase::Stopped)
+}
+
+/// Stores the workspace with the control plane, so the environment can start on any runner.
+/// A failed snapshot is reported but does not block the stop: the workspace stays here.
+fn snapshot(shared: &Shared, id: &str) {
+    let outcome = (|| -> Result<String, String> {
+        let dir = shared.env_dir(id);
+        fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let archive = dir.join("snapshot.tar.zst");
+        let id_base = shared.engine.host_uid(id).map_err(|e| e.to_string())?;
+        let digest = backup::snapshot(&shared.engine.workspace_dir(id), id_base, &archive)
+            .map_err(|e| e.to_string())?;
+        let size = fs::metadata(&archive).map(|m| m.len()).unwrap_or(0);
+        let sent = shared.cp.upload_backup(id, &archive, &digest);
+        let _ = fs::remove_file(&archive);
+        sent.map_err(|e| e.to_string())?;
+        Ok(format!("workspace snapshot {digest} ({}) stored", human_bytes(size)))
+    })();
+    match outcome {
+        Ok(message) => {
+            let _ = shared.event(id, "backup", &message);
+        }
+        Err(e) => {
+            let _ = shared.event(id, "backup-failed", &format!("workspace snapshot failed: {e}; the workspace is kept on this runner"));
+        }
+    }
+}
+
+fn delete(shared: &Shared, id: &str) -> Result<(), String> {
+    forget(shared, id)?;
+    report(shared, id, Phase::Deleted)
+}
+
+fn forget(shared: &Shared, id: &str) -> Result<(), String> {
+    shared
+        .engine
+        .delete(id)
+        .map_err(|e| format!("cannot delete the environment: {e}"))?;
+    let dir = shared.env_dir(id);
+    match fs::remove_dir_all(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(format!("cannot remove {}: {e}", dir.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn human_bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}

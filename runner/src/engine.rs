@@ -1,0 +1,778 @@
+//! The environment engine: the API the runner agent and the SSH gateway call.
+//!
+//! ```text
+//! DATA/
+//!   runner.lock            held (flock) by the one Engine using this data dir
+//!   images/                blobs/sha256/<hex>, manifests/<hex>.json, rootfs/<hex>/, tmp/  (image.rs)
+//!   envs/<id>/             one environment (rootfs.rs)
+//!   slots/<n>              uid range n is taken by the environment named inside (ids.rs)
+//!   runc/                  runc's state root (`runc --root`)
+//! ```
+//!
+//! All methods take `&self` and may be called from several threads at once: operations on
+//! one environment are serialized, different environments proceed in parallel, and an image
+//! wanted by several starts at once is downloaded and unpacked once. Calls block (registry
+//! I/O, runc); from async code, call them through `spawn_blocking`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{fchown, OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::error::EngineError;
+use crate::exec::{ExecProcess, ExecRequest};
+use crate::ids::{validate_env_id, Slots};
+use crate::image::{ImageStore, PulledImage};
+use crate::locks::KeyedLocks;
+use crate::registry::RegistryOptions;
+use crate::rootfs::{self, EnvPaths};
+use crate::runc::Runc;
+use crate::state::{now, Desired, EnvRecord};
+use crate::{session, spec, sys, users};
+
+/// How to open an [`Engine`].
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// Where images, environments and runc state live. Created if missing (mode 0711).
+    pub data_dir: PathBuf,
+    /// The runc binary. Default `runc` (from `PATH`).
+    pub runc: PathBuf,
+    /// First host uid/gid of environment ranges: slot n is `uid_base + n * 65536`, 65536 ids
+    /// long. The ids above it must be reserved for this runner. Default 1 000 000.
+    pub uid_base: u32,
+    pub registry: RegistryOptions,
+    /// How long `stop` waits after SIGTERM before SIGKILL. Default 5 s.
+    pub stop_timeout: Duration,
+    /// The most an image may unpack to (decompression-bomb guard). Default 64 GiB.
+    pub max_unpacked_bytes: u64,
+    /// cgroup parent of the environments (`/<parent>/<env id>`). Default `airlock`.
+    pub cgroup_parent: String,
+}
+
+impl EngineOptions {
+    pub fn new(data_dir: impl Into<PathBuf>) -> EngineOptions {
+        EngineOptions {
+            data_dir: data_dir.into(),
+            runc: PathBuf::from("runc"),
+            uid_base: 1_000_000,
+            registry: RegistryOptions::default(),
+            stop_timeout: Duration::from_secs(5),
+            max_unpacked_bytes: 64 << 30,
+            cgroup_parent: "airlock".into(),
+        }
+    }
+}
+
+/// Limits of one environment; 0 means "no limit" for that resource.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    /// CPU time per wall second, in thousandths of a core (1500 = 1.5 cores): a CFS quota.
+    pub cpu_millis: u32,
+    /// Memory limit (swap included where the kernel accounts it).
+    pub memory_mib: u32,
+    /// Most processes and threads at once.
+    pub pids: u32,
+}
+
+/// A file placed in the environment, never written to the host's disk.
+#[derive(Clone)]
+pub struct SecretFile {
+    /// Absolute path in the environment, e.g. `/run/secrets/db`.
+    pub path: String,
+    pub value: Vec<u8>,
+}
+
+impl fmt::Debug for SecretFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretFile {{ path: {:?}, value: <{} bytes redacted> }}", self.path, self.value.len())
+    }
+}
+
+/// What an environment should be. Given again at each `start` (secrets are not stored).
+#[derive(Clone, Default)]
+pub struct EnvironmentSpec {
+    /// `env_[a-z0-9]{1,40}`: a folder name, the runc container id, the cgroup name.
+    pub id: String,
+    /// Image reference (`registry/repository:tag` or `…@sha256:…`). Fixed at creation.
+    pub image: String,
+    pub resources: Resources,
+    pub env: Vec<(String, String)>,
+    pub secret_files: Vec<SecretFile>,
+    /// Environment variables for the init process and every exec session, kept on the
+    /// environment's tmpfs only.
+    pub secret_env: Vec<(String, String)>,
+    /// Default: the id with `_` replaced by `-`.
+    pub hostname: Option<String>,
+}
+
+impl fmt::Debug for EnvironmentSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secret_names: Vec<&str> = self.secret_env.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("EnvironmentSpec")
+            .field("id", &self.id)
+            .field("image", &self.image)
+            .field("resources", &self.resources)
+            .field("env", &self.env)
+            .field("secret_files", &self.secret_files)
+            .field("secret_env (values redacted)", &secret_names)
+            .field("hostname", &self.hostname)
+            .finish()
+    }
+}
+
+/// Progress of a pull or a start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EngineEvent {
+    ManifestResolved { reference: String, digest: String },
+    BlobCached { digest: String, size: u64 },
+    BlobDownloading { digest: String, size: u64 },
+    BlobProgress { digest: String, received: u64, size: u64 },
+    BlobDownloaded { digest: String, size: u64 },
+    LayerUnpacking { digest: String, index: usize, count: usize },
+    /// Device nodes in a layer are never created (the runtime provides `/dev`).
+    DevicesSkipped { layer: String, count: usize },
+    ImageReady { digest: String, rootfs: PathBuf },
+    RootfsMounted { env: String },
+    Started { env: String, pid: i32 },
+}
+
+/// An environment this runner has on disk.
+#[derive(Clone, Debug)]
+pub struct LocalEnvironment {
+    pub id: String,
+    pub image: String,
+    pub image_digest: String,
+    pub host_uid: u32,
+    pub resources: Resources,
+    pub status: EnvStatus,
+    /// For a running environment: host-side mounts that are gone (the environment itself
+    /// keeps running; a stop and start restores them).
+    pub missing_mounts: Vec<String>,
+}
+
+impl LocalEnvironment {
+    fn unreadable(id: &str, reason: String) -> LocalEnvironment {
+        LocalEnvironment {
+            id: id.to_string(),
+            image: String::new(),
+            image_digest: String::new(),
+            host_uid: 0,
+            resources: Resources::default(),
+            status: EnvStatus::Lost { reason },
+            missing_mounts: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EnvStatus {
+    /// The init process runs (host pid).
+    Running { pid: i32 },
+    /// Stopped on purpose; `start` brings it back with its workspace.
+    Stopped,
+    /// Expected to run but does not (`start` brings it back).
+    Lost { reason: String },
+}
+
+/// Secrets (files and env) of one environment may not exceed this.
+const MAX_SECRETS: usize = 16 << 20;
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// Keeps the environment alive, exits on SIGTERM, and reaps orphans (`wait` in a shell
+/// collects any child, adopted ones included).
+const INIT: &str = "trap 'exit 0' TERM; while :; do sleep 3600 & wait; done";
+
+pub struct Engine {
+    envs: PathBuf,
+    opts: EngineOptions,
+    images: ImageStore,
+    runc: Runc,
+    slots: Slots,
+    env_locks: KeyedLocks,
+    swap_accounting: bool,
+    nofile: u64,
+    _lock: File,
+}
+
+impl Engine {
+    /// Opens (creating if needed) a data dir. Only one Engine at a time may use a data dir;
+    /// environments left running by a previous one (even killed with -9) are adopted: see
+    /// [`Engine::list`].
+    pub fn open(opts: EngineOptions) -> Result<Engine, EngineError> {
+        fs::create_dir_all(&opts.data_dir).map_err(EngineError::io("create data dir", &opts.data_dir))?;
+        let data = fs::canonicalize(&opts.data_dir).map_err(EngineError::io("resolve data dir", &opts.data_dir))?;
+        let text = data.to_string_lossy();
+        if text.contains([',', ':', '\\']) || text.chars().any(char::is_whitespace) {
+            return Err(EngineError::Io {
+                action: "use as data dir (overlayfs mount options cannot carry `,` `:` `\\` or spaces in paths)".into(),
+                path: data.clone(),
+                source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+            });
+        }
+        // runc 1.1 prepares an environment's root from inside its user namespace: every folder
+        // above DATA/envs/<id> must let any uid pass.
+        for ancestor in data.ancestors().skip(1) {
+            let mode = fs::metadata(ancestor).map_err(EngineError::io("inspect", ancestor))?.permissions().mode();
+            if mode & 0o001 == 0 {
+                return Err(EngineError::DataDirUnreachable { data_dir: data.clone(), path: ancestor.to_path_buf(), mode: mode & 0o7777 });
+            }
+        }
+        // DATA and DATA/envs too (set here); DATA/envs/<id> lets only its own mapped root pass.
+        for (dir, mode) in [(&data, 0o711), (&data.join("envs"), 0o711), (&data.join("images"), 0o700), (&data.join("runc"), 0o700), (&data.join("slots"), 0o700)] {
+            fs::create_dir_all(dir).map_err(EngineError::io("create", dir))?;
+            fs::set_permissions(dir, fs::Permissions::from_mode(mode)).map_err(EngineError::io("chmod", dir))?;
+        }
+        let lock_path = data.join("runner.lock");
+        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(EngineError::io("open", &lock_path))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(|_| EngineError::Locked(data.clone()))?;
+
+        let runc = Runc::new(opts.runc.clone(), data.join("runc"));
+        let version = runc.version()?;
+        let images = ImageStore::open(data.join("images"), opts.registry.clone(), opts.max_unpacked_bytes)?;
+        let slots = Slots::new(data.join("slots"), opts.uid_base);
+        let cgroup = Path::new("/sys/fs/cgroup");
+        let swap_accounting = cgroup.join("cgroup.controllers").exists() || cgroup.join("memory/memory.memsw.limit_in_bytes").exists();
+        let nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum.unwrap_or(u64::MAX).min(65536);
+        let engine = Engine {
+            envs: data.join("envs"),
+            opts,
+            images,
+            runc,
+            slots,
+            env_locks: KeyedLocks::default(),
+            swap_accounting,
+            nofile,
+            _lock: lock,
+        };
+        engine.reconcile()?;
+        tracing::info!(data_dir = %data.display(), runc = version, "engine open");
+        Ok(engine)
+    }
+
+    /// Removes what a runner killed in the middle of creating an environment left behind.
+    fn reconcile(&self) -> Result<(), EngineError> {
+        for entry in fs::read_dir(&self.envs).map_err(EngineError::io("list", &self.envs))?.flatten() {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            let p = EnvPaths::new(&self.envs, &id);
+            if validate_env_id(&id).is_ok() && !p.state.exists() {
+                tracing::warn!(env = id, "removing an environment whose creation did not finish");
+                let _ = self.runc.delete(&id);
+                rootfs::unmount_all(&p)?;
+                fs::remove_dir_all(&p.dir).map_err(EngineError::io("remove", &p.dir))?;
+            }
+        }
+        for (slot, owner) in self.slots.taken()? {
+            if validate_env_id(&owner).is_err() || !EnvPaths::new(&self.envs, &owner).state.exists() {
+                self.slots.free(slot)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Pulls an image into the shared cache (see `image.rs`) and unpacks it once.
+    pub fn pull_image(&self, reference: &str, progress: &mut dyn FnMut(EngineEvent)) -> Result<PulledImage, EngineError> {
+        self.images.pull(reference, progress)
+    }
+
+    /// Creates the environment (first time) or starts it again (after `stop`, or when it was
+    /// lost), and returns with its init process running. Starting a running environment does
+    /// nothing (new secrets and limits apply at the next start).
+    pub fn start(&self, spec: &EnvironmentSpec, progress: &mut dyn FnMut(EngineEvent)) -> Result<(), EngineError> {
+        validate_env_id(&spec.id)?;
+        validate_spec(spec)?;
+        self.env_locks.with(&spec.id, || self.start_locked(spec, progress))
+    }
+
+    fn start_locked(&self, spec: &EnvironmentSpec, progress: &mut dyn FnMut(EngineEvent)) -> Result<(), EngineError> {
+        let p = self.paths(&spec.id);
+        if let Some(mut rec) = EnvRecord::load(&p.state)? {
+            if rec.image != spec.image {
+                return Err(EngineError::ImageChanged { env: spec.id.clone(), existing: rec.image, requested: spec.image.clone() });
+            }
+            if self.runc.state(&spec.id)?.is_some_and(|s| s.status == "running") {
+                if rec.desired != Desired::Running {
+                    rec.desired = Desired::Running;
+                    rec.save(&p.state)?;
+                }
+                return Ok(());
+            }
+            let image = match self.images.cached(&rec.image, &rec.image_digest)? {
+                Some(image) => image,
+                // The cache lost it: the same content again, by digest.
+                None => {
+                    let pinned = crate::reference::Reference::parse(&rec.image)?.with_digest(&rec.image_digest);
+                    self.images.pull(&pinned.to_string(), progress)?
+                }
+            };
+            rec.resources = spec.resources;
+            rec.hostname = hostname_of(spec);
+            return self.launch(&p, &mut rec, &image, spec, false, progress);
+        }
+
+        // New: everything that can fail without leaving anything behind comes first.
+        let image = self.images.pull(&spec.image, progress)?;
+        if !exists_inside(&image.rootfs, "bin/sh") {
+            return Err(EngineError::InvalidSpec {
+                env: spec.id.clone(),
+                reason: format!("image {} has no /bin/sh: the environment's init and sessions need a POSIX shell", spec.image),
+            });
+        }
+        // The workspace belongs to the user sessions run as (the image's `User`, root if none).
+        let user = users::resolve_in(&image.rootfs, &image.config.user)
+            .map_err(|reason| EngineError::User { env: spec.id.clone(), user: image.config.user.clone(), reason })?;
+        if user.uid >= crate::ids::RANGE || user.gid >= crate::ids::RANGE {
+            return Err(EngineError::User { env: spec.id.clone(), user: image.config.user.clone(), reason: "uid and gid must be below 65536".into() });
+        }
+        let slot = self.slots.allocate(&spec.id)?;
+        let mut rec = EnvRecord {
+            id: spec.id.clone(),
+            slot,
+            host_uid: self.slots.host_uid(slot),
+            image: spec.image.clone(),
+            image_digest: image.digest.clone(),
+            image_config: image.config.clone(),
+            hostname: hostname_of(spec),
+            resources: spec.resources,
+            desired: Desired::Stopped,
+            created: now(),
+            started: None,
+        };
+        // The record is written once the init runs: a runner that dies before leaves a folder
+        // without one, which the next `open` removes (container, mounts, slot included).
+        let created = rootfs::create_layout(&p, rec.host_uid, (rec.host_uid + user.uid, rec.host_uid + user.gid))
+            .and_then(|()| self.launch(&p, &mut rec, &image, spec, true, progress));
+        if let Err(e) = created {
+            // No partial environment: the next start is a fresh create.
+            if let Err(cleanup) = self.destroy(&p, &spec.id, Some(slot)) {
+                tracing::error!(env = spec.id, error = %cleanup, "cleanup after a failed create failed");
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Mounts, writes the bundle and secrets to the tmpfs, and runs the init process.
+    fn launch(
+        &self,
+        p: &EnvPaths,
+        rec: &mut EnvRecord,
+        image: &PulledImage,
+        spec: &EnvironmentSpec,
+        fresh: bool,
+        progress: &mut dyn FnMut(EngineEvent),
+    ) -> Result<(), EngineError> {
+        if !fresh {
+            // A container runc still knows (stopped, or half-created by a dead runner) goes first.
+            self.runc.delete(&rec.id)?;
+        }
+        let secrets_size: usize = spec.secret_files.iter().map(|s| s.value.len()).sum::<usize>()
+            + spec.secret_env.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+        rootfs::mount_all(p, &image.rootfs, rec.host_uid, (4 << 20) + 2 * secrets_size as u64)?;
+        progress(EngineEvent::RootfsMounted { env: rec.id.clone() });
+        let run = self.write_bundle(p, rec, image, spec).and_then(|()| self.runc.run_detached(&rec.id, &p.run, &p.log));
+        let pid = match run {
+            Ok(pid) => pid,
+            Err(e) => {
+                let _ = self.runc.delete(&rec.id);
+                let _ = rootfs::unmount_all(p);
+                return Err(e);
+            }
+        };
+        rec.desired = Desired::Running;
+        rec.started = Some(now());
+        rec.save(&p.state)?;
+        tracing::info!(env = rec.id, pid, host_uid = rec.host_uid, "environment running");
+        progress(EngineEvent::Started { env: rec.id.clone(), pid });
+        Ok(())
+    }
+
+    /// Secret files (0400, the environment's root) and `config.json` on the tmpfs.
+    fn write_bundle(&self, p: &EnvPaths, rec: &EnvRecord, image: &PulledImage, spec: &EnvironmentSpec) -> Result<(), EngineError> {
+        fs::create_dir(&p.secrets).map_err(EngineError::io("create", &p.secrets))?;
+        let mut secret_mounts = Vec::new();
+        for (index, secret) in spec.secret_files.iter().enumerate() {
+            let path = p.secrets.join(index.to_string());
+            let mut file = OpenOptions::new().write(true).create_new(true).mode(0o400).open(&path).map_err(EngineError::io("create", &path))?;
+            file.write_all(&secret.value).map_err(EngineError::io("write", &path))?;
+            fchown(&file, Some(rec.host_uid), Some(rec.host_uid)).map_err(EngineError::io("chown", &path))?;
+            secret_mounts.push((path.to_string_lossy().into_owned(), secret.path.clone()));
+        }
+        let mut env = EnvVars::from_list(&image.config.env);
+        env.set_default("PATH", DEFAULT_PATH);
+        env.set("HOSTNAME", &rec.hostname);
+        env.set("HOME", "/root");
+        for (k, v) in spec.env.iter().chain(&spec.secret_env) {
+            env.set(k, v);
+        }
+        let args = ["/bin/sh".to_string(), "-c".into(), INIT.into()];
+        let cgroups_path = format!("/{}/{}", self.opts.cgroup_parent, rec.id);
+        let document = spec::runtime_spec(&spec::SpecInput {
+            id: &rec.id,
+            hostname: &rec.hostname,
+            rootfs: &p.rootfs,
+            workspace: &p.workspace,
+            host_uid: rec.host_uid,
+            resources: &rec.resources,
+            env: &env.to_list(),
+            args: &args,
+            secret_mounts: &secret_mounts,
+            cgroups_path: &cgroups_path,
+            swap_accounting: self.swap_accounting,
+            nofile: self.nofile,
+        });
+        let config = p.run.join("config.json");
+        let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&config).map_err(EngineError::io("create", &config))?;
+        file.write_all(&serde_json::to_vec(&document).expect("specs serialize")).map_err(EngineError::io("write", &config))
+    }
+
+    /// Stops the environment (SIGTERM, then SIGKILL after the stop timeout) and unmounts its
+    /// root and tmpfs (secrets gone). Workspace and overlay upper stay. Stopping a stopped
+    /// environment is fine.
+    pub fn stop(&self, env_id: &str) -> Result<(), EngineError> {
+        validate_env_id(env_id)?;
+        self.env_locks.with(env_id, || {
+            let p = self.paths(env_id);
+            let mut rec = EnvRecord::load(&p.state)?.ok_or_else(|| EngineError::NotFound(env_id.to_string()))?;
+            self.halt(&p, env_id)?;
+            rec.desired = Desired::Stopped;
+            rec.save(&p.state)?;
+            tracing::info!(env = env_id, "environment stopped");
+            Ok(())
+        })
+    }
+
+    /// Removes everything of the environment (container, mounts, folders, uid range).
+    /// Deleting an unknown environment is fine.
+    pub fn delete(&self, env_id: &str) -> Result<(), EngineError> {
+        validate_env_id(env_id)?;
+        self.env_locks.with(env_id, || {
+            let p = self.paths(env_id);
+            let slot = EnvRecord::load(&p.state).ok().flatten().map(|r| r.slot);
+            self.destroy(&p, env_id, slot)?;
+            tracing::info!(env = env_id, "environment deleted");
+            Ok(())
+        })
+    }
+
+    fn destroy(&self, p: &EnvPaths, env_id: &str, slot: Option<u32>) -> Result<(), EngineError> {
+        self.halt(p, env_id)?;
+        // halt() verified nothing is mounted below: removal cannot reach the image or a tmpfs.
+        match fs::remove_dir_all(&p.dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(EngineError::io("remove", &p.dir)(e)),
+            _ => {}
+        }
+        match slot {
+            Some(slot) => self.slots.free(slot)?,
+            None => {
+                for (slot, owner) in self.slots.taken()? {
+                    if owner == env_id {
+                        self.slots.free(slot)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the container (if any) and unmounts everything below the environment folder.
+    fn halt(&self, p: &EnvPaths, env_id: &str) -> Result<(), EngineError> {
+        if let Some(state) = self.runc.state(env_id)? {
+            if state.status == "running" && state.pid > 0 {
+                if let Err(e) = self.runc.kill(env_id, "TERM") {
+                    tracing::debug!(env = env_id, error = %e, "SIGTERM not delivered");
+                }
+                let gone = sys::wait_exit(state.pid, self.opts.stop_timeout).unwrap_or(false);
+                if !gone {
+                    tracing::warn!(env = env_id, "init ignored SIGTERM, killing it");
+                    let _ = self.runc.kill(env_id, "KILL");
+                    let _ = sys::wait_exit(state.pid, Duration::from_secs(5));
+                }
+            }
+            self.runc.delete(env_id)?;
+        }
+        rootfs::unmount_all(p)
+    }
+
+    /// Every environment on disk with its actual state: after a runner restart, running ones
+    /// are simply used again (nothing to re-attach; runc and the mounts outlive the runner),
+    /// lost ones (expected running, not running: the host rebooted, init died) and stopped
+    /// ones come back with `start`.
+    pub fn list(&self) -> Result<Vec<LocalEnvironment>, EngineError> {
+        let mut found = Vec::new();
+        let mut names: Vec<String> =
+            fs::read_dir(&self.envs).map_err(EngineError::io("list", &self.envs))?.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        for id in names {
+            if validate_env_id(&id).is_err() {
+                continue;
+            }
+            let p = self.paths(&id);
+            // One unreadable environment must not hide the others: it is listed as lost.
+            let rec = match EnvRecord::load(&p.state) {
+                Ok(Some(rec)) => rec,
+                // No record: being created right now by another thread.
+                Ok(None) => continue,
+                Err(e) => {
+                    found.push(LocalEnvironment::unreadable(&id, e.to_string()));
+                    continue;
+                }
+            };
+            let status = match (self.runc.state(&id), rec.desired) {
+                (Err(e), _) => EnvStatus::Lost { reason: e.to_string() },
+                (Ok(Some(s)), _) if s.status == "running" => EnvStatus::Running { pid: s.pid },
+                (Ok(_), Desired::Stopped) => EnvStatus::Stopped,
+                (Ok(Some(s)), Desired::Running) => EnvStatus::Lost { reason: format!("runc reports it {}: its init process ended", s.status) },
+                (Ok(None), Desired::Running) => {
+                    EnvStatus::Lost { reason: "runc does not know the container: the host restarted or runc's state was removed".into() }
+                }
+            };
+            let missing_mounts = match status {
+                EnvStatus::Running { .. } => rootfs::missing_mounts(&p)?.into_iter().map(str::to_string).collect(),
+                _ => Vec::new(),
+            };
+            if !missing_mounts.is_empty() {
+                tracing::warn!(env = id, missing = ?missing_mounts, "running environment lost host mounts; stop and start it to restore them");
+            }
+            found.push(LocalEnvironment {
+                id: rec.id,
+                image: rec.image,
+                image_digest: rec.image_digest,
+                host_uid: rec.host_uid,
+                resources: rec.resources,
+                status,
+                missing_mounts,
+            });
+        }
+        Ok(found)
+    }
+
+    /// Runs a command (or, with `command: None`, the user's login shell) inside a running
+    /// environment, as the image's user, in its working dir (default `/workspace`), with the
+    /// environment's variables (secret ones included) plus the request's. With `pty`, the
+    /// process gets a terminal; see `session.rs` for how it reaches the caller.
+    pub fn exec(&self, env_id: &str, req: &ExecRequest) -> Result<ExecProcess, EngineError> {
+        validate_env_id(env_id)?;
+        for (k, v) in &req.env {
+            check_env_pair(env_id, k, v)?;
+        }
+        let p = self.paths(env_id);
+        let rec = EnvRecord::load(&p.state)?.ok_or_else(|| EngineError::NotFound(env_id.to_string()))?;
+        let pid = match self.runc.state(env_id)? {
+            Some(s) if s.status == "running" => s.pid,
+            Some(s) => return Err(EngineError::NotRunning { env: env_id.into(), state: s.status }),
+            None => return Err(EngineError::NotRunning { env: env_id.into(), state: "no container".into() }),
+        };
+        let root = PathBuf::from(format!("/proc/{pid}/root"));
+        let user = users::resolve_in(&root, &rec.image_config.user)
+            .map_err(|reason| EngineError::User { env: env_id.into(), user: rec.image_config.user.clone(), reason })?;
+        let shell = if exists_inside(&root, user.shell.trim_start_matches('/')) { user.shell.clone() } else { "/bin/sh".to_string() };
+
+        let mut env = EnvVars::from_list(&self.init_env(&p, pid)?);
+        env.set("HOME", &user.home);
+        env.set("SHELL", &shell);
+        if !user.name.is_empty() {
+            env.set("USER", &user.name);
+            env.set("LOGNAME", &user.name);
+        }
+        if let Some(pty) = &req.pty {
+            env.set("TERM", &pty.term);
+        }
+        for (k, v) in &req.env {
+            env.set(k, v);
+        }
+        let args = match &req.command {
+            None => vec![shell, "-l".to_string()],
+            Some(command) => vec![shell, "-c".to_string(), command.clone()],
+        };
+        let cwd = if rec.image_config.working_dir.is_empty() { "/workspace".to_string() } else { rec.image_config.working_dir.clone() };
+        let mut process = json!({
+            "terminal": req.pty.is_some(),
+            "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
+            "args": args,
+            "env": env.to_list(),
+            "cwd": cwd,
+            "capabilities": spec::capabilities(user.uid == 0),
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": self.nofile, "soft": self.nofile}],
+            "noNewPrivileges": true
+        });
+        if let Some(pty) = &req.pty {
+            process["consoleSize"] = json!({"height": pty.rows, "width": pty.cols});
+        }
+        session::spawn(&self.runc, env_id, &process, req.pty.as_ref())
+    }
+
+    /// The environment variables of the init process: from the bundle on the tmpfs, or (if a
+    /// host-side mount was lost) from the init process itself.
+    fn init_env(&self, p: &EnvPaths, pid: i32) -> Result<Vec<String>, EngineError> {
+        let config = p.run.join("config.json");
+        if let Ok(bytes) = fs::read(&config) {
+            let doc: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| EngineError::State { path: config.clone(), reason: e.to_string() })?;
+            let list = doc["process"]["env"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect());
+            return Ok(list.unwrap_or_default());
+        }
+        let environ = PathBuf::from(format!("/proc/{pid}/environ"));
+        let bytes = fs::read(&environ).map_err(EngineError::io("read", &environ))?;
+        Ok(bytes.split(|&b| b == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect())
+    }
+
+    /// Host path of the environment's workspace (bind-mounted at `/workspace`).
+    pub fn workspace_dir(&self, env_id: &str) -> PathBuf {
+        self.envs.join(env_id).join("workspace")
+    }
+
+    /// The host uid (and gid) that is root inside the environment.
+    pub fn host_uid(&self, env_id: &str) -> Result<u32, EngineError> {
+        validate_env_id(env_id)?;
+        let rec = EnvRecord::load(&self.paths(env_id).state)?.ok_or_else(|| EngineError::NotFound(env_id.to_string()))?;
+        Ok(rec.host_uid)
+    }
+
+    /// The data dir, canonical.
+    pub fn data_dir(&self) -> &Path {
+        self.envs.parent().expect("envs is inside the data dir")
+    }
+
+    /// runc's state root (`runc --root`), for tools that inspect containers directly.
+    pub fn runc_root(&self) -> &Path {
+        self.runc.root()
+    }
+
+    fn paths(&self, id: &str) -> EnvPaths {
+        EnvPaths::new(&self.envs, id)
+    }
+}
+
+fn hostname_of(spec: &EnvironmentSpec) -> String {
+    spec.hostname.clone().unwrap_or_else(|| spec.id.replace('_', "-"))
+}
+
+fn validate_spec(spec: &EnvironmentSpec) -> Result<(), EngineError> {
+    let bad = |reason: String| EngineError::InvalidSpec { env: spec.id.clone(), reason };
+    for (k, v) in spec.env.iter().chain(&spec.secret_env) {
+        check_env_pair(&spec.id, k, v)?;
+    }
+    if let Some(h) = &spec.hostname {
+        let ok = !h.is_empty()
+            && h.len() <= 63
+            && h.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !h.starts_with('-')
+            && !h.ends_with('-');
+        if !ok {
+            return Err(bad(format!("hostname `{h}` is not 1-63 lowercase letters, digits or inner `-`")));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    for s in &spec.secret_files {
+        let path = Path::new(&s.path);
+        let normal = path.is_absolute() && path.components().skip(1).all(|c| matches!(c, Component::Normal(_))) && path.components().count() > 1;
+        let reserved = ["/proc", "/sys", "/dev", "/workspace"].iter().any(|r| path.starts_with(r));
+        if !normal || reserved || s.path.len() > 1024 || s.path.contains('\0') || s.path.ends_with('/') {
+            return Err(bad(format!(
+                "secret file path `{}` must be an absolute, normalized file path outside /proc, /sys, /dev and /workspace",
+                s.path
+            )));
+        }
+        if !seen.insert(path) {
+            return Err(bad(format!("secret file path `{}` is given twice", s.path)));
+        }
+        total += s.value.len();
+    }
+    total += spec.secret_env.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+    if total > MAX_SECRETS {
+        return Err(bad(format!("secrets total {total} bytes, more than the {MAX_SECRETS} allowed")));
+    }
+    Ok(())
+}
+
+fn check_env_pair(env: &str, k: &str, v: &str) -> Result<(), EngineError> {
+    if k.is_empty() || k.contains(['=', '\0']) || v.contains('\0') {
+        return Err(EngineError::InvalidSpec { env: env.to_string(), reason: format!("environment variable `{k}` has an empty name, a `=` in its name or a NUL byte") });
+    }
+    Ok(())
+}
+
+/// Whether `path` exists below `root`, symlinks resolved inside it.
+fn exists_inside(root: &Path, path: &str) -> bool {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let Ok(dir) = rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) else { return false };
+    rustix::fs::openat2(&dir, path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS).is_ok()
+}
+
+/// `KEY=value` list with "last one wins" and stable order.
+struct EnvVars {
+    order: Vec<String>,
+    values: BTreeMap<String, String>,
+}
+
+impl EnvVars {
+    fn from_list(list: &[String]) -> EnvVars {
+        let mut vars = EnvVars { order: Vec::new(), values: BTreeMap::new() };
+        for entry in list {
+            let (k, v) = entry.split_once('=').unwrap_or((entry, ""));
+            vars.set(k, v);
+        }
+        vars
+    }
+
+    fn set(&mut self, k: &str, v: &str) {
+        if self.values.insert(k.to_string(), v.to_string()).is_none() {
+            self.order.push(k.to_string());
+        }
+    }
+
+    fn set_default(&mut self, k: &str, v: &str) {
+        if !self.values.contains_key(k) {
+            self.set(k, v);
+        }
+    }
+
+    fn to_list(&self) -> Vec<String> {
+        self.order.iter().map(|k| format!("{k}={}", self.values[k])).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_engine_is_shareable_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Engine>();
+    }
+
+    #[test]
+    fn specs_are_validated_and_secrets_redacted() {
+        let mut spec = EnvironmentSpec { id: "env_a".into(), image: "r.example/a:1".into(), ..Default::default() };
+        assert!(validate_spec(&spec).is_ok());
+        for bad in ["relative/path", "/proc/x", "/workspace/key", "/run/../etc/x", "/", "/run/secrets/"] {
+            spec.secret_files = vec![SecretFile { path: bad.into(), value: b"v".to_vec() }];
+            assert!(validate_spec(&spec).is_err(), "{bad}");
+        }
+        spec.secret_files = vec![SecretFile { path: "/run/secrets/db".into(), value: b"hunter2".to_vec() }];
+        spec.secret_env = vec![("TOKEN".into(), "s3cr3t".into())];
+        assert!(validate_spec(&spec).is_ok());
+        let shown = format!("{spec:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("s3cr3t") && shown.contains("TOKEN"), "{shown}");
+        spec.env = vec![("A=B".into(), "x".into())];
+        assert!(validate_spec(&spec).is_err());
+        spec.env = vec![];
+        spec.hostname = Some("Bad_Host".into());
+        assert!(validate_spec(&spec).is_err());
+    }
+
+    #[test]
+    fn env_vars_override_in_place() {
+        let mut vars = EnvVars::from_list(&["PATH=/bin".into(), "A=1".into()]);
+        vars.set("A", "2");
+        vars.set("B", "3");
+        vars.set_default("PATH", "/usr/bin");
+        assert_eq!(vars.to_list(), ["PATH=/bin", "A=2", "B=3"]);
+    }
+}
