@@ -17,6 +17,10 @@ needs=(
   "openssl:openssl"
   "node:nodejs"
   "npm:npm"
+  "runc:runc"
+  "ssh:openssh-client"
+  "ssh-keygen:openssh-client"
+  "git:git"
 )
 missing=()
 for pair in "${needs[@]}"; do
@@ -47,6 +51,37 @@ if [[ $purpose == test ]]; then
     echo "installing ovsx@$ovsx_version into $tools" >&2
     if ! npm install --prefix "$tools" --no-audit --no-fund --loglevel=error "ovsx@$ovsx_version" >&2; then
       echo "error: cannot install ovsx@$ovsx_version with npm into $tools; the mirror's ovsx test needs it" >&2
+      exit 1
+    fi
+  fi
+fi
+
+# Independent validators for the accreditation package (tests/accreditation.rs runs
+# scripts/validate-accreditation.py with this python): compliance-trestle (`trestle validate`,
+# OSCAL), cyclonedx-python-lib's strict JSON validator (CycloneDX 1.6) and spdx-tools
+# (`pyspdxtools`, SPDX 2.3), pinned, from PyPI into a project-local venv (.tools/venv).
+if [[ $purpose == test ]]; then
+  venv="$(cd "$(dirname "$0")/.." && pwd)/.tools/venv"
+  py_pins=("compliance-trestle==5.2.0" "cyclonedx-python-lib[json-validation]==11.12.0" "spdx-tools==0.8.5")
+  py_check='import importlib.metadata as m, sys
+want = {"compliance-trestle": "5.2.0", "cyclonedx-python-lib": "11.12.0", "spdx-tools": "0.8.5", "jsonschema": None}
+sys.exit(any(m.version(p) != v for p, v in want.items() if v) or not m.version("jsonschema"))'
+  if ! "$venv/bin/python" -c "$py_check" 2>/dev/null; then
+    echo "installing ${py_pins[*]} into $venv" >&2
+    if ! python3 -c "import venv, ensurepip" 2>/dev/null; then
+      if [[ $(id -u) -ne 0 ]]; then
+        echo "error: python3 cannot make virtual environments; run as root or: sudo apt-get install python3-venv" >&2
+        exit 1
+      fi
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -qq >&2
+      apt-get install -y -qq --no-install-recommends python3-venv >&2
+    fi
+    rm -rf "$venv"
+    if ! python3 -m venv "$venv" >&2 \
+      || ! "$venv/bin/pip" install --quiet --disable-pip-version-check "${py_pins[@]}" >&2 \
+      || ! "$venv/bin/python" -c "$py_check"; then
+      echo "error: cannot install ${py_pins[*]} into $venv; the accreditation test needs them" >&2
       exit 1
     fi
   fi

@@ -7,9 +7,15 @@ use clap::Subcommand;
 mod admin;
 mod bundle;
 mod control_plane;
+mod demo;
+mod docs;
+mod egress;
 mod keygen;
 mod mirror;
 mod output;
+mod runner;
+mod server;
+mod ssh_config;
 
 #[derive(Subcommand)]
 pub enum Command {
@@ -26,6 +32,21 @@ pub enum Command {
     ControlPlane(control_plane::Command),
     /// Administer a control plane: `init` a data directory, then drive the API.
     Admin(admin::Args),
+    /// Run a runner: environments from mirror images, isolated with runc, reachable over SSH.
+    Runner(runner::Args),
+    /// Mirror, control plane and a built-in runner in one process (the all-in-one mode).
+    Server(server::Args),
+    /// The whole chain on this machine: bundle, import, server, project, environment, SSH.
+    Demo(demo::Args),
+    /// Write ssh_config entries so `ssh <env-id>.airlock.environment` reaches your environments.
+    #[command(name = "ssh-config")]
+    SshConfig(ssh_config::Args),
+    /// Generate documents from the live system (`docs accreditation`: the ATO package).
+    #[command(subcommand)]
+    Docs(docs::Command),
+    /// Check what the configuration listens on and connects to against egress.allow.
+    #[command(subcommand)]
+    Egress(egress::Command),
 }
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -35,5 +56,11 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Mirror(command) => mirror::run(command),
         Command::ControlPlane(command) => control_plane::run(command),
         Command::Admin(args) => admin::run(args),
+        Command::Runner(args) => runner::run(args),
+        Command::Server(args) => server::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::SshConfig(args) => ssh_config::run(args),
+        Command::Docs(command) => docs::run(command),
+        Command::Egress(command) => egress::run(command),
     }
 }

@@ -1,0 +1,253 @@
+//! `airlock demo`: the whole chain on this machine with no network beyond loopback. Each step
+//! runs the same commands a user would (this binary's own subcommands, the API, stock ssh).
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use airlock_bundler::sample;
+use airlock_control_plane::client::{Client, Method};
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+
+#[derive(clap::Args)]
+#[command(after_help = "Example:\n  airlock demo\n  airlock demo --keep --dir ./airlock-demo")]
+pub struct Args {
+    /// Working folder (must be empty or absent; default: a new folder under /tmp).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Leave the server and the environment running, and print how to go on.
+    #[arg(long)]
+    keep: bool,
+    /// The static busybox the sample image is made of.
+    #[arg(long, value_name = "FILE", default_value = "/bin/busybox")]
+    busybox: PathBuf,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    check_prerequisites(&args.busybox)?;
+    let dir = match &args.dir {
+        Some(d) => {
+            if d.exists() && fs::read_dir(d)?.next().is_some() {
+                bail!("{} is not empty; give an empty or new folder with --dir", d.display());
+            }
+            fs::create_dir_all(d)?;
+            d.canonicalize()?
+        }
+        None => tempfile::Builder::new().prefix("airlock-demo.").tempdir()?.keep(),
+    };
+    let me = std::env::current_exe().context("cannot find the airlock binary")?;
+    let airlock = |args: &[&str]| -> anyhow::Result<String> {
+        let out = Command::new(&me).args(args).stdin(Stdio::null()).output()?;
+        if !out.status.success() {
+            bail!("`airlock {}` failed:\n{}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let path = |p: &str| dir.join(p).to_string_lossy().into_owned();
+
+    step(1, &format!("a fresh signing key in {}", dir.display()));
+    airlock(&["keygen", "--out", &path("release")])?;
+
+    step(2, "sample content, built locally: a busybox devcontainer image and a release file");
+    let digest = sample::build(&dir.join("content"), &args.busybox, &me)?;
+    println!("    image devcontainers/base:tiny = {digest}");
+
+    step(3, "a signed bundle, verified as the air-gapped side will");
+    airlock(&["bundle", "create", "--manifest", &path("content/sample.toml"), "--key", &path("release.key"), "--out", &path("sample.airlock.tar.zst")])?;
+    print!("{}", indent(&airlock(&["bundle", "verify", &path("sample.airlock.tar.zst"), "--trusted-key", &path("release.pub")])?));
+
+    step(4, "import it into the mirror (streamed, verified, committed atomically)");
+    airlock(&["mirror", "import", &path("sample.airlock.tar.zst"), "--trusted-key", &path("release.pub"), "--data-dir", &path("data/mirror")])?;
+
+    step(5, "start `airlock server`: mirror, control plane and a runner in one process, on loopback");
+    let config = dir.join("airlock.toml");
+    fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\n[site]\nname = \"demo\"\n[mirror]\nlisten = \"127.0.0.1:0\"\n[control_plane]\nlisten = \"127.0.0.1:0\"\n[runner]\nssh_listen = \"127.0.0.1:0\"\ncapacity = 4\n",
+            path("data")
+        ),
+    )?;
+    let mut server = Server::start(&me, &config, &dir)?;
+    let urls = server.wait_ready()?;
+    println!("    mirror        {}\n    control plane {}\n    ssh gateway   {}", urls.mirror, urls.control_plane, urls.ssh);
+
+    step(6, "bootstrap: the owner's token, an environment class and a project on the mirror's image");
+    let token = fs::read_to_string(dir.join("data/control-plane/owner-token"))?.trim().to_string();
+    let api = Client::new(&urls.control_plane, Some(token.clone()), None)?;
+    let class = api.call(Method::POST, "/api/v1/classes", &[], Some(&json!({"name": "small", "resources": {"cpu_millis": 1000, "memory_mib": 512, "disk_gib": 1, "pids": 256}})))?;
+    let mirror_host = urls.mirror.trim_start_matches("http://").to_string();
+    let project = api.call(Method::POST, "/api/v1/projects", &[], Some(&json!({
+        "name": "demo", "repository_url": "", "image": format!("{mirror_host}/devcontainers/base:tiny"),
+        "class_id": class["id"], "tasks": [{"name": "hello", "command": "echo 'hello from the demo task' > /workspace/hello.txt"}],
+    })))?;
+    Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "airlock-demo", "-f", &path("id_ed25519")]).status()?;
+    let public = fs::read_to_string(dir.join("id_ed25519.pub"))?;
+    api.call(Method::POST, "/api/v1/ssh-keys", &[], Some(&json!({"name": "demo", "public_key": public.trim()})))?;
+    println!("    project {} uses image {mirror_host}/devcontainers/base:tiny", project["id"].as_str().unwrap_or(""));
+
+    step(7, "launch an environment: the runner pulls the image from the mirror and starts it with runc");
+    let env = api.call(Method::POST, "/api/v1/environments", &[], Some(&json!({"project_id": project["id"]})))?;
+    let env_id = env["id"].as_str().unwrap_or_default().to_string();
+    let running = wait_for(&api, &env_id, "running")?;
+    for e in api.call(Method::GET, &format!("/api/v1/environments/{env_id}/events"), &[], None)?["items"].as_array().into_iter().flatten() {
+        println!("    [{}] {}", e["kind"].as_str().unwrap_or(""), e["message"].as_str().unwrap_or("").lines().next().unwrap_or(""));
+    }
+    println!("    {env_id} ({}) is {}", running["name"].as_str().unwrap_or(""), running["phase"].as_str().unwrap_or(""));
+
+    step(8, "run a command in it over SSH, with stock OpenSSH and `airlock ssh-config`");
+    airlock(&["ssh-config", "--url", &urls.control_plane, "--token", &token, "--dir", &path("ssh"), "--identity-file", &path("id_ed25519")])?;
+    let ssh_line = format!("ssh -F {} {env_id}.airlock.environment", dir.join("ssh/config").display());
+    println!("    $ {ssh_line} 'id; hostname; cat /workspace/hello.txt; ls /sys/class/net'");
+    let out = Command::new("ssh")
+        .arg("-F").arg(dir.join("ssh/config"))
+        .args(["-o", "BatchMode=yes", &format!("{env_id}.airlock.environment"), "id; hostname; cat /workspace/hello.txt; ls /sys/class/net"])
+        .output()?;
+    print!("{}", indent(&String::from_utf8_lossy(&out.stdout)));
+    if !out.status.success() {
+        bail!("ssh into the environment failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    if args.keep {
+        println!(
+            "\nDone in {:.0?}; everything keeps running (server pid {}).\n  mirror         {}\n  control plane  {}\n  owner token    {}\n  ssh            {ssh_line}\n  stop it with   kill {}\n  files          {}",
+            started.elapsed(), server.child.id(), urls.mirror, urls.control_plane, dir.join("data/control-plane/owner-token").display(), server.child.id(), dir.display()
+        );
+        server.detach();
+        return Ok(ExitCode::SUCCESS);
+    }
+    step(9, "clean up: delete the environment and stop the server");
+    api.call(Method::DELETE, &format!("/api/v1/environments/{env_id}"), &[], None)?;
+    wait_for(&api, &env_id, "deleted")?;
+    server.stop()?;
+    println!("\nDone in {:.0?}. Run `airlock demo --keep` to leave it running; files are in {}", started.elapsed(), dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn step(n: u32, what: &str) {
+    println!("\n\x1b[1m==> {n}. {what}\x1b[0m");
+    let _ = std::io::stdout().flush();
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("    {l}\n")).collect()
+}
+
+/// Everything missing, said at once, with the package that brings it.
+fn check_prerequisites(busybox: &Path) -> anyhow::Result<()> {
+    let mut missing = Vec::new();
+    let on_path = |name: &str| {
+        std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+    };
+    for (tool, package) in [("runc", "runc"), ("ssh", "openssh-client"), ("ssh-keygen", "openssh-client")] {
+        if !on_path(tool) {
+            missing.push(format!("`{tool}` (Debian package {package})"));
+        }
+    }
+    if !busybox.is_file() {
+        missing.push(format!("a static busybox at {} (Debian package busybox-static)", busybox.display()));
+    }
+    if unsafe { libc::geteuid() } != 0 {
+        missing.push("root: the runner creates namespaces, mounts and cgroups (run as root)".into());
+    }
+    if !missing.is_empty() {
+        bail!("the demo needs:\n  - {}\n`make demo` installs the packages", missing.join("\n  - "));
+    }
+    Ok(())
+}
+
+fn wait_for(api: &Client, env: &str, phase: &str) -> anyhow::Result<Value> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let v = api.call(Method::GET, &format!("/api/v1/environments/{env}"), &[], None)?;
+        if v["phase"] == phase {
+            return Ok(v);
+        }
+        if v["phase"] == "failed" || Instant::now() > deadline {
+            bail!("environment {env} did not become {phase}: it is {} ({})", v["phase"], v["failure_reason"]);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+struct Urls {
+    mirror: String,
+    control_plane: String,
+    ssh: String,
+}
+
+struct Server {
+    child: Child,
+    out: PathBuf,
+    log: PathBuf,
+    detached: bool,
+}
+
+impl Server {
+    fn start(me: &Path, config: &Path, dir: &Path) -> anyhow::Result<Server> {
+        let out = dir.join("server.out");
+        let log = dir.join("server.log");
+        let mut cmd = Command::new(me);
+        cmd.arg("server").arg("--config").arg(config)
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&out)?)
+            .stderr(fs::File::create(&log)?);
+        // Its own session, so that `--keep` can leave it running after the demo exits.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        Ok(Server { child: cmd.spawn().context("cannot start airlock server")?, out, log, detached: false })
+    }
+
+    fn wait_ready(&mut self) -> anyhow::Result<Urls> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = fs::read_to_string(&self.out).unwrap_or_default();
+            if text.contains("airlock server ready") {
+                let after = |prefix: &str| text.lines().find_map(|l| l.strip_prefix(prefix)).unwrap_or("").to_string();
+                return Ok(Urls {
+                    mirror: after("mirror listening on "),
+                    control_plane: after("control plane listening on "),
+                    ssh: after("ssh gateway listening on "),
+                });
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!("airlock server exited ({status}):\n{}", fs::read_to_string(&self.log).unwrap_or_default());
+            }
+            if Instant::now() > deadline {
+                bail!("airlock server did not get ready in 60 s; see {}", self.log.display());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn detach(mut self) {
+        self.detached = true;
+    }
+
+    fn stop(&mut self) -> anyhow::Result<()> {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait()?;
+        if !status.success() {
+            bail!("airlock server stopped with {status}; see {}", self.log.display());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if !self.detached && self.child.try_wait().ok().flatten().is_none() {
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+            let _ = self.child.wait();
+        }
+    }
+}

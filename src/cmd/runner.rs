@@ -1,0 +1,99 @@
+//! `airlock runner`: the runner agent with its SSH gateway.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use airlock_runner::agent::{Agent, AgentOptions, GatewayBackend};
+use airlock_runner::engine::EngineOptions;
+use airlock_runner::ssh::{self, GatewayConfig};
+use anyhow::Context;
+
+#[derive(clap::Args)]
+#[command(after_help = "Example:\n  airlock runner --control-plane https://cp.acme.internal:8443 --ca-cert site-ca.pem \\\n      \
+    --token alk_rex_... --data-dir /var/lib/airlock/runner --capacity 40 --ssh-listen 10.20.0.7:2222\n\n\
+    The token is exchanged once for a credential kept in the data folder (mode 0600); later\n\
+    starts need no token. Environments keep running while the runner is stopped or restarted,\n\
+    and are adopted when it comes back.")]
+pub struct Args {
+    /// The control plane's URL.
+    #[arg(long = "control-plane", value_name = "URL", env = "AIRLOCK_URL")]
+    control_plane: String,
+    /// One-time exchange token from `airlock admin runners create`.
+    #[arg(long, value_name = "TOKEN", env = "AIRLOCK_RUNNER_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Runner state: credential, image cache, environments.
+    #[arg(long, value_name = "DIR", default_value = "./airlock-data/runner")]
+    data_dir: PathBuf,
+    /// Environments this runner holds at once; more wait (pending) for a free place.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    capacity: usize,
+    /// PEM CA certificate the control plane's and the mirror's HTTPS certificates chain to.
+    #[arg(long, value_name = "FILE", env = "AIRLOCK_CA_CERT")]
+    ca_cert: Option<PathBuf>,
+    /// Registries (host:port) reached over plain HTTP instead of HTTPS, e.g. a loopback mirror.
+    #[arg(long = "plain-http-registry", value_name = "HOST:PORT")]
+    plain_http_registries: Vec<String>,
+    /// The SSH gateway users reach their environments through.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:2222")]
+    ssh_listen: SocketAddr,
+    /// Host name written into users' ssh-config for this runner (default: the listen address).
+    #[arg(long, value_name = "HOST")]
+    ssh_public_host: Option<String>,
+    /// First host uid of the environments' ranges (65536 ids each).
+    #[arg(long, value_name = "UID", default_value_t = 1_000_000)]
+    uid_base: u32,
+    /// The OCI runtime.
+    #[arg(long, value_name = "PATH", default_value = "runc")]
+    runc: PathBuf,
+    /// How often to read the assignment from the control plane.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
+    poll_interval: Duration,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut engine = EngineOptions::new(&args.data_dir);
+    engine.uid_base = args.uid_base;
+    engine.runc = args.runc.clone();
+    engine.registry.plain_http = args.plain_http_registries.clone();
+    engine.registry.ca_certs = args.ca_cert.iter().cloned().collect();
+    let agent = Agent::start(AgentOptions {
+        control_plane_url: args.control_plane.clone(),
+        ca_cert: args.ca_cert.clone(),
+        exchange_token: args.token.clone(),
+        data_dir: args.data_dir.clone(),
+        capacity: args.capacity,
+        poll_interval: args.poll_interval,
+        engine,
+        ssh_endpoint: None,
+    })
+    .context("cannot start the runner")?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let backend = Arc::new(GatewayBackend::new(agent.shared()));
+    let gateway = runtime
+        .block_on(ssh::bind(
+            GatewayConfig::new(args.ssh_listen, args.data_dir.join("ssh_host_ed25519_key")),
+            backend,
+        ))
+        .context("cannot start the SSH gateway")?;
+    let addr = gateway.local_addr();
+    let host = args
+        .ssh_public_host
+        .clone()
+        .unwrap_or_else(|| addr.ip().to_string());
+    agent.set_ssh_endpoint(host, addr.port(), gateway.host_public_key_openssh());
+    println!("runner ssh gateway listening on {addr} (host key {})", gateway.fingerprint());
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    runtime.spawn(async move {
+        airlock_control_plane::server::shutdown_signal().await;
+        flag.store(true, Ordering::Relaxed);
+    });
+    agent.run(&stop);
+    runtime.block_on(gateway.shutdown());
+    tracing::info!("runner stopped; its environments keep running and are adopted at the next start");
+    Ok(ExitCode::SUCCESS)
+}

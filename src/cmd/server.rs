@@ -1,0 +1,265 @@
+//! `airlock server`: mirror, control plane and a built-in runner in one process, on one data
+//! folder, like the all-in-one mode of the self-hosted platforms. Configuration comes from
+//! airlock.toml and AIRLOCK_* variables (docs/configuration.md).
+
+use std::fs;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use airlock_config::Config;
+use airlock_control_plane::api::Config as ApiConfig;
+use airlock_control_plane::client::{Client, Method};
+use airlock_control_plane::secrets::Kek;
+use airlock_control_plane::server::{self as cp_server, ServeOptions as CpOptions};
+use airlock_control_plane::time::Clock;
+use airlock_mirror::serve::{self as mirror_serve, ServeOptions as MirrorOptions};
+use airlock_runner::agent::{Agent, AgentOptions, GatewayBackend};
+use airlock_runner::engine::EngineOptions;
+use airlock_runner::ssh::{self, GatewayConfig};
+use anyhow::{bail, Context};
+use serde_json::json;
+use tokio::sync::oneshot;
+
+#[derive(clap::Args)]
+#[command(after_help = "Example:\n  airlock server\n  airlock server --config /etc/airlock/airlock.toml\n  \
+    AIRLOCK_MIRROR_LISTEN=127.0.0.1:0 AIRLOCK_CONTROL_PLANE_LISTEN=127.0.0.1:0 airlock server\n\n\
+    On first start it creates the control plane's database with an org named after site.name\n\
+    and an owner (--owner), and writes the owner's token to DATA/control-plane/owner-token.")]
+pub struct Args {
+    /// airlock.toml (every key is optional; see docs/configuration.md).
+    #[arg(long, value_name = "FILE", env = "AIRLOCK_CONFIG")]
+    config: Option<PathBuf>,
+    /// The owner created on first start.
+    #[arg(long, value_name = "EMAIL", default_value = "admin@airlock.internal")]
+    owner: String,
+}
+
+pub const OWNER_TOKEN_FILE: &str = "owner-token";
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = Config::load(args.config.as_deref(), std::env::vars())?;
+    fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create the data folder {}", config.data_dir.display()))?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+
+    let mut cp_url = None;
+    let mut tasks = Vec::new();
+    if config.control_plane.enabled {
+        let opts = control_plane_options(&config, &args.owner)?;
+        let scheme = if opts.tls.is_some() { "https" } else { "http" };
+        let (ready, addr) = oneshot::channel::<SocketAddr>();
+        let shutdown = stopped();
+        tasks.push(runtime.spawn(async move {
+            cp_server::serve(opts, |a| { let _ = ready.send(a); }, shutdown)
+                .await
+                .context("the control plane stopped")
+        }));
+        let addr = runtime.block_on(addr).context("the control plane did not start")?;
+        let url = format!("{scheme}://{addr}");
+        announce(&format!("control plane listening on {url}"));
+        cp_url = Some(url);
+    }
+    let mut mirror_addr = None;
+    if config.mirror.enabled {
+        let tls = config.mirror.tls_cert.clone().zip(config.mirror.tls_key.clone());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let opts = MirrorOptions {
+            data_dir: config.mirror_dir(),
+            listen: config.mirror.listen,
+            allow_push: config.mirror.allow_push,
+            tls,
+        };
+        let (ready, addr) = oneshot::channel::<SocketAddr>();
+        tasks.push(runtime.spawn(async move {
+            mirror_serve::serve(opts, |a| { let _ = ready.send(a); })
+                .await
+                .context("the mirror stopped")
+        }));
+        let addr = runtime.block_on(addr).context("the mirror did not start")?;
+        announce(&format!("mirror listening on {scheme}://{addr}"));
+        mirror_addr = Some((addr, scheme == "http"));
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut runner = None;
+    if config.runner.enabled {
+        let url = cp_url
+            .clone()
+            .or_else(|| config.control_plane.public_url.clone())
+            .context("the built-in runner needs a control plane: enable it or set control_plane.public_url")?;
+        let agent = builtin_runner(&config, &url, mirror_addr)?;
+        let backend = Arc::new(GatewayBackend::new(agent.shared()));
+        let gateway = runtime
+            .block_on(ssh::bind(
+                GatewayConfig::new(config.runner.ssh_listen, config.runner_dir().join("ssh_host_ed25519_key")),
+                backend,
+            ))
+            .context("cannot start the SSH gateway")?;
+        let addr = gateway.local_addr();
+        let host = config.runner.ssh_public_host.clone().unwrap_or_else(|| addr.ip().to_string());
+        agent.set_ssh_endpoint(host, addr.port(), gateway.host_public_key_openssh());
+        announce(&format!("ssh gateway listening on {addr}"));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("runner".into())
+            .spawn(move || agent.run(&flag))
+            .context("cannot start the runner thread")?;
+        runner = Some((thread, gateway));
+    }
+    announce("airlock server ready");
+
+    runtime.block_on(async {
+        tokio::select! {
+            _ = cp_server::shutdown_signal() => {}
+            failed = first_failure(&mut tasks) => {
+                if let Err(e) = failed {
+                    tracing::error!(error = %format!("{e:#}"), "a component stopped; shutting down");
+                }
+            }
+        }
+    });
+    tracing::info!("stopping");
+    stop.store(true, Ordering::Relaxed);
+    let _ = stop_tx.send(true);
+    if let Some((thread, gateway)) = runner {
+        let _ = thread.join();
+        runtime.block_on(gateway.shutdown());
+    }
+    runtime.shutdown_timeout(Duration::from_secs(10));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The first line for each component on stdout says where it listens (scripts read them).
+fn announce(line: &str) {
+    println!("{line}");
+    let _ = std::io::stdout().flush();
+}
+
+/// Resolves when a component's task ends (which only happens when it failed).
+async fn first_failure(tasks: &mut Vec<tokio::task::JoinHandle<anyhow::Result<()>>>) -> anyhow::Result<()> {
+    loop {
+        if let Some(i) = tasks.iter().position(|t| t.is_finished()) {
+            return match tasks.remove(i).await {
+                Ok(Ok(())) => bail!("a component stopped unexpectedly"),
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(anyhow::anyhow!("a component panicked: {e}")),
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Creates the control plane's database (org, owner, KEK) on first start.
+fn control_plane_options(config: &Config, owner: &str) -> anyhow::Result<CpOptions> {
+    let dir = config.control_plane_dir();
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let kek_files = if config.control_plane.kek_files.is_empty() {
+        let kek = dir.join("kek");
+        if !kek.exists() {
+            let made = Kek::generate_file(&kek)?;
+            eprintln!("created key-encryption key {} (id {}); keep a copy offline", kek.display(), made.id());
+        }
+        vec![kek]
+    } else {
+        config.control_plane.kek_files.clone()
+    };
+    let token_file = dir.join(OWNER_TOKEN_FILE);
+    match airlock_control_plane::bootstrap::init(&dir, &config.site.name, owner, Clock::system().now()) {
+        Ok(init) => {
+            write_secret(&token_file, &init.token)?;
+            eprintln!(
+                "initialized the control plane: org {}, owner {owner}; the owner's token is in {}",
+                config.site.name,
+                token_file.display()
+            );
+        }
+        Err(airlock_control_plane::bootstrap::InitError::AlreadyInitialized { .. }) => {}
+        Err(e) => return Err(e).context("cannot initialize the control plane"),
+    }
+    let inactive_after = Duration::from_secs(config.control_plane.inactive_after_seconds);
+    let defaults = ApiConfig::default();
+    Ok(CpOptions {
+        listen: config.control_plane.listen,
+        data_dir: dir,
+        kek_files,
+        tls: config.control_plane.tls_cert.clone().zip(config.control_plane.tls_key.clone()),
+        config: ApiConfig {
+            runner_inactive_after: inactive_after,
+            heartbeat_interval: defaults.heartbeat_interval.min(inactive_after / 3).max(Duration::from_secs(1)),
+            ..defaults
+        },
+    })
+}
+
+/// Registers the built-in runner with the control plane once (its credential then lives in
+/// DATA/runner) and opens it.
+fn builtin_runner(config: &Config, cp_url: &str, mirror: Option<(SocketAddr, bool)>) -> anyhow::Result<Agent> {
+    let dir = config.runner_dir();
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let token = if dir.join("credential.json").exists() {
+        None
+    } else {
+        Some(register_runner(config, cp_url)?)
+    };
+    let mut engine = EngineOptions::new(&dir);
+    engine.uid_base = config.runner.uid_base;
+    engine.runc = config.runner.runc.clone();
+    if let Some((addr, true)) = mirror {
+        engine.registry.plain_http = vec![addr.to_string()];
+    }
+    Agent::start(AgentOptions {
+        control_plane_url: cp_url.to_string(),
+        ca_cert: None,
+        exchange_token: token,
+        data_dir: dir,
+        capacity: config.runner.capacity as usize,
+        poll_interval: Duration::from_secs(1),
+        engine,
+        ssh_endpoint: None,
+    })
+    .context("cannot start the built-in runner")
+}
+
+fn register_runner(config: &Config, cp_url: &str) -> anyhow::Result<String> {
+    let token_file = config.control_plane_dir().join(OWNER_TOKEN_FILE);
+    let owner = fs::read_to_string(&token_file).with_context(|| {
+        format!("the built-in runner registers with the owner's token in {}, which cannot be read", token_file.display())
+    })?;
+    let client = Client::new(cp_url, Some(owner.trim().to_string()), None)?;
+    let name = &config.runner.name;
+    let existing = client.call(Method::GET, "/api/v1/runners", &[("limit", "500".into())], None)?;
+    let found = existing["items"].as_array().into_iter().flatten().find(|r| r["name"] == name.as_str());
+    let answer = match found {
+        Some(r) => client.call(Method::POST, &format!("/api/v1/runners/{}/exchange-token", r["id"].as_str().unwrap_or_default()), &[], None)?,
+        None => client.call(Method::POST, "/api/v1/runners", &[], Some(&json!({"name": name, "capacity": config.runner.capacity})))?,
+    };
+    answer["exchange_token"]
+        .as_str()
+        .map(str::to_string)
+        .context("the control plane gave no exchange token for the built-in runner")
+}
+
+fn write_secret(path: &Path, value: &str) -> anyhow::Result<()> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(format!("{value}\n").as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}
