@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use airlock_egress::{EgressGuard, JsonLinesAudit};
 use airlock_runner::agent::{Agent, AgentOptions, GatewayBackend};
 use airlock_runner::engine::EngineOptions;
 use airlock_runner::ssh::{self, GatewayConfig};
@@ -49,6 +50,11 @@ pub struct Args {
     /// The OCI runtime.
     #[arg(long, value_name = "PATH", default_value = "runc")]
     runc: PathBuf,
+    /// An internal destination the runner may connect to besides loopback (host name,
+    /// `*.suffix` or CIDR); repeat. Everything else is refused and logged to
+    /// DATA/egress-audit.jsonl.
+    #[arg(long = "egress-allow", value_name = "ENTRY")]
+    egress_allow: Vec<String>,
     /// How often to read the assignment from the control plane.
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
     poll_interval: Duration,
@@ -60,6 +66,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     engine.runc = args.runc.clone();
     engine.registry.plain_http = args.plain_http_registries.clone();
     engine.registry.ca_certs = args.ca_cert.iter().cloned().collect();
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    let audit = Arc::new(JsonLinesAudit::in_data_dir(&args.data_dir)?);
+    let egress = EgressGuard::from_allow_list(&args.egress_allow, audit)?.with_component("runner");
     let agent = Agent::start(AgentOptions {
         control_plane_url: args.control_plane.clone(),
         ca_cert: args.ca_cert.clone(),
@@ -69,6 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         poll_interval: args.poll_interval,
         engine,
         ssh_endpoint: None,
+        egress,
     })
     .context("cannot start the runner")?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;

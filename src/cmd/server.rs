@@ -19,6 +19,7 @@ use airlock_control_plane::secrets::Kek;
 use airlock_control_plane::server::{self as cp_server, ServeOptions as CpOptions};
 use airlock_control_plane::time::Clock;
 use airlock_mirror::serve::{self as mirror_serve, ServeOptions as MirrorOptions};
+use airlock_egress::{EgressGuard, JsonLinesAudit};
 use airlock_runner::agent::{Agent, AgentOptions, GatewayBackend};
 use airlock_runner::engine::EngineOptions;
 use airlock_runner::ssh::{self, GatewayConfig};
@@ -214,6 +215,8 @@ fn builtin_runner(config: &Config, cp_url: &str, mirror: Option<(SocketAddr, boo
     } else {
         Some(register_runner(config, cp_url)?)
     };
+    let audit = Arc::new(JsonLinesAudit::in_data_dir(&config.data_dir)?);
+    let egress = EgressGuard::from_config(config, audit)?.with_component("runner");
     let mut engine = EngineOptions::new(&dir);
     engine.uid_base = config.runner.uid_base;
     engine.runc = config.runner.runc.clone();
@@ -229,6 +232,7 @@ fn builtin_runner(config: &Config, cp_url: &str, mirror: Option<(SocketAddr, boo
         poll_interval: Duration::from_secs(1),
         engine,
         ssh_endpoint: None,
+        egress,
     })
     .context("cannot start the built-in runner")
 }

@@ -18,6 +18,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use airlock_egress::EgressGuard;
+
 use crate::engine::{Engine, EngineOptions, EnvStatus, LocalEnvironment};
 pub use api::ControlPlane;
 use api::{Activity, Credential, Desired, Environment, Phase, SshEndpoint, SshSession};
@@ -31,6 +33,8 @@ pub enum AgentError {
     Engine(#[from] crate::error::EngineError),
     #[error("{0}")]
     Setup(String),
+    #[error(transparent)]
+    Egress(#[from] airlock_egress::EgressError),
 }
 
 pub struct AgentOptions {
@@ -47,6 +51,10 @@ pub struct AgentOptions {
     pub engine: EngineOptions,
     /// The SSH gateway's address as users reach it (reported to the control plane).
     pub ssh_endpoint: Option<(String, u16)>,
+    /// Every destination the runner connects to (control plane, registries, git servers) is
+    /// checked against it first; a refusal is audited and fails the environment with the
+    /// destination and the setting named.
+    pub egress: EgressGuard,
 }
 
 /// State shared by the loop, the per-environment workers and the SSH gateway.
@@ -66,6 +74,7 @@ pub struct Shared {
     /// SSH records not yet on the control plane's audit log.
     ssh_records: Mutex<Vec<(String, SshSession)>>,
     ssh_endpoint: Mutex<Option<SshEndpoint>>,
+    egress: EgressGuard,
 }
 
 pub struct Agent {
@@ -81,6 +90,9 @@ impl Agent {
     pub fn start(opts: AgentOptions) -> Result<Agent, AgentError> {
         fs::create_dir_all(&opts.data_dir)
             .map_err(|e| AgentError::Setup(format!("cannot create {}: {e}", opts.data_dir.display())))?;
+        let url = reqwest::Url::parse(&opts.control_plane_url)
+            .map_err(|e| AgentError::Setup(format!("control plane URL `{}`: {e}", opts.control_plane_url)))?;
+        opts.egress.check_url(&url)?;
         let cp = ControlPlane::new(&opts.control_plane_url, opts.ca_cert.as_deref())?;
         let credential = credential(&cp, &opts.data_dir, opts.exchange_token.as_deref())?;
         tracing::info!(runner = %credential.runner_id, "runner credential ready");
@@ -96,6 +108,7 @@ impl Agent {
             activity: Mutex::default(),
             ssh_records: Mutex::default(),
             ssh_endpoint: Mutex::default(),
+            egress: opts.egress,
         });
         Ok(Agent {
             shared,

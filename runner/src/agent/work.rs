@@ -48,11 +48,12 @@ pub fn run(shared: &Shared, id: &str, job: Job) {
 }
 
 fn report(shared: &Shared, id: &str, phase: Phase) -> Result<(), String> {
-    shared
-        .cp
-        .report(id, phase, None)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    let updated = shared.cp.report(id, phase, None).map_err(|e| e.to_string())?;
+    // The gateway admits logins by this view: it must not wait for the next poll.
+    if let Some(env) = shared.assigned.lock().unwrap().get_mut(id) {
+        *env = updated;
+    }
+    Ok(())
 }
 
 fn assigned(shared: &Shared, id: &str) -> Result<Environment, String> {
@@ -67,6 +68,7 @@ fn start(shared: &Shared, id: &str) -> Result<(), String> {
     if env.phase == Phase::Creating {
         report(shared, id, Phase::Starting)?;
     }
+    check_registry(shared, &env.spec.image)?;
     let _ = shared.event(id, "image-pull", &format!("pulling {}", env.spec.image));
     let (mut downloaded, mut cached) = (0u64, 0usize);
     let image = shared
@@ -150,12 +152,30 @@ fn prepare_workspace(shared: &Shared, env: &Environment) -> Result<(), String> {
             &format!("restored workspace snapshot {} ({})", snapshot.digest, human_bytes(snapshot.size)),
         );
     } else if !env.spec.repository_url.is_empty() {
+        shared
+            .egress
+            .check_git_url(&env.spec.repository_url)
+            .map_err(|e| format!("cannot clone the project's repository: {e}"))?;
         clone(&env.spec.repository_url, &workspace)?;
         backup::shift_owners(&workspace, id_base)
             .map_err(|e| format!("cannot hand the cloned repository to the environment user: {e}"))?;
         let _ = shared.event(&env.id, "workspace", &format!("cloned {}", env.spec.repository_url));
     }
     fs::write(&marker, b"").map_err(|e| format!("cannot write {}: {e}", marker.display()))
+}
+
+/// The registry an image reference names must be an allowed destination.
+fn check_registry(shared: &Shared, image: &str) -> Result<(), String> {
+    let registry = image.split('/').next().unwrap_or_default();
+    let (host, port) = match registry.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || registry.starts_with('[') => (h, p.parse().unwrap_or(443)),
+        _ => (registry, 443),
+    };
+    shared
+        .egress
+        .check(host.trim_start_matches('[').trim_end_matches(']'), port)
+        .map(|_| ())
+        .map_err(|e| format!("cannot pull image {image}: {e}"))
 }
 
 fn clone(url: &str, workspace: &Path) -> Result<(), String> {

@@ -1,0 +1,354 @@
+//! The whole chain with a real runner: a bundle imported into the mirror, a control plane, and
+//! `airlock runner` pulling the image from the mirror, starting the environment with runc and
+//! serving it over SSH to the stock OpenSSH client through `airlock ssh-config`. Then the
+//! faults: kill -9 of the runner (adoption), a stop with a workspace snapshot restored on
+//! another runner, and a full runner keeping an environment pending.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use airlock_control_plane::client::{Client, Method};
+use airlock_runner::engine::{Engine, EngineOptions};
+use common::{airlock, ok, MirrorServer, Sample};
+use serde_json::{json, Value};
+
+/// A running `control-plane serve`, killed when dropped.
+struct ControlPlane {
+    child: Child,
+    url: String,
+    owner: String,
+}
+
+impl ControlPlane {
+    fn start(dir: &Path) -> ControlPlane {
+        ok(airlock().args(["control-plane", "gen-kek", "--out"]).arg(dir.join("kek")));
+        let init = ok(airlock()
+            .args(["admin", "init", "--org", "acme", "--owner", "owner@acme.internal", "--data-dir"])
+            .arg(dir.join("cp")));
+        let owner = String::from_utf8_lossy(&init.stdout).trim().to_string();
+        let mut child = airlock()
+            .args(["control-plane", "serve", "--listen", "127.0.0.1:0", "--runner-inactive-after", "3"])
+            .arg("--data-dir")
+            .arg(dir.join("cp"))
+            .arg("--kek-file")
+            .arg(dir.join("kek"))
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.join("cp.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let url = line.trim().strip_prefix("listening on ").expect("control plane started").to_string();
+        ControlPlane { child, url, owner }
+    }
+
+    fn client(&self, token: &str) -> Client {
+        Client::new(&self.url, Some(token.to_string()), None).unwrap()
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An `airlock runner` process. Dropping it kills the process and then removes every
+/// environment it left behind (containers outlive their runner by design).
+struct Runner {
+    child: Option<Child>,
+    data: PathBuf,
+    uid_base: u32,
+}
+
+impl Runner {
+    fn start(data: &Path, cp: &ControlPlane, mirror: &MirrorServer, token: Option<&str>, capacity: usize, uid_base: u32) -> Runner {
+        let mut cmd = airlock();
+        cmd.args(["runner", "--control-plane", &cp.url, "--ssh-listen", "127.0.0.1:0", "--poll-interval", "300ms"])
+            .args(["--plain-http-registry", &mirror.addr, "--capacity", &capacity.to_string()])
+            .args(["--uid-base", &uid_base.to_string(), "--data-dir"])
+            .arg(data)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::OpenOptions::new().create(true).append(true).open(data.with_extension("log")).unwrap());
+        if let Some(t) = token {
+            cmd.args(["--token", t]);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert!(
+            line.starts_with("runner ssh gateway listening on"),
+            "runner did not start: {line:?}\n{}",
+            std::fs::read_to_string(data.with_extension("log")).unwrap_or_default()
+        );
+        Runner { child: Some(child), data: data.to_path_buf(), uid_base }
+    }
+
+    fn kill_9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    fn terminate(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            c.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        self.kill_9();
+        let mut opts = EngineOptions::new(&self.data);
+        opts.uid_base = self.uid_base;
+        if let Ok(engine) = Engine::open(opts) {
+            for env in engine.list().unwrap_or_default() {
+                let _ = engine.delete(&env.id);
+            }
+        }
+    }
+}
+
+fn id(v: &Value) -> String {
+    v["id"].as_str().unwrap_or_else(|| panic!("no id in {v}")).to_string()
+}
+
+fn call(c: &Client, method: Method, path: &str, body: Option<&Value>) -> Value {
+    c.call(method, path, &[], body).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Polls an environment until `done` says so (or fails the test with its events).
+fn wait_env(c: &Client, env: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = call(c, Method::GET, &format!("/api/v1/environments/{env}"), None);
+        if done(&v) {
+            return v;
+        }
+        if Instant::now() > deadline || (v["phase"] == "failed" && what != "failed") {
+            let events = call(c, Method::GET, &format!("/api/v1/environments/{env}/events"), None);
+            panic!("environment {env} did not become {what}: {v}\nevents: {events}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `git daemon` serving the test's repositories on a loopback port: the internal git server.
+struct GitDaemon {
+    child: Child,
+    addr: String,
+}
+
+impl GitDaemon {
+    fn start(base: &Path) -> GitDaemon {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("git")
+            .args(["daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1", &format!("--port={port}")])
+            .arg(format!("--base-path={}", base.display()))
+            .arg(base)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "git daemon did not start on {addr}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        GitDaemon { child, addr }
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Site {
+    _sample: Sample,
+    _git: GitDaemon,
+    dir: tempfile::TempDir,
+    mirror: MirrorServer,
+    cp: ControlPlane,
+    member: String,
+    project: String,
+    key: PathBuf,
+}
+
+impl Site {
+    /// Mirror with the sample bundle, control plane with a project on the mirror's image, a
+    /// member with an SSH key, a git repository, and two secrets.
+    fn new() -> Site {
+        let sample = Sample::new();
+        let bundle = sample.create("sample", &[]);
+        let dir = tempfile::tempdir().unwrap();
+        ok(airlock().args(["mirror", "import"]).arg(&bundle).arg("--trusted-key").arg(sample.path("key.pub")).arg("--data-dir").arg(dir.path().join("mirror")));
+        let mirror = MirrorServer::start(&dir.path().join("mirror"), &[]);
+        let cp = ControlPlane::start(dir.path());
+        let owner = cp.client(&cp.owner);
+
+        let repo = dir.path().join("repo");
+        std::fs::create_dir(&repo).unwrap();
+        std::fs::write(repo.join("README.md"), "backend service\n").unwrap();
+        for args in [&["init", "-q", "-b", "main"][..], &["add", "."], &["-c", "user.name=t", "-c", "user.email=t@acme.internal", "commit", "-qm", "first"]] {
+            ok(Command::new("git").args(args).current_dir(&repo));
+        }
+
+        let git = GitDaemon::start(dir.path());
+        let class = call(&owner, Method::POST, "/api/v1/classes", Some(&json!({"name": "small", "resources": {"cpu_millis": 1000, "memory_mib": 256, "disk_gib": 1, "pids": 256}})));
+        let project = call(&owner, Method::POST, "/api/v1/projects", Some(&json!({
+            "name": "backend",
+            "repository_url": format!("git://{}/repo", git.addr),
+            "image": format!("{}/devcontainers/base:tiny", mirror.addr),
+            "class_id": id(&class),
+            "tasks": [{"name": "prepare", "command": "echo task-ran > /workspace/task.out"}],
+        })));
+        let project = id(&project);
+        call(&owner, Method::POST, "/api/v1/secrets", Some(&json!({"name": "db-password", "scope": {"kind": "project", "project_id": project}, "value": "s3cret-value-42", "delivery": {"kind": "file", "path": "/run/secrets/db-password"}})));
+        call(&owner, Method::POST, "/api/v1/secrets", Some(&json!({"name": "api-token", "scope": {"kind": "org"}, "value": "tok-9000", "delivery": {"kind": "env", "name": "API_TOKEN"}})));
+
+        call(&owner, Method::POST, "/api/v1/users", Some(&json!({"email": "dev@acme.internal", "role": "member", "password": "correct horse battery"})));
+        let login = cp.client("").call(Method::POST, "/api/v1/auth/login", &[], Some(&json!({"email": "dev@acme.internal", "password": "correct horse battery"}))).unwrap();
+        let member = login["token"].as_str().unwrap().to_string();
+        let key = dir.path().join("id_ed25519");
+        ok(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key));
+        let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+        call(&cp.client(&member), Method::POST, "/api/v1/ssh-keys", Some(&json!({"name": "laptop", "public_key": public.trim()})));
+        Site { _sample: sample, _git: git, dir, mirror, cp, member, project, key }
+    }
+
+    fn runner(&self, name: &str, capacity: usize, uid_base: u32) -> Runner {
+        let owner = self.cp.client(&self.cp.owner);
+        let created = call(&owner, Method::POST, "/api/v1/runners", Some(&json!({"name": name, "capacity": 10})));
+        let token = created["exchange_token"].as_str().unwrap().to_string();
+        Runner::start(&self.dir.path().join(name), &self.cp, &self.mirror, Some(&token), capacity, uid_base)
+    }
+
+    fn member(&self) -> Client {
+        self.cp.client(&self.member)
+    }
+
+    fn create_env(&self) -> String {
+        id(&call(&self.member(), Method::POST, "/api/v1/environments", Some(&json!({"project_id": self.project}))))
+    }
+
+    /// `ssh ENV.airlock.environment COMMAND` through the files `airlock ssh-config` writes.
+    fn ssh(&self, env: &str, command: &str) -> std::process::Output {
+        let dir = self.dir.path().join("ssh");
+        ok(airlock()
+            .args(["ssh-config", "--url", &self.cp.url, "--token", &self.member, "--dir"])
+            .arg(&dir)
+            .arg("--identity-file")
+            .arg(&self.key));
+        Command::new("ssh")
+            .arg("-F")
+            .arg(dir.join("config"))
+            .args(["-o", "BatchMode=yes", &format!("{env}.airlock.environment"), command])
+            .output()
+            .unwrap()
+    }
+}
+
+fn text(out: &[u8]) -> String {
+    String::from_utf8_lossy(out).into_owned()
+}
+
+#[test]
+fn an_environment_from_the_mirror_over_ssh_survives_a_runner_crash_and_moves_with_its_workspace() {
+    let site = Site::new();
+    let mut first = site.runner("rack-1", 5, 1_000_000);
+    let env = site.create_env();
+    wait_env(&site.member(), &env, "running", |v| v["phase"] == "running");
+
+    let out = site.ssh(&env, "id -u; hostname; cat /workspace/README.md /workspace/task.out /run/secrets/db-password; echo; echo token=$API_TOKEN; ls /sys/class/net");
+    assert!(out.status.success(), "ssh failed: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "0", "root inside: {stdout}");
+    assert!(lines[1].starts_with("backend-"), "hostname is the environment's name: {stdout}");
+    assert!(stdout.contains("backend service"), "the repository was cloned into /workspace: {stdout}");
+    assert!(stdout.contains("task-ran"), "the project's task ran: {stdout}");
+    assert!(stdout.contains("s3cret-value-42"), "the secret file is there: {stdout}");
+    assert!(stdout.contains("token=tok-9000"), "the secret variable is set: {stdout}");
+    assert_eq!(lines.last(), Some(&"lo"), "only loopback: {stdout}");
+    let exit = site.ssh(&env, "exit 7");
+    assert_eq!(exit.status.code(), Some(7));
+
+    // The connections are on the control plane's audit log.
+    let owner = site.cp.client(&site.cp.owner);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let audit = owner.call(Method::GET, "/api/v1/audit", &[("action", "environment.ssh".into())], None).unwrap();
+        let details: Vec<String> = audit["items"].as_array().unwrap().iter().map(|r| r["detail"].to_string()).collect();
+        if details.iter().any(|d| d.contains("`exit 7`") && d.contains("status 7")) {
+            assert!(details.iter().any(|d| d.contains("accepted")), "{details:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no SSH audit records: {details:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // kill -9 the runner: the environment keeps running and is adopted after the restart.
+    assert!(site.ssh(&env, "echo before > /workspace/note").status.success());
+    first.kill_9();
+    let data = first.data.clone();
+    let mut first = Runner::start(&data, &site.cp, &site.mirror, None, 5, 1_000_000);
+    let out = site.ssh(&env, "cat /workspace/note");
+    assert_eq!(text(&out.stdout).trim(), "before", "{}", text(&out.stderr));
+    assert_eq!(call(&site.member(), Method::GET, &format!("/api/v1/environments/{env}"), None)["phase"], "running");
+
+    // Stop: the workspace is snapshotted to the control plane.
+    call(&site.member(), Method::POST, &format!("/api/v1/environments/{env}/stop"), None);
+    let stopped = wait_env(&site.member(), &env, "stopped with a backup", |v| v["phase"] == "stopped" && v["backup"]["digest"].is_string());
+    assert!(stopped["backup"]["digest"].as_str().unwrap().starts_with("sha256:"));
+
+    // The first runner goes away; the next start lands on a second runner (another uid range),
+    // which restores the snapshot instead of cloning again.
+    first.terminate();
+    let mut second = site.runner("rack-2", 5, 2_000_000);
+    std::thread::sleep(Duration::from_secs(4)); // rack-1 is now inactive (no heartbeat for 3 s)
+    call(&site.member(), Method::POST, &format!("/api/v1/environments/{env}/start"), None);
+    let moved = wait_env(&site.member(), &env, "running again", |v| v["phase"] == "running");
+    assert_ne!(moved["runner_id"], stopped["runner_id"], "it moved to the other runner");
+    let out = site.ssh(&env, "cat /workspace/note /workspace/README.md");
+    assert_eq!(text(&out.stdout), "before\nbackend service\n", "{}", text(&out.stderr));
+
+    // Delete: gone from the runner's disk.
+    call(&site.member(), Method::DELETE, &format!("/api/v1/environments/{env}"), None);
+    wait_env(&site.member(), &env, "deleted", |v| v["phase"] == "deleted");
+    assert!(!second.data.join("envs").join(&env).exists(), "the environment's files are removed");
+    second.terminate();
+}
+
+#[test]
+fn a_full_runner_keeps_the_environment_pending_until_a_place_frees_up() {
+    let site = Site::new();
+    let _runner = site.runner("small-rack", 1, 3_000_000);
+    let first = site.create_env();
+    wait_env(&site.member(), &first, "running", |v| v["phase"] == "running");
+    let second = site.create_env();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let events = call(&site.member(), Method::GET, &format!("/api/v1/environments/{second}/events"), None);
+        if events["items"].as_array().unwrap().iter().any(|e| e["kind"] == "pending") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no pending event: {events}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let waiting = call(&site.member(), Method::GET, &format!("/api/v1/environments/{second}"), None);
+    assert_eq!(waiting["phase"], "creating", "pending, not failed: {waiting}");
+
+    call(&site.member(), Method::DELETE, &format!("/api/v1/environments/{first}"), None);
+    wait_env(&site.member(), &second, "running once the first is gone", |v| v["phase"] == "running");
+}
