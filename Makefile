@@ -5,9 +5,14 @@
 
 CARGO ?= cargo
 
-.PHONY: demo test deps-demo deps-test build-release bench
+.PHONY: demo demo-bundle test deps-demo deps-test build-release bench
 
+# The whole chain: sample image and bundle, import, airlock server, project, environment, SSH.
 demo: deps-demo build-release
+	target/release/airlock demo
+
+# The connected side's part on its own: bundle, verify, import, serve, skopeo pull.
+demo-bundle: deps-demo build-release
 	scripts/demo.sh target/release/airlock
 
 test: deps-test
