@@ -21,6 +21,8 @@ needs=(
   "ssh:openssh-client"
   "ssh-keygen:openssh-client"
   "git:git"
+  "ip:iproute2"
+  "unshare:util-linux"
 )
 missing=()
 for pair in "${needs[@]}"; do
