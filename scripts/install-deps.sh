@@ -23,6 +23,7 @@ needs=(
   "git:git"
   "ip:iproute2"
   "unshare:util-linux"
+  "nft:nftables"
 )
 missing=()
 for pair in "${needs[@]}"; do

@@ -124,3 +124,18 @@ fn only_selects_a_kind_and_an_unreachable_registry_is_named() {
     let err = fails(airlock().args(["mirror", "push", "--to", &url, "--data-dir"]).arg(&data));
     assert!(err.contains(&url) && err.contains("failed"), "{err}");
 }
+
+#[test]
+fn a_target_outside_egress_allow_is_refused_before_connecting_and_audited() {
+    let data = tempfile::tempdir().unwrap();
+    let err = fails(
+        airlock()
+            .env_remove("AIRLOCK_EGRESS_ALLOW")
+            .env_remove("AIRLOCK_CONFIG")
+            .args(["mirror", "push", "--to", "https://harbor.example.com", "--data-dir"])
+            .arg(data.path()),
+    );
+    assert!(err.contains("harbor.example.com") && err.contains("egress.allow"), "{err}");
+    let audit = std::fs::read_to_string(data.path().join("egress-audit.jsonl")).unwrap();
+    assert!(audit.contains("harbor.example.com") && audit.contains("\"mirror\""), "{audit}");
+}

@@ -104,3 +104,256 @@ fn an_outside_repository_is_refused_by_the_guard_and_audited() {
     unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
     assert!(server.wait().unwrap().success(), "server stops cleanly on SIGTERM");
 }
+
+/// Network namespaces made by the test: a hub with a bridge, and one namespace per component,
+/// each joined to the bridge by a veth link, with no default route anywhere. The test process
+/// itself plays the users' workstation through one more veth on the host. Dropping it deletes
+/// the namespaces (and with them every veth).
+struct Enclave {
+    prefix: String,
+    subnet: String,
+    names: Vec<String>,
+}
+
+fn sh(args: &[&str]) {
+    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+impl Enclave {
+    fn new() -> Enclave {
+        let id = std::process::id() % 200 + 20;
+        let prefix = format!("al{id}");
+        let subnet = format!("10.213.{id}");
+        let enclave = Enclave { prefix: prefix.clone(), subnet: subnet.clone(), names: Vec::new() };
+        let mut enclave = enclave;
+        let hub = format!("{prefix}hub");
+        sh(&["ip", "netns", "add", &hub]);
+        enclave.names.push(hub.clone());
+        sh(&["ip", "-n", &hub, "link", "add", "br0", "type", "bridge"]);
+        sh(&["ip", "-n", &hub, "link", "set", "br0", "up"]);
+        for (i, name) in ["m", "c", "r"].iter().enumerate() {
+            let ns = format!("{prefix}{name}");
+            sh(&["ip", "netns", "add", &ns]);
+            enclave.names.push(ns.clone());
+            // No IPv6: its automatic solicitations would go to multicast addresses outside.
+            sh(&["ip", "netns", "exec", &ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]);
+            enclave.link(&format!("{prefix}v{name}"), Some(&ns), &format!("{subnet}.{}", i + 1));
+            // Count every packet a component sends to anything but the enclave and loopback.
+            let rules = format!(
+                "table inet egress {{\n  counter outside {{ }}\n  chain out {{\n    type filter hook output priority 0; policy accept;\n    ip daddr != {{ {subnet}.0/24, 127.0.0.0/8 }} counter name outside\n    meta nfproto ipv6 counter name outside\n  }}\n}}\n"
+            );
+            let mut nft = Command::new("ip").args(["netns", "exec", &ns, "nft", "-f", "-"]).stdin(Stdio::piped()).spawn().unwrap();
+            std::io::Write::write_all(&mut nft.stdin.take().unwrap(), rules.as_bytes()).unwrap();
+            assert!(nft.wait().unwrap().success());
+        }
+        enclave.link(&format!("{prefix}vu"), None, &format!("{subnet}.9"));
+        enclave
+    }
+
+    /// A veth from the hub's bridge into `ns` (or the host) with `addr`/24, and loopback up.
+    fn link(&self, hub_side: &str, ns: Option<&str>, addr: &str) {
+        let hub = format!("{}hub", self.prefix);
+        let inner = format!("{hub_side}i");
+        sh(&["ip", "link", "add", hub_side, "type", "veth", "peer", "name", &inner]);
+        sh(&["ip", "link", "set", hub_side, "netns", &hub]);
+        sh(&["ip", "-n", &hub, "link", "set", hub_side, "master", "br0", "up"]);
+        let cidr = format!("{addr}/24");
+        match ns {
+            Some(ns) => {
+                sh(&["ip", "link", "set", &inner, "netns", ns]);
+                sh(&["ip", "-n", ns, "addr", "add", &cidr, "dev", &inner]);
+                sh(&["ip", "-n", ns, "link", "set", &inner, "up"]);
+                sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+            }
+            None => {
+                sh(&["ip", "addr", "add", &cidr, "dev", &inner]);
+                sh(&["ip", "link", "set", &inner, "up"]);
+            }
+        }
+    }
+
+    fn ns(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    fn addr(&self, host: u8) -> String {
+        format!("{}.{host}", self.subnet)
+    }
+
+    /// `airlock ARGS` in namespace `name`'s network only (`ip netns exec` would also remount
+    /// /sys, hiding the cgroup hierarchy runc needs).
+    fn airlock(&self, name: &str) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/run/netns/{}", self.ns(name))).args(["--", env!("CARGO_BIN_EXE_airlock")]);
+        cmd
+    }
+
+    fn outside_packets(&self, name: &str) -> u64 {
+        let out = Command::new("ip").args(["netns", "exec", &self.ns(name), "nft", "-j", "list", "counter", "inet", "egress", "outside"]).output().unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("nft: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+        v["nftables"].as_array().unwrap().iter().find_map(|e| e["counter"]["packets"].as_u64()).expect("the counter")
+    }
+}
+
+impl Drop for Enclave {
+    fn drop(&mut self) {
+        for ns in self.names.iter().rev() {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        let _ = Command::new("ip").args(["link", "del", &format!("{}vui", self.prefix)]).status();
+    }
+}
+
+/// Children killed when the test ends, in whatever way it ends.
+struct Children(Vec<std::process::Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Environments outlive their runner: remove whatever one left behind.
+struct Leftovers(std::path::PathBuf);
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        let mut opts = airlock_runner::engine::EngineOptions::new(&self.0);
+        opts.uid_base = 5_000_000;
+        if let Ok(engine) = airlock_runner::engine::Engine::open(opts) {
+            for env in engine.list().unwrap_or_default() {
+                let _ = engine.delete(&env.id);
+            }
+        }
+    }
+}
+
+fn first_line(child: &mut std::process::Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    line.trim().to_string()
+}
+
+#[test]
+fn mirror_control_plane_and_runner_in_separate_namespaces_send_nothing_outside() {
+    let sample = Sample::new();
+    let bundle = sample.create("sample", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let net = Enclave::new();
+    // Dropped after the runner is killed (reverse order), so its engine lock is free.
+    let runner_data = dir.path().join("runner");
+    let _leftovers = Leftovers(runner_data.clone());
+    let mut children = Children(Vec::new());
+    let (mirror_addr, cp_addr, runner_addr) = (net.addr(1), net.addr(2), net.addr(3));
+
+    // Mirror: import, then serve inside its namespace.
+    ok(airlock().args(["mirror", "import"]).arg(&bundle).arg("--trusted-key").arg(sample.path("key.pub")).arg("--data-dir").arg(dir.path().join("mirror")));
+    let mut mirror = net.airlock("m").args(["mirror", "serve", "--listen", &format!("{mirror_addr}:5000"), "--data-dir"]).arg(dir.path().join("mirror")).stdout(Stdio::piped()).spawn().unwrap();
+    assert!(first_line(&mut mirror).contains("listening"));
+    children.0.push(mirror);
+
+    // Control plane with a site certificate for its address (plain HTTP is loopback-only).
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec![cp_addr.clone()]).unwrap().signed_by(&leaf_key, &ca, &ca_key).unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    std::fs::write(dir.path().join("cp.crt"), leaf.pem()).unwrap();
+    std::fs::write(dir.path().join("cp.key"), leaf_key.serialize_pem()).unwrap();
+    ok(airlock().args(["control-plane", "gen-kek", "--out"]).arg(dir.path().join("kek")));
+    let init = ok(airlock().args(["admin", "init", "--org", "acme", "--owner", "owner@acme.internal", "--data-dir"]).arg(dir.path().join("cp")));
+    let token = String::from_utf8_lossy(&init.stdout).trim().to_string();
+    let mut cp = net
+        .airlock("c")
+        .args(["control-plane", "serve", "--listen", &format!("{cp_addr}:8443"), "--data-dir"])
+        .arg(dir.path().join("cp"))
+        .arg("--kek-file").arg(dir.path().join("kek"))
+        .arg("--tls-cert").arg(dir.path().join("cp.crt"))
+        .arg("--tls-key").arg(dir.path().join("cp.key"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = first_line(&mut cp).strip_prefix("listening on ").unwrap().to_string();
+    children.0.push(cp);
+    let api = Client::new(&url, Some(token.clone()), Some(&ca_file)).unwrap();
+    let call = |m: Method, p: &str, b: Option<&Value>| api.call(m, p, &[], b).unwrap_or_else(|e| panic!("{p}: {e}"));
+
+    let class = call(Method::POST, "/api/v1/classes", Some(&json!({"name": "small", "resources": {"cpu_millis": 500, "memory_mib": 128, "disk_gib": 1, "pids": 64}})));
+    let image = format!("{mirror_addr}:5000/devcontainers/base:tiny");
+    let inside = call(Method::POST, "/api/v1/projects", Some(&json!({"name": "inside", "repository_url": "", "image": image, "class_id": class["id"]})));
+    let outside = call(Method::POST, "/api/v1/projects", Some(&json!({"name": "outside", "repository_url": "https://192.0.2.10/example/repo.git", "image": image, "class_id": class["id"]})));
+    let key = dir.path().join("id_ed25519");
+    ok(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key));
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    call(Method::POST, "/api/v1/ssh-keys", Some(&json!({"name": "laptop", "public_key": public.trim()})));
+    let runner = call(Method::POST, "/api/v1/runners", Some(&json!({"name": "rack-1", "capacity": 4})));
+
+    // Runner in its own namespace: allowed to reach the enclave's subnet only.
+
+    let mut run = net
+        .airlock("r")
+        .args(["runner", "--control-plane", &url, "--token", runner["exchange_token"].as_str().unwrap()])
+        .arg("--ca-cert").arg(&ca_file)
+        .args(["--plain-http-registry", &format!("{mirror_addr}:5000"), "--ssh-listen", &format!("{runner_addr}:2222")])
+        .args(["--egress-allow", &format!("{}.0/24", net.subnet), "--uid-base", "5000000", "--poll-interval", "300ms", "--data-dir"])
+        .arg(&runner_data)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(dir.path().join("runner.log")).unwrap())
+        .spawn()
+        .unwrap();
+    assert!(first_line(&mut run).starts_with("runner ssh gateway listening"), "{}", std::fs::read_to_string(dir.path().join("runner.log")).unwrap());
+    children.0.push(run);
+
+    let wait = |id: &str, phase: &str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let v = call(Method::GET, &format!("/api/v1/environments/{id}"), None);
+            if v["phase"] == phase {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "{id} did not become {phase}: {v}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let runner_id = runner["runner"]["id"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while call(Method::GET, &format!("/api/v1/runners/{runner_id}"), None)["phase"] != "active" {
+        assert!(Instant::now() < deadline, "the runner never heartbeated across the namespaces");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let env = call(Method::POST, "/api/v1/environments", Some(&json!({"project_id": inside["id"]})));
+    let env = env["id"].as_str().unwrap().to_string();
+    wait(&env, "running");
+    let ssh_dir = dir.path().join("ssh");
+    ok(airlock().args(["ssh-config", "--url", &url, "--token", &token, "--dir"]).arg(&ssh_dir).arg("--identity-file").arg(&key).arg("--ca-cert").arg(&ca_file));
+    let out = Command::new("ssh").arg("-F").arg(ssh_dir.join("config")).args(["-o", "BatchMode=yes", &format!("{env}.airlock.environment"), "id -u; ls /sys/class/net"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "0\nlo\n", "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Negative control: a destination outside is refused by the guard, named, and audited.
+    let bad = call(Method::POST, "/api/v1/environments", Some(&json!({"project_id": outside["id"]})));
+    let bad = bad["id"].as_str().unwrap().to_string();
+    let failed = wait(&bad, "failed");
+    assert!(failed["failure_reason"].as_str().unwrap().contains("egress.allow"), "{failed}");
+    let audit = std::fs::read_to_string(runner_data.join("egress-audit.jsonl")).unwrap();
+    assert!(audit.contains("192.0.2.10"), "{audit}");
+
+    for name in ["m", "c", "r"] {
+        assert_eq!(net.outside_packets(name), 0, "namespace {name} sent packets outside the enclave");
+    }
+    // The measure itself works: one datagram sent on purpose to an outside address (over a
+    // route added just for this check) is counted.
+    sh(&["ip", "-n", &net.ns("m"), "route", "add", "default", "via", &net.addr(9)]);
+    let _ = Command::new("ip").args(["netns", "exec", &net.ns("m"), "bash", "-c", "echo x > /dev/udp/192.0.2.1/9"]).status();
+    assert!(net.outside_packets("m") >= 1, "the outside-packet counter counts nothing");
+    for id in [&env, &bad] {
+        call(Method::DELETE, &format!("/api/v1/environments/{id}"), None);
+        wait(id, "deleted");
+    }
+}

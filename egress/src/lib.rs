@@ -46,6 +46,8 @@ use std::error::Error as _;
 use std::path::PathBuf;
 
 pub use airlock_config as config;
+/// The URL type the guard's checks take.
+pub use reqwest::Url;
 pub use audit::{EgressAudit, EgressRecord, JsonLinesAudit, TracingAudit, AUDIT_FILE_NAME};
 pub use guard::{Denied, EgressGuard, HostResolver, Permit, SystemResolver};
 pub use http::{

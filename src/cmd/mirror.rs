@@ -142,6 +142,9 @@ pub struct PushArgs {
     /// An extra CA certificate (PEM) to trust for the target.
     #[arg(long, value_name = "FILE")]
     ca_cert: Option<PathBuf>,
+    /// airlock.toml whose egress.allow must name the target (or AIRLOCK_EGRESS_ALLOW).
+    #[arg(long, value_name = "FILE", env = "AIRLOCK_CONFIG")]
+    config: Option<PathBuf>,
     #[command(flatten)]
     data: DataDir,
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
@@ -266,6 +269,13 @@ fn push(args: PushArgs) -> anyhow::Result<ExitCode> {
         None => None,
         Some(path) => Some(fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?),
     };
+    // The target is an outbound destination like any other: it must be in egress.allow.
+    let config = airlock_egress::config::Config::load(args.config.as_deref(), std::env::vars())?;
+    fs::create_dir_all(&args.data.data_dir)?;
+    let audit = std::sync::Arc::new(airlock_egress::JsonLinesAudit::in_data_dir(&args.data.data_dir)?);
+    let guard = airlock_egress::EgressGuard::from_config(&config, audit)?.with_component("mirror");
+    let target = airlock_egress::Url::parse(&args.to).with_context(|| format!("--to {} is not a URL", args.to))?;
+    guard.check_url(&target)?;
     let request = Request::Push { url: args.to.clone(), credentials, extra_ca, only: args.only.clone() };
     let report = admin::run(&args.data.data_dir, request, &Silent).with_context(|| format!("push to {} failed", args.to))?;
     if args.output == OutputFormat::Json {
