@@ -79,14 +79,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let inactive_after = Duration::from_secs(args.runner_inactive_after);
-    let defaults = Config::default();
-    let config = Config {
-        runner_inactive_after: inactive_after,
-        // Runners must be heard from several times before they count as inactive.
-        heartbeat_interval: defaults.heartbeat_interval.min(inactive_after / 3).max(Duration::from_secs(1)),
-        ..defaults
-    };
+    let config = Config::with_runner_inactive_after(Duration::from_secs(args.runner_inactive_after));
     let tls = args.tls_cert.zip(args.tls_key);
     let scheme = if tls.is_some() { "https" } else { "http" };
     let opts = ServeOptions {

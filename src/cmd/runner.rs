@@ -8,9 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use airlock_egress::{EgressGuard, JsonLinesAudit};
-use airlock_runner::agent::{Agent, AgentOptions, GatewayBackend};
+use airlock_runner::agent::{Agent, AgentOptions};
 use airlock_runner::engine::EngineOptions;
-use airlock_runner::ssh::{self, GatewayConfig};
 use anyhow::Context;
 
 #[derive(clap::Args)]
@@ -78,24 +77,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         capacity: args.capacity,
         poll_interval: args.poll_interval,
         engine,
-        ssh_endpoint: None,
         egress,
     })
     .context("cannot start the runner")?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let backend = Arc::new(GatewayBackend::new(agent.shared()));
     let gateway = runtime
-        .block_on(ssh::bind(
-            GatewayConfig::new(args.ssh_listen, args.data_dir.join("ssh_host_ed25519_key")),
-            backend,
-        ))
+        .block_on(agent.start_gateway(args.ssh_listen, args.ssh_public_host.clone()))
         .context("cannot start the SSH gateway")?;
     let addr = gateway.local_addr();
-    let host = args
-        .ssh_public_host
-        .clone()
-        .unwrap_or_else(|| addr.ip().to_string());
-    agent.set_ssh_endpoint(host, addr.port(), gateway.host_public_key_openssh());
     println!("runner ssh gateway listening on {addr} (host key {})", gateway.fingerprint());
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();

@@ -20,9 +20,8 @@ use airlock_control_plane::server::{self as cp_server, ServeOptions as CpOptions
 use airlock_control_plane::time::Clock;
 use airlock_mirror::serve::{self as mirror_serve, ServeOptions as MirrorOptions};
 use airlock_egress::{EgressGuard, JsonLinesAudit};
-use airlock_runner::agent::{Agent, AgentOptions, GatewayBackend};
+use airlock_runner::agent::{Agent, AgentOptions};
 use airlock_runner::engine::EngineOptions;
-use airlock_runner::ssh::{self, GatewayConfig};
 use anyhow::{bail, Context};
 use serde_json::json;
 use tokio::sync::oneshot;
@@ -102,16 +101,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .or_else(|| config.control_plane.public_url.clone())
             .context("the built-in runner needs a control plane: enable it or set control_plane.public_url")?;
         let agent = builtin_runner(&config, &url, mirror_addr)?;
-        let backend = Arc::new(GatewayBackend::new(agent.shared()));
         let gateway = runtime
-            .block_on(ssh::bind(
-                GatewayConfig::new(config.runner.ssh_listen, config.runner_dir().join("ssh_host_ed25519_key")),
-                backend,
-            ))
+            .block_on(agent.start_gateway(config.runner.ssh_listen, config.runner.ssh_public_host.clone()))
             .context("cannot start the SSH gateway")?;
         let addr = gateway.local_addr();
-        let host = config.runner.ssh_public_host.clone().unwrap_or_else(|| addr.ip().to_string());
-        agent.set_ssh_endpoint(host, addr.port(), gateway.host_public_key_openssh());
         announce(&format!("ssh gateway listening on {addr}"));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
@@ -190,18 +183,14 @@ fn control_plane_options(config: &Config, owner: &str) -> anyhow::Result<CpOptio
         Err(airlock_control_plane::bootstrap::InitError::AlreadyInitialized { .. }) => {}
         Err(e) => return Err(e).context("cannot initialize the control plane"),
     }
-    let inactive_after = Duration::from_secs(config.control_plane.inactive_after_seconds);
-    let defaults = ApiConfig::default();
     Ok(CpOptions {
         listen: config.control_plane.listen,
         data_dir: dir,
         kek_files,
         tls: config.control_plane.tls_cert.clone().zip(config.control_plane.tls_key.clone()),
-        config: ApiConfig {
-            runner_inactive_after: inactive_after,
-            heartbeat_interval: defaults.heartbeat_interval.min(inactive_after / 3).max(Duration::from_secs(1)),
-            ..defaults
-        },
+        config: ApiConfig::with_runner_inactive_after(Duration::from_secs(
+            config.control_plane.inactive_after_seconds,
+        )),
     })
 }
 
@@ -231,7 +220,6 @@ fn builtin_runner(config: &Config, cp_url: &str, mirror: Option<(SocketAddr, boo
         capacity: config.runner.capacity as usize,
         poll_interval: Duration::from_secs(1),
         engine,
-        ssh_endpoint: None,
         egress,
     })
     .context("cannot start the built-in runner")

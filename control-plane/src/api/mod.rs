@@ -67,6 +67,22 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// The defaults with runners counted inactive after `inactive_after`, and told to
+    /// heartbeat at least three times in that window.
+    pub fn with_runner_inactive_after(inactive_after: Duration) -> Config {
+        let defaults = Config::default();
+        Config {
+            runner_inactive_after: inactive_after,
+            heartbeat_interval: defaults
+                .heartbeat_interval
+                .min(inactive_after / 3)
+                .max(Duration::from_secs(1)),
+            ..defaults
+        }
+    }
+}
+
 pub struct AppState {
     pub store: Store,
     pub keyring: Keyring,

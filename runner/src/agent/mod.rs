@@ -21,9 +21,10 @@ use std::time::{Duration, Instant, SystemTime};
 use airlock_egress::EgressGuard;
 
 use crate::engine::{Engine, EngineOptions, EnvStatus, LocalEnvironment};
+use crate::ssh::{self, Gateway, GatewayConfig, SshError};
 pub use api::ControlPlane;
 use api::{Activity, Credential, Desired, Environment, Phase, SshEndpoint, SshSession};
-pub use gateway::GatewayBackend;
+use gateway::GatewayBackend;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -49,8 +50,6 @@ pub struct AgentOptions {
     pub capacity: usize,
     pub poll_interval: Duration,
     pub engine: EngineOptions,
-    /// The SSH gateway's address as users reach it (reported to the control plane).
-    pub ssh_endpoint: Option<(String, u16)>,
     /// Every destination the runner connects to (control plane, registries, git servers) is
     /// checked against it first; a refusal is audited and fails the environment with the
     /// destination and the setting named.
@@ -75,13 +74,22 @@ pub struct Shared {
     ssh_records: Mutex<Vec<(String, SshSession)>>,
     ssh_endpoint: Mutex<Option<SshEndpoint>>,
     egress: EgressGuard,
+    /// A worker finished: what runs here may have changed.
+    changed: AtomicBool,
 }
 
 pub struct Agent {
     shared: Arc<Shared>,
-    heartbeat_every: Duration,
     poll_interval: Duration,
+    /// The engine's view from the last full look (one `runc state` per environment), and when
+    /// it was taken: taken again after any worker finished, and at least every
+    /// [`LOCAL_VIEW_MAX_AGE`], not on every poll.
+    local: Mutex<(HashMap<String, LocalEnvironment>, Option<Instant>)>,
 }
+
+/// How stale the engine's view may get before the loop looks again (to notice environments
+/// that died on their own).
+const LOCAL_VIEW_MAX_AGE: Duration = Duration::from_secs(10);
 
 const CREDENTIAL_FILE: &str = "credential.json";
 
@@ -109,21 +117,32 @@ impl Agent {
             ssh_records: Mutex::default(),
             ssh_endpoint: Mutex::default(),
             egress: opts.egress,
+            changed: AtomicBool::new(false),
         });
         Ok(Agent {
             shared,
-            heartbeat_every: Duration::from_secs(credential.heartbeat_interval_seconds.max(1)),
             poll_interval: opts.poll_interval,
+            local: Mutex::new((HashMap::new(), None)),
         })
     }
 
-    pub fn shared(&self) -> Arc<Shared> {
-        self.shared.clone()
-    }
-
-    /// Tells the control plane where the SSH gateway is (sent with every heartbeat).
-    pub fn set_ssh_endpoint(&self, host: String, port: u16, host_key: String) {
-        *self.shared.ssh_endpoint.lock().unwrap() = Some(SshEndpoint { host, port, host_key });
+    /// Starts the SSH gateway into this runner's environments (host key kept in the data
+    /// folder) and reports it with every heartbeat, under `public_host` (default: the address
+    /// it listens on).
+    pub async fn start_gateway(
+        &self,
+        listen: std::net::SocketAddr,
+        public_host: Option<String>,
+    ) -> Result<Gateway, SshError> {
+        let config = GatewayConfig::new(listen, self.shared.data_dir.join("ssh_host_ed25519_key"));
+        let gateway = ssh::bind(config, Arc::new(GatewayBackend::new(self.shared.clone()))).await?;
+        let addr = gateway.local_addr();
+        *self.shared.ssh_endpoint.lock().unwrap() = Some(SshEndpoint {
+            host: public_host.unwrap_or_else(|| addr.ip().to_string()),
+            port: addr.port(),
+            host_key: gateway.host_public_key_openssh(),
+        });
+        Ok(gateway)
     }
 
     /// Runs until `stop` is set. Errors reaching the control plane are logged and retried;
@@ -174,19 +193,14 @@ impl Agent {
         for id in &answer.unknown_environments {
             seen.remove(id);
         }
-        Ok(Duration::from_secs(answer.heartbeat_interval_seconds.max(1)).min(self.heartbeat_every.max(Duration::from_secs(1))))
+        // The control plane says how often it wants to hear from us.
+        Ok(Duration::from_secs(answer.heartbeat_interval_seconds.max(1)))
     }
 
     /// One pass: read the assignment, compare with what runs here, start the work needed.
     pub fn reconcile_once(&self) -> Result<(), AgentError> {
         let assigned = self.shared.cp.environments()?;
-        let local: HashMap<String, LocalEnvironment> = self
-            .shared
-            .engine
-            .list()?
-            .into_iter()
-            .map(|e| (e.id.clone(), e))
-            .collect();
+        let local = self.local_view()?;
         {
             let mut map = self.shared.assigned.lock().unwrap();
             map.clear();
@@ -211,6 +225,17 @@ impl Agent {
             self.spawn_work(env.id.clone(), job);
         }
         Ok(())
+    }
+
+    fn local_view(&self) -> Result<HashMap<String, LocalEnvironment>, AgentError> {
+        let mut cached = self.local.lock().unwrap();
+        let changed = self.shared.changed.swap(false, Ordering::AcqRel);
+        let fresh = cached.1.is_some_and(|at| at.elapsed() < LOCAL_VIEW_MAX_AGE);
+        if changed || !fresh {
+            let list = self.shared.engine.list()?;
+            *cached = (list.into_iter().map(|e| (e.id.clone(), e)).collect(), Some(Instant::now()));
+        }
+        Ok(cached.0.clone())
     }
 
     fn decide(&self, env: &Environment, here: Option<&LocalEnvironment>, running_here: &mut usize) -> Option<work::Job> {
@@ -262,6 +287,7 @@ impl Agent {
             .name(format!("env-{id}"))
             .spawn(move || {
                 work::run(&shared, &id, job);
+                shared.changed.store(true, Ordering::Release);
                 shared.busy.lock().unwrap().remove(&id);
             })
             .expect("spawn an environment worker thread");
