@@ -78,7 +78,7 @@ fn a_download_killed_halfway_resumes_where_it_stopped() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(files_in(&out.parent().unwrap()).is_empty(), "a killed create left files: {:?}", files_in(out.parent().unwrap()));
+    assert!(files_in(out.parent().unwrap()).is_empty(), "a killed create left files: {:?}", files_in(out.parent().unwrap()));
     assert_eq!(fs::metadata(&partial).unwrap().len(), half as u64);
 
     setup.server.stall_after(path, None);

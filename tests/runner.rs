@@ -231,7 +231,15 @@ impl Site {
         let owner = self.cp.client(&self.cp.owner);
         let created = call(&owner, Method::POST, "/api/v1/runners", Some(&json!({"name": name, "capacity": 10})));
         let token = created["exchange_token"].as_str().unwrap().to_string();
-        Runner::start(&self.dir.path().join(name), &self.cp, &self.mirror, Some(&token), capacity, uid_base)
+        let runner = Runner::start(&self.dir.path().join(name), &self.cp, &self.mirror, Some(&token), capacity, uid_base);
+        // Environments are scheduled only on runners that have heartbeated.
+        let path = format!("/api/v1/runners/{}", created["runner"]["id"].as_str().unwrap());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while call(&owner, Method::GET, &path, None)["phase"] != "active" {
+            assert!(Instant::now() < deadline, "runner {name} never became active");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        runner
     }
 
     fn member(&self) -> Client {

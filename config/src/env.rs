@@ -105,7 +105,7 @@ pub(crate) fn apply(
         target.insert(key.to_string(), parsed);
         changed = true;
         // Check each variable on its own, so the error names the one that is wrong.
-        Config::deserialize_table(&table).map_err(|e| invalid(e))?;
+        Config::deserialize_table(&table).map_err(invalid)?;
     }
     if changed {
         *config = Config::deserialize_table(&table).map_err(ConfigError::Invalid)?;

@@ -202,11 +202,11 @@ impl Filter {
             && self
                 .actor
                 .as_deref()
-                .map_or(true, |a| a == r.actor.id || a == r.actor.name)
+                .is_none_or(|a| a == r.actor.id || a == r.actor.name)
             && pattern(&self.action, &r.action)
             && pattern(&self.subject, &r.subject)
-            && self.since.map_or(true, |t| r.time >= t)
-            && self.until.map_or(true, |t| r.time < t)
+            && self.since.is_none_or(|t| r.time >= t)
+            && self.until.is_none_or(|t| r.time < t)
     }
 }
 

@@ -103,7 +103,7 @@ pub fn pick_runner(
             continue;
         }
         let free = (runner.capacity as u64).saturating_sub(runner_load(tx, &runner.id)?);
-        if free > 0 && best.as_ref().map_or(true, |(most, _)| free > *most) {
+        if free > 0 && best.as_ref().is_none_or(|(most, _)| free > *most) {
             best = Some((free, runner));
         }
     }

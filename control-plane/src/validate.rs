@@ -106,7 +106,7 @@ pub fn image_reference(value: &str) -> Check {
             })
             && c.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
     };
-    let tag_ok = tag.map_or(true, |t| {
+    let tag_ok = tag.is_none_or(|t| {
         !t.is_empty()
             && t.len() <= 128
             && t.bytes()

@@ -76,7 +76,7 @@ pub async fn list(
     let keep = |e: &Environment| {
         (all || e.owner_id == me)
             && (f.include_deleted || e.phase != EnvPhase::Deleted)
-            && f.project_id.as_ref().map_or(true, |p| &e.project_id == p)
+            && f.project_id.as_ref().is_none_or(|p| &e.project_id == p)
     };
     Ok(axum::Json(app.list(
         &caller.org.id,

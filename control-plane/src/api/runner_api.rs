@@ -415,7 +415,7 @@ pub async fn report_status(
     Json(req): Json<StatusReport>,
 ) -> Result<axum::Json<RunnerEnvironment>, ApiError> {
     hosted(&app, &caller, &id)?;
-    if req.phase == EnvPhase::Failed && req.reason.as_deref().map_or(true, |r| r.trim().is_empty())
+    if req.phase == EnvPhase::Failed && req.reason.as_deref().is_none_or(|r| r.trim().is_empty())
     {
         return Err(ApiError::invalid(
             "reason",

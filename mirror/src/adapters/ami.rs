@@ -32,7 +32,7 @@ pub fn handle(state: &AppState, req: &Req) -> Result<Option<Reply>> {
     let version = req.param("version");
     let file = files
         .into_iter()
-        .find(|f| f.name == name && version.as_ref().map_or(true, |v| f.version == *v))
+        .find(|f| f.name == name && version.as_ref().is_none_or(|v| f.version == *v))
         .ok_or_else(|| {
             AdapterError::not_found(format!("no AMI descriptor {name}{}", version.map(|v| format!(" version {v}")).unwrap_or_default()))
         })?;

@@ -136,9 +136,9 @@ fn filter<'a>(req: &Req, ides: Vec<&'a Ide>) -> Vec<&'a Ide> {
     let build = req.param("build");
     let mut ides: Vec<&Ide> = ides
         .into_iter()
-        .filter(|i| types.as_ref().map_or(true, |t| t.contains(&i.release_type.to_lowercase())))
-        .filter(|i| major.as_ref().map_or(true, |m| i.file.version == *m || i.file.version.starts_with(&format!("{m}."))))
-        .filter(|i| build.as_ref().map_or(true, |b| i.build.as_deref() == Some(b.as_str())))
+        .filter(|i| types.as_ref().is_none_or(|t| t.contains(&i.release_type.to_lowercase())))
+        .filter(|i| major.as_ref().is_none_or(|m| i.file.version == *m || i.file.version.starts_with(&format!("{m}."))))
+        .filter(|i| build.as_ref().is_none_or(|b| i.build.as_deref() == Some(b.as_str())))
         .collect();
     if req.param("latest").is_some_and(|v| v == "true") {
         let newest = ides.iter().map(|i| i.file.version.as_str()).max_by(|a, b| compare_versions(a, b)).map(str::to_string);
@@ -183,7 +183,7 @@ pub fn handle(state: &AppState, req: &Req) -> Result<Option<Reply>> {
             all.dedup();
             let products: Vec<Value> = all
                 .into_iter()
-                .filter(|c| codes.as_ref().map_or(true, |list| list.iter().any(|x| x == c)))
+                .filter(|c| codes.as_ref().is_none_or(|list| list.iter().any(|x| x == c)))
                 .map(|code| {
                     let of_code: Vec<&Ide> = ides.iter().filter(|i| i.code == code).collect();
                     json!({

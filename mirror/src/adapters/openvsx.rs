@@ -53,7 +53,7 @@ fn builds_of(builds: &[Build], ns: &str, name: &str) -> Result<Vec<Build>> {
 /// The build a metadata path names. An explicit target platform matches only that
 /// platform's builds, as upstream does (clients ask again without it for the universal one).
 fn select<'a>(group: &'a [Build], ns: &str, name: &str, target: Option<&str>, version: Option<&str>) -> Result<&'a Build> {
-    let refs: Vec<&Build> = group.iter().filter(|b| target.map_or(true, |t| b.platform == t)).collect();
+    let refs: Vec<&Build> = group.iter().filter(|b| target.is_none_or(|t| b.platform == t)).collect();
     let version = version.filter(|v| *v != "latest");
     extensions::pick(&refs, version, target).ok_or_else(|| {
         let what = match (target, version) {
@@ -126,7 +126,7 @@ fn extension_json(origin: &Origin, group: &[Build], build: &Build, target: Optio
     all_versions.insert("latest".into(), json!(origin.link(&metadata_path(build, "latest", target))));
     let mut versions: Vec<&str> = group
         .iter()
-        .filter(|b| target.map_or(true, |t| b.platform == t))
+        .filter(|b| target.is_none_or(|t| b.platform == t))
         .map(|b| b.version.as_str())
         .collect();
     versions.sort_by(|a, b| compare_versions(b, a));
@@ -177,7 +177,7 @@ fn extension_json(origin: &Origin, group: &[Build], build: &Build, target: Optio
 fn references(state: &AppState, req: &Req, ns: &str, name: &str, target: Option<&str>) -> Result<Reply> {
     let builds = extensions::load(state)?;
     let group = builds_of(&builds, ns, name)?;
-    let all: Vec<&Build> = group.iter().filter(|b| target.map_or(true, |t| b.platform == t)).collect();
+    let all: Vec<&Build> = group.iter().filter(|b| target.is_none_or(|t| b.platform == t)).collect();
     let offset: usize = req.param("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
     let size: usize = req.param("size").and_then(|v| v.parse().ok()).unwrap_or(100).clamp(1, 1000);
     let versions: Vec<Value> = all
@@ -266,8 +266,8 @@ fn query(state: &AppState, req: &Req) -> Result<Reply> {
         let candidates: Vec<&Build> = group
             .iter()
             .copied()
-            .filter(|b| target.as_ref().map_or(true, |t| b.platform == *t))
-            .filter(|b| version.as_ref().map_or(true, |v| b.version == *v))
+            .filter(|b| target.as_ref().is_none_or(|t| b.platform == *t))
+            .filter(|b| version.as_ref().is_none_or(|v| b.version == *v))
             .collect();
         let chosen = if all { candidates } else { extensions::latest_per_platform(&candidates).into_iter().take(1).collect() };
         out.extend(chosen.into_iter().map(|b| extension_json(&req.origin, &owned, b, target.as_deref())));
@@ -285,10 +285,10 @@ fn search(state: &AppState, req: &Req) -> Result<Reply> {
     let size: usize = req.param("size").and_then(|v| v.parse().ok()).unwrap_or(18).clamp(1, 1000);
     let mut matched = Vec::new();
     for group in extensions::grouped(&builds) {
-        let candidates: Vec<&Build> = group.iter().copied().filter(|b| target.as_ref().map_or(true, |t| b.platform == *t)).collect();
+        let candidates: Vec<&Build> = group.iter().copied().filter(|b| target.as_ref().is_none_or(|t| b.platform == *t)).collect();
         let Some(head) = candidates.first() else { continue };
         let haystack = format!("{} {} {} {}", head.id, head.display_name(), head.description(), head.keywords().join(" ")).to_lowercase();
-        let in_category = category.as_ref().map_or(true, |c| head.categories().iter().any(|x| x.to_lowercase() == *c));
+        let in_category = category.as_ref().is_none_or(|c| head.categories().iter().any(|x| x.to_lowercase() == *c));
         if haystack.contains(&text) && in_category {
             matched.push(json!({
                 "url": req.origin.link(&metadata_path(head, &head.version, None)),
