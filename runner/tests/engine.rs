@@ -74,7 +74,12 @@ fn inside_an_environment_only_its_own_processes_loopback_and_hostname_exist() {
     assert_ne!(code, 0, "the host's port {port} was reachable");
     assert_eq!(host.accept().map(|_| ()).unwrap_err().kind(), std::io::ErrorKind::WouldBlock, "the host listener got a connection");
     // ...while the environment's own loopback works (so the failures above mean isolation).
-    let own = run_ok(&t.engine, "env_iso1", "nc -l -p 7777 > /tmp/got & sleep 0.3; echo ping | nc -w 1 127.0.0.1 7777; sleep 0.3; cat /tmp/got");
+    // (The client retries until the listener is up: under load 0.3 s was not always enough.)
+    let own = run_ok(
+        &t.engine,
+        "env_iso1",
+        "nc -l -p 7777 > /tmp/got & i=0; while [ $i -lt 50 ]; do echo ping | nc -w 1 127.0.0.1 7777 && break; i=$((i+1)); sleep 0.1; done; wait; cat /tmp/got",
+    );
     assert_eq!(own, "ping");
 
     // Hardening, read from the process itself.
