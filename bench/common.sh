@@ -7,6 +7,8 @@ time_cmd() {
   eval "$cmd" >/dev/null 2>&1; eval "$cleanup"
   for _ in $(seq "$runs"); do
     local start end
+    # Earlier runs' dirty pages would otherwise be written back inside this one's timing.
+    sync
     start=$(date +%s.%N); eval "$cmd" >/dev/null 2>&1; end=$(date +%s.%N)
     eval "$cleanup"
     times+=("$(awk "BEGIN { print $end - $start }")")

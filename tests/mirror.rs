@@ -242,6 +242,9 @@ fn pulls_keep_working_during_an_import_through_the_running_server() {
             pulls
         })
     };
+    // The release adapters answer from the store as it is now (and cache that answer).
+    let edge_manifest = "/releases/edge/manifest.json";
+    assert_eq!(get(&server.addr, edge_manifest, "").0, 404);
     // A second bundle on another channel, imported through the server's admin socket
     // (sled lets only the server open the folder).
     let second = sample.create("second", &["--sequence", "2", "--channel", "edge"]);
@@ -250,6 +253,8 @@ fn pulls_keep_working_during_an_import_through_the_running_server() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let pulls = puller.join().unwrap();
     assert!(pulls > 0);
+    let (status, head, _) = get(&server.addr, edge_manifest, "");
+    assert_eq!(status, 200, "the committed import shows at once: {head}");
 
     let history: serde_json::Value =
         serde_json::from_slice(&ok(airlock().args(["mirror", "history", "--output", "json", "--data-dir"]).arg(&data)).stdout).unwrap();

@@ -257,3 +257,62 @@ fn pull_discovery_and_management_workflows() {
     let r = c.delete(s.url(&format!("/v2/conf/app/blobs/{layer_digest}"))).basic_auth("u", Some(&s.token)).send().unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
+
+/// Conformance "GET request to tags list should reflect manifest deletion": deleting a
+/// repository's last manifest empties it but keeps it known, so its tag list is an empty
+/// 200 (as distribution answers), while a repository never pushed to stays `NAME_UNKNOWN`.
+#[test]
+fn emptied_repository_lists_no_tags_instead_of_name_unknown() {
+    let s = Server::start();
+    let c = client();
+    let layer = push_blob(&s, "conf/emptied", b"only layer");
+    let config = push_blob(&s, "conf/emptied", b"{}");
+    let manifest = image_manifest(&config, 2, &layer, 10, None);
+    let digest = digest_of(&manifest);
+    assert_eq!(put_manifest(&s, "conf/emptied", "only", &manifest).status(), StatusCode::CREATED);
+
+    let r = c.delete(s.url("/v2/conf/emptied/manifests/only")).basic_auth("u", Some(&s.token)).send().unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let r = c.delete(s.url(&format!("/v2/conf/emptied/manifests/{digest}"))).basic_auth("u", Some(&s.token)).send().unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+
+    let r = c.get(s.url("/v2/conf/emptied/tags/list")).send().unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: serde_json::Value = r.json().unwrap();
+    assert_eq!(body, json!({ "name": "conf/emptied", "tags": [] }));
+    // A tag of the emptied repository is an unknown manifest, not an unknown repository.
+    let r = c.get(s.url("/v2/conf/emptied/manifests/only")).send().unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(r.text().unwrap().contains("MANIFEST_UNKNOWN"));
+
+    let r = c.get(s.url("/v2/conf/never-pushed/tags/list")).send().unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(r.text().unwrap().contains("NAME_UNKNOWN"));
+}
+
+/// The spec: "A registry MUST accept an otherwise valid manifest with a subject field that
+/// references a manifest that does not exist, allowing clients to push a manifest and
+/// referrers to that manifest in either order." The referrer is listed once pushed, and
+/// still after its subject arrives.
+#[test]
+fn referrer_pushed_before_its_subject_is_accepted_and_listed() {
+    let s = Server::start();
+    let c = client();
+    let layer = push_blob(&s, "conf/order", b"image layer");
+    let config = push_blob(&s, "conf/order", b"{}");
+    let subject = image_manifest(&config, 2, &layer, 11, None);
+    let subject_digest = digest_of(&subject);
+    let sig = push_blob(&s, "conf/order", b"signature");
+    let referrer = image_manifest(&config, 2, &sig, 9, Some((&subject_digest, subject.len())));
+    let referrer_digest = digest_of(&referrer);
+
+    let r = put_manifest(&s, "conf/order", &referrer_digest, &referrer);
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(r.headers()["oci-subject"], subject_digest.as_str());
+    let index: serde_json::Value = c.get(s.url(&format!("/v2/conf/order/referrers/{subject_digest}"))).send().unwrap().json().unwrap();
+    assert_eq!(index["manifests"][0]["digest"], referrer_digest.as_str());
+
+    assert_eq!(put_manifest(&s, "conf/order", "v1", &subject).status(), StatusCode::CREATED);
+    let index: serde_json::Value = c.get(s.url(&format!("/v2/conf/order/referrers/{subject_digest}"))).send().unwrap().json().unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
+}

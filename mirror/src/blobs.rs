@@ -7,10 +7,14 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use airlock_bundler::digest::{Digest, HashingWriter};
+use bytes::Bytes;
+
+use crate::mapped::MappedBlobs;
 
 pub struct BlobStore {
     root: PathBuf,
     staging: PathBuf,
+    mapped: MappedBlobs,
 }
 
 impl BlobStore {
@@ -19,7 +23,7 @@ impl BlobStore {
         let staging = data_dir.join("staging");
         fs::create_dir_all(&root)?;
         fs::create_dir_all(&staging)?;
-        Ok(BlobStore { root, staging })
+        Ok(BlobStore { root, staging, mapped: MappedBlobs::default() })
     }
 
     pub fn path(&self, digest: &Digest) -> PathBuf {
@@ -72,7 +76,14 @@ impl BlobStore {
         Ok((digest, size))
     }
 
+    /// A blob's whole content for serving: memory-mapped when large (see `mapped`).
+    /// Blocking: call it off the async workers.
+    pub fn contents(&self, digest: &Digest) -> io::Result<Bytes> {
+        self.mapped.get(digest, &self.path(digest))
+    }
+
     pub fn remove(&self, digest: &Digest) -> io::Result<()> {
+        self.mapped.forget(digest);
         match fs::remove_file(self.path(digest)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),

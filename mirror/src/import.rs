@@ -165,7 +165,7 @@ fn run(
     }
 
     record.result = "failed".into();
-    let (manifests, written_bytes, reused_blobs) = stream_entries(store, &mut reader, options.progress)?;
+    let Streamed { manifests, written_bytes, reused_blobs } = stream_entries(store, &mut reader, options.progress)?;
     reader.finish()?;
 
     record.result = "imported".into();
@@ -223,13 +223,16 @@ fn check_base(store: &Store, manifest: &BundleManifest) -> Result<(), ImportErro
     }
 }
 
+/// What streaming a bundle's entries produced.
+struct Streamed {
+    /// The bytes of every manifest seen, to index them.
+    manifests: HashMap<Digest, Vec<u8>>,
+    written_bytes: u64,
+    reused_blobs: usize,
+}
+
 /// Streams every entry: blobs into staging then into place, everything verified.
-/// Returns the bytes of every manifest seen (to index them), bytes written, blobs reused.
-fn stream_entries(
-    store: &Store,
-    reader: &mut BundleReader<impl io::Read>,
-    progress: &dyn Progress,
-) -> Result<(HashMap<Digest, Vec<u8>>, u64, usize), ImportError> {
+fn stream_entries(store: &Store, reader: &mut BundleReader<impl io::Read>, progress: &dyn Progress) -> Result<Streamed, ImportError> {
     let media_types: HashMap<Digest, String> = reader
         .manifest()
         .blobs
@@ -262,7 +265,7 @@ fn stream_entries(
         }
     }
     progress.finish();
-    Ok((manifests, written, reused))
+    Ok(Streamed { manifests, written_bytes: written, reused_blobs: reused })
 }
 
 struct Tee<'a, W> {

@@ -5,6 +5,7 @@ pub mod adapters;
 pub mod admin;
 pub mod blobs;
 pub mod import;
+pub mod mapped;
 pub mod maintenance;
 pub mod metrics;
 pub mod registry;
@@ -13,5 +14,6 @@ pub mod serve;
 pub mod store;
 pub mod tls;
 pub mod tokens;
+pub mod zero_copy;
 
 pub use store::Store;

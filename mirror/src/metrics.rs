@@ -67,6 +67,9 @@ impl Metrics {
         out.push_str("# HELP airlock_mirror_bytes_served_total Blob bytes sent to clients.\n");
         out.push_str("# TYPE airlock_mirror_bytes_served_total counter\n");
         let _ = writeln!(out, "airlock_mirror_bytes_served_total {}", self.bytes_served.load(Ordering::Relaxed));
+        out.push_str("# HELP airlock_mirror_bytes_sendfile_total Of those, bytes sent from the page cache by sendfile(2).\n");
+        out.push_str("# TYPE airlock_mirror_bytes_sendfile_total counter\n");
+        let _ = writeln!(out, "airlock_mirror_bytes_sendfile_total {}", crate::zero_copy::bytes_sent_by_sendfile());
         out.push_str("# HELP airlock_mirror_imports_total Bundle imports by result.\n");
         out.push_str("# TYPE airlock_mirror_imports_total counter\n");
         for (result, n) in self.imports.lock().unwrap_or_else(|p| p.into_inner()).iter() {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use airlock_bundler::Digest;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue};
@@ -56,6 +57,21 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
     crate::adapters::route(state, parts, body).await
 }
 
+/// The bytes `start..start + len` of a stored blob as a response body, from one mapping of
+/// the file (see `mapped`), counted as served.
+pub async fn blob_body(state: &Arc<AppState>, digest: &Digest, start: u64, len: u64) -> std::io::Result<Body> {
+    let serving = state.clone();
+    let digest = *digest;
+    let contents = tokio::task::spawn_blocking(move || serving.store.blobs.contents(&digest))
+        .await
+        .map_err(std::io::Error::other)??;
+    let end = start.checked_add(len).filter(|end| *end <= contents.len() as u64).ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("blob {digest} is shorter than its recorded size"))
+    })?;
+    state.metrics.add_bytes_served(len);
+    Ok(Body::from(contents.slice(start as usize..end as usize)))
+}
+
 /// One structured log line per request, and the request metrics.
 async fn access_log(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -105,7 +121,7 @@ pub async fn serve(options: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Res
             let app = router(state).layer(axum::Extension(crate::adapters::Https));
             crate::tls::serve_https(listener, app, config, shutdown_signal()).await
         }
-        None => axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await,
+        None => axum::serve(crate::zero_copy::ZeroCopyListener(listener), router(state)).with_graceful_shutdown(shutdown_signal()).await,
     };
     admin.abort();
     let _ = std::fs::remove_file(&socket);

@@ -104,6 +104,8 @@ pub struct Store {
     /// Commits one at a time: sled 0.34 can deadlock when a flush overlaps a batch from
     /// another thread (seen in the control plane under load).
     commits: std::sync::Mutex<()>,
+    /// Counts commits, so what is derived from metadata can be cached until it changes.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 fn key(prefix: &str, parts: &[&str]) -> Vec<u8> {
@@ -140,7 +142,7 @@ impl Store {
         })?;
         let meta = db.open_tree("meta")?;
         let blobs = BlobStore::open(data_dir)?;
-        Ok(Store { blobs, db, meta, exclusive: std::sync::Mutex::new(()), commits: std::sync::Mutex::new(()) })
+        Ok(Store { blobs, db, meta, exclusive: std::sync::Mutex::new(()), commits: std::sync::Mutex::new(()), generation: Default::default() })
     }
 
     fn get<T: DeserializeOwned>(&self, k: &[u8]) -> Result<Option<T>, StoreError> {
@@ -169,8 +171,12 @@ impl Store {
         Ok(self.meta.contains_key(key("r/", &[repo, &digest.to_string()]))?)
     }
 
+    /// Whether content was ever pushed or imported into the repository. Deleting its last
+    /// manifest empties it without making it unknown: its tag list is then empty (200),
+    /// not `NAME_UNKNOWN`, as registries answer. The `r/` scan covers stores written
+    /// before the `n/` marker existed.
     pub fn repo_exists(&self, repo: &str) -> Result<bool, StoreError> {
-        Ok(self.scan(key("r/", &[repo, ""])).next().transpose()?.is_some())
+        Ok(self.meta.contains_key(key("n/", &[repo]))? || self.scan(key("r/", &[repo, ""])).next().transpose()?.is_some())
     }
 
     /// Size of a blob clients may fetch, if it is one.
@@ -262,8 +268,15 @@ impl Store {
     pub fn commit(&self, changes: Changes) -> Result<(), StoreError> {
         let _one_at_a_time = self.commits.lock().unwrap_or_else(|p| p.into_inner());
         self.meta.apply_batch(changes.batch)?;
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::Release);
         self.db.flush()?;
         Ok(())
+    }
+
+    /// Changes whenever a commit lands. Read it before reading the metadata a cached
+    /// answer is derived from: a commit in between then only makes the cache miss.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Appends one history record on its own (refusals, overrides, no-ops).
@@ -285,6 +298,8 @@ impl Changes {
         let d = digest.to_string();
         self.batch.insert(key("m/", &[&d]), encode(record));
         self.batch.insert(key("r/", &[repo, &d]), Vec::<u8>::new());
+        // Outlives the repository's manifests; see `Store::repo_exists`.
+        self.batch.insert(key("n/", &[repo]), Vec::<u8>::new());
         if let Some(subject) = &record.subject {
             self.batch.insert(key("s/", &[&subject.to_string(), &d]), Vec::<u8>::new());
         }

@@ -2,8 +2,8 @@
 //! its manifest says (the one layer holding the file, its name, the annotations).
 //!
 //! Everything derived from content is cached by digest. Digests name immutable bytes, so a
-//! cache entry can never go stale; the artifact list itself is read from the store on every
-//! request, so answers follow imports (and gc) at once.
+//! cache entry can never go stale. The artifact list of each kind is cached until the store's
+//! next commit, so answers follow imports (and gc) at once without a metadata scan per request.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -82,12 +82,16 @@ struct LayerDoc {
 /// A file looked for inside an archive: (layer digest, file name).
 type ArchiveMember = (Digest, &'static str);
 
+/// A kind's file list and the store generation it was read at.
+type FilesAt = (u64, Arc<Vec<StoredFile>>);
+
 /// Caches of facts derived from immutable content; kept in the server's state.
 #[derive(Default)]
 pub struct Cache {
     layers: Mutex<HashMap<Digest, Arc<LayerInfo>>>,
     vsix: Mutex<HashMap<Digest, Arc<VsixInfo>>>,
     archive_json: Mutex<HashMap<ArchiveMember, Option<Arc<Value>>>>,
+    files: Mutex<HashMap<ArtifactKind, FilesAt>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -97,6 +101,18 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Every stored artifact of one (non-image) kind. An artifact whose manifest cannot be read
 /// is left out with a warning rather than failing every answer.
 pub fn files(state: &AppState, kind: ArtifactKind) -> Result<Vec<StoredFile>> {
+    let generation = state.store.generation();
+    if let Some((read_at, files)) = lock(&state.adapters.files).get(&kind) {
+        if *read_at == generation {
+            return Ok(files.as_ref().clone());
+        }
+    }
+    let files = read_files(state, kind)?;
+    lock(&state.adapters.files).insert(kind, (generation, Arc::new(files.clone())));
+    Ok(files)
+}
+
+fn read_files(state: &AppState, kind: ArtifactKind) -> Result<Vec<StoredFile>> {
     let mut out = Vec::new();
     for record in state.store.artifacts(Some(kind))? {
         let artifact = record.artifact;

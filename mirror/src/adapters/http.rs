@@ -2,14 +2,12 @@
 //! it, errors, query strings, version ordering, and streaming a stored file with `Range`.
 
 use std::cmp::Ordering;
-use std::io::SeekFrom;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::catalog::StoredFile;
 pub use crate::registry::{header_value, parse_range};
@@ -159,15 +157,7 @@ async fn send_file(state: &Arc<AppState>, file: &StoredFile, content_type: &str,
     let body = if head || len == 0 {
         Body::empty()
     } else {
-        let mut reader = tokio::fs::File::open(state.store.blobs.path(&file.layer)).await?;
-        reader.seek(SeekFrom::Start(start)).await?;
-        let counter = state.clone();
-        let stream = tokio_util::io::ReaderStream::with_capacity(reader.take(len), 256 * 1024);
-        Body::from_stream(futures_util::StreamExt::inspect(stream, move |chunk| {
-            if let Ok(chunk) = chunk {
-                counter.metrics.add_bytes_served(chunk.len() as u64);
-            }
-        }))
+        crate::serve::blob_body(state, &file.layer, start, len).await?
     };
     let mut response = Response::new(body);
     let h = response.headers_mut();

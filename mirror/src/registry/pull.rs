@@ -1,6 +1,5 @@
 //! Pull and content discovery: manifests, blobs (with ranges), tags, catalog, referrers.
 
-use std::io::SeekFrom;
 use std::sync::Arc;
 
 use airlock_bundler::oci;
@@ -9,7 +8,6 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::{check_name, query_param, RegistryError};
 use crate::serve::AppState;
@@ -77,16 +75,7 @@ pub async fn blob(state: &Arc<AppState>, name: &str, digest: &str, headers: &Hea
     let body = if head || len == 0 {
         Body::empty()
     } else {
-        let mut file = tokio::fs::File::open(state.store.blobs.path(&parsed)).await?;
-        file.seek(SeekFrom::Start(start)).await?;
-        let metrics = state.clone();
-        let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 * 1024);
-        metrics.metrics.add_bytes_served(0);
-        Body::from_stream(futures_util::StreamExt::inspect(stream, move |chunk| {
-            if let Ok(chunk) = chunk {
-                metrics.metrics.add_bytes_served(chunk.len() as u64);
-            }
-        }))
+        crate::serve::blob_body(state, &parsed, start, len).await?
     };
     let mut response = Response::new(body);
     let h = response.headers_mut();
