@@ -316,3 +316,26 @@ fn referrer_pushed_before_its_subject_is_accepted_and_listed() {
     let index: serde_json::Value = c.get(s.url(&format!("/v2/conf/order/referrers/{subject_digest}"))).send().unwrap().json().unwrap();
     assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
 }
+
+/// Some clients (and the conformance suite's referrers data) send a `subject` with only a
+/// digest and size: the referrer is still accepted and indexed under that digest.
+#[test]
+fn a_subject_without_media_type_is_accepted() {
+    let s = Server::start();
+    let c = client();
+    let layer = push_blob(&s, "conf/lenient", b"image layer");
+    let config = push_blob(&s, "conf/lenient", b"{}");
+    let subject = image_manifest(&config, 2, &layer, 11, None);
+    let subject_digest = digest_of(&subject);
+    assert_eq!(put_manifest(&s, "conf/lenient", "v1", &subject).status(), StatusCode::CREATED);
+    let sig = push_blob(&s, "conf/lenient", b"signature");
+    let mut referrer: serde_json::Value = serde_json::from_slice(&image_manifest(&config, 2, &sig, 9, Some((&subject_digest, subject.len())))).unwrap();
+    referrer["subject"].as_object_mut().unwrap().remove("mediaType");
+    let referrer = serde_json::to_vec(&referrer).unwrap();
+    let referrer_digest = digest_of(&referrer);
+    let r = put_manifest(&s, "conf/lenient", &referrer_digest, &referrer);
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(r.headers()["oci-subject"], subject_digest.as_str());
+    let index: serde_json::Value = c.get(s.url(&format!("/v2/conf/lenient/referrers/{subject_digest}"))).send().unwrap().json().unwrap();
+    assert_eq!(index["manifests"][0]["digest"], referrer_digest.as_str());
+}

@@ -62,7 +62,15 @@ pub struct ManifestLinks {
     #[serde(default)]
     pub manifests: Vec<Descriptor>,
     #[serde(default)]
-    pub subject: Option<Descriptor>,
+    pub subject: Option<SubjectRef>,
+}
+
+/// A manifest's `subject`: only its digest matters (it indexes referrers). Read leniently,
+/// since some clients send it without `mediaType` or `size`, and the distribution spec asks
+/// registries to accept a subject whatever it points at.
+#[derive(Debug, Deserialize)]
+pub struct SubjectRef {
+    pub digest: Digest,
 }
 
 impl ManifestLinks {
