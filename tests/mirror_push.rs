@@ -139,3 +139,49 @@ fn a_target_outside_egress_allow_is_refused_before_connecting_and_audited() {
     let audit = std::fs::read_to_string(data.path().join("egress-audit.jsonl")).unwrap();
     assert!(audit.contains("harbor.example.com") && audit.contains("\"mirror\""), "{audit}");
 }
+
+/// A registry that answers every request with a redirect to a host outside egress.allow.
+fn redirecting_registry() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    // The thread ends with the test process; it holds nothing the test depends on.
+    std::thread::spawn(move || {
+        use std::io::{BufRead, BufReader, Write};
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            let path = request_line.split_whitespace().nth(1).unwrap_or("/").to_string();
+            let mut line = String::new();
+            while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
+                line.clear();
+            }
+            let answer = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://registry.outside.example{path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = reader.get_mut().write_all(answer.as_bytes());
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_redirect_out_of_egress_allow_is_refused_and_audited() {
+    let sample = Sample::new();
+    let bundle = sample.create("sample", &[]);
+    let data = sample.path("mirror");
+    ok(airlock().args(["mirror", "import"]).arg(&bundle).arg("--trusted-key").arg(sample.path("key.pub")).arg("--data-dir").arg(&data));
+    let url = format!("http://{}", redirecting_registry());
+    let err = fails(
+        airlock()
+            .env_remove("AIRLOCK_EGRESS_ALLOW")
+            .env_remove("AIRLOCK_CONFIG")
+            .args(["mirror", "push", "--to", &url, "--data-dir"])
+            .arg(&data),
+    );
+    assert!(err.contains("refused outbound connection to registry.outside.example:80") && err.contains("egress.allow"), "the refused hop is named: {err}");
+    let audit = fs::read_to_string(data.join("egress-audit.jsonl")).unwrap();
+    assert!(audit.contains("registry.outside.example") && audit.contains("\"mirror\""), "{audit}");
+}

@@ -12,6 +12,7 @@
 //! a component adds its site CA with [`GuardedClientBuilder::configure`].
 
 use std::error::Error as StdError;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +27,36 @@ pub const MAX_REDIRECTS: usize = 10;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// The host's trust store on Debian and most distributions; a site installs its own CA there
+/// (`update-ca-certificates`).
+pub const HOST_TRUST_STORE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The certificates a high-side client trusts: every one in `ca_files` (PEM bundles), or, when
+/// none is named, those of the host's trust store if it exists. Built-in (public) roots are
+/// never added: nothing public is reachable from the high side.
+pub fn trust_roots(ca_files: &[PathBuf]) -> Result<Vec<reqwest::Certificate>, EgressError> {
+    let host = [PathBuf::from(HOST_TRUST_STORE)];
+    let files: &[PathBuf] = if ca_files.is_empty() { &host } else { ca_files };
+    let mut roots = Vec::new();
+    for path in files {
+        if ca_files.is_empty() && !path.exists() {
+            continue;
+        }
+        roots.extend(read_pem_bundle(path)?);
+    }
+    Ok(roots)
+}
+
+fn read_pem_bundle(path: &Path) -> Result<Vec<reqwest::Certificate>, EgressError> {
+    let failed = |message: String| EgressError::Certificates { path: path.to_path_buf(), message };
+    let pem = std::fs::read(path).map_err(|e| failed(e.to_string()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| failed(format!("not a PEM bundle: {e}")))?;
+    if certs.is_empty() {
+        return Err(failed("no certificate in it".into()));
+    }
+    Ok(certs)
+}
 
 /// The DNS hook: the guard decides, and the connector gets only checked addresses.
 struct GuardResolver {
@@ -318,5 +349,23 @@ mod tests {
         let client = blocking_client(&guard, "test").build().unwrap();
         assert!(matches!(client.get("file:///etc/passwd"), Err(EgressError::InvalidUrl { .. })));
         assert!(matches!(client.get("not a url"), Err(EgressError::InvalidUrl { .. })));
+    }
+
+    #[test]
+    fn trust_roots_load_named_bundles_and_name_a_bad_one() {
+        let dir = std::env::temp_dir().join(format!("airlock-trust-roots-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let not_pem = dir.join("not-a-certificate.pem");
+        std::fs::write(&not_pem, "hello").unwrap();
+        let missing = dir.join("missing.pem");
+        for bad in [&not_pem, &missing] {
+            let err = trust_roots(std::slice::from_ref(bad)).unwrap_err().to_string();
+            assert!(err.contains(&bad.display().to_string()), "{err}");
+        }
+        if std::path::Path::new(HOST_TRUST_STORE).exists() {
+            assert!(!trust_roots(&[]).unwrap().is_empty(), "without a named file, the host's trust store");
+            assert!(!trust_roots(&[PathBuf::from(HOST_TRUST_STORE)]).unwrap().is_empty());
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

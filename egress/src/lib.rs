@@ -52,7 +52,7 @@ pub use audit::{EgressAudit, EgressRecord, JsonLinesAudit, TracingAudit, AUDIT_F
 pub use guard::{Denied, EgressGuard, HostResolver, Permit, SystemResolver};
 pub use http::{
     async_client, async_client_builder, blocking_client, client_builder, GuardedAsyncClient,
-    GuardedAsyncClientBuilder, GuardedClient, GuardedClientBuilder, MAX_REDIRECTS,
+    GuardedAsyncClientBuilder, GuardedClient, GuardedClientBuilder, trust_roots, HOST_TRUST_STORE, MAX_REDIRECTS,
 };
 pub use rule::{parse_rules, Rule, RuleKind};
 
@@ -83,6 +83,8 @@ pub enum EgressError {
     },
     #[error("cannot build the guarded HTTP client: {0}")]
     Build(#[source] reqwest::Error),
+    #[error("cannot load CA certificates from {path}: {message}")]
+    Certificates { path: PathBuf, message: String },
     #[error(transparent)]
     Http(reqwest::Error),
 }

@@ -18,6 +18,8 @@ use serde_json::{json, Value};
 use crate::import::{self, ImportOptions, ImportOutcome};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
+use airlock_egress::{EgressGuard, JsonLinesAudit};
+
 use crate::{maintenance, replicate, tokens};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,6 +48,8 @@ pub enum Request {
         extra_ca: Option<String>,
         /// A kind, or a repository name.
         only: Option<String>,
+        /// The site's `egress.allow`: the target and every redirect must be in it.
+        egress_allow: Vec<String>,
     },
 }
 
@@ -137,12 +141,14 @@ pub fn execute(store: &Store, metrics: Option<&Metrics>, request: Request, progr
         }
         Request::Ls { kind } => Ok(json!(store.artifacts(kind).map_err(|e| e.to_string())?)),
         Request::History => Ok(json!(store.history().map_err(|e| e.to_string())?)),
-        Request::Push { url, credentials, extra_ca, only } => {
+        Request::Push { url, credentials, extra_ca, only, egress_allow } => {
             let only = only.map(|o| match o.parse::<ArtifactKind>() {
                 Ok(kind) => replicate::Only::Kind(kind),
                 Err(_) => replicate::Only::Repository(o),
             });
-            let target = replicate::Target { url, credentials, extra_ca: extra_ca.map(String::into_bytes) };
+            let audit = std::sync::Arc::new(JsonLinesAudit::in_data_dir(store.data_dir()).map_err(|e| e.to_string())?);
+            let egress = EgressGuard::from_allow_list(&egress_allow, audit).map_err(|e| e.to_string())?.with_component("mirror");
+            let target = replicate::Target { url, credentials, extra_ca: extra_ca.map(String::into_bytes), egress };
             let report = replicate::replicate(store, &target, only.as_ref()).map_err(|e| e.to_string())?;
             Ok(json!(report))
         }

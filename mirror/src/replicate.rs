@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use airlock_bundler::artifact::ArtifactKind;
 use airlock_bundler::Digest;
+use airlock_egress::EgressGuard;
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
 use reqwest::StatusCode;
@@ -30,12 +31,17 @@ pub enum ReplicateError {
     NeedsCredentials { url: String },
     #[error("cannot read {what} from the content store: {source}")]
     Read { what: String, source: std::io::Error },
+    #[error(transparent)]
+    Egress(#[from] airlock_egress::EgressError),
 }
 
 pub struct Target {
     pub url: String,
     pub credentials: Option<(String, String)>,
+    /// PEM of the CA to trust for the target; without it, the host's trust store.
     pub extra_ca: Option<Vec<u8>>,
+    /// Checks the target, every redirect hop and every name looked up.
+    pub egress: EgressGuard,
 }
 
 /// Which artifacts to copy: a kind, or a repository name.
@@ -68,11 +74,17 @@ pub fn replicate(store: &Store, target: &Target, only: Option<&Only>) -> Result<
     if !(base.starts_with("http://") || base.starts_with("https://")) {
         return Err(ReplicateError::BadUrl(target.url.clone()));
     }
-    let mut builder = Client::builder().timeout(Duration::from_secs(600)).connect_timeout(Duration::from_secs(10));
-    if let Some(pem) = &target.extra_ca {
-        let cert = reqwest::Certificate::from_pem(pem)
-            .map_err(|e| ReplicateError::Http { method: "load", url: "CA bundle".into(), message: e.to_string() })?;
-        builder = builder.add_root_certificate(cert);
+    let url = airlock_egress::Url::parse(&base).map_err(|_| ReplicateError::BadUrl(target.url.clone()))?;
+    target.egress.check_url(&url)?;
+    let mut builder =
+        airlock_egress::client_builder(&target.egress).timeout(Duration::from_secs(600)).connect_timeout(Duration::from_secs(10));
+    let roots = match &target.extra_ca {
+        Some(pem) => reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| ReplicateError::Http { method: "load", url: "CA bundle".into(), message: e.to_string() })?,
+        None => airlock_egress::trust_roots(&[])?,
+    };
+    for root in roots {
+        builder = builder.add_root_certificate(root);
     }
     let client = builder
         .build()
@@ -204,7 +216,7 @@ impl Session {
     /// Sends a request, answering one authentication challenge (Basic, or a Bearer token
     /// from the registry's token service) and retrying once.
     fn send(&mut self, method: &'static str, url: &str, scope: &str, build: impl Fn(&Client) -> RequestBuilder) -> Result<Response, ReplicateError> {
-        let http_err = |e: reqwest::Error| ReplicateError::Http { method, url: url.to_string(), message: e.to_string() };
+        let http_err = |e: reqwest::Error| ReplicateError::Http { method, url: url.to_string(), message: with_causes(&e) };
         let response = self.authorize(build(&self.client), scope).send().map_err(http_err)?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
@@ -251,7 +263,7 @@ impl Session {
         if let Some((user, password)) = &self.credentials {
             request = request.basic_auth(user, Some(password));
         }
-        let response = request.send().map_err(|e| ReplicateError::Http { method: "GET", url: realm.clone(), message: e.to_string() })?;
+        let response = request.send().map_err(|e| ReplicateError::Http { method: "GET", url: realm.clone(), message: with_causes(&e) })?;
         if !response.status().is_success() {
             return Err(ReplicateError::NeedsCredentials { url: self.base.clone() });
         }
@@ -262,4 +274,17 @@ impl Session {
             .map(str::to_string)
             .ok_or_else(|| ReplicateError::Http { method: "GET", url: realm.clone(), message: "the token service returned no token".into() })
     }
+}
+
+/// An error with its causes: reqwest's own message leaves out why (a refused redirect, a
+/// certificate problem), which is what the operator needs.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
 }

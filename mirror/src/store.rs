@@ -97,6 +97,7 @@ pub struct TokenRecord {
 
 pub struct Store {
     pub blobs: BlobStore,
+    data_dir: std::path::PathBuf,
     db: sled::Db,
     meta: sled::Tree,
     /// One import (or gc) at a time: both read state and then change it.
@@ -142,7 +143,12 @@ impl Store {
         })?;
         let meta = db.open_tree("meta")?;
         let blobs = BlobStore::open(data_dir)?;
-        Ok(Store { blobs, db, meta, exclusive: std::sync::Mutex::new(()), commits: std::sync::Mutex::new(()), generation: Default::default() })
+        Ok(Store { blobs, data_dir: data_dir.to_path_buf(), db, meta, exclusive: std::sync::Mutex::new(()), commits: std::sync::Mutex::new(()), generation: Default::default() })
+    }
+
+    /// The data folder the store was opened in.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
     }
 
     fn get<T: DeserializeOwned>(&self, k: &[u8]) -> Result<Option<T>, StoreError> {

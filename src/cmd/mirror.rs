@@ -276,7 +276,13 @@ fn push(args: PushArgs) -> anyhow::Result<ExitCode> {
     let guard = airlock_egress::EgressGuard::from_config(&config, audit)?.with_component("mirror");
     let target = airlock_egress::Url::parse(&args.to).with_context(|| format!("--to {} is not a URL", args.to))?;
     guard.check_url(&target)?;
-    let request = Request::Push { url: args.to.clone(), credentials, extra_ca, only: args.only.clone() };
+    let request = Request::Push {
+        url: args.to.clone(),
+        credentials,
+        extra_ca,
+        only: args.only.clone(),
+        egress_allow: config.egress.allow.clone(),
+    };
     let report = admin::run(&args.data.data_dir, request, &Silent).with_context(|| format!("push to {} failed", args.to))?;
     if args.output == OutputFormat::Json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -6,6 +6,7 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
+use airlock_egress::EgressGuard;
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
@@ -184,28 +185,24 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
-    /// `base_url` like `https://cp.internal:8443`; `ca_cert` a PEM file with the site CA.
-    pub fn new(base_url: &str, ca_cert: Option<&Path>) -> Result<ControlPlane, ApiError> {
+    /// `base_url` like `https://cp.internal:8443`; `ca_cert` a PEM file with the site CA
+    /// (default: the host's trust store). Every request, redirect hop and name lookup goes
+    /// through the egress guard.
+    pub fn new(base_url: &str, ca_cert: Option<&Path>, egress: &EgressGuard) -> Result<ControlPlane, ApiError> {
         let base = base_url.trim_end_matches('/').to_string();
         if !(base.starts_with("https://") || base.starts_with("http://")) {
             return Err(ApiError::Config(format!(
                 "control plane URL `{base_url}` must start with https:// (or http:// on loopback)"
             )));
         }
-        // Proxies are ignored: the control plane is an internal service.
-        let mut builder = Client::builder()
-            .no_proxy()
+        let ca_files: Vec<_> = ca_cert.map(Path::to_path_buf).into_iter().collect();
+        let roots = airlock_egress::trust_roots(&ca_files).map_err(|e| ApiError::Config(e.to_string()))?;
+        let mut builder = airlock_egress::client_builder(egress)
             .timeout(Duration::from_secs(300))
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("airlock-runner/", env!("CARGO_PKG_VERSION")));
-        if let Some(path) = ca_cert {
-            let pem = std::fs::read(path).map_err(|e| {
-                ApiError::Config(format!("cannot read CA certificate {}: {e}", path.display()))
-            })?;
-            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
-                ApiError::Config(format!("{} is not a PEM certificate: {e}", path.display()))
-            })?;
-            builder = builder.add_root_certificate(cert);
+        for root in roots {
+            builder = builder.add_root_certificate(root);
         }
         let http = builder
             .build()

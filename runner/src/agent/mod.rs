@@ -101,7 +101,7 @@ impl Agent {
         let url = reqwest::Url::parse(&opts.control_plane_url)
             .map_err(|e| AgentError::Setup(format!("control plane URL `{}`: {e}", opts.control_plane_url)))?;
         opts.egress.check_url(&url)?;
-        let cp = ControlPlane::new(&opts.control_plane_url, opts.ca_cert.as_deref())?;
+        let cp = ControlPlane::new(&opts.control_plane_url, opts.ca_cert.as_deref(), &opts.egress)?;
         let credential = credential(&cp, &opts.data_dir, opts.exchange_token.as_deref())?;
         tracing::info!(runner = %credential.runner_id, "runner credential ready");
         let engine = Engine::open(opts.engine)?;
