@@ -507,6 +507,8 @@ impl Engine {
         let mut names: Vec<String> =
             fs::read_dir(&self.envs).map_err(EngineError::io("list", &self.envs))?.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
         names.sort();
+        // Read once for the whole list: each read is the host's whole mount table.
+        let mut mounts: Option<Vec<crate::sys::MountEntry>> = None;
         for id in names {
             if validate_env_id(&id).is_err() {
                 continue;
@@ -532,7 +534,13 @@ impl Engine {
                 }
             };
             let missing_mounts = match status {
-                EnvStatus::Running { .. } => rootfs::missing_mounts(&p)?.into_iter().map(str::to_string).collect(),
+                EnvStatus::Running { .. } => {
+                    if mounts.is_none() {
+                        mounts = Some(crate::sys::mountinfo().map_err(EngineError::io("read", "/proc/self/mountinfo"))?);
+                    }
+                    let mounts = mounts.as_deref().unwrap_or_default();
+                    rootfs::missing_mounts(&p, mounts).into_iter().map(str::to_string).collect()
+                }
                 _ => Vec::new(),
             };
             if !missing_mounts.is_empty() {
