@@ -252,8 +252,9 @@ impl EgressGuard {
 
     /// The check made before a request is handed to the HTTP client and at each redirect hop:
     /// everything except the lookup of names only an address entry could allow, which the DNS
-    /// hook performs (and audits) when the client connects.
-    pub(crate) fn precheck_url(&self, url: &Url) -> Result<(), EgressError> {
+    /// hook performs (and audits) when the client connects. For a client's own redirect policy
+    /// on a [`crate::client_builder`] (which replaces the guard's): call it on every hop.
+    pub fn precheck_url(&self, url: &Url) -> Result<(), EgressError> {
         let host = url_host(url)?;
         let port = url.port_or_known_default().unwrap_or(0);
         let parsed = Host::parse(host)

@@ -16,6 +16,8 @@ use reqwest::blocking::{Client, Response};
 use reqwest::header::{ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{StatusCode, Url};
 
+use airlock_egress::EgressGuard;
+
 use crate::error::EngineError;
 use crate::reference::{host_of, Reference};
 
@@ -31,6 +33,9 @@ pub struct RegistryOptions {
     /// Registries (`host` or `host:port`) this runner may contact. Empty: any registry an
     /// image reference names (the control plane chooses references).
     pub allowed: Vec<String>,
+    /// The site's egress guard (the agent sets it): every name the client looks up and every
+    /// redirect hop is checked against `egress.allow` too.
+    pub egress: Option<EgressGuard>,
 }
 
 /// Accepted manifest media types, most wanted first.
@@ -61,14 +66,16 @@ pub(crate) struct Fetched {
 
 impl RegistryClient {
     pub(crate) fn new(opts: RegistryOptions) -> Result<RegistryClient, EngineError> {
-        let mut builder = Client::builder()
-            .no_proxy()
-            .tls_built_in_root_certs(false)
+        let builder = match &opts.egress {
+            Some(guard) => airlock_egress::client_builder(guard),
+            None => Client::builder().no_proxy().tls_built_in_root_certs(false),
+        };
+        let mut builder = builder
             .connect_timeout(Duration::from_secs(10))
             // Per read, not per request: a large blob may take long, a silent registry may not.
             .timeout(Duration::from_secs(60))
             .user_agent(concat!("airlock-runner/", env!("CARGO_PKG_VERSION")))
-            .redirect(redirect_policy(opts.allowed.clone()));
+            .redirect(redirect_policy(opts.allowed.clone(), opts.egress.clone()));
         let bundles: Vec<PathBuf> = if opts.ca_certs.is_empty() {
             Some(PathBuf::from(HOST_TRUST_STORE)).filter(|p| p.exists()).into_iter().collect()
         } else {
@@ -206,18 +213,21 @@ impl RegistryClient {
     }
 }
 
-fn redirect_policy(allowed: Vec<String>) -> reqwest::redirect::Policy {
+/// Same host, or another allowed registry; and, with a guard, inside `egress.allow`.
+fn redirect_policy(allowed: Vec<String>, egress: Option<EgressGuard>) -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(move |attempt| {
         if attempt.previous().len() > 5 {
             return attempt.error("more than 5 redirects");
         }
         let first_host = attempt.previous().first().and_then(|u| u.host_str()).unwrap_or("").to_string();
         let host = attempt.url().host_str().unwrap_or("").to_string();
-        if host == first_host || matches_host(&allowed, &host) {
-            attempt.follow()
-        } else {
+        if host != first_host && !matches_host(&allowed, &host) {
             let message = format!("redirect to {host}, which is not an allowed registry");
-            attempt.error(message)
+            return attempt.error(message);
+        }
+        match egress.as_ref().map(|guard| guard.precheck_url(attempt.url())) {
+            Some(Err(refused)) => attempt.error(refused),
+            _ => attempt.follow(),
         }
     })
 }

@@ -208,6 +208,34 @@ fn registries_outside_the_allow_list_are_never_contacted() {
 }
 
 #[test]
+fn a_redirect_outside_egress_allow_is_refused_and_audited() {
+    let parts = test_image();
+    let mut routes = parts.routes("test/img", "1");
+    // The registry may send blobs to its storage host, but the site's egress.allow does not
+    // list that host.
+    let layer = sha256(&parts.layers[0].1);
+    routes.redirect(format!("/v2/test/img/blobs/{layer}"), &format!("http://storage.outside.example/{layer}"));
+    let server = StandIn::start(routes);
+    let dir = tempfile::tempdir().unwrap();
+    let audit_file = dir.path().join("egress-audit.jsonl");
+    let audit = std::sync::Arc::new(airlock_egress::JsonLinesAudit::open(&audit_file).unwrap());
+    let guard = airlock_egress::EgressGuard::from_allow_list::<&str>(&[], audit).unwrap().with_component("runner");
+    let mut opts = EngineOptions::new(dir.path().join("data"));
+    opts.runc = "/usr/sbin/runc".into();
+    opts.registry = RegistryOptions {
+        plain_http: vec![server.addr.clone()],
+        allowed: vec![server.addr.clone(), "storage.outside.example".into()],
+        egress: Some(guard),
+        ..Default::default()
+    };
+    let engine = airlock_runner::engine::Engine::open(opts).unwrap();
+    let err = engine.pull_image(&format!("{}/test/img:1", server.addr), &mut |_| {}).unwrap_err().to_string();
+    assert!(err.contains("storage.outside.example") && err.contains("egress.allow"), "{err}");
+    let audit = fs::read_to_string(&audit_file).unwrap();
+    assert!(audit.contains("storage.outside.example") && audit.contains("\"runner\""), "{audit}");
+}
+
+#[test]
 fn a_data_dir_below_a_folder_environments_cannot_pass_is_refused_at_open() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();

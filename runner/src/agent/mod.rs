@@ -104,7 +104,10 @@ impl Agent {
         let cp = ControlPlane::new(&opts.control_plane_url, opts.ca_cert.as_deref(), &opts.egress)?;
         let credential = credential(&cp, &opts.data_dir, opts.exchange_token.as_deref())?;
         tracing::info!(runner = %credential.runner_id, "runner credential ready");
-        let engine = Engine::open(opts.engine)?;
+        let mut engine = opts.engine;
+        // Image pulls look up names and follow redirects: both through the same guard.
+        engine.registry.egress = Some(opts.egress.clone());
+        let engine = Engine::open(engine)?;
         let shared = Arc::new(Shared {
             cp: cp.with_credential(&credential.credential),
             engine,

@@ -265,7 +265,15 @@ impl Routes {
     pub fn extend(&mut self, other: Routes) {
         self.0.extend(other.0);
     }
+
+    /// Answers `path` with a 307 to `location` (as registries do for blobs in object storage).
+    pub fn redirect(&mut self, path: String, location: &str) {
+        self.0.insert(path, (REDIRECT.to_string(), location.as_bytes().to_vec()));
+    }
 }
+
+/// The content type that marks a redirect route: its body is the location.
+const REDIRECT: &str = "redirect";
 
 /// A minimal registry stand-in (HTTP/1.1, GET only, one thread per connection) serving
 /// fixed routes, counting requests per path.
@@ -324,6 +332,11 @@ fn serve(stream: TcpStream, routes: &Routes, hits: &Mutex<HashMap<String, usize>
     *hits.lock().unwrap().entry(path.clone()).or_default() += 1;
     let mut stream = stream;
     let response = match routes.0.get(&path) {
+        Some((content_type, location)) if content_type == REDIRECT => format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            String::from_utf8_lossy(location)
+        )
+        .into_bytes(),
         Some((content_type, body)) => {
             let mut head = format!("HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).into_bytes();
             head.extend_from_slice(body);
