@@ -64,10 +64,10 @@ impl Metrics {
             self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6
         );
         let _ = writeln!(out, "airlock_mirror_request_duration_seconds_count {count}");
-        out.push_str("# HELP airlock_mirror_bytes_served_total Blob bytes sent to clients.\n");
+        out.push_str("# HELP airlock_mirror_bytes_served_total Blob bytes in the responses served (a download cut short counts whole).\n");
         out.push_str("# TYPE airlock_mirror_bytes_served_total counter\n");
         let _ = writeln!(out, "airlock_mirror_bytes_served_total {}", self.bytes_served.load(Ordering::Relaxed));
-        out.push_str("# HELP airlock_mirror_bytes_sendfile_total Of those, bytes sent from the page cache by sendfile(2).\n");
+        out.push_str("# HELP airlock_mirror_bytes_sendfile_total Bytes actually sent from the page cache by sendfile(2).\n");
         out.push_str("# TYPE airlock_mirror_bytes_sendfile_total counter\n");
         let _ = writeln!(out, "airlock_mirror_bytes_sendfile_total {}", crate::zero_copy::bytes_sent_by_sendfile());
         out.push_str("# HELP airlock_mirror_imports_total Bundle imports by result.\n");
