@@ -24,6 +24,19 @@ pub fn occupies_runner(phase: EnvPhase) -> bool {
     phase != EnvPhase::Deleted
 }
 
+/// The `runner_id` of an environment no runner has a place for yet: it waits in its org's
+/// queue and is placed, oldest first, as soon as an active runner has room.
+pub const QUEUED: &str = "";
+
+/// Where an environment is listed: its runner's assignments, or its org's queue.
+fn placement_key(env: &Environment) -> String {
+    if env.runner_id == QUEUED {
+        keys::queued(&env.org_id, &env.id)
+    } else {
+        keys::runner_env(&env.runner_id, &env.id)
+    }
+}
+
 /// Moves `env` to `next`, keeping the runner-load and per-user counters in step. Every phase
 /// change goes through here.
 pub fn set_phase(
@@ -34,7 +47,7 @@ pub fn set_phase(
     let before = env.phase;
     let delta = |f: fn(EnvPhase) -> bool| f(next) as i64 - f(before) as i64;
     let load = delta(occupies_runner);
-    if load != 0 {
+    if load != 0 && env.runner_id != QUEUED {
         tx.add_to_counter(&keys::runner_load(&env.runner_id), load)?;
     }
     let running = delta(counts_as_running);
@@ -42,7 +55,7 @@ pub fn set_phase(
         tx.add_to_counter(&keys::user_running(&env.owner_id), running)?;
     }
     if next == EnvPhase::Deleted {
-        tx.delete(&keys::runner_env(&env.runner_id, &env.id));
+        tx.delete(&placement_key(env));
     }
     env.phase = next;
     Ok(())
@@ -50,23 +63,69 @@ pub fn set_phase(
 
 /// Accounts for a newly created environment (phase `creating`, on `env.runner_id`).
 pub fn admit_new(tx: &mut Txn<'_>, env: &Environment) -> Result<(), StoreError> {
-    tx.add_to_counter(&keys::runner_load(&env.runner_id), 1)?;
+    if env.runner_id != QUEUED {
+        tx.add_to_counter(&keys::runner_load(&env.runner_id), 1)?;
+    }
     tx.add_to_counter(&keys::user_running(&env.owner_id), 1)?;
-    tx.put(&keys::runner_env(&env.runner_id, &env.id), &());
+    tx.put(&placement_key(env), &());
     Ok(())
 }
 
 /// Hands `env` (not deleted) to another runner, moving its place with it. Its workspace
 /// follows through the backup the old runner stored when it stopped the environment.
+/// `to` may be [`QUEUED`], and `env` may come from the queue.
 pub fn move_to_runner(tx: &mut Txn<'_>, env: &mut Environment, to: &str) -> Result<(), StoreError> {
     if occupies_runner(env.phase) {
-        tx.add_to_counter(&keys::runner_load(&env.runner_id), -1)?;
-        tx.add_to_counter(&keys::runner_load(to), 1)?;
+        if env.runner_id != QUEUED {
+            tx.add_to_counter(&keys::runner_load(&env.runner_id), -1)?;
+        }
+        if to != QUEUED {
+            tx.add_to_counter(&keys::runner_load(to), 1)?;
+        }
     }
-    tx.delete(&keys::runner_env(&env.runner_id, &env.id));
-    tx.put(&keys::runner_env(to, &env.id), &());
+    tx.delete(&placement_key(env));
     env.runner_id = to.to_string();
+    tx.put(&placement_key(env), &());
     Ok(())
+}
+
+/// Places queued environments of the org, oldest first, while an active runner has room.
+/// Returns (environment, runner) for each one placed.
+pub fn place_queued(
+    tx: &mut Txn<'_>,
+    org_id: &str,
+    now: Timestamp,
+    inactive_after: Duration,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let mut placed = Vec::new();
+    let prefix = keys::queued_prefix(org_id);
+    for (key, ()) in tx.scan_all::<()>(&prefix)? {
+        let env_key = keys::obj(org_id, "env", &key[prefix.len()..]);
+        // Gone, or stopped or deleted while it waited: it leaves the queue.
+        let env = tx.get::<Environment>(&env_key)?.filter(|e| e.runner_id == QUEUED && e.desired_state == DesiredState::Running);
+        let Some(mut env) = env else {
+            tx.delete(&key);
+            continue;
+        };
+        let Some(runner) = pick_runner(tx, org_id, now, inactive_after)? else {
+            break;
+        };
+        move_to_runner(tx, &mut env, &runner.id)?;
+        env.updated_at = now;
+        tx.put(&env_key, &env);
+        tx.audit(AuditEvent {
+            org_id: Some(org_id.to_string()),
+            actor: Actor::system(),
+            action: "environment.place".into(),
+            subject: format!("environment/{}", env.id),
+            outcome: Outcome::Success,
+            source: "internal".into(),
+            request_id: String::new(),
+            detail: Some(format!("on runner {}, which now has a free place", runner.id)),
+        });
+        placed.push((env.id, runner.id));
+    }
+    Ok(placed)
 }
 
 /// The phase a reader sees: `inactive` once heartbeats stop for `inactive_after`.

@@ -74,6 +74,13 @@ pub mod keys {
     pub fn runner_env_prefix(runner: &str) -> String {
         format!("renv/{runner}/")
     }
+    /// Environments of an org waiting for a runner with a free place, oldest first.
+    pub fn queued(org: &str, env: &str) -> String {
+        format!("queue/{org}/{env}")
+    }
+    pub fn queued_prefix(org: &str) -> String {
+        format!("queue/{org}/")
+    }
     pub fn event_prefix(env: &str) -> String {
         format!("evt/{env}/")
     }

@@ -338,16 +338,19 @@ async fn scheduler_respects_capacity_policy_and_runner_liveness() {
         201,
     )
     .await;
-    let full = h
+    // No free place: accepted, and waiting in the org's queue.
+    let queued = h
         .ok(
             "POST",
             "/api/v1/environments",
             &org.admin.1,
             Some(create.clone()),
-            503,
+            201,
         )
         .await;
-    assert_eq!(full["error"]["code"], "no_capacity");
+    assert_eq!(queued["runner_id"], "", "{queued}");
+    assert_eq!(queued["phase"], "creating");
+    let queued_id = queued["id"].as_str().unwrap().to_string();
     // Starting the stopped one now breaks the per-user limit.
     let early = h
         .ok(
@@ -392,14 +395,36 @@ async fn scheduler_respects_capacity_policy_and_runner_liveness() {
         200,
     )
     .await;
+    // From here on the runner's room is what counts, not the per-user limit.
     h.ok(
-        "POST",
-        "/api/v1/environments",
-        &org.admin.1,
-        Some(create.clone()),
-        201,
+        "PATCH",
+        &format!("/api/v1/orgs/{}", org.org_id),
+        &org.owner.1,
+        Some(json!({"policy": {"max_running_environments_per_user": 10}})),
+        200,
     )
     .await;
+    // The new place goes to the one that waited, not to a newcomer.
+    let newcomer = h
+        .ok(
+            "POST",
+            "/api/v1/environments",
+            &org.admin.1,
+            Some(create.clone()),
+            201,
+        )
+        .await;
+    assert_eq!(newcomer["runner_id"], "", "{newcomer}");
+    let placed = h
+        .ok(
+            "GET",
+            &format!("/api/v1/environments/{queued_id}"),
+            &org.admin.1,
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(placed["runner_id"], runner_id.as_str(), "{placed}");
     h.ok(
         "PATCH",
         &format!("/api/v1/runners/{runner_id}"),
@@ -421,14 +446,16 @@ async fn scheduler_respects_capacity_policy_and_runner_liveness() {
         )
         .await;
     assert_eq!(r["phase"], "inactive");
-    h.ok(
-        "POST",
-        "/api/v1/environments",
-        &org.owner.1,
-        Some(create.clone()),
-        503,
-    )
-    .await;
+    let while_inactive = h
+        .ok(
+            "POST",
+            "/api/v1/environments",
+            &org.owner.1,
+            Some(create.clone()),
+            201,
+        )
+        .await;
+    assert_eq!(while_inactive["runner_id"], "", "an inactive runner gets no new work");
     h.ok(
         "POST",
         "/api/v1/runner/heartbeat",
@@ -437,14 +464,16 @@ async fn scheduler_respects_capacity_policy_and_runner_liveness() {
         200,
     )
     .await;
-    h.ok(
-        "POST",
-        "/api/v1/environments",
-        &org.owner.1,
-        Some(create.clone()),
-        503,
-    )
-    .await;
+    let while_degraded = h
+        .ok(
+            "POST",
+            "/api/v1/environments",
+            &org.owner.1,
+            Some(create.clone()),
+            201,
+        )
+        .await;
+    assert_eq!(while_degraded["runner_id"], "", "nor does a degraded one");
     h.ok(
         "POST",
         "/api/v1/runner/heartbeat",
@@ -453,14 +482,29 @@ async fn scheduler_respects_capacity_policy_and_runner_liveness() {
         200,
     )
     .await;
-    h.ok(
-        "POST",
-        "/api/v1/environments",
-        &org.owner.1,
-        Some(create.clone()),
-        201,
-    )
-    .await;
+    // Back to active: its heartbeat places everything that waited, oldest first.
+    for waited in [&newcomer, &while_inactive, &while_degraded] {
+        let now = h
+            .ok(
+                "GET",
+                &format!("/api/v1/environments/{}", waited["id"].as_str().unwrap()),
+                &org.admin.1,
+                None,
+                200,
+            )
+            .await;
+        assert_eq!(now["runner_id"], runner_id.as_str(), "{now}");
+    }
+    let direct = h
+        .ok(
+            "POST",
+            "/api/v1/environments",
+            &org.owner.1,
+            Some(create.clone()),
+            201,
+        )
+        .await;
+    assert_eq!(direct["runner_id"], runner_id.as_str());
     let transitions = h
         .ok(
             "GET",
@@ -759,4 +803,52 @@ async fn ssh_access_session_records_and_a_workspace_snapshot_that_follows_the_en
     let runners = h.ok("GET", "/api/v1/runners", admin, None, 200).await;
     let load = |rid: &str| items(&runners).iter().find(|r| r["id"] == rid).unwrap()["environments"].as_u64();
     assert_eq!((load(&first_id), load(&second_id)), (Some(0), Some(1)), "the place moved with it");
+}
+
+#[tokio::test]
+async fn environments_without_a_free_place_wait_in_a_queue_and_are_placed_oldest_first() {
+    let h = Harness::new();
+    let org = h.org_with_users("acme").await;
+    let (_, project_id, runner_id, runner) = h.inventory(&org.admin.1, 1).await;
+    let member = &org.member.1;
+    let create = || h.ok("POST", "/api/v1/environments", member, Some(json!({"project_id": project_id})), 201);
+    let h = &h;
+    let get = |id: String| async move { h.ok("GET", &format!("/api/v1/environments/{id}"), member, None, 200).await };
+    let id = |env: &serde_json::Value| env["id"].as_str().unwrap().to_string();
+    let hosted = || async {
+        let page = h.ok("GET", "/api/v1/runner/environments", &runner, None, 200).await;
+        items(&page).iter().map(|e| e["id"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+
+    let first = create().await;
+    assert_eq!(first["runner_id"], runner_id.as_str());
+    let second = create().await;
+    let third = create().await;
+    for waiting in [&second, &third] {
+        assert_eq!(waiting["runner_id"], "", "{waiting}");
+        assert_eq!(waiting["phase"], "creating");
+    }
+    assert_eq!(hosted().await, [id(&first)], "the runner sees only what it hosts");
+    let ssh = h.ok("GET", &format!("/api/v1/environments/{}/ssh", id(&second)), member, None, 409).await;
+    assert!(ssh["error"]["message"].as_str().unwrap().contains("waits for a runner"), "{ssh}");
+
+    // No runner holds a queued environment: stopping and deleting it take effect at once.
+    let stopped = h.ok("POST", &format!("/api/v1/environments/{}/stop", id(&third)), member, None, 200).await;
+    assert_eq!(stopped["phase"], "stopped");
+    let restarted = h.ok("POST", &format!("/api/v1/environments/{}/start", id(&third)), member, None, 200).await;
+    assert_eq!((restarted["phase"].as_str(), restarted["runner_id"].as_str()), (Some("starting"), Some("")));
+
+    // The first one is deleted: its place goes to the oldest waiting one.
+    h.ok("DELETE", &format!("/api/v1/environments/{}", id(&first)), member, None, 200).await;
+    assert_eq!(get(id(&second)).await["runner_id"], "", "the place is free only once the runner confirms");
+    h.ok("POST", &format!("/api/v1/runner/environments/{}/status", id(&first)), &runner, Some(json!({"phase": "deleted"})), 200).await;
+    assert_eq!(get(id(&second)).await["runner_id"], runner_id.as_str());
+    assert_eq!(get(id(&third)).await["runner_id"], "");
+    assert_eq!(hosted().await, [id(&second)]);
+
+    let deleted = h.ok("DELETE", &format!("/api/v1/environments/{}", id(&third)), member, None, 200).await;
+    assert_eq!(deleted["phase"], "deleted");
+    let placed = h.ok("GET", &format!("/api/v1/audit?action=environment.place&subject=environment/{}", id(&second)), &org.admin.1, None, 200).await;
+    assert_eq!(items(&placed).len(), 1, "{placed}");
+    assert!(items(&placed)[0]["detail"].as_str().unwrap().contains(&runner_id));
 }

@@ -9,8 +9,8 @@ use super::context::{Json, Paging, Query, UserCaller};
 use super::{ApiError, App};
 use crate::audit::Outcome;
 use crate::environments::{
-    admit_new, effective_runner_phase, move_to_runner, pick_runner, set_phase, user_running,
-    user_transition, UserAction,
+    admit_new, effective_runner_phase, move_to_runner, pick_runner, place_queued, set_phase,
+    user_running, user_transition, UserAction, QUEUED,
 };
 use crate::model::{
     DesiredState, EnvEvent, EnvPhase, EnvSpec, Environment, EnvironmentClass, Page, Project,
@@ -158,16 +158,17 @@ pub async fn create(
                     "you have {running} environment(s) creating, starting or running and your org allows {limit} per user; stop one first"
                 )));
             }
-            let runner = pick_runner(tx, &org, now, inactive_after)?.ok_or_else(|| {
-                ApiError::NoCapacity("no active runner in your org has free capacity; ask an admin to add a runner or raise a runner's capacity, then try again".into())
-            })?;
+            // Those already waiting go first; with no room left, the new one waits in the
+            // org's queue (still `creating`) until an active runner has a free place.
+            place_queued(tx, &org, now, inactive_after)?;
+            let runner_id = pick_runner(tx, &org, now, inactive_after)?.map_or_else(|| QUEUED.to_string(), |r| r.id);
             let env = Environment {
                 id: id.clone(),
                 org_id: org.clone(),
                 owner_id: caller.user.id.clone(),
                 project_id: project.id.clone(),
                 name: name.clone(),
-                runner_id: runner.id.clone(),
+                runner_id: runner_id.clone(),
                 phase: EnvPhase::Creating,
                 desired_state: DesiredState::Running,
                 failure_reason: None,
@@ -186,7 +187,12 @@ pub async fn create(
             };
             admit_new(tx, &env)?;
             tx.put(&keys::obj(&org, "env", &env.id), &env);
-            tx.audit(caller.event("environment.create", &subject(&env.id), Outcome::Success, Some(format!("project {} on runner {}", project.id, runner.id))));
+            let placed = if runner_id == QUEUED {
+                "queued: no active runner has a free place".to_string()
+            } else {
+                format!("on runner {runner_id}")
+            };
+            tx.audit(caller.event("environment.create", &subject(&env.id), Outcome::Success, Some(format!("project {} {placed}", project.id))));
             Ok(env)
         })
         .await?;
@@ -236,13 +242,22 @@ async fn act(
                 let host: Option<Runner> = tx.get(&keys::obj(&caller.org.id, "runner", &env.runner_id))?;
                 let usable = host.is_some_and(|r| effective_runner_phase(&r, now, inactive_after) == RunnerPhase::Active);
                 if !usable {
-                    let to = pick_runner(tx, &caller.org.id, now, inactive_after)?.ok_or_else(|| {
-                        ApiError::NoCapacity("the environment's runner is not active and no other active runner has free capacity; try again when one is".into())
-                    })?;
-                    moved = Some((env.runner_id.clone(), to.id.clone()));
-                    move_to_runner(tx, &mut env, &to.id)?;
+                    // Another runner with room (after those already waiting), or the queue.
+                    place_queued(tx, &caller.org.id, now, inactive_after)?;
+                    let to = pick_runner(tx, &caller.org.id, now, inactive_after)?.map_or_else(|| QUEUED.to_string(), |r| r.id);
+                    if to != env.runner_id {
+                        moved = Some((env.runner_id.clone(), to.clone()));
+                    }
+                    // From the queue back into it (stopped while queued): take its turn again.
+                    move_to_runner(tx, &mut env, &to)?;
                 }
             }
+            // No runner holds a queued environment, so nobody else would confirm these.
+            let phase = match phase {
+                EnvPhase::Stopping if env.runner_id == QUEUED => EnvPhase::Stopped,
+                EnvPhase::Deleting if env.runner_id == QUEUED => EnvPhase::Deleted,
+                other => other,
+            };
             set_phase(tx, &mut env, phase)?;
             env.desired_state = desired;
             env.failure_reason = None;
@@ -252,8 +267,13 @@ async fn act(
             }
             tx.put(&key, &env);
             let mut detail = format!("{} -> {}", from.as_str(), phase.as_str());
-            if let Some((old, new)) = moved {
-                detail.push_str(&format!("; moved from inactive runner {old} to {new}"));
+            match moved {
+                Some((old, new)) if new == QUEUED => {
+                    detail.push_str(&format!("; runner {old} is not active and no other has a free place: queued"))
+                }
+                Some((old, new)) if old == QUEUED => detail.push_str(&format!("; placed on runner {new}")),
+                Some((old, new)) => detail.push_str(&format!("; moved from inactive runner {old} to {new}")),
+                None => {}
             }
             tx.audit(caller.event(name, &subject(&id), Outcome::Success, Some(detail)));
             Ok(env)

@@ -29,8 +29,6 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     PolicyLimit(String),
-    #[error("{0}")]
-    NoCapacity(String),
     /// A feature this server was not set up for.
     #[error("{0}")]
     Unavailable(String),
@@ -62,7 +60,7 @@ impl ApiError {
             ApiError::NotFound { .. } | ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
             ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) | ApiError::PolicyLimit(_) => StatusCode::CONFLICT,
-            ApiError::NoCapacity(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -77,7 +75,6 @@ impl ApiError {
             ApiError::Invalid { .. } => "invalid_request",
             ApiError::Conflict(_) => "conflict",
             ApiError::PolicyLimit(_) => "policy_limit",
-            ApiError::NoCapacity(_) => "no_capacity",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Internal(_) => "internal",

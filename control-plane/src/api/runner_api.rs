@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::context::{checked_id, Json, Meta, Paging, Query, RunnerCaller};
 use super::{ApiError, App};
 use crate::audit::{Actor, ActorKind, AuditEvent, Outcome};
-use crate::environments::{effective_runner_phase, runner_may_report, set_phase};
+use crate::environments::{effective_runner_phase, place_queued, runner_may_report, set_phase};
 use crate::model::{
     Delivery, DesiredState, EnvEvent, EnvPhase, EnvSpec, Environment, Page, Runner, RunnerPhase,
     SealedValue, SshEndpoint, SshKey, Token, TokenKind, User, WorkspaceBackup,
@@ -175,6 +175,8 @@ pub async fn heartbeat(
                 runner.ssh = req.ssh.clone();
             }
             tx.put(&key, &runner);
+            // A heartbeat may bring room (a runner back, or a raised capacity): place what waits.
+            place_queued(tx, &runner.org_id, now, inactive_after)?;
             if before != status {
                 tx.audit(caller.event(
                     "runner.phase",
@@ -426,6 +428,7 @@ pub async fn report_status(
         return Err(ApiError::invalid("reason", "at most 4096 bytes"));
     }
     let now = app.now();
+    let inactive_after = app.config.runner_inactive_after;
     let env = app
         .write(|tx| {
             let key = keys::obj(&caller.runner.org_id, "env", &id);
@@ -456,6 +459,10 @@ pub async fn report_status(
                 tx.audit(caller.event("environment.phase", &format!("environment/{id}"), Outcome::Success, Some(detail)));
             }
             tx.put(&key, &env);
+            if from != req.phase && req.phase == EnvPhase::Deleted {
+                // Its place is free: the oldest queued environment of the org may take it.
+                place_queued(tx, &caller.runner.org_id, now, inactive_after)?;
+            }
             Ok(env)
         })
         .await?;

@@ -42,6 +42,11 @@ pub async fn access(
     if env.owner_id != caller.user.id {
         return Err(ApiError::not_found("environment", &id));
     }
+    if env.runner_id == crate::environments::QUEUED {
+        return Err(ApiError::Conflict(format!(
+            "environment {id} waits for a runner with a free place; it gets an SSH address once one takes it"
+        )));
+    }
     let runner: Runner = app.find(&caller.org.id, "runner", &env.runner_id)?;
     let ssh = runner.ssh.ok_or_else(|| {
         ApiError::Conflict(format!(

@@ -95,7 +95,9 @@ pub const AUDIT: Columns = &[
 
 fn cell(item: &Value, pointer: &str) -> String {
     match item.pointer(pointer) {
+        // An empty string is "none" too (a queued environment's runner).
         None | Some(Value::Null) => "-".into(),
+        Some(Value::String(s)) if s.is_empty() => "-".into(),
         Some(Value::String(s)) => s.clone(),
         // A delivery target: the path or variable name.
         Some(Value::Object(o)) => o
