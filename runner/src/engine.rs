@@ -53,6 +53,9 @@ pub struct EngineOptions {
     pub max_unpacked_bytes: u64,
     /// cgroup parent of the environments (`/<parent>/<env id>`). Default `airlock`.
     pub cgroup_parent: String,
+    /// The longest a runc command (`run -d`, `state`, `kill`, `delete`) may take before it is
+    /// killed and reported as failed, so a hung runc cannot stall a worker. Default 120 s.
+    pub runc_timeout: Duration,
 }
 
 impl EngineOptions {
@@ -65,6 +68,7 @@ impl EngineOptions {
             stop_timeout: Duration::from_secs(5),
             max_unpacked_bytes: 64 << 30,
             cgroup_parent: "airlock".into(),
+            runc_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -231,7 +235,7 @@ impl Engine {
         let lock = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(EngineError::io("open", &lock_path))?;
         rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(|_| EngineError::Locked(data.clone()))?;
 
-        let runc = Runc::new(opts.runc.clone(), data.join("runc"));
+        let runc = Runc::new(opts.runc.clone(), data.join("runc"), opts.runc_timeout);
         let version = runc.version()?;
         let images = ImageStore::open(data.join("images"), opts.registry.clone(), opts.max_unpacked_bytes)?;
         let slots = Slots::new(data.join("slots"), opts.uid_base);

@@ -220,15 +220,29 @@ pub(crate) fn mounts_under(dir: &Path) -> io::Result<Vec<MountEntry>> {
 
 /// Waits up to `timeout` for process `pid` (not necessarily our child) to exit.
 /// Returns whether it is gone.
-pub(crate) fn wait_exit(pid: i32, timeout: Duration) -> io::Result<bool> {
+/// A descriptor naming process `pid` for as long as it is open (pidfd_open(2)).
+pub(crate) fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     // SAFETY: plain syscall; a new descriptor is returned or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if fd < 0 {
-        let e = io::Error::last_os_error();
-        return if e.raw_os_error() == Some(libc::ESRCH) { Ok(true) } else { Err(e) };
+        return Err(io::Error::last_os_error());
     }
     // SAFETY: pidfd_open returned a descriptor we own.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// SIGKILL to the process a pidfd names (nothing if it is gone).
+pub(crate) fn pidfd_kill(pidfd: &OwnedFd) {
+    // SAFETY: plain syscall on a descriptor we own; no siginfo.
+    unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), libc::SIGKILL, std::ptr::null::<libc::siginfo_t>(), 0) };
+}
+
+pub(crate) fn wait_exit(pid: i32, timeout: Duration) -> io::Result<bool> {
+    let fd = match pidfd_open(pid) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(true),
+        Err(e) => return Err(e),
+    };
     let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
     let deadline = std::time::Instant::now() + timeout;
     loop {
