@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use airlock_control_plane::client::{Client, Method};
+use airlock_testkit::wait_until;
 use airlock_control_plane::store::{keys, Store};
 use serde_json::{json, Value};
 
@@ -466,18 +467,15 @@ fn acknowledged_writes_survive_kill_9() {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Enough acknowledged writes to make the check below mean something, however slow the
+    // machine; then the kill lands while the writers are still going.
+    wait_until("20 acknowledged writes", Duration::from_secs(120), || acked.lock().unwrap().len() >= 20);
     server.kill();
     stop.store(true, Ordering::SeqCst);
     for w in writers {
         w.join().unwrap();
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(
-        acked.len() >= 20,
-        "only {} writes before the kill",
-        acked.len()
-    );
 
     let server = Server::start(tmp.path(), &[]);
     let client = Client::new(&server.url, Some(token.clone()), None).unwrap();
@@ -573,6 +571,8 @@ fn audit_verify_on_the_data_dir_names_tampered_records() {
             .raw_put(&keys::audit(3), Some(serde_json::to_vec(&record).unwrap()))
             .unwrap();
         store.raw_put(&keys::audit(5), None).unwrap();
+        // `airlock admin audit verify` opens the folder next, from another process.
+        store.close().unwrap();
     }
     let broken = verify();
     assert_eq!(broken.status.code(), Some(1));

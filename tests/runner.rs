@@ -8,10 +8,12 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use airlock_control_plane::client::{Client, Method};
+use airlock_testkit::wait_until;
 use airlock_runner::engine::{Engine, EngineOptions};
 use common::{airlock, ok, MirrorServer, Sample};
 use serde_json::{json, Value};
@@ -155,6 +157,9 @@ impl GitDaemon {
             .arg(format!("--base-path={}", base.display()))
             .arg(base)
             .stderr(Stdio::null())
+            // `git daemon` runs `git-daemon` as a child: its own process group lets the drop
+            // end both.
+            .process_group(0)
             .spawn()
             .unwrap();
         let addr = format!("127.0.0.1:{port}");
@@ -169,7 +174,8 @@ impl GitDaemon {
 
 impl Drop for GitDaemon {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // SAFETY: signals the process group the daemon leads; no memory is involved.
+        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
         let _ = self.child.wait();
     }
 }
@@ -324,7 +330,13 @@ fn an_environment_from_the_mirror_over_ssh_survives_a_runner_crash_and_moves_wit
     // which restores the snapshot instead of cloning again.
     first.terminate();
     let mut second = site.runner("rack-2", 5, 2_000_000);
-    std::thread::sleep(Duration::from_secs(4)); // rack-1 is now inactive (no heartbeat for 3 s)
+    // Once rack-1 has missed heartbeats for 3 s the control plane counts it inactive, and
+    // starts go elsewhere.
+    let owner = site.cp.client(&site.cp.owner);
+    wait_until("rack-1 to be counted inactive", Duration::from_secs(30), || {
+        let runners = call(&owner, Method::GET, "/api/v1/runners", None);
+        runners["items"].as_array().unwrap().iter().any(|r| r["name"] == "rack-1" && r["phase"] == "inactive")
+    });
     call(&site.member(), Method::POST, &format!("/api/v1/environments/{env}/start"), None);
     let moved = wait_env(&site.member(), &env, "running again", |v| v["phase"] == "running");
     assert_ne!(moved["runner_id"], stopped["runner_id"], "it moved to the other runner");

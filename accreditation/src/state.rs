@@ -278,11 +278,7 @@ fn read_control_plane(dir: &Path) -> Result<Part<ControlPlaneState>, Error> {
         return Ok(Part::Absent(format!("no control plane database at {} (not initialized, or another data_dir)", dir.display())));
     }
     let store = CpStore::open(dir).map_err(|e| match e {
-        CpStoreError::Open { source: sled::Error::Io(io), .. }
-            if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>
-        {
-            Error::ControlPlaneInUse { dir: dir.to_path_buf() }
-        }
+        CpStoreError::InUse { .. } => Error::ControlPlaneInUse { dir: dir.to_path_buf() },
         other => fail(other.to_string()),
     })?;
     let cp = |e: CpStoreError| fail(e.to_string());

@@ -52,7 +52,8 @@ pub fn init(
         },
         other => other,
     })?;
-    store.flush_blocking()?;
+    // The caller usually opens the same folder next (`airlock server`): release it fully.
+    store.close()?;
     Ok(done)
 }
 

@@ -21,10 +21,14 @@ use crate::time::Timestamp;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(
-        "cannot open the data directory {path}: {source} \
-         (is another control plane already using it? stop it first)"
+        "the data directory {path} is in use by another control plane \
+         (stop it first, or give this one another data directory)"
     )]
+    InUse { path: String },
+    #[error("cannot open the data directory {path}: {source}")]
     Open { path: String, source: sled::Error },
+    #[error("cannot close the data directory: {0}")]
+    Close(airlock_db::DbError),
     #[error("storage error: {0}")]
     Sled(#[from] sled::Error),
     #[error("stored record `{key}` cannot be read ({source}); the data directory may be damaged")]
@@ -101,6 +105,8 @@ pub mod keys {
 }
 
 pub struct Store {
+    /// `None` for a temporary store, whose files vanish with it.
+    db: Option<airlock_db::Db>,
     tree: sled::Tree,
     /// Held to apply a batch, and to flush: sled 0.34 can deadlock when a flush overlaps an
     /// `apply_batch`, or when many flushes run at once (they fill its I/O thread pool).
@@ -114,33 +120,47 @@ pub struct Store {
 
 impl Store {
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .mode(sled::Mode::HighThroughput)
-            // Every commit is flushed by its caller; a background flusher would only race them.
-            .flush_every_ms(None)
-            .open()
-            .map_err(|source| StoreError::Open {
-                path: dir.display().to_string(),
-                source,
-            })?;
-        Self::from_db(db)
+        let db = airlock_db::open(dir, airlock_db::Profile::HighThroughput).map_err(|e| {
+            let path = dir.display().to_string();
+            match e {
+                airlock_db::DbError::Locked(_) => StoreError::InUse { path },
+                airlock_db::DbError::Open { source, .. } => StoreError::Open { path, source },
+                other => StoreError::Close(other),
+            }
+        })?;
+        let tree = db.sled().open_tree("airlock")?;
+        Ok(Self::with_tree(Some(db), tree))
     }
 
     /// A throw-away in-memory store for tests.
     pub fn temporary() -> Result<Store, StoreError> {
-        Self::from_db(sled::Config::new().temporary(true).open()?)
+        let db = sled::Config::new().temporary(true).open()?;
+        let tree = db.open_tree("airlock")?;
+        Ok(Self::with_tree(None, tree))
     }
 
-    fn from_db(db: sled::Db) -> Result<Store, StoreError> {
-        let tree = db.open_tree("airlock")?;
-        Ok(Store {
+    fn with_tree(db: Option<airlock_db::Db>, tree: sled::Tree) -> Store {
+        Store {
+            db,
             tree,
             writer: Mutex::new(()),
             flusher: Mutex::new(()),
             applied: AtomicU64::new(0),
             durable: AtomicU64::new(0),
-        })
+        }
+    }
+
+    /// Makes everything durable, closes the database and waits until its folder can be
+    /// opened again: what a process that reopens the same folder must do instead of
+    /// dropping the store.
+    pub fn close(self) -> Result<(), StoreError> {
+        self.flush_blocking()?;
+        let Store { db, tree, .. } = self;
+        drop(tree);
+        match db {
+            Some(db) => db.close().map_err(StoreError::Close),
+            None => Ok(()),
+        }
     }
 
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {

@@ -202,7 +202,8 @@ async fn secrets_are_encrypted_at_rest_and_survive_kek_rotation() {
                 201,
             )
             .await;
-        h.app.store.flush_blocking().unwrap();
+        // The next block opens the same folder in this process.
+        h.close();
         (
             init.token,
             env["id"].as_str().unwrap().to_string(),
@@ -274,6 +275,7 @@ async fn secrets_are_encrypted_at_rest_and_survive_kek_rotation() {
             .as_str()
             .unwrap()
             .contains(load(&old_kek_file).id()));
+        h.close();
     }
 
     // After: the old key is no longer needed, and the hosting runner still gets the value.
@@ -295,7 +297,7 @@ async fn secrets_are_encrypted_at_rest_and_survive_kek_rotation() {
             )
             .await;
         assert_eq!(items(&values)[0]["value"], canary);
-        h.app.store.flush_blocking().unwrap();
+        h.close();
     }
     assert!(!contains(&all_bytes(&data), canary.as_bytes()));
 

@@ -75,7 +75,12 @@ pub fn run(data_dir: &Path, request: Request, progress: &dyn Progress) -> Result
     }
     let store = Store::open(data_dir)?;
     store.blobs.clear_staging().map_err(StoreError::from)?;
-    execute(&store, None, request, progress).map_err(AdminError::Failed)
+    let answer = execute(&store, None, request, progress).map_err(AdminError::Failed);
+    // The same process may serve this folder next (`airlock demo`): release it fully.
+    let closed = store.close();
+    let answer = answer?;
+    closed?;
+    Ok(answer)
 }
 
 fn send(mut stream: UnixStream, socket: &Path, request: &Request) -> Result<Value, AdminError> {

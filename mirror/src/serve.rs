@@ -121,7 +121,7 @@ pub async fn serve(options: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Res
             let app = router(state).layer(axum::Extension(crate::adapters::Https));
             crate::tls::serve_https(listener, app, config, shutdown_signal()).await
         }
-        None => axum::serve(crate::zero_copy::ZeroCopyListener(listener), router(state)).with_graceful_shutdown(shutdown_signal()).await,
+        None => axum::serve(crate::zero_copy::ZeroCopyListener::new(listener), router(state)).with_graceful_shutdown(shutdown_signal()).await,
     };
     admin.abort();
     let _ = std::fs::remove_file(&socket);

@@ -31,6 +31,8 @@ pub enum StoreError {
     Locked(PathBuf),
     #[error("cannot open the mirror data folder {path}: {message}")]
     Open { path: PathBuf, message: String },
+    #[error("cannot close the mirror data folder {path}: {message}")]
+    Close { path: PathBuf, message: String },
     #[error("mirror metadata: {0}")]
     Db(#[from] sled::Error),
     #[error("mirror content store: {0}")]
@@ -98,7 +100,7 @@ pub struct TokenRecord {
 pub struct Store {
     pub blobs: BlobStore,
     data_dir: std::path::PathBuf,
-    db: sled::Db,
+    db: airlock_db::Db,
     meta: sled::Tree,
     /// One import (or gc) at a time: both read state and then change it.
     pub(crate) exclusive: std::sync::Mutex<()>,
@@ -135,15 +137,22 @@ impl Store {
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| StoreError::Open { path: data_dir.to_path_buf(), message: e.to_string() })?;
-        let db = sled::Config::new().path(data_dir.join("metadata")).flush_every_ms(None).open().map_err(|e| match e {
-            sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") => {
-                StoreError::Locked(data_dir.to_path_buf())
-            }
+        let db = airlock_db::open(&data_dir.join("metadata"), airlock_db::Profile::Compact).map_err(|e| match e {
+            airlock_db::DbError::Locked(_) => StoreError::Locked(data_dir.to_path_buf()),
             other => StoreError::Open { path: data_dir.to_path_buf(), message: other.to_string() },
         })?;
-        let meta = db.open_tree("meta")?;
+        let meta = db.sled().open_tree("meta")?;
         let blobs = BlobStore::open(data_dir)?;
         Ok(Store { blobs, data_dir: data_dir.to_path_buf(), db, meta, exclusive: std::sync::Mutex::new(()), commits: std::sync::Mutex::new(()), generation: Default::default() })
+    }
+
+    /// Closes the metadata database and waits until the folder can be opened again: what
+    /// a process that reopens the same folder (an offline import, then the server) must do
+    /// instead of dropping the store. Every commit is already durable.
+    pub fn close(self) -> Result<(), StoreError> {
+        let Store { db, meta, data_dir, .. } = self;
+        drop(meta);
+        db.close().map_err(|e| StoreError::Close { path: data_dir, message: e.to_string() })
     }
 
     /// The data folder the store was opened in.
@@ -267,7 +276,7 @@ impl Store {
     }
 
     pub fn next_id(&self) -> Result<u64, StoreError> {
-        Ok(self.db.generate_id()?)
+        Ok(self.db.sled().generate_id()?)
     }
 
     /// Applies a change set atomically and flushes it to disk before returning.
@@ -275,7 +284,7 @@ impl Store {
         let _one_at_a_time = self.commits.lock().unwrap_or_else(|p| p.into_inner());
         self.meta.apply_batch(changes.batch)?;
         self.generation.fetch_add(1, std::sync::atomic::Ordering::Release);
-        self.db.flush()?;
+        self.db.sled().flush()?;
         Ok(())
     }
 

@@ -11,6 +11,7 @@ use std::io::{self, IoSlice};
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -33,7 +34,22 @@ pub fn bytes_sent_by_sendfile() -> u64 {
 }
 
 /// A TCP listener handing out [`ZeroCopyStream`]s to `axum::serve`.
-pub struct ZeroCopyListener(pub TcpListener);
+pub struct ZeroCopyListener {
+    listener: TcpListener,
+    sent: Arc<AtomicU64>,
+}
+
+impl ZeroCopyListener {
+    pub fn new(listener: TcpListener) -> ZeroCopyListener {
+        ZeroCopyListener { listener, sent: Arc::default() }
+    }
+
+    /// Bytes this listener's connections have sent by sendfile(2) (the process-wide figure,
+    /// [`bytes_sent_by_sendfile`], adds up every listener).
+    pub fn sendfile_bytes(&self) -> Arc<AtomicU64> {
+        self.sent.clone()
+    }
+}
 
 impl axum::serve::Listener for ZeroCopyListener {
     type Io = ZeroCopyStream;
@@ -41,11 +57,11 @@ impl axum::serve::Listener for ZeroCopyListener {
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
-            match self.0.accept().await {
+            match self.listener.accept().await {
                 Ok((stream, addr)) => {
                     // Responses are written whole; waiting to coalesce only adds latency.
                     let _ = stream.set_nodelay(true);
-                    return (ZeroCopyStream(stream), addr);
+                    return (ZeroCopyStream { stream, sent: self.sent.clone() }, addr);
                 }
                 // A client that gave up before being accepted: nothing to do.
                 Err(e) if matches!(e.kind(), io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset) => {}
@@ -59,15 +75,19 @@ impl axum::serve::Listener for ZeroCopyListener {
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.0.local_addr()
+        self.listener.local_addr()
     }
 }
 
-pub struct ZeroCopyStream(TcpStream);
+pub struct ZeroCopyStream {
+    stream: TcpStream,
+    /// Its listener's sendfile byte count.
+    sent: Arc<AtomicU64>,
+}
 
 impl AsyncRead for ZeroCopyStream {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
+        Pin::new(&mut self.stream).poll_read(cx, buf)
     }
 }
 
@@ -77,12 +97,12 @@ impl AsyncWrite for ZeroCopyStream {
     }
 
     fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
-        let stream = &self.get_mut().0;
+        let ZeroCopyStream { stream, sent } = self.get_mut();
         let socket = stream.as_raw_fd();
         loop {
             ready!(stream.poll_write_ready(cx))?;
             // `try_io` clears the readiness on WouldBlock, so the next poll waits for it.
-            match stream.try_io(Interest::WRITABLE, || write_some(socket, bufs)) {
+            match stream.try_io(Interest::WRITABLE, || write_some(socket, bufs, sent)) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 result => return Poll::Ready(result),
             }
@@ -96,25 +116,33 @@ impl AsyncWrite for ZeroCopyStream {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
+        Pin::new(&mut self.stream).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 
 /// Writes as much of `bufs` as the socket takes without blocking: runs of ordinary slices
-/// with writev(2), mapped slices with sendfile(2). Returns the bytes written, or WouldBlock
-/// when nothing could be.
-fn write_some(socket: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+/// with writev(2), mapped slices with sendfile(2), counting those in `sent`. Returns the
+/// bytes written, or WouldBlock when nothing could be.
+///
+/// Under back-pressure a mapped slice goes out in parts; once what is left of it is shorter
+/// than [`SENDFILE_MIN`] it is written like any small slice, so up to that much of each body
+/// legitimately leaves by writev(2).
+fn write_some(socket: RawFd, bufs: &[IoSlice<'_>], sent: &AtomicU64) -> io::Result<usize> {
     let mut total = 0;
     let mut rest = bufs;
     while let Some(first) = rest.first() {
         let (wanted, written, slices) = match mapped_source(first) {
             Some((file, offset)) => {
                 let wanted = first.len().min(SENDFILE_MAX);
-                (wanted, sendfile(socket, file, offset, wanted), 1)
+                let written = sendfile(socket, file, offset, wanted);
+                if let Ok(n) = written {
+                    sent.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                (wanted, written, 1)
             }
             None => {
                 let run = rest.iter().position(|b| mapped_source(b).is_some()).unwrap_or(rest.len());
@@ -182,24 +210,26 @@ mod tests {
     use super::*;
     use crate::mapped::{MappedBlobs, MAP_THRESHOLD};
 
-    /// Serves one mapped blob (whole, or a range) on a ZeroCopyListener.
-    fn serve(content: &[u8]) -> (std::net::SocketAddr, tokio::runtime::Runtime, tempfile::TempDir) {
+    /// Serves one mapped blob (whole, or a range) on a ZeroCopyListener of its own; also
+    /// returns that listener's sendfile byte count.
+    fn serve(content: &[u8]) -> (std::net::SocketAddr, Arc<AtomicU64>, tokio::runtime::Runtime, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("blob");
         std::fs::write(&path, content).unwrap();
         let blobs = Arc::new(MappedBlobs::default());
         let digest = Digest::of(content);
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
-        let addr = listener.local_addr().unwrap();
+        let listener = ZeroCopyListener::new(runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap());
+        let addr = axum::serve::Listener::local_addr(&listener).unwrap();
+        let sent = listener.sendfile_bytes();
         let app = axum::Router::new()
             .route("/whole", axum::routing::get({
                 let (blobs, path) = (blobs.clone(), path.clone());
                 move || async move { Body::from(blobs.get(&digest, &path).unwrap()) }
             }))
             .route("/part", axum::routing::get(move || async move { Body::from(blobs.get(&digest, &path).unwrap().slice(100_000..2_000_000)) }));
-        runtime.spawn(async move { axum::serve(ZeroCopyListener(listener), app).await });
-        (addr, runtime, dir)
+        runtime.spawn(async move { axum::serve(listener, app).await });
+        (addr, sent, runtime, dir)
     }
 
     /// A raw HTTP/1.1 GET on a kept-alive connection: (head, body).
@@ -223,7 +253,9 @@ mod tests {
             stream.read_exact(&mut body[read..end]).unwrap();
             read = end;
             if slow {
-                // Let the socket buffer fill so the server meets WouldBlock mid-body.
+                // Read slower than the server writes, so it meets WouldBlock mid-body (the
+                // back-pressure path); how often depends on the machine, and nothing asserted
+                // below does.
                 std::thread::sleep(std::time::Duration::from_micros(200));
             }
         }
@@ -233,16 +265,40 @@ mod tests {
     #[test]
     fn mapped_bodies_go_out_by_sendfile_intact_and_the_connection_stays_usable() {
         let content: Vec<u8> = (0..MAP_THRESHOLD as usize * 8).map(|i| (i * 7 % 251) as u8).collect();
-        let (addr, _runtime, _dir) = serve(&content);
-        let before = bytes_sent_by_sendfile();
+        let (addr, sent, _runtime, _dir) = serve(&content);
         let mut stream = std::net::TcpStream::connect(addr).unwrap();
         let (head, body) = get(&mut stream, "/whole", true);
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
         assert!(body == content, "the whole body arrived intact");
         let (_, part) = get(&mut stream, "/part", false);
         assert!(part == content[100_000..2_000_000], "a slice starts at its offset in the file");
-        // Other tests in this process may send too: at least ours went by sendfile.
-        assert!(bytes_sent_by_sendfile() - before >= (content.len() + part.len()) as u64);
+        // This listener's own count: all of both bodies but, at most, the short tail of each
+        // that was left after a partial send (see `write_some`).
+        let by_sendfile = sent.load(Ordering::Relaxed);
+        let bodies = (content.len() + part.len()) as u64;
+        assert!(by_sendfile <= bodies, "{by_sendfile} counted for {bodies} body bytes");
+        assert!(by_sendfile > bodies - 2 * SENDFILE_MIN as u64, "only {by_sendfile} of {bodies} body bytes went by sendfile");
+    }
+
+    /// The choice itself, where nothing pushes back: an unread socket with room for the
+    /// whole slice. A mapped slice of `SENDFILE_MIN` bytes goes by sendfile(2), whole; one
+    /// byte shorter, and it is written.
+    #[test]
+    fn mapped_slices_from_the_threshold_up_take_the_sendfile_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let content: Vec<u8> = (0..MAP_THRESHOLD as usize).map(|i| (i % 249) as u8).collect();
+        std::fs::write(dir.path().join("blob"), &content).unwrap();
+        let mapped = MappedBlobs::default().get(&Digest::of(&content), &dir.path().join("blob")).unwrap();
+        for (len, by_sendfile) in [(SENDFILE_MIN, SENDFILE_MIN as u64), (SENDFILE_MIN - 1, 0)] {
+            let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+            let sent = AtomicU64::new(0);
+            let written = write_some(ours.as_raw_fd(), &[IoSlice::new(&mapped[1000..1000 + len])], &sent).unwrap();
+            assert_eq!((written, sent.load(Ordering::Relaxed)), (len, by_sendfile), "a slice of {len} bytes");
+            drop(ours);
+            let mut got = Vec::new();
+            theirs.read_to_end(&mut got).unwrap();
+            assert!(got == content[1000..1000 + len], "the {len} bytes arrived intact");
+        }
     }
 
     #[test]
@@ -273,7 +329,7 @@ mod tests {
                     skip = 0;
                 }
             }
-            written += write_some(ours.as_raw_fd(), &left).unwrap();
+            written += write_some(ours.as_raw_fd(), &left, &AtomicU64::new(0)).unwrap();
         }
         ours.flush().unwrap();
         let got = reader.join().unwrap();

@@ -324,8 +324,8 @@ fn a_terminal_session_has_a_pty_follows_resizes_and_reports_the_exit_status() {
     assert!(output.contains("/dev/pts/"), "{output}");
 
     let size = rustix::termios::Winsize { ws_row: 40, ws_col: 132, ws_xpixel: 0, ws_ypixel: 0 };
+    // Takes effect at once: the ioctl sets the size `stty` reads back.
     rustix::termios::tcsetwinsize(&terminal, size).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
     terminal.write_all(b"stty size; exit 3\n").unwrap();
     wait_for("40 132", &mut output);
     let status = process.child.wait().unwrap();

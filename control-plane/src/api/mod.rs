@@ -124,6 +124,12 @@ impl App {
         self.clock.now()
     }
 
+    /// The store back, when this is the last handle to the state (to close it); else the
+    /// handle itself.
+    pub fn into_store(self) -> Result<Store, App> {
+        Arc::try_unwrap(self.0).map(|state| state.store).map_err(App)
+    }
+
     /// Applies `stage` atomically with its audit records and makes it durable before
     /// returning, so the caller can acknowledge.
     pub async fn write<R>(

@@ -82,6 +82,17 @@ impl Harness {
         }
     }
 
+    /// Closes the store (it must not be temporary to be opened again) and waits until its
+    /// folder is free, so the test can open it again at once.
+    pub fn close(self) {
+        let Harness { app, router, .. } = self;
+        drop(router);
+        let store = app
+            .into_store()
+            .unwrap_or_else(|_| panic!("a handle to the app outlived its harness"));
+        store.close().unwrap();
+    }
+
     pub async fn call(
         &self,
         method: &str,
