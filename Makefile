@@ -16,7 +16,7 @@ demo-bundle: deps-demo build-release
 	scripts/demo.sh target/release/airlock
 
 test: deps-test
-	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --all-targets --no-fail-fast
 
 build-release:
 	$(CARGO) build --release
