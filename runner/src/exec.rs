@@ -41,3 +41,31 @@ pub enum ExecIo {
     /// `TIOCSWINSZ`. Output and errors share it, as on any terminal.
     Pty { master: OwnedFd },
 }
+
+/// Puts every signal back to its default action and unblocks them all, for use between
+/// fork and exec of a session's process. A runner started with signals ignored (under
+/// `nohup`, say) would otherwise pass that on: a session that ignores SIGHUP survives its
+/// client's hang-up until the gateway escalates to SIGKILL. sshd does the same for its
+/// sessions.
+///
+/// Only async-signal-safe calls (sigaction, sigprocmask), so it is sound in `pre_exec`.
+pub fn restore_default_signals() -> std::io::Result<()> {
+    // SAFETY: plain libc calls on structures we own; valid between fork and exec.
+    unsafe {
+        let mut default: libc::sigaction = std::mem::zeroed();
+        default.sa_sigaction = libc::SIG_DFL;
+        for signal in 1..libc::SIGRTMAX() {
+            // SIGKILL and SIGSTOP cannot be changed, and numbers glibc reserves for itself
+            // are refused: neither matters here.
+            if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+                libc::sigaction(signal, &default, std::ptr::null_mut());
+            }
+        }
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        if libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}

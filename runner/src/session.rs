@@ -47,9 +47,11 @@ pub(crate) fn spawn(runc: &Runc, id: &str, process: &Value, pty: Option<&PtyRequ
         }
     };
     let with_terminal = terminal.is_some();
-    // SAFETY: between fork and exec only async-signal-safe calls (setsid, ioctl, dup2, fcntl).
+    // SAFETY: between fork and exec only async-signal-safe calls (sigaction, sigprocmask,
+    // setsid, ioctl, dup2, fcntl).
     unsafe {
         cmd.pre_exec(move || {
+            crate::exec::restore_default_signals()?;
             if with_terminal {
                 // runc must lead a session whose controlling terminal is the host pty, so that
                 // a resize reaches it as SIGWINCH.

@@ -13,7 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use airlock_runner::exec::{ExecIo, ExecProcess, ExecRequest};
+use airlock_runner::exec::{restore_default_signals, ExecIo, ExecProcess, ExecRequest};
 use airlock_runner::ssh::config::{self, SshEntry};
 use airlock_runner::ssh::{
     bind, AuthRefusal, ConnectionEvent, ConnectionEventKind, Gateway, GatewayConfig,
@@ -69,6 +69,7 @@ fn spawn_on_pty(cmd: &mut Command, slave: OwnedFd) -> std::io::Result<Child> {
     // SAFETY: only async-signal-safe syscalls between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
+            restore_default_signals()?;
             rustix::process::setsid()?;
             rustix::process::ioctl_tiocsctty(BorrowedFd::borrow_raw(0))?;
             Ok(())
@@ -101,6 +102,9 @@ impl SessionBackend for HostBackend {
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
                     .process_group(0);
+                // As the runc driver does (a test run under `nohup` ignores SIGHUP).
+                // SAFETY: only async-signal-safe calls between fork and exec.
+                unsafe { cmd.pre_exec(restore_default_signals) };
                 let mut child = cmd.spawn()?;
                 let io = ExecIo::Pipes {
                     stdin: child.stdin.take().unwrap(),
