@@ -27,6 +27,7 @@ pub const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const APPLETS: &[&str] = &[
     "sh", "id", "cat", "ls", "sleep", "ps", "ip", "nc", "wget", "whoami", "touch", "stat", "hostname", "mount", "tty", "echo",
     "env", "grep", "wc", "mkdir", "rm", "test", "true", "false", "printf", "tr", "head", "sort", "readlink", "uname", "kill",
+    "mkfifo",
 ];
 
 pub fn sha256(bytes: &[u8]) -> String {
