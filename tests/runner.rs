@@ -372,3 +372,65 @@ fn a_full_runner_keeps_the_environment_pending_until_a_place_frees_up() {
     call(&site.member(), Method::DELETE, &format!("/api/v1/environments/{first}"), None);
     wait_env(&site.member(), &second, "running once the first is gone", |v| v["phase"] == "running");
 }
+
+/// A global (non-loopback) IPv4 address of this host, so that a control plane "off loopback"
+/// can be a listener here and the test can see whether the runner ever connected.
+fn global_ipv4() -> std::net::Ipv4Addr {
+    let out = ok(Command::new("ip").args(["-o", "-4", "addr", "show", "scope", "global"]));
+    text(&out.stdout)
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|cidr| cidr.split('/').next()?.parse().ok())
+        .expect("this test needs a non-loopback IPv4 address on the host (`ip -4 addr show scope global` lists none)")
+}
+
+/// Finding 9 (issue 14): a plain http:// control plane off loopback would carry the exchange
+/// token and then the runner's credential in cleartext. The runner refuses it before it sends
+/// anything, naming the flag that fixes it.
+#[test]
+fn a_plain_http_control_plane_off_loopback_is_refused_before_any_connection() {
+    let ip = global_ipv4();
+    let listener = std::net::TcpListener::bind((ip, 0)).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let child = airlock()
+        .args(["runner", "--control-plane", &url, "--token", "alk_rex_not-a-real-token", "--ssh-listen", "127.0.0.1:0"])
+        .args(["--egress-allow", &format!("{ip}/32")])
+        .arg("--data-dir")
+        .arg(dir.path().join("runner"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Killed if the test fails while it still runs.
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut runner = Kill(child);
+    let status = airlock_testkit::wait_for("the runner to exit on a cleartext control-plane URL", Duration::from_secs(20), || {
+        runner.0.try_wait().unwrap().ok_or("still running (it went on to use the URL)")
+    });
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(runner.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains(&url) && stderr.contains("--control-plane") && stderr.contains("https://"), "{stderr}");
+    assert!(listener.accept().is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock), "the runner connected to {url} anyway");
+
+    // Loopback stays allowed (a control plane on the same host): the runner gets past the
+    // check and fails only at the exchange, since nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let out = airlock()
+        .args(["runner", "--control-plane", &format!("http://{closed}"), "--token", "alk_rex_x", "--ssh-listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(dir.path().join("loopback"))
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success() && !stderr.contains("cleartext"), "{stderr}");
+}

@@ -100,7 +100,16 @@ impl Agent {
             .map_err(|e| AgentError::Setup(format!("cannot create {}: {e}", opts.data_dir.display())))?;
         let url = reqwest::Url::parse(&opts.control_plane_url)
             .map_err(|e| AgentError::Setup(format!("control plane URL `{}`: {e}", opts.control_plane_url)))?;
-        opts.egress.check_url(&url)?;
+        let permit = opts.egress.check_url(&url)?;
+        // The exchange token and then the credential travel on every request: plain HTTP only
+        // where nothing leaves the host.
+        if url.scheme() == "http" && permit != airlock_egress::Permit::Loopback {
+            return Err(AgentError::Setup(format!(
+                "control plane URL `{}` is plain http:// to a host other than loopback: the runner's token and credential would cross the network in cleartext. \
+                 Give --control-plane (AIRLOCK_URL) an https:// URL (with --ca-cert for a site CA); http:// is accepted only for 127.0.0.1, ::1 or localhost",
+                opts.control_plane_url
+            )));
+        }
         let cp = ControlPlane::new(&opts.control_plane_url, opts.ca_cert.as_deref(), &opts.egress)?;
         let credential = credential(&cp, &opts.data_dir, opts.exchange_token.as_deref())?;
         tracing::info!(runner = %credential.runner_id, "runner credential ready");

@@ -27,6 +27,7 @@ pub const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const APPLETS: &[&str] = &[
     "sh", "id", "cat", "ls", "sleep", "ps", "ip", "nc", "wget", "whoami", "touch", "stat", "hostname", "mount", "tty", "echo",
     "env", "grep", "wc", "mkdir", "rm", "test", "true", "false", "printf", "tr", "head", "sort", "readlink", "uname", "kill",
+    "mkfifo",
 ];
 
 pub fn sha256(bytes: &[u8]) -> String {
@@ -132,8 +133,18 @@ pub struct ImageParts {
 impl ImageParts {
     /// One image from uncompressed tars, gzip-compressed.
     pub fn new(tars: Vec<Vec<u8>>) -> ImageParts {
+        let layers = tars.iter().map(|t| (LAYER_GZIP.to_string(), gzip(t))).collect();
+        ImageParts::with_layers(&tars, layers)
+    }
+
+    /// One image from uncompressed tars, served as they are (big layers: no gzip pass).
+    pub fn uncompressed(tars: Vec<Vec<u8>>) -> ImageParts {
+        let layers = tars.iter().map(|t| (LAYER_TAR.to_string(), t.clone())).collect();
+        ImageParts::with_layers(&tars, layers)
+    }
+
+    fn with_layers(tars: &[Vec<u8>], layers: Vec<(String, Vec<u8>)>) -> ImageParts {
         let diff_ids: Vec<String> = tars.iter().map(|t| sha256(t)).collect();
-        let layers: Vec<(String, Vec<u8>)> = tars.iter().map(|t| (LAYER_GZIP.to_string(), gzip(t))).collect();
         let config = serde_json::to_vec(&serde_json::json!({
             "architecture": "amd64",
             "os": "linux",
