@@ -158,10 +158,15 @@ fn run(
     }
     check_freshness(store, &manifest, options, record)?;
     check_base(store, &manifest)?;
-    let needed: u64 = manifest.blobs.iter().filter(|b| !store.blobs.has(&b.digest, b.size)).map(|b| b.size).sum();
+    // Saturating: the parsed manifest's sizes fit in a u64, the margin on top may not.
+    let needed = manifest
+        .blobs
+        .iter()
+        .filter(|b| !store.blobs.has(&b.digest, b.size))
+        .fold(FREE_SPACE_MARGIN, |total, b| total.saturating_add(b.size));
     let free = store.blobs.free_space().map_err(ImportError::Write)?;
-    if needed + FREE_SPACE_MARGIN > free {
-        return Err(ImportError::NoSpace { bundle_id: manifest.bundle_id.clone(), needed: needed + FREE_SPACE_MARGIN, free });
+    if needed > free {
+        return Err(ImportError::NoSpace { bundle_id: manifest.bundle_id.clone(), needed, free });
     }
 
     record.result = "failed".into();
