@@ -25,7 +25,7 @@ use airlock_bundler::writeback::WritebackFile;
 use airlock_bundler::{BundleError, Digest};
 use serde::Deserialize;
 
-use crate::store::{ArtifactRecord, Changes, HistoryRecord, ManifestRecord, Store, StoreError};
+use crate::store::{ArtifactRecord, Changes, HistoryRecord, ManifestRecord, Owner, Store, StoreError};
 
 /// Space kept free beyond the blobs themselves, for metadata and the filesystem's own needs.
 const FREE_SPACE_MARGIN: u64 = 64 << 20;
@@ -55,6 +55,21 @@ pub enum ImportError {
     Open { path: String, source: io::Error },
     #[error("bundle {bundle_id} has sequence {sequence} on channel `{channel}`, older than sequence {highest} already imported there (rollback); pass --allow-downgrade to import it anyway (recorded)")]
     Downgrade { bundle_id: String, channel: String, sequence: u64, highest: u64 },
+    #[error("bundle {bundle_id} has sequence {sequence} on channel `{channel}`, the sequence of bundle {other} already imported there; a sequence names one bundle per channel, so this is a different bundle claiming it (replay or rollback): ask the connected side for a bundle with a higher sequence, or pass --allow-downgrade to import it anyway (recorded)")]
+    SameSequence { bundle_id: String, channel: String, sequence: u64, other: String },
+    #[error("bundle {bundle_id} (channel `{channel}`, sequence {sequence}) would move {repository}:{tag} to {digest}, but that tag belongs to channel `{owner_channel}` (sequence {owner_sequence}{owner_bundle}); a tag moves only forward on the channel that brought it. Import it through its own channel, or pass --allow-downgrade to move it anyway (recorded)")]
+    TagOwned {
+        bundle_id: String,
+        channel: String,
+        sequence: u64,
+        repository: String,
+        tag: String,
+        digest: Digest,
+        owner_channel: String,
+        owner_sequence: u64,
+        /// `, bundle ID` when known.
+        owner_bundle: String,
+    },
     #[error("bundle {bundle_id} expired at {expires}; ask the connected side for a fresh bundle, or pass --allow-expired to import it anyway (recorded)")]
     Expired { bundle_id: String, expires: String },
     #[error("delta bundle {bundle_id} needs {count} blobs from its base bundle {base_id} (sequence {base_sequence}) that this mirror does not have, the first being {first}; import the base bundle first")]
@@ -192,18 +207,68 @@ fn check_freshness(store: &Store, manifest: &BundleManifest, options: &ImportOpt
         }
         record.overrides.push(format!("expired at {}", manifest.expires));
     }
-    if let Some(highest) = store.channel_sequence(&manifest.channel)? {
-        if manifest.sequence < highest {
-            if !options.allow_downgrade {
-                return Err(ImportError::Downgrade {
+    let mut refuse = |error: ImportError, overridden: String| {
+        if !options.allow_downgrade {
+            return Err(error);
+        }
+        tracing::warn!(bundle = %manifest.bundle_id, actor = %options.actor, "override: {overridden}");
+        record.overrides.push(overridden);
+        Ok(())
+    };
+    if let Some(head) = store.channel_head(&manifest.channel)? {
+        // The bundle that set the head is caught earlier as already imported, so an equal
+        // sequence here is always another bundle.
+        if manifest.sequence <= head.sequence {
+            let (error, overridden) = if manifest.sequence < head.sequence {
+                let error = ImportError::Downgrade {
                     bundle_id: manifest.bundle_id.clone(),
                     channel: manifest.channel.clone(),
                     sequence: manifest.sequence,
-                    highest,
-                });
-            }
-            record.overrides.push(format!("downgrade from sequence {highest} to {}", manifest.sequence));
+                    highest: head.sequence,
+                };
+                (error, format!("downgrade from sequence {} to {}", head.sequence, manifest.sequence))
+            } else {
+                let other = head.bundle_id.clone().unwrap_or_else(|| "(recorded before bundle ids were)".into());
+                let overridden = format!("second bundle at sequence {} (first: {other})", manifest.sequence);
+                let error = ImportError::SameSequence {
+                    bundle_id: manifest.bundle_id.clone(),
+                    channel: manifest.channel.clone(),
+                    sequence: manifest.sequence,
+                    other,
+                };
+                (error, overridden)
+            };
+            refuse(error, overridden)?;
         }
+    }
+    // Tags are shared between channels: a tag moves only on the channel that set it, and
+    // only forward (the channel check above cannot see another channel's tags).
+    for artifact in &manifest.artifacts {
+        let current = store.resolve_tag(&artifact.repository, &artifact.tag)?;
+        if current.is_none() || current == Some(artifact.digest) {
+            continue;
+        }
+        let Some(owner) = store.tag_owner(artifact.kind, &artifact.repository, &artifact.tag)? else { continue };
+        if owner.channel == manifest.channel && owner.sequence < manifest.sequence {
+            continue;
+        }
+        let owner_bundle = owner.bundle_id.as_ref().map(|id| format!(", bundle {id}")).unwrap_or_default();
+        let overridden = format!(
+            "moved {}:{} from channel `{}` sequence {} to channel `{}` sequence {}",
+            artifact.repository, artifact.tag, owner.channel, owner.sequence, manifest.channel, manifest.sequence
+        );
+        let error = ImportError::TagOwned {
+            bundle_id: manifest.bundle_id.clone(),
+            channel: manifest.channel.clone(),
+            sequence: manifest.sequence,
+            repository: artifact.repository.clone(),
+            tag: artifact.tag.clone(),
+            digest: artifact.digest,
+            owner_channel: owner.channel,
+            owner_sequence: owner.sequence,
+            owner_bundle,
+        };
+        refuse(error, overridden)?;
     }
     Ok(())
 }
@@ -338,6 +403,7 @@ fn changes_for(
         }
         Ok(store.manifest(digest)?)
     };
+    let importer = Owner { channel: manifest.channel.clone(), sequence: manifest.sequence, bundle_id: Some(manifest.bundle_id.clone()) };
     let mut changes = Changes::default();
     for blob in &manifest.blobs {
         changes.blob(&blob.digest, blob.size);
@@ -350,6 +416,14 @@ fn changes_for(
             stack.extend(described.children.iter().filter(|c| media_types.contains_key(c) || captured.contains_key(c)));
             changes.manifest(&artifact.repository, &digest, &described);
         }
+        // Re-delivering what a tag already points at does not take it over from its channel.
+        let unchanged = store.resolve_tag(&artifact.repository, &artifact.tag)? == Some(artifact.digest);
+        let owned_elsewhere = store
+            .tag_owner(artifact.kind, &artifact.repository, &artifact.tag)?
+            .is_some_and(|owner| owner.channel != manifest.channel);
+        if !(unchanged && owned_elsewhere) {
+            changes.tag_owner(&artifact.repository, &artifact.tag, &importer);
+        }
         changes.tag(&artifact.repository, &artifact.tag, &artifact.digest);
         changes.artifact(&ArtifactRecord {
             artifact: artifact.clone(),
@@ -357,8 +431,11 @@ fn changes_for(
             imported: record.time.clone(),
         });
     }
-    let highest = store.channel_sequence(&manifest.channel)?.unwrap_or(0);
-    changes.channel(&manifest.channel, highest.max(manifest.sequence));
+    // A downgrade imported by override does not lower the head.
+    match store.channel_head(&manifest.channel)? {
+        Some(head) if head.sequence >= manifest.sequence => {}
+        _ => changes.channel(&importer),
+    }
     changes.import(&manifest.bundle_id, record);
     changes.history(record);
     Ok(changes)
