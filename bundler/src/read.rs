@@ -9,7 +9,7 @@ use crate::digest::{Digest, Hasher};
 use crate::format::{self, BundleManifest, FormatError};
 use crate::oci::{self, ImageIndex, ManifestLinks};
 use crate::signing::{KeyError, SignatureFile};
-use crate::trust::{Signer, TrustError, TrustPolicy};
+use crate::trust::{Signer, Trust, TrustError};
 use crate::ustar::{self, BLOCK};
 
 /// Default cap on `index.json`: one small descriptor per artifact, so 16 MiB is tens of
@@ -233,7 +233,7 @@ impl<R: Read> BundleReader<R> {
     }
 
     /// Checks embedded and detached signatures against the policy.
-    pub fn check_signatures(&self, policy: &TrustPolicy, detached: &[(SignatureFile, String)]) -> Result<Vec<Signer>, BundleError> {
+    pub fn check_signatures(&self, policy: &dyn Trust, detached: &[(SignatureFile, String)]) -> Result<Vec<Signer>, BundleError> {
         let mut all: Vec<(SignatureFile, String)> = self
             .signatures
             .iter()

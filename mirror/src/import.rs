@@ -19,7 +19,7 @@ use airlock_bundler::oci::{self, ManifestLinks};
 use airlock_bundler::progress::Progress;
 use airlock_bundler::read::{BundleReader, EntryKind};
 use airlock_bundler::signing::SignatureFile;
-use airlock_bundler::trust::TrustPolicy;
+use airlock_bundler::trust::Trust;
 use airlock_bundler::volumes;
 use airlock_bundler::writeback::WritebackFile;
 use airlock_bundler::{BundleError, Digest};
@@ -31,7 +31,8 @@ use crate::store::{ArtifactRecord, Changes, HistoryRecord, ManifestRecord, Owner
 const FREE_SPACE_MARGIN: u64 = 64 << 20;
 
 pub struct ImportOptions<'a> {
-    pub policy: &'a TrustPolicy,
+    /// The pinned site anchor and whatever the importer added (see `anchor::requirements`).
+    pub trust: &'a dyn Trust,
     pub detached: &'a [(SignatureFile, String)],
     pub allow_downgrade: bool,
     pub allow_expired: bool,
@@ -94,7 +95,7 @@ pub fn import_file(store: &Store, path: &Path, options: &ImportOptions) -> Resul
             let loaded = volumes::load_list(path).map_err(ImportError::Volumes)?;
             let mut signatures = loaded.signatures.clone();
             signatures.extend(options.detached.iter().cloned());
-            options.policy.check(&loaded.bytes, &signatures).map_err(|e| ImportError::VolumeList { path: source.clone(), source: e })?;
+            options.trust.check(&loaded.bytes, &signatures).map_err(|e| ImportError::VolumeList { path: source.clone(), source: e })?;
             Ok((volumes::VolumeChain::new(path, &loaded.list.volumes), Some(loaded.list.manifest_digest)))
         });
     }
@@ -162,7 +163,7 @@ fn run(
     record.channel = Some(manifest.channel.clone());
     record.sequence = Some(manifest.sequence);
 
-    let signers = reader.check_signatures(options.policy, options.detached)?;
+    let signers = reader.check_signatures(options.trust, options.detached)?;
     record.signers = signers.iter().map(|s| s.key_id.to_string()).collect();
 
     if let Some(previous) = store.import_of(&manifest.bundle_id)? {

@@ -15,6 +15,7 @@
 //! | `i/`   | bundle id                 | [`HistoryRecord`] of import |
 //! | `h/`   | id (big endian)           | [`HistoryRecord`]           |
 //! | `k/`   | sha256 of a push token    | [`TokenRecord`]             |
+//! | `p/`   | `trust-anchor`            | [`AnchorRecord`]: the site's keys and threshold |
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -100,6 +101,15 @@ pub struct Owner {
     /// Unknown for channel heads written before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bundle_id: Option<String>,
+}
+
+/// The site's trust anchor as the server last pinned it from its configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnchorRecord {
+    #[serde(flatten)]
+    pub requirement: crate::anchor::KeyRequirement,
+    pub pinned: String,
 }
 
 /// A channel head as stored: a bare sequence in stores written before owners were recorded.
@@ -281,6 +291,10 @@ impl Store {
         Ok(import.channel.zip(import.sequence).map(|(channel, sequence)| Owner { channel, sequence, bundle_id: Some(artifact.bundle_id) }))
     }
 
+    pub fn trust_anchor(&self) -> Result<Option<AnchorRecord>, StoreError> {
+        self.get(&key("p/", &["trust-anchor"]))
+    }
+
     pub fn import_of(&self, bundle_id: &str) -> Result<Option<HistoryRecord>, StoreError> {
         self.get(&key("i/", &[bundle_id]))
     }
@@ -398,6 +412,10 @@ impl Changes {
 
     pub fn tag_owner(&mut self, repo: &str, tag: &str, owner: &Owner) {
         self.batch.insert(key("o/", &[repo, tag]), encode(owner));
+    }
+
+    pub fn trust_anchor(&mut self, anchor: &AnchorRecord) {
+        self.batch.insert(key("p/", &["trust-anchor"]), encode(anchor));
     }
 
     pub fn import(&mut self, bundle_id: &str, record: &HistoryRecord) {
