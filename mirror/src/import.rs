@@ -46,6 +46,22 @@ pub enum ImportOutcome {
     AlreadyImported { record: HistoryRecord },
 }
 
+/// A tag an import would move away from the channel that owns it.
+#[derive(Debug, thiserror::Error)]
+#[error("bundle {bundle_id} (channel `{channel}`, sequence {sequence}) would move {repository}:{tag} to {digest}, but that tag belongs to channel `{owner_channel}` (sequence {owner_sequence}{owner_bundle}); a tag moves only forward on the channel that brought it. Import it through its own channel, or pass --allow-downgrade to move it anyway (recorded)")]
+pub struct TagMove {
+    pub bundle_id: String,
+    pub channel: String,
+    pub sequence: u64,
+    pub repository: String,
+    pub tag: String,
+    pub digest: Digest,
+    pub owner_channel: String,
+    pub owner_sequence: u64,
+    /// `, bundle ID` when known.
+    pub owner_bundle: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     #[error(transparent)]
@@ -58,19 +74,8 @@ pub enum ImportError {
     Downgrade { bundle_id: String, channel: String, sequence: u64, highest: u64 },
     #[error("bundle {bundle_id} has sequence {sequence} on channel `{channel}`, the sequence of bundle {other} already imported there; a sequence names one bundle per channel, so this is a different bundle claiming it (replay or rollback): ask the connected side for a bundle with a higher sequence, or pass --allow-downgrade to import it anyway (recorded)")]
     SameSequence { bundle_id: String, channel: String, sequence: u64, other: String },
-    #[error("bundle {bundle_id} (channel `{channel}`, sequence {sequence}) would move {repository}:{tag} to {digest}, but that tag belongs to channel `{owner_channel}` (sequence {owner_sequence}{owner_bundle}); a tag moves only forward on the channel that brought it. Import it through its own channel, or pass --allow-downgrade to move it anyway (recorded)")]
-    TagOwned {
-        bundle_id: String,
-        channel: String,
-        sequence: u64,
-        repository: String,
-        tag: String,
-        digest: Digest,
-        owner_channel: String,
-        owner_sequence: u64,
-        /// `, bundle ID` when known.
-        owner_bundle: String,
-    },
+    #[error("{0}")]
+    TagOwned(Box<TagMove>),
     #[error("bundle {bundle_id} expired at {expires}; ask the connected side for a fresh bundle, or pass --allow-expired to import it anyway (recorded)")]
     Expired { bundle_id: String, expires: String },
     #[error("delta bundle {bundle_id} needs {count} blobs from its base bundle {base_id} (sequence {base_sequence}) that this mirror does not have, the first being {first}; import the base bundle first")]
@@ -258,7 +263,7 @@ fn check_freshness(store: &Store, manifest: &BundleManifest, options: &ImportOpt
             "moved {}:{} from channel `{}` sequence {} to channel `{}` sequence {}",
             artifact.repository, artifact.tag, owner.channel, owner.sequence, manifest.channel, manifest.sequence
         );
-        let error = ImportError::TagOwned {
+        let error = ImportError::TagOwned(Box::new(TagMove {
             bundle_id: manifest.bundle_id.clone(),
             channel: manifest.channel.clone(),
             sequence: manifest.sequence,
@@ -268,7 +273,7 @@ fn check_freshness(store: &Store, manifest: &BundleManifest, options: &ImportOpt
             owner_channel: owner.channel,
             owner_sequence: owner.sequence,
             owner_bundle,
-        };
+        }));
         refuse(error, overridden)?;
     }
     Ok(())
