@@ -208,6 +208,8 @@ fn build_site() -> Site {
     ok(airlock().arg("keygen").arg("--out").arg(root.join("site")));
     let site = Site { package: root.join("package"), root, kek_id };
     site.write_config(&site.config(), &["git.acme.internal", "10.20.0.0/24"]);
+    // Serving with the site configuration pins its trust anchor into the mirror.
+    drop(common::MirrorServer::start(&site.path("data/mirror"), &["--config", site.config().to_str().unwrap()]));
     ok(docs(&site.package).arg("--config").arg(site.config()));
     site
 }
@@ -277,7 +279,7 @@ fn the_package_of_a_live_site_is_valid_signed_and_states_the_live_facts() {
     assert!(statement(&cd, "mirror", "sc-7").contains("127.0.0.1:5000"));
     let key_id = fs::read_to_string(site.path("sample/key.pub")).unwrap().lines().next().unwrap().rsplit(' ').next().unwrap().to_string();
     let cm14 = statement(&cd, "mirror", "cm-14");
-    assert!(cm14.contains(&key_id) && cm14.contains("threshold = 1"), "{cm14}");
+    assert!(cm14.contains(&format!("at least 1 of the 1 distinct keys {key_id} named by mirror.trusted_keys")), "{cm14}");
     let ac2 = statement(&cd, "control plane", "ac-2");
     assert!(ac2.contains("1 owner, 1 admin, 2 members and 1 auditor") && ac2.contains("rack-1 (capacity 4"), "{ac2}");
     assert!(statement(&cd, "control plane", "sc-8").contains("TLS is not configured"), "honest about TLS");
@@ -546,4 +548,85 @@ fn a_running_mirror_is_read_through_its_socket_and_a_running_control_plane_is_na
     drop(cp);
     ok(docs(&out).arg("--data-dir").arg(&data));
     assert_eq!(json_file(&out.join("evidence/audit-chain-verification.json"))["status"], "verified");
+}
+
+/// The key id of a minisign public key file (the end of its comment line).
+fn key_id(public: &Path) -> String {
+    fs::read_to_string(public).unwrap().lines().next().unwrap().rsplit(' ').next().unwrap().to_string()
+}
+
+#[test]
+fn the_trust_statement_is_what_imports_enforce_with_the_site_anchor() {
+    // Issue 14: mirror.trusted_keys/threshold are the trust anchor of every import, and the
+    // package states exactly that rule, from the record the imports check.
+    let sample = Sample::new();
+    ok(airlock().arg("keygen").arg("--out").arg(sample.path("officer")));
+    ok(airlock().arg("keygen").arg("--out").arg(sample.path("stranger")));
+    let (release, officer) = (sample.path("key.pub"), sample.path("officer.pub"));
+    let data = sample.path("data");
+    let config = sample.path("airlock.toml");
+    fs::write(
+        &config,
+        format!("data_dir = {:?}\n\n[mirror]\ntrusted_keys = [{:?}, {:?}]\nthreshold = 2\n", data.display().to_string(), release.display().to_string(), officer.display().to_string()),
+    )
+    .unwrap();
+    let one = sample.create("one", &["--sequence", "5"]);
+    let officer_key = sample.path("officer.key").display().to_string();
+    let both = sample.create("both", &["--sequence", "6", "--key", &officer_key]);
+    let older_one = sample.create("older-one", &["--sequence", "4", "--created", "2026-11-02T00:00:00Z"]);
+    let older_both = sample.create("older-both", &["--sequence", "4", "--key", &officer_key]);
+    let import = |bundle: &Path, keys: &[&Path], extra: &[&str]| {
+        let mut cmd = airlock();
+        cmd.args(["mirror", "import"]).arg(bundle).arg("--data-dir").arg(data.join("mirror")).args(extra);
+        for key in keys {
+            cmd.arg("--trusted-key").arg(key);
+        }
+        cmd
+    };
+
+    let server = common::MirrorServer::start(&data.join("mirror"), &["--config", config.to_str().unwrap()]);
+    // The importer's own key cannot replace the anchor, through the server's socket …
+    let err = fails(&mut import(&one, &[&release], &[]));
+    assert!(err.contains("mirror.trusted_keys and mirror.threshold in") && err.contains("1 of the required 2 trusted keys"), "{err}");
+    ok(&mut import(&both, &[], &[]));
+    // … an override needs the anchor's threshold too …
+    let err = fails(&mut import(&older_one, &[&release], &["--allow-downgrade"]));
+    assert!(err.contains("1 of the required 2"), "{err}");
+    // … and command-line keys add a requirement of their own.
+    let err = fails(&mut import(&older_both, &[&sample.path("stranger.pub")], &["--allow-downgrade"]));
+    assert!(err.contains("--trusted-key and --threshold of this import: 0 of the required 1"), "{err}");
+    ok(&mut import(&older_both, &[], &["--allow-downgrade"]));
+    drop(server);
+    // Without the server, and without the configuration, the pinned anchor still holds.
+    let err = fails(&mut import(&one, &[&release], &[]));
+    assert!(err.contains("1 of the required 2"), "{err}");
+
+    let history: Value = serde_json::from_slice(&ok(airlock().args(["mirror", "history", "--output", "json", "--data-dir"]).arg(data.join("mirror"))).stdout).unwrap();
+    let records = history.as_array().unwrap();
+    assert_eq!((records[0]["action"].as_str(), records[0]["result"].as_str()), (Some("trust-anchor"), Some("pinned")));
+    let overridden = records.iter().find(|r| r["result"] == "imported" && r["sequence"] == 4).unwrap();
+    assert!(overridden["overrides"][0].as_str().unwrap().contains("downgrade from sequence 6 to 4"), "{overridden}");
+    assert_eq!(overridden["signers"].as_array().unwrap().len(), 2, "{overridden}");
+
+    // The statement names the rule the imports above followed.
+    let out = sample.path("package");
+    ok(docs(&out).arg("--config").arg(&config));
+    let cd = json_file(&out.join("oscal/component-definition.json"));
+    let mut ids = [key_id(&release), key_id(&officer)];
+    ids.sort();
+    let rule = format!("requires valid signatures from at least 2 of the 2 distinct keys {}, {} named by mirror.trusted_keys and mirror.threshold in {}", ids[0], ids[1], config.display());
+    for control in ["cm-14", "sr-11"] {
+        let text = statement(&cd, "mirror", control);
+        assert!(text.contains(&rule), "{control}: {text}");
+    }
+    let status = |control: &str| {
+        component(&cd, "mirror")["control-implementations"][0]["implemented-requirements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["control-id"] == control)
+            .unwrap()["props"]
+            .to_string()
+    };
+    assert!(status("cm-14").contains("implemented"), "{}", status("cm-14"));
 }

@@ -246,3 +246,73 @@ fn an_oversized_manifest_is_refused_before_it_is_read() {
     });
     assert_mentions(&err, &["airlock-bundle.json is 5368709120 bytes"]);
 }
+
+/// `airlock mirror import` of a bundle into `data`, trusting the sample key.
+fn import(sample: &Sample, bundle: &std::path::Path, data: &std::path::Path) -> std::process::Command {
+    let mut cmd = airlock();
+    cmd.args(["mirror", "import"]).arg(bundle).arg("--trusted-key").arg(sample.path("key.pub")).arg("--data-dir").arg(data);
+    cmd
+}
+
+/// A copy of the base bundle whose manifest `edit` changed, re-signed with the trusted key.
+fn resigned(case: &str, edit: impl FnOnce(&mut serde_json::Value), entries_edit: impl FnOnce(&mut Vec<RawEntry>)) -> PathBuf {
+    let (sample, entries) = base();
+    let mut entries = entries.clone();
+    resign_manifest(&mut entries, &sample.path("key.key"), edit);
+    entries_edit(&mut entries);
+    let path = sample.path(&format!("{case}.airlock.tar.zst"));
+    repack(&entries, &[], &path);
+    path
+}
+
+#[test]
+fn a_signed_index_json_of_a_petabyte_is_refused_and_the_server_keeps_running() {
+    // Finding 8: the reader reserved memory for index.json as declared, so a bundle signed by a
+    // trusted key could abort the mirror process that imported it through the admin socket.
+    let huge = 1u64 << 50;
+    let bundle = resigned(
+        "huge-index",
+        |m| m["layout"]["index"]["size"] = serde_json::json!(huge),
+        |e| {
+            let i = e.iter().position(|e| e.name() == "index.json").unwrap();
+            e[i].set_header_size(huge);
+            e.truncate(i + 1);
+        },
+    );
+    let (sample, _) = base();
+    let data = tempfile::tempdir().unwrap();
+    let server = MirrorServer::start(data.path(), &[]);
+    let err = fails(&mut import(sample, &bundle, data.path()));
+    assert_mentions(&err, &[&format!("declares index.json as {huge} bytes"), "more than the 16777216 allowed"]);
+    // Still serving, and still importing through its socket.
+    let status = reqwest::blocking::get(server.url("/v2/")).unwrap().status();
+    assert_eq!(status, 200);
+    ok(&mut import(sample, &sample.path("base.airlock.tar.zst"), data.path()));
+    let history = stdout(&ok(airlock().args(["mirror", "history", "--output", "json", "--data-dir"]).arg(data.path())));
+    let history: serde_json::Value = serde_json::from_str(&history).unwrap();
+    let results: Vec<&str> = history.as_array().unwrap().iter().map(|r| r["result"].as_str().unwrap()).collect();
+    assert_eq!(results, ["refused", "imported"]);
+}
+
+#[test]
+fn signed_blob_sizes_that_wrap_past_u64_are_refused_before_the_free_space_check() {
+    // Finding 8: two blobs of 2^63 bytes add up to 2^64, which wrapped to 0 and passed the
+    // free-space check (or panicked, in a build with overflow checks).
+    let bundle = resigned(
+        "wrapping-sizes",
+        |m| {
+            let blobs = m["blobs"].as_array_mut().unwrap();
+            for blob in blobs.iter_mut().take(2) {
+                blob["size"] = serde_json::json!(1u64 << 63);
+            }
+        },
+        |_| {},
+    );
+    let (sample, _) = base();
+    let data = tempfile::tempdir().unwrap();
+    let err = fails(&mut import(sample, &bundle, data.path()));
+    assert_mentions(&err, &["declared blob sizes add up to more than 18446744073709551615 bytes", "9223372036854775808"]);
+    assert!(!err.contains("panicked"), "{err}");
+    let err = fails(&mut sample.verify(&bundle));
+    assert_mentions(&err, &["declared blob sizes add up to more than"]);
+}

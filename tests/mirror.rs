@@ -404,3 +404,62 @@ fn volumes_import_in_order_and_a_damaged_volume_is_named() {
     let listed: serde_json::Value = serde_json::from_str(&ls(&data)).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 2);
 }
+
+/// `repository:tag` → digest, from `mirror ls`.
+fn tags(data: &Path) -> std::collections::BTreeMap<String, String> {
+    let listed: serde_json::Value = serde_json::from_str(&ls(data)).unwrap();
+    listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (format!("{}:{}", a["repository"].as_str().unwrap(), a["tag"].as_str().unwrap()), a["digest"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+#[test]
+fn a_tag_is_not_rolled_back_from_another_channel_nor_by_another_bundle_of_the_same_sequence() {
+    // Finding 7: sequences are per channel but tags are shared.
+    let sample = Sample::new();
+    let data = sample.path("mirror");
+    // Old content, on a side channel and (later) claiming stable's sequence.
+    let old_beta = sample.create("old-beta", &["--sequence", "1", "--channel", "beta"]);
+    let old_same_sequence = sample.create("old-stable", &["--sequence", "10"]);
+    let old_beta_later = sample.create("old-beta-3", &["--sequence", "3", "--channel", "beta"]);
+    fs::write(sample.path("dist/airlock"), b"#!/bin/sh\necho airlock 0.2, with the fix\n").unwrap();
+    let current = sample.create("current", &["--sequence", "10"]);
+    let release = |bundle: &Path| {
+        let manifest = bundle_manifest(bundle);
+        let artifact = manifest["artifacts"].as_array().unwrap().iter().find(|a| a["kind"] == "release-file").unwrap().clone();
+        (format!("{}:{}", artifact["repository"].as_str().unwrap(), artifact["tag"].as_str().unwrap()), artifact["digest"].as_str().unwrap().to_string())
+    };
+    let (tag, fixed) = release(&current);
+    assert_ne!(release(&old_beta).1, fixed, "the test needs two versions of the release file");
+    ok(&mut import(&sample, &current, &data));
+    let before = ls(&data);
+
+    let err = fails(&mut import(&sample, &old_beta, &data));
+    assert!(err.contains(&format!("would move {tag}")) && err.contains("belongs to channel `stable` (sequence 10"), "{err}");
+    assert!(err.contains("--allow-downgrade"), "{err}");
+
+    let err = fails(&mut import(&sample, &old_same_sequence, &data));
+    assert!(err.contains("has sequence 10 on channel `stable`, the sequence of bundle"), "{err}");
+
+    assert_eq!(ls(&data), before, "a refused import changed the mirror");
+    assert_eq!(tags(&data)[&tag], fixed);
+
+    // The same content from another channel is no move: it is imported and leaves the tag's owner.
+    let same_beta = sample.create("same-beta", &["--sequence", "2", "--channel", "beta"]);
+    ok(&mut import(&sample, &same_beta, &data));
+    let err = fails(&mut import(&sample, &old_beta_later, &data));
+    assert!(err.contains("belongs to channel `stable`"), "{err}");
+
+    // An operator can still move it, and that is recorded.
+    ok(import(&sample, &old_beta, &data).arg("--allow-downgrade"));
+    assert_ne!(tags(&data)[&tag], fixed);
+    let history: serde_json::Value =
+        serde_json::from_slice(&ok(airlock().args(["mirror", "history", "--output", "json", "--data-dir"]).arg(&data)).stdout).unwrap();
+    let last = history.as_array().unwrap().last().unwrap();
+    assert_eq!(last["result"], "imported");
+    let overrides: Vec<&str> = last["overrides"].as_array().unwrap().iter().map(|o| o.as_str().unwrap()).collect();
+    assert!(overrides.contains(&format!("moved {tag} from channel `stable` sequence 10 to channel `beta` sequence 1").as_str()), "{last}");
+}

@@ -220,9 +220,9 @@ fn statements_for(id: &str, state: &State, facts: &Facts) -> Vec<Statement> {
         ],
         "cm-14" => vec![
             st(Mirror, s::trust_status(state), format!(
-                "The mirror imports nothing unless the bundle manifest carries valid minisign signatures from at least mirror.threshold = {} distinct trusted keys; a signature by a trusted key that does not verify is an error whatever the threshold. \
+                "The mirror imports nothing unless the bundle manifest carries valid minisign signatures that meet every trust requirement; a signature by a trusted key that does not verify is an error whatever the threshold. {} \
                  Configured trusted keys: {}. {}",
-                c.mirror.threshold, s::trusted_keys(state), s::imports_summary(state))),
+                s::trust_enforced(state), s::trusted_keys(state), s::imports_summary(state))),
             st(Bundler, Implemented,
                 "`airlock bundle create` signs the manifest (and the volume list) with every key given; signatures are deterministic Ed25519 in minisign format, verifiable with the stock minisign tool.".to_string()),
         ],
@@ -312,9 +312,9 @@ fn statements_for(id: &str, state: &State, facts: &Facts) -> Vec<Statement> {
         ],
         "sr-11" => vec![
             st(Mirror, s::trust_status(state), format!(
-                "Authenticity is established before import: signatures from mirror.threshold = {} distinct trusted keys, then rollback and freeze protection (a sequence lower than the highest imported on its channel, or an expired bundle, is refused unless an operator overrides it, and the override is recorded). \
+                "Authenticity is established before import: {} Then rollback and freeze protection: a sequence lower than the highest imported on its channel, another bundle with the same sequence, a tag moved by a channel other than the one that set it, or an expired bundle, is refused unless an operator overrides it, and the override is recorded. \
                  Refusals are recorded in the mirror history. {}",
-                c.mirror.threshold, s::channels(state))),
+                s::trust_enforced(state), s::channels(state))),
             st(Bundler, Implemented,
                 "Bundles are built only from pinned upstream content (lock file digests) and signed on the connected side.".to_string()),
         ],

@@ -173,8 +173,11 @@ fn gaps(state: &State) -> Vec<String> {
             ));
         }
     }
-    if state.trusted_keys.is_empty() {
-        gaps.push("mirror.trusted_keys is empty in the configuration: imports name their trusted keys on the command line.".into());
+    if state.mirror.present().and_then(|m| m.anchor.as_ref()).is_none() {
+        gaps.push("no site trust anchor is pinned in the mirror: imports are checked only against the keys their operator names on the command line.".into());
+    }
+    if let Some(why) = crate::statements::anchor_differs(state) {
+        gaps.push(format!("trust anchor: {why}."));
     }
     gaps
 }

@@ -23,7 +23,7 @@ use airlock_control_plane::secrets::Kek;
 use airlock_control_plane::store::{keys, Store as CpStore, StoreError as CpStoreError};
 use airlock_mirror::admin::{self, Request};
 use airlock_mirror::blobs::BlobStore;
-use airlock_mirror::store::{ArtifactRecord, HistoryRecord, Store as MirrorStore, StoreError as MirrorStoreError};
+use airlock_mirror::store::{AnchorRecord, ArtifactRecord, HistoryRecord, Store as MirrorStore, StoreError as MirrorStoreError};
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 
@@ -71,6 +71,8 @@ pub struct MirrorState {
     pub through_server: bool,
     pub artifacts: Vec<Artifact>,
     pub history: Vec<HistoryRecord>,
+    /// The trust anchor every import on this folder checks, as pinned.
+    pub anchor: Option<AnchorRecord>,
 }
 
 pub struct Artifact {
@@ -203,6 +205,9 @@ impl State {
                 notes.push(format!("control plane: {} is not initialized (`airlock admin init`)", cp.dir.display()));
             }
         }
+        if let Some(why) = crate::statements::anchor_differs(self) {
+            notes.push(format!("trust anchor: {why}"));
+        }
         for key in &self.trusted_keys {
             if let Err(e) = &key.loaded {
                 notes.push(format!("trusted key {}: {e}", key.path.display()));
@@ -226,20 +231,23 @@ fn read_mirror(dir: &Path) -> Result<Part<MirrorState>, Error> {
         return Ok(Part::Absent(format!("no mirror data at {} (nothing imported yet, or another data_dir)", dir.display())));
     }
     let through_server = UnixStream::connect(admin::socket_path(dir)).is_ok();
-    let (records, history): (Vec<ArtifactRecord>, Vec<HistoryRecord>) = if through_server {
+    let (records, history, anchor): (Vec<ArtifactRecord>, Vec<HistoryRecord>, Option<AnchorRecord>) = if through_server {
         let ask = |request| admin::run(dir, request, &Silent).map_err(|e| fail(e.to_string()));
         let artifacts = ask(Request::Ls { kind: None })?;
         let history = ask(Request::History)?;
+        let anchor = ask(Request::TrustAnchor)?;
         (
             serde_json::from_value(artifacts).map_err(|e| fail(format!("unexpected answer to `ls`: {e}")))?,
             serde_json::from_value(history).map_err(|e| fail(format!("unexpected answer to `history`: {e}")))?,
+            serde_json::from_value(anchor).map_err(|e| fail(format!("unexpected answer to `trust-anchor`: {e}")))?,
         )
     } else {
         let store = MirrorStore::open(dir).map_err(|e| match e {
             MirrorStoreError::Locked(dir) => Error::MirrorInUse { dir },
             other => fail(other.to_string()),
         })?;
-        (store.artifacts(None).map_err(|e| fail(e.to_string()))?, store.history().map_err(|e| fail(e.to_string()))?)
+        let m = |e: MirrorStoreError| fail(e.to_string());
+        (store.artifacts(None).map_err(m)?, store.history().map_err(m)?, store.trust_anchor().map_err(m)?)
     };
     let blobs = BlobStore::open(dir).map_err(|e| fail(e.to_string()))?;
     let mut artifacts = Vec::new();
@@ -254,7 +262,7 @@ fn read_mirror(dir: &Path) -> Result<Part<MirrorState>, Error> {
         let key = |x: &Artifact| (x.record.artifact.kind, x.record.artifact.repository.clone(), x.record.artifact.tag.clone());
         key(a).cmp(&key(b))
     });
-    Ok(Part::Present(MirrorState { dir: dir.to_path_buf(), through_server, artifacts, history }))
+    Ok(Part::Present(MirrorState { dir: dir.to_path_buf(), through_server, artifacts, history, anchor }))
 }
 
 /// The file inside a non-image artifact: its manifest's one layer.

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use airlock_control_plane::rbac::Role;
+use airlock_mirror::anchor::{self, KeyRequirement};
 
 use crate::controls::Status;
 use crate::facts::{Component, Facts};
@@ -232,18 +233,54 @@ pub fn project_images(state: &State) -> String {
     format!("As generated: {}.", list.join("; "))
 }
 
+/// Implemented only when the mirror has a pinned trust anchor and it is the configuration's.
 pub fn trust_status(state: &State) -> Status {
-    let loaded = state.trusted_keys.iter().filter(|k| k.loaded.is_ok()).count();
-    if loaded > 0 && loaded == state.trusted_keys.len() && loaded >= state.config.mirror.threshold {
+    let pinned = state.mirror.present().and_then(|m| m.anchor.as_ref());
+    if pinned.is_some() && trust_enforced_text(state).is_ok() && anchor_differs(state).is_none() {
         Status::Implemented
     } else {
         Status::Partial
     }
 }
 
+/// What every import on this mirror enforces, in the words of the check itself
+/// (`airlock_mirror::anchor::enforced`, built from the same pinned record imports use).
+pub fn trust_enforced(state: &State) -> String {
+    trust_enforced_text(state).unwrap_or_else(|e| e)
+}
+
+fn trust_enforced_text(state: &State) -> Result<String, String> {
+    let Some(mirror) = state.mirror.present() else {
+        return Err("As generated the mirror has no data folder, so no trust anchor is pinned; `airlock server` (or `airlock mirror serve --config`) pins mirror.trusted_keys and mirror.threshold when it starts.".into());
+    };
+    match anchor::enforced(mirror.anchor.as_ref()) {
+        Ok(Some(text)) => Ok(format!(
+            "Every import, in-process or through the running server, requires {text}; keys named at import time (--trusted-key, --config) only add requirements, each checked on its own, and an override of rollback or expiry is possible only after every requirement is met, and is recorded."
+        )),
+        Ok(None) => Err("As generated no site trust anchor is pinned in the mirror: each import is checked only against the keys its operator names (--trusted-key). `airlock server` (or `airlock mirror serve --config`) pins mirror.trusted_keys and mirror.threshold when it starts.".into()),
+        Err(e) => Err(format!("The pinned trust anchor cannot be used ({e}): every import is refused until `airlock server` pins a valid one.")),
+    }
+}
+
+/// Why the configuration's mirror.trusted_keys/threshold are not what is pinned, if they differ.
+pub fn anchor_differs(state: &State) -> Option<String> {
+    let pinned = state.mirror.present().and_then(|m| m.anchor.as_ref());
+    let configured = KeyRequirement::read(&state.config.mirror.trusted_keys, state.config.mirror.threshold, "").map_err(|e| e.to_string());
+    match (configured, pinned) {
+        (Err(e), _) => Some(format!("the configured trusted keys cannot be used: {e}")),
+        (Ok(None), None) => None,
+        (Ok(Some(_)), None) => Some("mirror.trusted_keys is configured but not pinned in the mirror yet: start `airlock server` (or `airlock mirror serve --config`) to pin it".into()),
+        (Ok(None), Some(p)) => Some(format!("the configuration names no mirror.trusted_keys; the anchor pinned from {} stays in force", p.requirement.source)),
+        (Ok(Some(c)), Some(p)) if c.keys.iter().map(|k| &k.0).ne(p.requirement.keys.iter().map(|k| &k.0)) || c.threshold != p.requirement.threshold => {
+            Some(format!("mirror.trusted_keys or mirror.threshold differ from the anchor pinned {}; restart `airlock server` to pin them", p.pinned))
+        }
+        _ => None,
+    }
+}
+
 pub fn trusted_keys(state: &State) -> String {
     if state.trusted_keys.is_empty() {
-        return "none in the configuration (imports run with `airlock mirror import --trusted-key` name their keys each time; `airlock server` needs mirror.trusted_keys)".into();
+        return "none in the configuration".into();
     }
     let list: Vec<String> = state
         .trusted_keys

@@ -158,8 +158,9 @@ impl BundleManifest {
             .map_err(|e| FormatError::Inconsistent(format!("expires `{}`: {e}", self.expires)))
     }
 
+    /// Cannot overflow for a parsed manifest: `check` refuses sizes that add up past u64.
     pub fn total_blob_bytes(&self) -> u64 {
-        self.blobs.iter().map(|b| b.size).sum()
+        self.blobs.iter().fold(0u64, |total, b| total.saturating_add(b.size))
     }
 
     fn check(&self) -> Result<(), FormatError> {
@@ -169,6 +170,19 @@ impl BundleManifest {
         }
         if !self.blobs.windows(2).all(|w| w[0].digest < w[1].digest) {
             return bad("blobs are not sorted by digest or repeat one".into());
+        }
+        // Sizes are signed but not trusted: every sum taken of them later must fit in a u64.
+        let mut total = 0u64;
+        for blob in self.blobs.iter().chain(&self.base_blobs) {
+            let Some(sum) = total.checked_add(blob.size) else {
+                return bad(format!(
+                    "the declared blob sizes add up to more than {} bytes (blob {} declares {}): no real bundle is that large",
+                    u64::MAX,
+                    blob.digest,
+                    blob.size
+                ));
+            };
+            total = sum;
         }
         let carried: BTreeSet<Digest> = self.blobs.iter().map(|b| b.digest).collect();
         let mut known = carried.clone();

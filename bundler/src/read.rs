@@ -9,21 +9,28 @@ use crate::digest::{Digest, Hasher};
 use crate::format::{self, BundleManifest, FormatError};
 use crate::oci::{self, ImageIndex, ManifestLinks};
 use crate::signing::{KeyError, SignatureFile};
-use crate::trust::{Signer, TrustError, TrustPolicy};
+use crate::trust::{Signer, Trust, TrustError};
 use crate::ustar::{self, BLOCK};
+
+/// Default cap on `index.json`: one small descriptor per artifact, so 16 MiB is tens of
+/// thousands of artifacts.
+pub const MAX_INDEX_SIZE: u64 = 16 << 20;
 
 /// Bounds that keep memory small whatever a hostile bundle claims.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     pub max_manifest_size: u64,
     pub max_signature_size: u64,
+    /// `index.json` is read into memory to be checked, so its declared size is capped
+    /// before a byte of it is read (a signed manifest may still declare anything).
+    pub max_index_size: u64,
     /// Zero padding tolerated after the end-of-archive marker (tar pads to its record size).
     pub max_trailing_zeros: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_manifest_size: 64 << 20, max_signature_size: 8 << 10, max_trailing_zeros: 1 << 20 }
+        Limits { max_manifest_size: 64 << 20, max_signature_size: 8 << 10, max_index_size: MAX_INDEX_SIZE, max_trailing_zeros: 1 << 20 }
     }
 }
 
@@ -39,6 +46,8 @@ pub enum BundleError {
     NotABundle { found: String },
     #[error("airlock-bundle.json is {size} bytes, more than the {limit} allowed")]
     ManifestTooLarge { size: u64, limit: u64 },
+    #[error("the signed manifest declares index.json as {size} bytes, more than the {limit} allowed; refusing the bundle before reading it (an index of so many artifacts is not something airlock makes: ask the connected side to split the bundle)")]
+    IndexTooLarge { size: u64, limit: u64 },
     #[error(transparent)]
     Format(#[from] FormatError),
     #[error("embedded signature {name}: {source}")]
@@ -161,6 +170,9 @@ impl<R: Read> BundleReader<R> {
         }
         let manifest_bytes = read_small(&mut input, &first)?;
         let manifest = BundleManifest::parse(&manifest_bytes)?;
+        if manifest.layout.index.size > limits.max_index_size {
+            return Err(BundleError::IndexTooLarge { size: manifest.layout.index.size, limit: limits.max_index_size });
+        }
 
         let mut signatures = Vec::new();
         let pending = loop {
@@ -221,7 +233,7 @@ impl<R: Read> BundleReader<R> {
     }
 
     /// Checks embedded and detached signatures against the policy.
-    pub fn check_signatures(&self, policy: &TrustPolicy, detached: &[(SignatureFile, String)]) -> Result<Vec<Signer>, BundleError> {
+    pub fn check_signatures(&self, policy: &dyn Trust, detached: &[(SignatureFile, String)]) -> Result<Vec<Signer>, BundleError> {
         let mut all: Vec<(SignatureFile, String)> = self
             .signatures
             .iter()
@@ -288,7 +300,9 @@ impl<R: Read> BundleReader<R> {
         };
         let name = current.info.name.clone();
         let parse_as = self.expected[&name].parse_as.clone();
-        let mut parse_buf = parse_as.as_ref().map(|_| Vec::with_capacity(current.info.size as usize));
+        // Only entries whose declared size was capped are parsed (see `expected_entries` and
+        // `max_index_size`); the buffer still grows as bytes arrive rather than up front.
+        let mut parse_buf = parse_as.as_ref().map(|_| Vec::with_capacity(current.info.size.min(self.buf.len() as u64) as usize));
         let mut hasher = Hasher::new();
         let mut remaining = current.remaining;
         while remaining > 0 {

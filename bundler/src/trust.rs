@@ -21,8 +21,10 @@ pub struct Signer {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
-    #[error("no trusted key given: pass --trusted-key with the signer's public key")]
+    #[error("no trusted key given: pass --trusted-key with the signer's public key, or name the site's keys in mirror.trusted_keys (airlock.toml)")]
     NoTrustedKeys,
+    #[error("{source_name}: {error}")]
+    Unmet { source_name: String, error: Box<TrustError> },
     #[error("threshold {threshold} is more than the {keys} trusted keys given")]
     ThresholdTooHigh { threshold: usize, keys: usize },
     #[error("threshold must be at least 1")]
@@ -31,6 +33,67 @@ pub enum TrustError {
     BadSignature { key_id: KeyId, origin: String, reason: String },
     #[error("{found} of the required {threshold} trusted keys signed this bundle (valid signatures from: {signers}; signatures from untrusted keys: {untrusted})")]
     BelowThreshold { found: usize, threshold: usize, signers: String, untrusted: String },
+}
+
+/// What decides whether a bundle's signatures are enough.
+pub trait Trust {
+    fn check(&self, data: &[u8], signatures: &[(SignatureFile, String)]) -> Result<Vec<Signer>, TrustError>;
+}
+
+impl Trust for TrustPolicy {
+    fn check(&self, data: &[u8], signatures: &[(SignatureFile, String)]) -> Result<Vec<Signer>, TrustError> {
+        TrustPolicy::check(self, data, signatures)
+    }
+}
+
+/// One policy with where it came from (`mirror.trusted_keys in /etc/airlock/airlock.toml`,
+/// `--trusted-key`), for messages and for the accreditation statement.
+pub struct Requirement {
+    pub source: String,
+    pub policy: TrustPolicy,
+}
+
+impl Requirement {
+    /// What this requirement enforces, in one sentence fragment. The accreditation package
+    /// states the site's anchor with this text, so the statement is the rule.
+    pub fn describe(&self) -> String {
+        let mut ids: Vec<String> = self.policy.keys.iter().map(|k| k.id.to_string()).collect();
+        ids.sort();
+        ids.dedup();
+        format!(
+            "valid signatures from at least {} of the {} distinct keys {} named by {}",
+            self.policy.threshold,
+            ids.len(),
+            ids.join(", "),
+            self.source
+        )
+    }
+}
+
+/// Every requirement a bundle must meet at once: the site's trust anchor and whatever the
+/// importer adds. Each is checked on its own, so keys added by one never count towards
+/// another's threshold; adding a requirement can only make acceptance harder.
+pub struct Requirements(pub Vec<Requirement>);
+
+impl Trust for Requirements {
+    fn check(&self, data: &[u8], signatures: &[(SignatureFile, String)]) -> Result<Vec<Signer>, TrustError> {
+        if self.0.is_empty() {
+            return Err(TrustError::NoTrustedKeys);
+        }
+        let mut signers: Vec<Signer> = Vec::new();
+        for requirement in &self.0 {
+            let met = requirement.policy.check(data, signatures).map_err(|error| TrustError::Unmet {
+                source_name: requirement.source.clone(),
+                error: Box::new(error),
+            })?;
+            for signer in met {
+                if !signers.iter().any(|s| s.key_id == signer.key_id) {
+                    signers.push(signer);
+                }
+            }
+        }
+        Ok(signers)
+    }
 }
 
 impl TrustPolicy {

@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use airlock_bundler::artifact::ArtifactKind;
 use airlock_bundler::progress::{Progress, Silent};
-use airlock_bundler::signing::{PublicKey, SignatureFile};
-use airlock_bundler::trust::TrustPolicy;
+use airlock_bundler::signing::SignatureFile;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::anchor::{self, KeyRequirement};
 use crate::import::{self, ImportOptions, ImportOutcome};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
@@ -27,9 +27,9 @@ use crate::{maintenance, replicate, tokens};
 pub enum Request {
     Import {
         bundle: PathBuf,
-        /// Public key files' text, with the file name for messages.
-        trusted_keys: Vec<(String, String)>,
-        threshold: usize,
+        /// Requirements the importer adds (its --trusted-key, its own configuration). The
+        /// side that holds the store adds the pinned site anchor; nothing here can relax it.
+        requirements: Vec<KeyRequirement>,
         /// Detached signatures' text, with the file name.
         signatures: Vec<(String, String)>,
         allow_downgrade: bool,
@@ -37,6 +37,8 @@ pub enum Request {
         actor: String,
     },
     Gc { dry_run: bool },
+    /// The pinned trust anchor (read-only).
+    TrustAnchor,
     Verify,
     Ls { kind: Option<ArtifactKind> },
     History,
@@ -100,19 +102,15 @@ fn send(mut stream: UnixStream, socket: &Path, request: &Request) -> Result<Valu
 /// Carries out one request on an open store.
 pub fn execute(store: &Store, metrics: Option<&Metrics>, request: Request, progress: &dyn Progress) -> Result<Value, String> {
     match request {
-        Request::Import { bundle, trusted_keys, threshold, signatures, allow_downgrade, allow_expired, actor } => {
-            let keys = trusted_keys
-                .iter()
-                .map(|(text, origin)| PublicKey::decode(text, origin))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| e.to_string())?;
-            let policy = TrustPolicy::new(keys, threshold).map_err(|e| e.to_string())?;
+        Request::Import { bundle, requirements, signatures, allow_downgrade, allow_expired, actor } => {
+            // Here, on the side that holds the store: a socket client cannot leave it out.
+            let trust = anchor::requirements(store, &requirements).map_err(|e| e.to_string())?;
             let detached = signatures
                 .iter()
                 .map(|(text, origin)| SignatureFile::decode(text, origin).map(|s| (s, origin.clone())))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| e.to_string())?;
-            let options = ImportOptions { policy: &policy, detached: &detached, allow_downgrade, allow_expired, actor, progress };
+            let options = ImportOptions { trust: &trust, detached: &detached, allow_downgrade, allow_expired, actor, progress };
             let outcome = import::import_file(store, &bundle, &options);
             if let Some(metrics) = metrics {
                 metrics.import_result(match &outcome {
@@ -144,6 +142,7 @@ pub fn execute(store: &Store, metrics: Option<&Metrics>, request: Request, progr
                 "corrupt": report.corrupt.iter().map(|(d, why)| json!({ "digest": d, "problem": why })).collect::<Vec<_>>(),
             }))
         }
+        Request::TrustAnchor => Ok(json!(store.trust_anchor().map_err(|e| e.to_string())?)),
         Request::Ls { kind } => Ok(json!(store.artifacts(kind).map_err(|e| e.to_string())?)),
         Request::History => Ok(json!(store.history().map_err(|e| e.to_string())?)),
         Request::Push { url, credentials, extra_ca, only, egress_allow } => {

@@ -19,19 +19,20 @@ use airlock_bundler::oci::{self, ManifestLinks};
 use airlock_bundler::progress::Progress;
 use airlock_bundler::read::{BundleReader, EntryKind};
 use airlock_bundler::signing::SignatureFile;
-use airlock_bundler::trust::TrustPolicy;
+use airlock_bundler::trust::Trust;
 use airlock_bundler::volumes;
 use airlock_bundler::writeback::WritebackFile;
 use airlock_bundler::{BundleError, Digest};
 use serde::Deserialize;
 
-use crate::store::{ArtifactRecord, Changes, HistoryRecord, ManifestRecord, Store, StoreError};
+use crate::store::{ArtifactRecord, Changes, HistoryRecord, ManifestRecord, Owner, Store, StoreError};
 
 /// Space kept free beyond the blobs themselves, for metadata and the filesystem's own needs.
 const FREE_SPACE_MARGIN: u64 = 64 << 20;
 
 pub struct ImportOptions<'a> {
-    pub policy: &'a TrustPolicy,
+    /// The pinned site anchor and whatever the importer added (see `anchor::requirements`).
+    pub trust: &'a dyn Trust,
     pub detached: &'a [(SignatureFile, String)],
     pub allow_downgrade: bool,
     pub allow_expired: bool,
@@ -45,6 +46,22 @@ pub enum ImportOutcome {
     AlreadyImported { record: HistoryRecord },
 }
 
+/// A tag an import would move away from the channel that owns it.
+#[derive(Debug, thiserror::Error)]
+#[error("bundle {bundle_id} (channel `{channel}`, sequence {sequence}) would move {repository}:{tag} to {digest}, but that tag belongs to channel `{owner_channel}` (sequence {owner_sequence}{owner_bundle}); a tag moves only forward on the channel that brought it. Import it through its own channel, or pass --allow-downgrade to move it anyway (recorded)")]
+pub struct TagMove {
+    pub bundle_id: String,
+    pub channel: String,
+    pub sequence: u64,
+    pub repository: String,
+    pub tag: String,
+    pub digest: Digest,
+    pub owner_channel: String,
+    pub owner_sequence: u64,
+    /// `, bundle ID` when known.
+    pub owner_bundle: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     #[error(transparent)]
@@ -55,6 +72,10 @@ pub enum ImportError {
     Open { path: String, source: io::Error },
     #[error("bundle {bundle_id} has sequence {sequence} on channel `{channel}`, older than sequence {highest} already imported there (rollback); pass --allow-downgrade to import it anyway (recorded)")]
     Downgrade { bundle_id: String, channel: String, sequence: u64, highest: u64 },
+    #[error("bundle {bundle_id} has sequence {sequence} on channel `{channel}`, the sequence of bundle {other} already imported there; a sequence names one bundle per channel, so this is a different bundle claiming it (replay or rollback): ask the connected side for a bundle with a higher sequence, or pass --allow-downgrade to import it anyway (recorded)")]
+    SameSequence { bundle_id: String, channel: String, sequence: u64, other: String },
+    #[error("{0}")]
+    TagOwned(Box<TagMove>),
     #[error("bundle {bundle_id} expired at {expires}; ask the connected side for a fresh bundle, or pass --allow-expired to import it anyway (recorded)")]
     Expired { bundle_id: String, expires: String },
     #[error("delta bundle {bundle_id} needs {count} blobs from its base bundle {base_id} (sequence {base_sequence}) that this mirror does not have, the first being {first}; import the base bundle first")]
@@ -79,7 +100,7 @@ pub fn import_file(store: &Store, path: &Path, options: &ImportOptions) -> Resul
             let loaded = volumes::load_list(path).map_err(ImportError::Volumes)?;
             let mut signatures = loaded.signatures.clone();
             signatures.extend(options.detached.iter().cloned());
-            options.policy.check(&loaded.bytes, &signatures).map_err(|e| ImportError::VolumeList { path: source.clone(), source: e })?;
+            options.trust.check(&loaded.bytes, &signatures).map_err(|e| ImportError::VolumeList { path: source.clone(), source: e })?;
             Ok((volumes::VolumeChain::new(path, &loaded.list.volumes), Some(loaded.list.manifest_digest)))
         });
     }
@@ -147,7 +168,7 @@ fn run(
     record.channel = Some(manifest.channel.clone());
     record.sequence = Some(manifest.sequence);
 
-    let signers = reader.check_signatures(options.policy, options.detached)?;
+    let signers = reader.check_signatures(options.trust, options.detached)?;
     record.signers = signers.iter().map(|s| s.key_id.to_string()).collect();
 
     if let Some(previous) = store.import_of(&manifest.bundle_id)? {
@@ -158,10 +179,15 @@ fn run(
     }
     check_freshness(store, &manifest, options, record)?;
     check_base(store, &manifest)?;
-    let needed: u64 = manifest.blobs.iter().filter(|b| !store.blobs.has(&b.digest, b.size)).map(|b| b.size).sum();
+    // Saturating: the parsed manifest's sizes fit in a u64, the margin on top may not.
+    let needed = manifest
+        .blobs
+        .iter()
+        .filter(|b| !store.blobs.has(&b.digest, b.size))
+        .fold(FREE_SPACE_MARGIN, |total, b| total.saturating_add(b.size));
     let free = store.blobs.free_space().map_err(ImportError::Write)?;
-    if needed + FREE_SPACE_MARGIN > free {
-        return Err(ImportError::NoSpace { bundle_id: manifest.bundle_id.clone(), needed: needed + FREE_SPACE_MARGIN, free });
+    if needed > free {
+        return Err(ImportError::NoSpace { bundle_id: manifest.bundle_id.clone(), needed, free });
     }
 
     record.result = "failed".into();
@@ -187,18 +213,68 @@ fn check_freshness(store: &Store, manifest: &BundleManifest, options: &ImportOpt
         }
         record.overrides.push(format!("expired at {}", manifest.expires));
     }
-    if let Some(highest) = store.channel_sequence(&manifest.channel)? {
-        if manifest.sequence < highest {
-            if !options.allow_downgrade {
-                return Err(ImportError::Downgrade {
+    let mut refuse = |error: ImportError, overridden: String| {
+        if !options.allow_downgrade {
+            return Err(error);
+        }
+        tracing::warn!(bundle = %manifest.bundle_id, actor = %options.actor, "override: {overridden}");
+        record.overrides.push(overridden);
+        Ok(())
+    };
+    if let Some(head) = store.channel_head(&manifest.channel)? {
+        // The bundle that set the head is caught earlier as already imported, so an equal
+        // sequence here is always another bundle.
+        if manifest.sequence <= head.sequence {
+            let (error, overridden) = if manifest.sequence < head.sequence {
+                let error = ImportError::Downgrade {
                     bundle_id: manifest.bundle_id.clone(),
                     channel: manifest.channel.clone(),
                     sequence: manifest.sequence,
-                    highest,
-                });
-            }
-            record.overrides.push(format!("downgrade from sequence {highest} to {}", manifest.sequence));
+                    highest: head.sequence,
+                };
+                (error, format!("downgrade from sequence {} to {}", head.sequence, manifest.sequence))
+            } else {
+                let other = head.bundle_id.clone().unwrap_or_else(|| "(recorded before bundle ids were)".into());
+                let overridden = format!("second bundle at sequence {} (first: {other})", manifest.sequence);
+                let error = ImportError::SameSequence {
+                    bundle_id: manifest.bundle_id.clone(),
+                    channel: manifest.channel.clone(),
+                    sequence: manifest.sequence,
+                    other,
+                };
+                (error, overridden)
+            };
+            refuse(error, overridden)?;
         }
+    }
+    // Tags are shared between channels: a tag moves only on the channel that set it, and
+    // only forward (the channel check above cannot see another channel's tags).
+    for artifact in &manifest.artifacts {
+        let current = store.resolve_tag(&artifact.repository, &artifact.tag)?;
+        if current.is_none() || current == Some(artifact.digest) {
+            continue;
+        }
+        let Some(owner) = store.tag_owner(artifact.kind, &artifact.repository, &artifact.tag)? else { continue };
+        if owner.channel == manifest.channel && owner.sequence < manifest.sequence {
+            continue;
+        }
+        let owner_bundle = owner.bundle_id.as_ref().map(|id| format!(", bundle {id}")).unwrap_or_default();
+        let overridden = format!(
+            "moved {}:{} from channel `{}` sequence {} to channel `{}` sequence {}",
+            artifact.repository, artifact.tag, owner.channel, owner.sequence, manifest.channel, manifest.sequence
+        );
+        let error = ImportError::TagOwned(Box::new(TagMove {
+            bundle_id: manifest.bundle_id.clone(),
+            channel: manifest.channel.clone(),
+            sequence: manifest.sequence,
+            repository: artifact.repository.clone(),
+            tag: artifact.tag.clone(),
+            digest: artifact.digest,
+            owner_channel: owner.channel,
+            owner_sequence: owner.sequence,
+            owner_bundle,
+        }));
+        refuse(error, overridden)?;
     }
     Ok(())
 }
@@ -333,6 +409,7 @@ fn changes_for(
         }
         Ok(store.manifest(digest)?)
     };
+    let importer = Owner { channel: manifest.channel.clone(), sequence: manifest.sequence, bundle_id: Some(manifest.bundle_id.clone()) };
     let mut changes = Changes::default();
     for blob in &manifest.blobs {
         changes.blob(&blob.digest, blob.size);
@@ -345,6 +422,14 @@ fn changes_for(
             stack.extend(described.children.iter().filter(|c| media_types.contains_key(c) || captured.contains_key(c)));
             changes.manifest(&artifact.repository, &digest, &described);
         }
+        // Re-delivering what a tag already points at does not take it over from its channel.
+        let unchanged = store.resolve_tag(&artifact.repository, &artifact.tag)? == Some(artifact.digest);
+        let owned_elsewhere = store
+            .tag_owner(artifact.kind, &artifact.repository, &artifact.tag)?
+            .is_some_and(|owner| owner.channel != manifest.channel);
+        if !(unchanged && owned_elsewhere) {
+            changes.tag_owner(&artifact.repository, &artifact.tag, &importer);
+        }
         changes.tag(&artifact.repository, &artifact.tag, &artifact.digest);
         changes.artifact(&ArtifactRecord {
             artifact: artifact.clone(),
@@ -352,8 +437,11 @@ fn changes_for(
             imported: record.time.clone(),
         });
     }
-    let highest = store.channel_sequence(&manifest.channel)?.unwrap_or(0);
-    changes.channel(&manifest.channel, highest.max(manifest.sequence));
+    // A downgrade imported by override does not lower the head.
+    match store.channel_head(&manifest.channel)? {
+        Some(head) if head.sequence >= manifest.sequence => {}
+        _ => changes.channel(&importer),
+    }
     changes.import(&manifest.bundle_id, record);
     changes.history(record);
     Ok(changes)

@@ -3,6 +3,7 @@
 
 pub mod adapters;
 pub mod admin;
+pub mod anchor;
 pub mod blobs;
 pub mod import;
 pub mod mapped;

@@ -10,10 +10,12 @@
 //! | `b/`   | blob digest               | size (visible blobs)        |
 //! | `s/`   | subject \0 referrer       | (referrers index)           |
 //! | `a/`   | kind \0 repository \0 tag | [`ArtifactRecord`]          |
-//! | `c/`   | channel                   | highest sequence imported   |
+//! | `c/`   | channel                   | [`Owner`]: highest sequence imported and its bundle (a bare number before) |
+//! | `o/`   | repository \0 tag         | [`Owner`]: channel, sequence and bundle that set the tag |
 //! | `i/`   | bundle id                 | [`HistoryRecord`] of import |
 //! | `h/`   | id (big endian)           | [`HistoryRecord`]           |
 //! | `k/`   | sha256 of a push token    | [`TokenRecord`]             |
+//! | `p/`   | `trust-anchor`            | [`AnchorRecord`]: the site's keys and threshold |
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -88,6 +90,34 @@ pub struct HistoryRecord {
     pub source: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+/// Which import a channel's head or a tag belongs to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Owner {
+    pub channel: String,
+    pub sequence: u64,
+    /// Unknown for channel heads written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_id: Option<String>,
+}
+
+/// The site's trust anchor as the server last pinned it from its configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnchorRecord {
+    #[serde(flatten)]
+    pub requirement: crate::anchor::KeyRequirement,
+    pub pinned: String,
+}
+
+/// A channel head as stored: a bare sequence in stores written before owners were recorded.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StoredHead {
+    Owner(Owner),
+    Sequence(u64),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -239,7 +269,30 @@ impl Store {
     }
 
     pub fn channel_sequence(&self, channel: &str) -> Result<Option<u64>, StoreError> {
-        self.get(&key("c/", &[channel]))
+        Ok(self.channel_head(channel)?.map(|head| head.sequence))
+    }
+
+    /// The highest sequence imported on a channel, and the bundle that brought it.
+    pub fn channel_head(&self, channel: &str) -> Result<Option<Owner>, StoreError> {
+        Ok(self.get::<StoredHead>(&key("c/", &[channel]))?.map(|head| match head {
+            StoredHead::Owner(owner) => owner,
+            StoredHead::Sequence(sequence) => Owner { channel: channel.to_string(), sequence, bundle_id: None },
+        }))
+    }
+
+    /// The import that set a tag. Tags imported before owners were recorded are attributed
+    /// through their artifact record to the import of its bundle; pushed tags have none.
+    pub fn tag_owner(&self, kind: ArtifactKind, repo: &str, tag: &str) -> Result<Option<Owner>, StoreError> {
+        if let Some(owner) = self.get(&key("o/", &[repo, tag]))? {
+            return Ok(Some(owner));
+        }
+        let Some(artifact) = self.get::<ArtifactRecord>(&key("a/", &[kind.as_str(), repo, tag]))? else { return Ok(None) };
+        let Some(import) = self.import_of(&artifact.bundle_id)? else { return Ok(None) };
+        Ok(import.channel.zip(import.sequence).map(|(channel, sequence)| Owner { channel, sequence, bundle_id: Some(artifact.bundle_id) }))
+    }
+
+    pub fn trust_anchor(&self) -> Result<Option<AnchorRecord>, StoreError> {
+        self.get(&key("p/", &["trust-anchor"]))
     }
 
     pub fn import_of(&self, bundle_id: &str) -> Result<Option<HistoryRecord>, StoreError> {
@@ -353,8 +406,16 @@ impl Changes {
         self.batch.insert(key("a/", &[a.kind.as_str(), &a.repository, &a.tag]), encode(record));
     }
 
-    pub fn channel(&mut self, channel: &str, sequence: u64) {
-        self.batch.insert(key("c/", &[channel]), encode(&sequence));
+    pub fn channel(&mut self, head: &Owner) {
+        self.batch.insert(key("c/", &[&head.channel]), encode(head));
+    }
+
+    pub fn tag_owner(&mut self, repo: &str, tag: &str, owner: &Owner) {
+        self.batch.insert(key("o/", &[repo, tag]), encode(owner));
+    }
+
+    pub fn trust_anchor(&mut self, anchor: &AnchorRecord) {
+        self.batch.insert(key("p/", &["trust-anchor"]), encode(anchor));
     }
 
     pub fn import(&mut self, bundle_id: &str, record: &HistoryRecord) {

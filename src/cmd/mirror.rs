@@ -9,6 +9,7 @@ use anyhow::{bail, Context};
 use airlock_bundler::artifact::ArtifactKind;
 use airlock_bundler::progress::Silent;
 use airlock_mirror::admin::{self, Request};
+use airlock_mirror::anchor::{self, KeyRequirement};
 use airlock_mirror::serve::{self, ServeOptions};
 use clap::Subcommand;
 use serde_json::Value;
@@ -29,6 +30,8 @@ pub enum Command {
         airlock mirror import sample.airlock.tar.zst --trusted-key a.pub --trusted-key b.pub \\\n      \
         --threshold 2 --signature officer-b.minisig\n\n\
         Works while `mirror serve` runs on the same data folder (it goes through the server).\n\
+        The site's trust anchor (mirror.trusted_keys and mirror.threshold, pinned by `airlock server`\n\
+        or `mirror serve --config`) is always checked; --trusted-key and --config only add requirements.\n\
         Refuses bundles older than the channel's last import (--allow-downgrade overrides)\n\
         and expired ones (--allow-expired overrides); every refusal and override is recorded.")]
     Import(ImportArgs),
@@ -107,12 +110,17 @@ pub struct ImportArgs {
     /// The bundle file, or the signed volume list (NAME.airlock-volumes.json) of a bundle
     /// cut into volumes, which are then read in order from beside it.
     bundle: PathBuf,
-    /// A public key whose signatures count; repeat for several.
-    #[arg(long = "trusted-key", value_name = "K.pub", required = true)]
+    /// A public key whose signatures count; repeat for several. These keys are an extra
+    /// requirement next to the site's pinned trust anchor, never a replacement for it.
+    #[arg(long = "trusted-key", value_name = "K.pub")]
     trusted_keys: Vec<PathBuf>,
-    /// How many distinct trusted keys must have signed.
-    #[arg(long, default_value_t = 1)]
-    threshold: usize,
+    /// How many distinct --trusted-key keys must have signed (default 1).
+    #[arg(long, requires = "trusted_keys")]
+    threshold: Option<usize>,
+    /// airlock.toml whose mirror.trusted_keys and mirror.threshold this import must also meet
+    /// (or AIRLOCK_CONFIG).
+    #[arg(long, value_name = "FILE", env = "AIRLOCK_CONFIG")]
+    config: Option<PathBuf>,
     /// A detached co-signature of the bundle manifest; repeatable.
     #[arg(long = "signature", value_name = "FILE.minisig")]
     signatures: Vec<PathBuf>,
@@ -156,6 +164,10 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:5000")]
     listen: SocketAddr,
+    /// airlock.toml whose mirror.trusted_keys and mirror.threshold are pinned as the site's
+    /// trust anchor before serving (or AIRLOCK_CONFIG).
+    #[arg(long, value_name = "FILE", env = "AIRLOCK_CONFIG")]
+    config: Option<PathBuf>,
     /// Accept pushes from clients holding a push token.
     #[arg(long)]
     allow_push: bool,
@@ -302,10 +314,13 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
         Ok((text, path.display().to_string()))
     };
     let bundle = fs::canonicalize(&args.bundle).with_context(|| format!("cannot find the bundle {}", args.bundle.display()))?;
+    // Both only add requirements: the side holding the store adds the pinned site anchor.
+    let config = airlock_config::Config::load(args.config.as_deref(), std::env::vars())?;
+    let from_config = KeyRequirement::read(&config.mirror.trusted_keys, config.mirror.threshold, &anchor::config_source(args.config.as_deref()))?;
+    let from_flags = KeyRequirement::read(&args.trusted_keys, args.threshold.unwrap_or(1), "--trusted-key and --threshold of this import")?;
     let request = Request::Import {
         bundle,
-        trusted_keys: args.trusted_keys.iter().map(read).collect::<Result<_, _>>()?,
-        threshold: args.threshold,
+        requirements: from_config.into_iter().chain(from_flags).collect(),
         signatures: args.signatures.iter().map(read).collect::<Result<_, _>>()?,
         allow_downgrade: args.allow_downgrade,
         allow_expired: args.allow_expired,
@@ -339,7 +354,7 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
 
 /// Who is importing, for the record: the login name (the one sudo was called by, if any),
 /// else the account name of the user id.
-fn actor() -> String {
+pub(crate) fn actor() -> String {
     // SAFETY: getuid has no preconditions and cannot fail.
     let uid = unsafe { libc::getuid() };
     let user = std::env::var("SUDO_USER")
@@ -404,6 +419,10 @@ fn serve_command(args: ServeArgs) -> anyhow::Result<ExitCode> {
         runtime.block_on(airlock_mirror::tls::server_config(cert, key))?;
     }
     let scheme = if tls.is_some() { "https" } else { "http" };
+    if let Some(file) = &args.config {
+        let config = airlock_config::Config::load(Some(file), std::env::vars())?;
+        pin_trust_anchor(&config, Some(file), &args.data.data_dir)?;
+    }
     let options = ServeOptions { data_dir: args.data.data_dir.clone(), listen: args.listen, allow_push: args.allow_push, tls };
     runtime
         .block_on(serve::serve(options, |addr| {
@@ -414,4 +433,14 @@ fn serve_command(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }))
         .with_context(|| format!("mirror serve on {} failed", args.data.data_dir.display()))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Pins the configuration's trust anchor into a mirror folder no server holds yet.
+pub(crate) fn pin_trust_anchor(config: &airlock_config::Config, file: Option<&std::path::Path>, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let source = anchor::config_source(file);
+    let configured = KeyRequirement::read(&config.mirror.trusted_keys, config.mirror.threshold, &source)?;
+    let actor = format!("{} starting the mirror", actor());
+    anchor::pin_in(data_dir, configured.as_ref(), &actor)
+        .with_context(|| format!("cannot pin the trust anchor of {source} into {}", data_dir.display()))?;
+    Ok(())
 }

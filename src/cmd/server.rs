@@ -76,6 +76,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if config.mirror.enabled {
         let tls = config.mirror.tls_cert.clone().zip(config.mirror.tls_key.clone());
         let scheme = if tls.is_some() { "https" } else { "http" };
+        // Before the store opens for serving: every import through it then checks the anchor.
+        super::mirror::pin_trust_anchor(&config, args.config.as_deref(), &config.mirror_dir())?;
         let opts = MirrorOptions {
             data_dir: config.mirror_dir(),
             listen: config.mirror.listen,

@@ -197,6 +197,25 @@ pub fn repack(entries: &[RawEntry], trailing: &[u8], out: &Path) {
     fs::write(out, zstd::encode_all(&raw[..], 3).unwrap()).unwrap();
 }
 
+/// Rewrites the manifest of unpacked bundle entries with `edit` and signs it again with
+/// `key` (an unencrypted key from `airlock keygen`): a signed-but-hostile bundle, as a
+/// holder of a trusted key could make one.
+pub fn resign_manifest(entries: &mut [RawEntry], key: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    assert_eq!(entries[0].name(), "airlock-bundle.json");
+    assert_eq!(entries[1].name(), "airlock-bundle.json.minisig");
+    let mut manifest: serde_json::Value = serde_json::from_slice(&entries[0].data).unwrap();
+    edit(&mut manifest);
+    let bytes = serde_json::to_vec_pretty(&manifest).unwrap();
+    let secret = airlock_bundler::signing::SecretKey::from_file(key, None).unwrap();
+    let signature = secret.sign(&bytes, "re-signed by a test", "signature from a test key");
+    entries[0].data = bytes;
+    let size = entries[0].data.len() as u64;
+    entries[0].set_header_size(size);
+    entries[1].data = signature.text.into_bytes();
+    let size = entries[1].data.len() as u64;
+    entries[1].set_header_size(size);
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
