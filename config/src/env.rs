@@ -175,6 +175,21 @@ mod tests {
     }
 
     #[test]
+    fn push_settings_are_read_and_checked() {
+        let config = Config::load(
+            None,
+            vars(&[("AIRLOCK_MIRROR_PUSH_NAMESPACES", "scratch/, team-a"), ("AIRLOCK_MIRROR_PUSH_MAX_BLOB_BYTES", "1000")]),
+        )
+        .unwrap();
+        assert_eq!(config.mirror.push_namespaces, ["scratch/", "team-a"]);
+        assert_eq!(config.mirror.push_max_blob_bytes, 1000);
+        let err = Config::load(None, vars(&[("AIRLOCK_MIRROR_PUSH_NAMESPACES", "/Scratch")])).unwrap_err().to_string();
+        assert!(err.contains("mirror.push_namespaces") && err.contains("/Scratch"), "{err}");
+        let err = Config::load(None, vars(&[("AIRLOCK_MIRROR_PUSH_SESSION_EXPIRY_SECONDS", "0")])).unwrap_err().to_string();
+        assert!(err.contains("mirror.push_session_expiry_seconds"), "{err}");
+    }
+
+    #[test]
     fn cli_variables_are_not_configuration() {
         let config = Config::load(
             None,
