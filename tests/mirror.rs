@@ -463,3 +463,32 @@ fn a_tag_is_not_rolled_back_from_another_channel_nor_by_another_bundle_of_the_sa
     let overrides: Vec<&str> = last["overrides"].as_array().unwrap().iter().map(|o| o.as_str().unwrap()).collect();
     assert!(overrides.contains(&format!("moved {tag} from channel `stable` sequence 10 to channel `beta` sequence 1").as_str()), "{last}");
 }
+
+/// Finding 13: the admin socket is bound inside a directory only the owner can enter, made so
+/// before the socket exists, so no other user can reach it at any moment; even under a
+/// umask of 000 and over a pre-existing, world-writable directory.
+#[test]
+fn the_admin_socket_lives_in_a_private_directory_from_the_start() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let sample = Sample::new();
+    let data = sample.path("mirror");
+    let private = data.join("admin");
+    fs::create_dir_all(&private).unwrap();
+    fs::set_permissions(&private, fs::Permissions::from_mode(0o777)).unwrap();
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "umask 000; exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_airlock"), "mirror", "serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data);
+    let _server = MirrorServer::spawn(cmd);
+
+    let socket = private.join("admin.sock");
+    let dir = fs::symlink_metadata(&private).unwrap();
+    assert!(dir.is_dir());
+    assert_eq!(dir.mode() & 0o777, 0o700, "{} is mode {:o}", private.display(), dir.mode() & 0o777);
+    assert_eq!(dir.uid(), unsafe { libc::geteuid() });
+    let meta = fs::symlink_metadata(&socket).unwrap();
+    assert_eq!(meta.mode() & 0o777, 0o600, "{} is mode {:o}", socket.display(), meta.mode() & 0o777);
+    assert!(!data.join("admin.sock").exists(), "no socket in the shared data folder");
+    // And it is the socket the other commands use while the server holds the folder.
+    let token = stdout(&ok(airlock().args(["mirror", "token", "create", "--name", "ci", "--data-dir"]).arg(&data)));
+    assert!(token.trim().starts_with("alm_"), "{token}");
+}

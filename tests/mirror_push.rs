@@ -1,12 +1,19 @@
-//! `mirror push` into Debian's `docker-registry` (CNCF distribution), read back with skopeo.
+//! `mirror push` into Debian's `docker-registry` (CNCF distribution), read back with skopeo;
+//! and pushes into the mirror itself (`mirror serve --allow-push`): what a push token may
+//! change, and the limits on upload sessions.
 
 mod common;
 
 use std::fs;
 use std::process::{Child, Command, Stdio};
+use std::io::{Read, Write};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use airlock_testkit::wait_until;
 use common::*;
+use reqwest::blocking::Client;
+use reqwest::StatusCode;
 
 /// Debian's docker-registry on a free loopback port, stopped when dropped.
 struct Registry {
@@ -184,4 +191,344 @@ fn a_redirect_out_of_egress_allow_is_refused_and_audited() {
     assert!(err.contains("refused outbound connection to registry.outside.example:80") && err.contains("egress.allow"), "the refused hop is named: {err}");
     let audit = fs::read_to_string(data.join("egress-audit.jsonl")).unwrap();
     assert!(audit.contains("registry.outside.example") && audit.contains("\"mirror\""), "{audit}");
+}
+
+// ---- Pushes into the mirror -------------------------------------------------------------
+
+fn token(data: &Path, name: &str) -> String {
+    stdout(&ok(airlock().args(["mirror", "token", "create", "--name", name, "--data-dir"]).arg(data))).trim().to_string()
+}
+
+fn import_sample(sample: &Sample, data: &Path) -> serde_json::Value {
+    let bundle = sample.create("sample", &[]);
+    ok(airlock().args(["mirror", "import"]).arg(&bundle).arg("--trusted-key").arg(sample.path("key.pub")).arg("--data-dir").arg(data));
+    serde_json::from_slice(&ok(airlock().args(["bundle", "manifest"]).arg(&bundle)).stdout).unwrap()
+}
+
+fn client() -> Client {
+    Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(Duration::from_secs(30)).build().unwrap()
+}
+
+fn digest_of(bytes: &[u8]) -> String {
+    format!("sha256:{}", sha256_hex(bytes))
+}
+
+/// The first layer of the sample image, as the bundle carried it.
+fn sample_layer(sample: &Sample) -> String {
+    let layout = sample.path("layouts/base");
+    let index: serde_json::Value = serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let manifest = index["manifests"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
+    let manifest: serde_json::Value = serde_json::from_slice(&fs::read(layout.join("blobs/sha256").join(manifest)).unwrap()).unwrap();
+    manifest["layers"][0]["digest"].as_str().unwrap().to_string()
+}
+
+/// POST ?digest=: a monolithic blob upload.
+fn push_blob(server: &MirrorServer, token: &str, repo: &str, bytes: &[u8]) -> reqwest::blocking::Response {
+    client()
+        .post(server.url(&format!("/v2/{repo}/blobs/uploads/?digest={}", digest_of(bytes))))
+        .basic_auth("ci", Some(token))
+        .body(bytes.to_vec())
+        .send()
+        .unwrap()
+}
+
+fn skopeo_push(sample: &Sample, token: &str, target: &str) -> std::process::Output {
+    Command::new("skopeo")
+        .args(["copy", "--dest-tls-verify=false", "--dest-creds", &format!("ci:{token}")])
+        .arg(format!("oci:{}:tiny", sample.path("layouts/base").display()))
+        .arg(target)
+        .output()
+        .unwrap()
+}
+
+/// Finding 5: a push token cannot re-tag, untag or delete what signed bundles brought; blob
+/// deletes are scoped to the repository and never remove a blob a manifest references.
+#[test]
+fn imported_repositories_are_read_only_to_push_and_blob_deletes_stay_in_their_repository() {
+    let sample = Sample::new();
+    let data = sample.path("mirror");
+    let manifest = import_sample(&sample, &data);
+    let bundle_id = manifest["bundleId"].as_str().unwrap().to_string();
+    let token = token(&data, "ci");
+    let server = MirrorServer::start(&data, &["--allow-push"]);
+    let tiny = format!("docker://{}/devcontainers/base:tiny", server.addr);
+    let pulled_before = ok(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", &tiny])).stdout;
+
+    // Re-tagging or untagging an imported repository: DENIED, naming the bundle.
+    let out = skopeo_push(&sample, &token, &format!("docker://{}/devcontainers/base:evil", server.addr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains(&bundle_id) && err.contains("read-only"), "{err}");
+    let err = fails(Command::new("skopeo").args(["delete", "--tls-verify=false", "--creds", &format!("ci:{token}"), &tiny]));
+    assert!(err.contains(&bundle_id), "{err}");
+    let r = client()
+        .delete(server.url("/v2/devcontainers/base/manifests/tiny"))
+        .basic_auth("ci", Some(&token))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let body = r.text().unwrap();
+    assert!(body.contains("DENIED") && body.contains(&bundle_id), "{body}");
+    let pulled_after = ok(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", &tiny])).stdout;
+    assert_eq!(pulled_before, pulled_after, "the imported tag is unchanged");
+
+    // Any other name stays pushable.
+    let out = skopeo_push(&sample, &token, &format!("docker://{}/scratch/base:v1", server.addr));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // A blob an imported manifest references cannot be deleted through any repository.
+    let layer = sample_layer(&sample);
+    for repo in ["scratch/base", "elsewhere/x"] {
+        let r = client().delete(server.url(&format!("/v2/{repo}/blobs/{layer}"))).basic_auth("ci", Some(&token)).send().unwrap();
+        let status = r.status();
+        let body = r.text().unwrap();
+        assert_eq!(status, StatusCode::FORBIDDEN, "{repo}: {body}");
+        assert!(body.contains("delete that manifest first"), "{body}");
+    }
+    let r = client().get(server.url(&format!("/v2/devcontainers/base/blobs/{layer}"))).send().unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "the imported layer is still served");
+    ok(Command::new("skopeo").args(["copy", "--src-tls-verify=false", &tiny]).arg(format!("oci:{}:tiny", sample.path("copy").display())));
+
+    // A blob pushed into two repositories: deleting it from one leaves it in the other.
+    let bytes = b"a blob pushed twice".to_vec();
+    let digest = digest_of(&bytes);
+    for repo in ["scratch/a", "scratch/b"] {
+        assert_eq!(push_blob(&server, &token, repo, &bytes).status(), StatusCode::CREATED);
+    }
+    let delete = |repo: &str| client().delete(server.url(&format!("/v2/{repo}/blobs/{digest}"))).basic_auth("ci", Some(&token)).send().unwrap().status();
+    let get = || client().get(server.url(&format!("/v2/scratch/b/blobs/{digest}"))).send().unwrap().status();
+    assert_eq!(delete("scratch/never-pushed"), StatusCode::NOT_FOUND, "another repository's blob is not this one's to delete");
+    assert_eq!(delete("scratch/a"), StatusCode::ACCEPTED);
+    assert_eq!(get(), StatusCode::OK, "scratch/b still has it");
+    assert_eq!(delete("scratch/a"), StatusCode::NOT_FOUND);
+    assert_eq!(delete("scratch/b"), StatusCode::ACCEPTED);
+    assert_eq!(get(), StatusCode::NOT_FOUND);
+}
+
+/// Finding 5: `mirror.push_namespaces` confines pushes, in `mirror serve` and `airlock server`.
+#[test]
+fn push_namespaces_confine_pushes_in_mirror_serve_and_in_airlock_server() {
+    let sample = Sample::new();
+    let data = sample.path("mirror");
+    let token = token(&data, "ci");
+    let server = MirrorServer::start_with(&data, &["--allow-push"], &[("AIRLOCK_MIRROR_PUSH_NAMESPACES", "scratch/,team-a")]);
+    let out = skopeo_push(&sample, &token, &format!("docker://{}/team-b/base:v1", server.addr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("mirror.push_namespaces") && err.contains("scratch/team-b/base"), "{err}");
+    for target in ["scratch/base:v1", "team-a/base:v1"] {
+        let out = skopeo_push(&sample, &token, &format!("docker://{}/{target}", server.addr));
+        assert!(out.status.success(), "{target}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    drop(server);
+
+    // `airlock server` reads the same setting from airlock.toml.
+    let dir = tempfile::tempdir().unwrap();
+    let token = self::token(&dir.path().join("data/mirror"), "ci");
+    let config = dir.path().join("airlock.toml");
+    fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\n[mirror]\nlisten = \"127.0.0.1:0\"\nallow_push = true\npush_namespaces = [\"scratch/\"]\n\
+             [control_plane]\nenabled = false\n[runner]\nenabled = false\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut child = Running(
+        airlock().env_remove("AIRLOCK_CONFIG").args(["server", "--config"]).arg(&config).stdout(Stdio::piped()).spawn().unwrap(),
+    );
+    let mut addr = String::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(child.0.stdout.take().unwrap())) {
+        let line = line.unwrap();
+        if let Some(a) = line.strip_prefix("mirror listening on http://") {
+            addr = a.to_string();
+        }
+        if line == "airlock server ready" {
+            break;
+        }
+    }
+    let url = |repo: &str, bytes: &[u8]| format!("http://{addr}/v2/{repo}/blobs/uploads/?digest={}", digest_of(bytes));
+    let r = client().post(url("team-b/app", b"x")).basic_auth("ci", Some(&token)).body(&b"x"[..]).send().unwrap();
+    let status = r.status();
+    let body = r.text().unwrap();
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let r = client().post(url("scratch/app", b"x")).basic_auth("ci", Some(&token)).body(&b"x"[..]).send().unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert!(body.contains("mirror.push_namespaces"), "{body}");
+}
+
+/// Starts a PATCH that sends `sent` of the `announced` bytes and then stalls, on a raw socket
+/// (the test decides when the client goes quiet).
+fn stalled_patch(server: &MirrorServer, token: &str, location: &str, announced: usize, sent: usize) -> std::net::TcpStream {
+    let auth = client().get("http://unused").basic_auth("ci", Some(token)).build().unwrap().headers()["authorization"].clone();
+    let mut stream = std::net::TcpStream::connect(&server.addr).unwrap();
+    let head = format!(
+        "PATCH {location} HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\nContent-Type: application/octet-stream\r\nContent-Length: {announced}\r\n\r\n",
+        server.addr,
+        auth.to_str().unwrap()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&vec![7u8; sent]).unwrap();
+    stream
+}
+
+fn start_session(server: &MirrorServer, token: &str, repo: &str) -> String {
+    let r = client().post(server.url(&format!("/v2/{repo}/blobs/uploads/"))).basic_auth("ci", Some(token)).send().unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    r.headers()["location"].to_str().unwrap().to_string()
+}
+
+fn staging_is_empty(data: &Path) -> bool {
+    fs::read_dir(data.join("staging")).map(|mut d| d.next().is_none()).unwrap_or(false)
+}
+
+/// Finding 6: a stalled PATCH holds up no other upload; stalled and abandoned sessions end
+/// at the session expiry and their partial files go.
+#[test]
+fn a_stalled_upload_holds_up_no_other_and_idle_sessions_expire() {
+    let sample = Sample::new();
+    let data = sample.path("mirror");
+    let token = token(&data, "ci");
+    let server = MirrorServer::start_with(&data, &["--allow-push"], &[("AIRLOCK_MIRROR_PUSH_SESSION_EXPIRY_SECONDS", "8")]);
+    let stalled_at = start_session(&server, &token, "scratch/stalled");
+    let mut stalled = stalled_patch(&server, &token, &stalled_at, 1000, 10);
+    let abandoned_at = start_session(&server, &token, "scratch/abandoned");
+    let r = client().patch(server.url(&abandoned_at)).basic_auth("ci", Some(&token)).body(vec![1u8; 100]).send().unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+
+    // Another client's chunked upload completes while the first is stalled mid-PATCH.
+    let bytes = vec![42u8; 4096];
+    let started = Instant::now();
+    let location = start_session(&server, &token, "scratch/other");
+    let r = client().patch(server.url(&location)).basic_auth("ci", Some(&token)).body(bytes.clone()).send().unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    let r = client()
+        .put(server.url(&format!("{location}?digest={}", digest_of(&bytes))))
+        .basic_auth("ci", Some(&token))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().unwrap_or_default());
+    // Well under the expiry: it did not wait for the stalled request to be cut off.
+    assert!(started.elapsed() < Duration::from_secs(6), "the other upload waited {:?} for the stalled one", started.elapsed());
+
+    // The stalled request is answered once the expiry passes without bytes, and both
+    // sessions are gone with their partial files.
+    stalled.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut answer = Vec::new();
+    let _ = stalled.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408") && answer.contains("mirror.push_session_expiry_seconds"), "{answer}");
+    for location in [&stalled_at, &abandoned_at] {
+        wait_until(&format!("{location} expires"), Duration::from_secs(30), || {
+            client().get(server.url(location)).basic_auth("ci", Some(&token)).send().unwrap().status() == StatusCode::NOT_FOUND
+        });
+    }
+    wait_until("partial upload files removed", Duration::from_secs(30), || staging_is_empty(&data));
+}
+
+/// Finding 6: blobs over `mirror.push_max_blob_bytes` and uploads that would eat into
+/// `mirror.push_free_space_reserve_bytes` are refused, and their sessions end.
+#[test]
+fn uploads_are_capped_in_size_and_keep_a_free_space_reserve() {
+    let sample = Sample::new();
+    let data = sample.path("mirror");
+    let token = token(&data, "ci");
+    let server = MirrorServer::start_with(&data, &["--allow-push"], &[("AIRLOCK_MIRROR_PUSH_MAX_BLOB_BYTES", "1000")]);
+    // Monolithic, announced size.
+    let r = push_blob(&server, &token, "scratch/big", &[1u8; 1001]);
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body = r.text().unwrap();
+    assert!(body.contains("SIZE_INVALID") && body.contains("mirror.push_max_blob_bytes"), "{body}");
+    // Chunked: the chunk that crosses the cap ends the session.
+    let location = start_session(&server, &token, "scratch/big");
+    let r = client().patch(server.url(&location)).basic_auth("ci", Some(&token)).body(vec![1u8; 600]).send().unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let r = client().patch(server.url(&location)).basic_auth("ci", Some(&token)).body(vec![1u8; 600]).send().unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(client().get(server.url(&location)).basic_auth("ci", Some(&token)).send().unwrap().status(), StatusCode::NOT_FOUND);
+    // Streamed without a length: counted as it arrives.
+    let location = start_session(&server, &token, "scratch/big");
+    let body = reqwest::blocking::Body::new(std::io::Cursor::new(vec![1u8; 5000]));
+    let r = client().patch(server.url(&location)).basic_auth("ci", Some(&token)).body(body).send().unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // Within the cap, it works.
+    assert_eq!(push_blob(&server, &token, "scratch/small", &[1u8; 1000]).status(), StatusCode::CREATED);
+    wait_until("partial upload files removed", Duration::from_secs(30), || staging_is_empty(&data));
+    drop(server);
+
+    // A reserve larger than any disk: every upload is refused, saying which setting.
+    let server = MirrorServer::start_with(&data, &["--allow-push"], &[("AIRLOCK_MIRROR_PUSH_FREE_SPACE_RESERVE_BYTES", "4611686018427387904")]);
+    let r = push_blob(&server, &token, "scratch/any", b"small");
+    assert_eq!(r.status(), StatusCode::INSUFFICIENT_STORAGE);
+    let body = r.text().unwrap();
+    assert!(body.contains("mirror.push_free_space_reserve_bytes"), "{body}");
+    assert_eq!(client().head(server.url(&format!("/v2/scratch/any/blobs/{}", digest_of(b"small")))).send().unwrap().status(), StatusCode::NOT_FOUND);
+}
+
+/// Finding 6: upload status needs the token that started the session, and its repository.
+#[test]
+fn upload_status_needs_the_sessions_token_and_repository() {
+    let sample = Sample::new();
+    let data = sample.path("mirror");
+    let mine = token(&data, "ci");
+    let theirs = token(&data, "other");
+    let server = MirrorServer::start(&data, &["--allow-push"]);
+    let location = start_session(&server, &mine, "scratch/app");
+    let id = location.rsplit('/').next().unwrap();
+    let status = |path: &str, token: Option<&str>| {
+        let mut request = client().get(server.url(path));
+        if let Some(token) = token {
+            request = request.basic_auth("ci", Some(token));
+        }
+        request.send().unwrap().status()
+    };
+    assert_eq!(status(&location, None), StatusCode::UNAUTHORIZED);
+    assert_eq!(status(&format!("/v2/scratch/other/blobs/uploads/{id}"), Some(&mine)), StatusCode::NOT_FOUND);
+    assert_eq!(status(&location, Some(&theirs)), StatusCode::NOT_FOUND);
+    let r = client().patch(server.url(&location)).basic_auth("ci", Some(&theirs)).body(vec![1u8; 10]).send().unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "another token cannot write into the session");
+    assert_eq!(status(&location, Some(&mine)), StatusCode::NO_CONTENT);
+}
+
+/// A child process killed when the test ends, however it ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs a server command that must refuse to start; returns its standard error.
+fn refuses_to_start(mut cmd: Command) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr");
+    let mut child = Running(cmd.stdout(Stdio::null()).stderr(fs::File::create(&log).unwrap()).spawn().unwrap());
+    let status = airlock_testkit::wait_for("the server to refuse to start", Duration::from_secs(20), || {
+        child.0.try_wait().unwrap().ok_or_else(|| fs::read_to_string(&log).unwrap_or_default())
+    });
+    assert!(!status.success());
+    fs::read_to_string(&log).unwrap()
+}
+
+/// Finding 9: push tokens never cross the network in clear.
+#[test]
+fn push_over_plain_http_off_loopback_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = airlock();
+    cmd.args(["mirror", "serve", "--allow-push", "--listen", "0.0.0.0:0", "--data-dir"]).arg(dir.path().join("mirror"));
+    let err = refuses_to_start(cmd);
+    assert!(err.contains("plain HTTP on 0.0.0.0:0") && err.contains("--tls-cert") && err.contains("--tls-key"), "{err}");
+
+    let mut cmd = airlock();
+    cmd.env_remove("AIRLOCK_CONFIG")
+        .env("AIRLOCK_DATA_DIR", dir.path().join("data"))
+        .env("AIRLOCK_MIRROR_ALLOW_PUSH", "true")
+        .env("AIRLOCK_MIRROR_LISTEN", "0.0.0.0:0")
+        .env("AIRLOCK_CONTROL_PLANE_ENABLED", "false")
+        .env("AIRLOCK_RUNNER_ENABLED", "false")
+        .arg("server");
+    let err = refuses_to_start(cmd);
+    assert!(err.contains("plain HTTP") && err.contains("mirror.tls_cert"), "{err}");
 }

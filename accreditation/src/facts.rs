@@ -127,7 +127,7 @@ impl Facts {
             Flow {
                 component: Component::Mirror,
                 name: "mirror admin socket".into(),
-                endpoint: c.mirror_dir().join("admin.sock").display().to_string(),
+                endpoint: c.mirror_dir().join("admin").join("admin.sock").display().to_string(),
                 transport: "Unix domain socket",
                 protocol: "JSON lines".into(),
                 direction: "local",

@@ -26,6 +26,10 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("mirror", "tls_cert", Kind::Text),
     ("mirror", "tls_key", Kind::Text),
     ("mirror", "allow_push", Kind::Bool),
+    ("mirror", "push_namespaces", Kind::List),
+    ("mirror", "push_max_blob_bytes", Kind::Integer),
+    ("mirror", "push_session_expiry_seconds", Kind::Integer),
+    ("mirror", "push_free_space_reserve_bytes", Kind::Integer),
     ("mirror", "trusted_keys", Kind::List),
     ("mirror", "threshold", Kind::Integer),
     ("control_plane", "enabled", Kind::Bool),
@@ -168,6 +172,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("true or false"), "{err}");
+    }
+
+    #[test]
+    fn push_settings_are_read_and_checked() {
+        let config = Config::load(
+            None,
+            vars(&[("AIRLOCK_MIRROR_PUSH_NAMESPACES", "scratch/, team-a"), ("AIRLOCK_MIRROR_PUSH_MAX_BLOB_BYTES", "1000")]),
+        )
+        .unwrap();
+        assert_eq!(config.mirror.push_namespaces, ["scratch/", "team-a"]);
+        assert_eq!(config.mirror.push_max_blob_bytes, 1000);
+        let err = Config::load(None, vars(&[("AIRLOCK_MIRROR_PUSH_NAMESPACES", "/Scratch")])).unwrap_err().to_string();
+        assert!(err.contains("mirror.push_namespaces") && err.contains("/Scratch"), "{err}");
+        let err = Config::load(None, vars(&[("AIRLOCK_MIRROR_PUSH_SESSION_EXPIRY_SECONDS", "0")])).unwrap_err().to_string();
+        assert!(err.contains("mirror.push_session_expiry_seconds"), "{err}");
     }
 
     #[test]

@@ -67,6 +67,16 @@ pub struct Mirror {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub allow_push: bool,
+    /// Repository name prefixes pushes may write to (e.g. `scratch/`). Empty: any name that
+    /// no signed bundle uses (imported repositories are always read-only to push).
+    pub push_namespaces: Vec<String>,
+    /// Largest blob one push upload may write.
+    pub push_max_blob_bytes: u64,
+    /// An upload session that receives no bytes for this long ends; its partial file is
+    /// removed.
+    pub push_session_expiry_seconds: u64,
+    /// Uploads are refused, or stopped, when the store's free space would fall below this.
+    pub push_free_space_reserve_bytes: u64,
     /// minisign public keys whose bundle signatures count at import.
     pub trusted_keys: Vec<PathBuf>,
     /// How many distinct trusted keys must have signed a bundle.
@@ -146,6 +156,10 @@ impl Default for Mirror {
             tls_cert: None,
             tls_key: None,
             allow_push: false,
+            push_namespaces: Vec::new(),
+            push_max_blob_bytes: 10 << 30,
+            push_session_expiry_seconds: 300,
+            push_free_space_reserve_bytes: 1 << 30,
             trusted_keys: Vec::new(),
             threshold: 1,
         }
@@ -211,6 +225,24 @@ impl Config {
         if self.mirror.threshold == 0 {
             return Err(ConfigError::Invalid(
                 "mirror.threshold must be at least 1".into(),
+            ));
+        }
+        for namespace in &self.mirror.push_namespaces {
+            let valid = !namespace.is_empty()
+                && !namespace.starts_with('/')
+                && namespace
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-/".contains(c));
+            if !valid {
+                return Err(ConfigError::Invalid(format!(
+                    "mirror.push_namespaces: `{namespace}` is not a repository name prefix \
+                     (lowercase letters, digits, `._-/`, e.g. \"scratch/\")"
+                )));
+            }
+        }
+        if self.mirror.push_max_blob_bytes == 0 || self.mirror.push_session_expiry_seconds == 0 {
+            return Err(ConfigError::Invalid(
+                "mirror.push_max_blob_bytes and mirror.push_session_expiry_seconds must be at least 1".into(),
             ));
         }
         if self.mirror.tls_cert.is_some() != self.mirror.tls_key.is_some() {

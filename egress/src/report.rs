@@ -136,10 +136,10 @@ fn listeners(config: &Config) -> Vec<Listener> {
         out.push(Listener {
             component: "mirror".into(),
             name: "mirror admin socket".into(),
-            address: config.mirror_dir().join("admin.sock").display().to_string(),
+            address: config.mirror_dir().join("admin").join("admin.sock").display().to_string(),
             protocol: "Unix domain socket".into(),
             network_reachable: false,
-            exposure: "this host only (mode 0600)".into(),
+            exposure: "this host only (private directory 0700, socket 0600)".into(),
         });
     }
     if config.control_plane.enabled {
@@ -229,7 +229,7 @@ mod tests {
             report.listeners.iter().map(|l| (l.address.as_str(), l.network_reachable)).collect();
         assert_eq!(listeners, [
             ("127.0.0.1:5000", false),
-            ("./airlock-data/mirror/admin.sock", false),
+            ("./airlock-data/mirror/admin/admin.sock", false),
             ("127.0.0.1:8443", false),
             ("127.0.0.1:2222", false)
         ]);
@@ -276,7 +276,7 @@ mod tests {
             .collect();
         assert_eq!(listeners, [
             ("10.20.0.5:443", "HTTPS", true),
-            ("./airlock-data/mirror/admin.sock", "Unix domain socket", false),
+            ("./airlock-data/mirror/admin/admin.sock", "Unix domain socket", false),
             ("0.0.0.0:8443", "HTTP", true)
         ]);
         // No runner: nothing connects out.

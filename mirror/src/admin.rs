@@ -1,6 +1,9 @@
 //! Mirror operations (import, gc, verify, ls, history, tokens), run either directly on the
 //! data folder or, while `mirror serve` holds it (sled allows one process), through the
-//! server's admin socket `DATA/admin.sock` (mode 0600: the data folder's owner only).
+//! server's admin socket `DATA/admin/admin.sock`. The socket is bound inside `DATA/admin/`,
+//! a directory of mode 0700 created so before the socket exists: no other user can reach
+//! it at any moment (a socket bound in a shared folder and chmod'ed afterwards could be
+//! connected to in between).
 //! Requests and answers are one JSON line each.
 
 use std::io::{BufRead, BufReader, Write};
@@ -66,7 +69,7 @@ pub enum AdminError {
 }
 
 pub fn socket_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("admin.sock")
+    data_dir.join("admin").join("admin.sock")
 }
 
 /// Runs a request: through the running server when there is one, else on the folder.
@@ -160,13 +163,41 @@ pub fn execute(store: &Store, metrics: Option<&Metrics>, request: Request, progr
     }
 }
 
+/// Binds the admin socket at `path` (from [`socket_path`]) inside its private directory:
+/// created with mode 0700, or, if it already exists, checked to be a real directory of this
+/// process's user and tightened to 0700 before the socket is bound in it.
+pub fn bind_socket(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let private = |message: String| std::io::Error::new(std::io::ErrorKind::PermissionDenied, message);
+    let dir = path.parent().expect("the admin socket is inside a directory");
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::DirBuilder::new().mode(0o700).create(dir)?,
+        Err(e) => return Err(e),
+        Ok(meta) if !meta.file_type().is_dir() => {
+            return Err(private(format!("{} must be a directory for the admin socket; remove it and start again", dir.display())));
+        }
+        // SAFETY: geteuid has no preconditions.
+        Ok(meta) if meta.uid() != unsafe { libc::geteuid() } => {
+            return Err(private(format!(
+                "{} belongs to uid {}, not to the user running the mirror; remove it and start again",
+                dir.display(),
+                meta.uid()
+            )));
+        }
+        Ok(_) => {}
+    }
+    // Also when the umask stripped bits from a new directory, or an old one was wider.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    let _ = std::fs::remove_file(path);
+    let listener = tokio::net::UnixListener::bind(path)?;
+    // The directory already keeps others out; the socket's own mode says the same.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
 /// Serves the admin socket until the task is dropped.
-pub async fn serve_socket(path: PathBuf, store: Arc<crate::serve::AppState>) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
+pub async fn serve_socket(listener: tokio::net::UnixListener, store: Arc<crate::serve::AppState>) -> std::io::Result<()> {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-    let _ = std::fs::remove_file(&path);
-    let listener = tokio::net::UnixListener::bind(&path)?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     loop {
         let (stream, _) = listener.accept().await?;
         let state = store.clone();

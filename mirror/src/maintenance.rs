@@ -1,6 +1,6 @@
 //! `mirror verify` and `mirror gc`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::time::{Duration, SystemTime};
 
@@ -48,48 +48,59 @@ pub struct GcReport {
     pub kept: usize,
 }
 
-/// Removes blobs that no manifest in any repository references. Safe while serving:
-/// imports wait, and a download already under way keeps its open file.
-pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport, StoreError> {
-    let _exclusive = store.exclusive.lock().unwrap_or_else(|p| p.into_inner());
+/// Every manifest and blob reachable from a manifest some repository holds, with one
+/// repository that reaches it (what gc keeps, and what a pushed blob delete must not remove).
+pub fn reachable(store: &Store) -> Result<HashMap<Digest, String>, StoreError> {
     let manifests = store.all_manifests()?;
-    let by_digest: std::collections::HashMap<Digest, &crate::store::ManifestRecord> =
-        manifests.iter().map(|(d, r)| (*d, r)).collect();
-    let mut live = BTreeSet::new();
+    let by_digest: HashMap<Digest, &crate::store::ManifestRecord> = manifests.iter().map(|(d, r)| (*d, r)).collect();
+    let mut live = HashMap::new();
     let mut stack = Vec::new();
     for repo in store.repositories()? {
         for (digest, _) in &manifests {
             if store.repo_has_manifest(&repo, digest)? {
-                stack.push(*digest);
+                stack.push((*digest, repo.clone()));
             }
         }
     }
-    while let Some(digest) = stack.pop() {
-        if !live.insert(digest) {
+    while let Some((digest, repo)) = stack.pop() {
+        if live.contains_key(&digest) {
             continue;
         }
         if let Some(record) = by_digest.get(&digest) {
-            stack.extend(record.children.iter().copied());
+            stack.extend(record.children.iter().map(|child| (*child, repo.clone())));
         }
+        live.insert(digest, repo);
     }
+    Ok(live)
+}
+
+/// Removes blobs that no manifest in any repository references. Safe while serving:
+/// imports wait, and a download already under way keeps its open file.
+pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport, StoreError> {
+    let _exclusive = store.exclusive.lock().unwrap_or_else(|p| p.into_inner());
+    let live = reachable(store)?;
+    let manifests: BTreeSet<Digest> = store.all_manifests()?.into_iter().map(|(d, _)| d).collect();
     let now = SystemTime::now();
     let mut report = GcReport::default();
     let mut changes = Changes::default();
     for (digest, size) in store.blobs.list()? {
-        if live.contains(&digest) {
+        if live.contains_key(&digest) {
             report.kept += 1;
             continue;
         }
         let young = std::fs::metadata(store.blobs.path(&digest))
             .and_then(|m| m.modified())
             .is_ok_and(|t| now.duration_since(t).unwrap_or_default() < GC_GRACE);
-        if young && store.visible_blob(&digest)?.is_some() && !by_digest.contains_key(&digest) {
+        if young && store.visible_blob(&digest)?.is_some() && !manifests.contains(&digest) {
             report.kept += 1;
             continue;
         }
         report.removed.push((digest, size));
         changes.remove_blob(&digest);
-        if by_digest.contains_key(&digest) {
+        for repo in store.blob_links(&digest)? {
+            changes.unlink_blob(&digest, &repo);
+        }
+        if manifests.contains(&digest) {
             changes.remove_manifest_record(&digest);
         }
     }

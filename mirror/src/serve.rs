@@ -15,13 +15,28 @@ use axum::routing::get;
 use axum::Router;
 
 use crate::metrics::Metrics;
-use crate::registry::Uploads;
-use crate::store::Store;
+use crate::registry::{PushLimits, Uploads};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("refusing --allow-push over plain HTTP on {listen}: push tokens would cross the network in clear. \
+             Serve HTTPS (`mirror serve --tls-cert C --tls-key K`, or mirror.tls_cert and mirror.tls_key in airlock.toml; \
+             `airlock mirror tls issue` makes them), listen on a loopback address behind a TLS proxy, or leave pushes off")]
+    PlainPushOffLoopback { listen: SocketAddr },
+    #[error("cannot create the admin socket {path}: {source}")]
+    AdminSocket { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
 
 pub struct AppState {
     pub store: Store,
     pub uploads: Uploads,
     pub allow_push: bool,
+    pub push: PushLimits,
     pub metrics: Metrics,
     /// Facts the protocol adapters derive from stored content, cached by digest.
     pub adapters: crate::adapters::Cache,
@@ -31,6 +46,8 @@ pub struct ServeOptions {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     pub allow_push: bool,
+    /// What pushes may write, and how much (`mirror.push_*`).
+    pub push: PushLimits,
     /// Certificate chain and key (PEM) to serve HTTPS with, from `mirror tls issue`.
     pub tls: Option<(PathBuf, PathBuf)>,
 }
@@ -99,8 +116,17 @@ async fn access_log(State(state): State<Arc<AppState>>, request: Request, next: 
     response
 }
 
+/// Push tokens travel in every push request: over plain HTTP only on loopback.
+pub fn check_push_transport(options: &ServeOptions) -> Result<(), ServeError> {
+    if options.allow_push && options.tls.is_none() && !options.listen.ip().is_loopback() {
+        return Err(ServeError::PlainPushOffLoopback { listen: options.listen });
+    }
+    Ok(())
+}
+
 /// Serves until the process is interrupted (SIGINT or SIGTERM).
-pub async fn serve(options: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), crate::store::StoreError> {
+pub async fn serve(options: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
+    check_push_transport(&options)?;
     // A bad certificate or key fails before anything else starts.
     let tls = match &options.tls {
         Some((cert, key)) => Some(crate::tls::server_config(cert, key).await.map_err(std::io::Error::other)?),
@@ -111,9 +137,19 @@ pub async fn serve(options: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Res
     if cleared > 0 {
         tracing::info!(files = cleared, "removed staging files left by an interrupted import");
     }
-    let state = Arc::new(AppState { store, uploads: Uploads::default(), allow_push: options.allow_push, metrics: Metrics::default(), adapters: Default::default() });
+    let state = Arc::new(AppState {
+        store,
+        uploads: Uploads::default(),
+        allow_push: options.allow_push,
+        push: options.push.clone(),
+        metrics: Metrics::default(),
+        adapters: Default::default(),
+    });
     let socket = crate::admin::socket_path(&options.data_dir);
-    let admin = tokio::spawn(crate::admin::serve_socket(socket.clone(), state.clone()));
+    let admin_listener = crate::admin::bind_socket(&socket).map_err(|source| ServeError::AdminSocket { path: socket.clone(), source })?;
+    let admin = tokio::spawn(crate::admin::serve_socket(admin_listener, state.clone()));
+    // Abandoned upload sessions end even when no other upload comes to notice them.
+    let sweeper = tokio::spawn(crate::registry::expire_uploads(state.clone()));
     let listener = tokio::net::TcpListener::bind(options.listen).await?;
     ready(listener.local_addr()?);
     let result = match tls {
@@ -124,6 +160,7 @@ pub async fn serve(options: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Res
         None => axum::serve(crate::zero_copy::ZeroCopyListener::new(listener), router(state)).with_graceful_shutdown(shutdown_signal()).await,
     };
     admin.abort();
+    sweeper.abort();
     let _ = std::fs::remove_file(&socket);
     result.map_err(Into::into)
 }

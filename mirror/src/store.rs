@@ -16,6 +16,7 @@
 //! | `h/`   | id (big endian)           | [`HistoryRecord`]           |
 //! | `k/`   | sha256 of a push token    | [`TokenRecord`]             |
 //! | `p/`   | `trust-anchor`            | [`AnchorRecord`]: the site's keys and threshold |
+//! | `u/`   | blob digest \0 repository | (blob pushed or mounted there) |
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -324,6 +325,25 @@ impl Store {
             .collect()
     }
 
+    /// One artifact a signed bundle put in the repository, if any: such repositories are
+    /// read-only to push.
+    pub fn imported_into(&self, repo: &str) -> Result<Option<ArtifactRecord>, StoreError> {
+        for kind in ArtifactKind::ALL {
+            if let Some(item) = self.scan(key("a/", &[kind.as_str(), repo, ""])).next() {
+                let (k, v) = item?;
+                return Ok(Some(decode(&k, &v)?));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Repositories a blob was pushed or mounted into (imports record none), sorted.
+    pub fn blob_links(&self, digest: &Digest) -> Result<Vec<String>, StoreError> {
+        self.scan(key("u/", &[&digest.to_string(), ""]))
+            .map(|item| item.map(|(k, _)| String::from_utf8_lossy(&k).into_owned()))
+            .collect()
+    }
+
     pub fn token(&self, token_hash: &str) -> Result<Option<TokenRecord>, StoreError> {
         self.get(&key("k/", &[token_hash]))
     }
@@ -395,6 +415,15 @@ impl Changes {
 
     pub fn remove_blob(&mut self, digest: &Digest) {
         self.batch.remove(key("b/", &[&digest.to_string()]));
+    }
+
+    /// Records that a push put the blob in the repository (see `Store::blob_links`).
+    pub fn link_blob(&mut self, digest: &Digest, repo: &str) {
+        self.batch.insert(key("u/", &[&digest.to_string(), repo]), Vec::<u8>::new());
+    }
+
+    pub fn unlink_blob(&mut self, digest: &Digest, repo: &str) {
+        self.batch.remove(key("u/", &[&digest.to_string(), repo]));
     }
 
     pub fn remove_manifest_record(&mut self, digest: &Digest) {

@@ -164,13 +164,15 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:5000")]
     listen: SocketAddr,
-    /// airlock.toml whose mirror.trusted_keys and mirror.threshold are pinned as the site's
-    /// trust anchor before serving (or AIRLOCK_CONFIG).
-    #[arg(long, value_name = "FILE", env = "AIRLOCK_CONFIG")]
-    config: Option<PathBuf>,
-    /// Accept pushes from clients holding a push token.
+    /// Accept pushes from clients holding a push token. Off loopback this needs HTTPS
+    /// (--tls-cert/--tls-key). Limits come from airlock.toml `mirror.push_*` (--config).
     #[arg(long)]
     allow_push: bool,
+    /// airlock.toml (or AIRLOCK_CONFIG) whose mirror.trusted_keys and mirror.threshold are
+    /// pinned as the site's trust anchor before serving, and whose `mirror.push_*` settings
+    /// (namespaces, size cap, session expiry, free-space reserve) apply.
+    #[arg(long, value_name = "FILE", env = "AIRLOCK_CONFIG")]
+    config: Option<PathBuf>,
     /// Serve HTTPS with this certificate chain (PEM), e.g. server.crt from `mirror tls issue`.
     #[arg(long, value_name = "C", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -411,19 +413,37 @@ fn print_history(result: &Value, output: OutputFormat) -> anyhow::Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
+/// The push settings of airlock.toml, for `mirror serve` and `airlock server` alike.
+pub(crate) fn push_limits(mirror: &airlock_config::Mirror) -> airlock_mirror::registry::PushLimits {
+    airlock_mirror::registry::PushLimits {
+        namespaces: mirror.push_namespaces.clone(),
+        max_blob_bytes: mirror.push_max_blob_bytes,
+        session_expiry: std::time::Duration::from_secs(mirror.push_session_expiry_seconds),
+        free_space_reserve: mirror.push_free_space_reserve_bytes,
+    }
+}
+
 fn serve_command(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let config = airlock_config::Config::load(args.config.as_deref(), std::env::vars())?;
     let tls = args.tls_cert.clone().zip(args.tls_key.clone());
-    if let Some((cert, key)) = &tls {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let options = ServeOptions {
+        data_dir: args.data.data_dir.clone(),
+        listen: args.listen,
+        allow_push: args.allow_push,
+        push: push_limits(&config.mirror),
+        tls,
+    };
+    // Refused before the certificate or the store is touched.
+    serve::check_push_transport(&options)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    if let Some((cert, key)) = &options.tls {
         // Checked here too, so a bad certificate is reported as such before the store opens.
         runtime.block_on(airlock_mirror::tls::server_config(cert, key))?;
     }
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    if let Some(file) = &args.config {
-        let config = airlock_config::Config::load(Some(file), std::env::vars())?;
-        pin_trust_anchor(&config, Some(file), &args.data.data_dir)?;
+    if args.config.is_some() || !config.mirror.trusted_keys.is_empty() {
+        pin_trust_anchor(&config, args.config.as_deref(), &args.data.data_dir)?;
     }
-    let options = ServeOptions { data_dir: args.data.data_dir.clone(), listen: args.listen, allow_push: args.allow_push, tls };
     runtime
         .block_on(serve::serve(options, |addr| {
             // The first line on stdout says where it listens (tests and scripts read it).

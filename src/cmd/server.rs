@@ -82,15 +82,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             data_dir: config.mirror_dir(),
             listen: config.mirror.listen,
             allow_push: config.mirror.allow_push,
+            push: super::mirror::push_limits(&config.mirror),
             tls,
         };
         let (ready, addr) = oneshot::channel::<SocketAddr>();
-        tasks.push(runtime.spawn(async move {
+        let mirror = runtime.spawn(async move {
             mirror_serve::serve(opts, |a| { let _ = ready.send(a); })
                 .await
                 .context("the mirror stopped")
-        }));
-        let addr = runtime.block_on(addr).context("the mirror did not start")?;
+        });
+        let Ok(addr) = runtime.block_on(addr) else {
+            // It stopped before listening: its own error says why (e.g. push over plain HTTP).
+            let why = runtime.block_on(mirror).context("the mirror did not start")?.err();
+            return Err(why.unwrap_or_else(|| anyhow::anyhow!("the mirror stopped before listening")).context("the mirror did not start"));
+        };
+        tasks.push(mirror);
         announce(&format!("mirror listening on {scheme}://{addr}"));
         mirror_addr = Some((addr, scheme == "http"));
     }

@@ -231,13 +231,20 @@ pub struct MirrorServer {
 
 impl MirrorServer {
     pub fn start(data: &Path, extra: &[&str]) -> MirrorServer {
-        let mut child = airlock()
-            .args(["mirror", "serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+        MirrorServer::start_with(data, extra, &[])
+    }
+
+    /// With extra environment variables (e.g. `AIRLOCK_MIRROR_PUSH_*` settings).
+    pub fn start_with(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> MirrorServer {
+        let mut cmd = airlock();
+        cmd.args(["mirror", "serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data).args(extra);
+        cmd.envs(env.iter().copied());
+        MirrorServer::spawn(cmd)
+    }
+
+    /// Runs a prepared `mirror serve` command and reads where it listens.
+    pub fn spawn(mut cmd: Command) -> MirrorServer {
+        let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let addr = line.trim().rsplit("://").next().unwrap().to_string();

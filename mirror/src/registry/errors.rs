@@ -51,6 +51,11 @@ impl RegistryError {
         Self::new(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", message)
     }
 
+    /// The request is understood and authenticated, but not allowed (spec code `DENIED`).
+    pub fn denied(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "DENIED", message)
+    }
+
     pub fn unauthorized() -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "authentication required: use any user name and a push token from `airlock mirror token create`")
     }

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 
 pub use errors::RegistryError;
 pub use pull::{header_value, parse_range};
-pub use push::Uploads;
+pub use push::{expire_uploads, PushLimits, Uploads};
 
 use crate::serve::AppState;
 
@@ -82,7 +82,7 @@ pub async fn handle(state: Arc<AppState>, method: Method, uri: Uri, headers: Hea
             pull::blob(&state, &name, &digest, &headers, method == Method::HEAD).await
         }
         (&Method::GET, Route::Referrers { name, digest }) => pull::referrers(&state, &name, &digest, query),
-        (&Method::GET, Route::Uploads { name, session: Some(id) }) => push::upload_status(&state, &name, &id).await,
+        (&Method::GET, Route::Uploads { name, session: Some(id) }) => push::upload_status(&state, &name, &id, &headers).await,
         (_, route) => push::handle(&state, &method, route, query, &headers, body).await,
     };
     result.unwrap_or_else(IntoResponse::into_response)
