@@ -600,3 +600,104 @@ fn audit_verify_on_the_data_dir_names_tampered_records() {
         text(&truncated.stdout)
     );
 }
+
+/// A small tmpfs mounted on `path` for the test, unmounted when dropped (also when the test
+/// fails), so a full file system can be had without filling the machine's disk.
+struct Tmpfs {
+    path: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(path: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(path).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "mount tmpfs: {}", text(&out.stderr));
+        Tmpfs {
+            path: path.to_path_buf(),
+        }
+    }
+
+    /// Writes a file until the file system is full.
+    fn fill(&self) -> PathBuf {
+        let filler = self.path.join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let mut chunk = vec![0x5a_u8; 1 << 20];
+        while !chunk.is_empty() {
+            match file.write(&chunk) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => chunk.truncate(chunk.len() / 2),
+                Err(e) => panic!("filling {}: {e}", filler.display()),
+            }
+        }
+        filler
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let done = Command::new("umount").arg(&self.path).status();
+        if !done.is_ok_and(|s| s.success()) {
+            let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+        }
+    }
+}
+
+fn api_status(result: Result<Value, airlock_control_plane::client::ClientError>) -> (u16, String) {
+    match result {
+        Ok(_) => (200, String::new()),
+        Err(airlock_control_plane::client::ClientError::Api { status, code, message, .. }) => (status, format!("{code}: {message}")),
+        Err(e) => panic!("unexpected client error: {e}"),
+    }
+}
+
+#[test]
+fn a_failed_flush_poisons_the_store_until_restart_and_clients_get_503() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The data directory is a 16 MiB tmpfs; the KEK and the log stay outside it.
+    let disk = Tmpfs::mount(&tmp.path().join("data"), "16m");
+    let token = set_up(tmp.path());
+    let server = Server::start(tmp.path(), &[]);
+    let client = Client::new(&server.url, Some(token.clone()), None).unwrap();
+    let user = |i: usize| json!({"email": format!("u{i}@acme.internal"), "role": "member", "password": "correct horse battery"});
+    client.call(Method::POST, "/api/v1/users", &[], Some(&user(0))).unwrap();
+
+    let filler = disk.fill();
+    // Each write adds a little to sled's log; the first one that cannot reach the disk is
+    // refused. (A few may still fit in pages the file system already holds.)
+    let mut refused = None;
+    for i in 1..200 {
+        let (status, message) = api_status(client.call(Method::POST, "/api/v1/users", &[], Some(&user(i))));
+        assert!(status == 200 || status == 503, "write {i} on a full disk: {status} {message}");
+        if status == 503 {
+            refused = Some((i, message));
+            break;
+        }
+    }
+    let (failed, message) = refused.expect("some write on a full file system is refused");
+    assert!(message.starts_with("unavailable: ") && message.contains("restart"), "{message}");
+
+    // With space back, the store still refuses: reads (which would show the unacknowledged
+    // user) and writes alike, until the restart.
+    std::fs::remove_file(&filler).unwrap();
+    let (status, message) = api_status(client.call(Method::GET, "/api/v1/users", &[("limit", "500".into())], None));
+    assert_eq!(status, 503, "a read after the failed flush: {message}");
+    let (status, message) = api_status(client.call(Method::POST, "/api/v1/users", &[], Some(&user(failed + 1))));
+    assert_eq!(status, 503, "a write after the failed flush: {message}");
+    let log = std::fs::read_to_string(tmp.path().join("serve.log")).unwrap();
+    assert!(log.contains("flush failed") || log.contains("writing failed"), "the failure is logged: {log}");
+
+    // After a restart everything works again and the audit chain is whole.
+    server.kill();
+    let server = Server::start(tmp.path(), &[]);
+    let client = Client::new(&server.url, Some(token), None).unwrap();
+    client.call(Method::POST, "/api/v1/users", &[], Some(&user(1000))).unwrap();
+    let verify = client.call(Method::GET, "/api/v1/audit/verify", &[], None).unwrap();
+    assert_eq!(verify["ok"], true, "{verify}");
+    drop(server);
+    drop(disk);
+}

@@ -84,6 +84,9 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if let StoreError::Poisoned { .. } = e {
+            return ApiError::Unavailable(e.to_string());
+        }
         tracing::error!(error = %e, "storage error");
         ApiError::Internal(
             "internal storage error; the server log has the details (search for the request id)"
