@@ -701,3 +701,59 @@ fn a_failed_flush_poisons_the_store_until_restart_and_clients_get_503() {
     drop(server);
     drop(disk);
 }
+
+/// Bytes the files under `dir` take on disk.
+fn disk_usage(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let meta = entry.metadata().unwrap();
+        total += if meta.is_dir() { disk_usage(&entry.path()) } else { meta.blocks() * 512 };
+    }
+    total
+}
+
+/// Finding 1: oversized and rate-limited logins cannot fill the disk. (Before: 60 logins with
+/// a 2 MB email grew the database by hundreds of MiB.)
+#[test]
+fn oversized_and_rate_limited_logins_add_almost_nothing_to_the_database() {
+    let tmp = tempfile::tempdir().unwrap();
+    let token = set_up(tmp.path());
+    let server = Server::start(tmp.path(), &[]);
+    let owner = Client::new(&server.url, Some(token), None).unwrap();
+    owner
+        .call(Method::POST, "/api/v1/users", &[], Some(&json!({"email": "dev@acme.internal", "role": "member", "password": "correct horse battery"})))
+        .unwrap();
+    let anonymous = Client::new(&server.url, None, None).unwrap();
+    let data = tmp.path().join("data");
+    let before = disk_usage(&data);
+
+    // Just under axum's general 2 MiB limit, so only the login's own limit stops it.
+    let huge = format!("{}@acme.internal", "a".repeat(1_900_000));
+    for _ in 0..60 {
+        let (status, message) = api_status(anonymous.call(Method::POST, "/api/v1/auth/login", &[], Some(&json!({"email": huge, "password": "x"}))));
+        assert_eq!(status, 413, "{message}");
+        assert!(message.starts_with("too_large: ") && message.contains("8192 bytes"), "{message}");
+    }
+    let long = format!("{}@acme.internal", "a".repeat(6000));
+    for _ in 0..60 {
+        let (status, message) = api_status(anonymous.call(Method::POST, "/api/v1/auth/login", &[], Some(&json!({"email": long, "password": "x"}))));
+        assert_eq!(status, 400, "{message}");
+        assert!(message.contains("at most 254 bytes"), "{message}");
+    }
+    let wrong = json!({"email": "dev@acme.internal", "password": "not the password"});
+    for _ in 0..5 {
+        assert_eq!(api_status(anonymous.call(Method::POST, "/api/v1/auth/login", &[], Some(&wrong))).0, 401);
+    }
+    for _ in 0..200 {
+        let (status, message) = api_status(anonymous.call(Method::POST, "/api/v1/auth/login", &[], Some(&wrong)));
+        assert_eq!(status, 429, "{message}");
+        assert!(message.contains("try again in"), "{message}");
+    }
+    let grown = disk_usage(&data).saturating_sub(before);
+    eprintln!("the database grew by {grown} bytes");
+    // Five failures and one refusal record, a few hundred bytes each, plus sled's framing.
+    assert!(grown < 256 * 1024, "the database grew by {grown} bytes");
+    drop(server);
+}

@@ -163,6 +163,10 @@ async fn sweep_idle_forever(app: App) {
     let mut tick = tokio::time::interval(Duration::from_secs(30));
     loop {
         tick.tick().await;
+        // Refused logins of lockouts that ended without another attempt get their summary.
+        if let Err(e) = crate::api::audit_refused_logins(&app).await {
+            tracing::error!(error = %e, "recording refused logins failed");
+        }
         match crate::store::blocking(|| crate::environments::sweep_idle(&app.store, app.now())) {
             Ok(0) => {}
             Ok(n) => {

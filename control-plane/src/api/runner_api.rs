@@ -41,6 +41,9 @@ pub async fn exchange(
     Meta(meta): Meta,
     Json(req): Json<ExchangeRequest>,
 ) -> Result<axum::Json<RunnerCredential>, ApiError> {
+    if req.exchange_token.len() > 128 {
+        return Err(ApiError::invalid("exchange_token", "at most 128 bytes; pass the token `airlock admin runners create` printed"));
+    }
     let now = app.now();
     let hash = ids::token_hash(req.exchange_token.trim());
     let outcome = crate::store::blocking(|| {
