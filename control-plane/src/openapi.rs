@@ -467,6 +467,7 @@ pub fn schemas() -> Map<String, Value> {
                     ("records", n()),
                     ("head", obj(&[("seq", n()), ("hash", s())], &[])),
                     ("problems", arr(obj(&[("seq", n()), ("message", s())], &[]))),
+                    ("scope", s()),
                 ],
                 &[],
             ),
