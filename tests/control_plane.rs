@@ -757,3 +757,95 @@ fn oversized_and_rate_limited_logins_add_almost_nothing_to_the_database() {
     assert!(grown < 256 * 1024, "the database grew by {grown} bytes");
     drop(server);
 }
+
+/// `airlock server` with only the control plane, on `data`: its exit status (None: it got
+/// ready, and was stopped), stdout and stderr.
+fn all_in_one(dir: &Path, data: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let config = dir.join("airlock.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\n[mirror]\nenabled = false\n[control_plane]\nlisten = \"127.0.0.1:0\"\n[runner]\nenabled = false\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let log = dir.join("server.err");
+    let mut child = Command::new(BIN)
+        .args(["server", "--config"])
+        .arg(&config)
+        .args(args)
+        .env_remove("AIRLOCK_CONTROL_PLANE_KEK_FILES")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut out = String::new();
+    let mut ready = false;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        out.push_str(&line);
+        out.push('\n');
+        if line == "airlock server ready" {
+            ready = true;
+            break;
+        }
+    }
+    let status = if ready {
+        child.kill().unwrap();
+        child.wait().unwrap();
+        None
+    } else {
+        child.wait().unwrap().code()
+    };
+    (status, out, std::fs::read_to_string(&log).unwrap())
+}
+
+/// Finding 10: the all-in-one server does not keep the KEK beside the database it protects.
+#[test]
+fn the_all_in_one_server_keeps_its_kek_outside_the_data_folder() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("airlock-data");
+
+    // No KEK location: refused, with the flag and the setting named, before anything is made.
+    let (status, _, err) = all_in_one(tmp.path(), &data, &[]);
+    assert_eq!(status, Some(1), "{err}");
+    assert!(err.contains("--kek-file") && err.contains("control_plane.kek_files") && err.contains("outside the data folder"), "{err}");
+    assert!(!data.join("control-plane").join("db").exists(), "no database was made");
+    assert!(!data.join("control-plane").join("kek").exists(), "no key beside it either");
+
+    // A KEK inside the data folder: refused.
+    let inside = data.join("keys").join("kek");
+    let (status, _, err) = all_in_one(tmp.path(), &data, &["--kek-file", inside.to_str().unwrap()]);
+    assert_eq!(status, Some(1), "{err}");
+    assert!(err.contains("is inside the data folder"), "{err}");
+    assert!(!inside.exists());
+
+    // Elsewhere: created on first start, and the first-run output says where and why.
+    let kek = tmp.path().join("etc").join("kek");
+    let (status, _, err) = all_in_one(tmp.path(), &data, &["--kek-file", kek.to_str().unwrap()]);
+    assert_eq!(status, None, "{err}");
+    assert!(err.contains(&format!("created key-encryption key {}", kek.display())) && err.contains("outside the data folder"), "{err}");
+    assert_eq!(std::fs::metadata(&kek).unwrap().permissions().mode() & 0o777, 0o600);
+    let key = std::fs::read(&kek).unwrap();
+    let (status, _, err) = all_in_one(tmp.path(), &data, &["--kek-file", kek.to_str().unwrap()]);
+    assert_eq!(status, None, "{err}");
+    assert!(!err.contains("created key-encryption key"), "made once: {err}");
+    assert_eq!(std::fs::read(&kek).unwrap(), key);
+
+    // An installation from before, with its key in DATA/control-plane/kek, is told to move it.
+    std::fs::copy(&kek, data.join("control-plane").join("kek")).unwrap();
+    let (status, _, err) = all_in_one(tmp.path(), &data, &[]);
+    assert_eq!(status, Some(1), "{err}");
+    assert!(err.contains("move it out first"), "{err}");
+
+    // `control-plane serve` refuses a key inside its data directory too.
+    let serve = airlock(
+        &["control-plane", "serve", "--listen", "127.0.0.1:0", "--data-dir", data.join("control-plane").to_str().unwrap(), "--kek-file", data.join("control-plane").join("kek").to_str().unwrap()],
+        &[],
+        None,
+    );
+    assert!(!serve.status.success());
+    assert!(text(&serve.stderr).contains("is inside the data directory"), "{}", text(&serve.stderr));
+}
