@@ -616,7 +616,7 @@ pub fn schemas() -> Map<String, Value> {
                     "sessions",
                     arr(obj(
                         &[
-                            ("event", one_of(&["accepted", "refused", "ended"])),
+                            ("event", one_of(&["accepted", "refused", "ended", "withdrawn"])),
                             ("peer", s()),
                             ("key_fingerprint", s()),
                         ],
