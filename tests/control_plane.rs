@@ -600,3 +600,252 @@ fn audit_verify_on_the_data_dir_names_tampered_records() {
         text(&truncated.stdout)
     );
 }
+
+/// A small tmpfs mounted on `path` for the test, unmounted when dropped (also when the test
+/// fails), so a full file system can be had without filling the machine's disk.
+struct Tmpfs {
+    path: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(path: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(path).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "mount tmpfs: {}", text(&out.stderr));
+        Tmpfs {
+            path: path.to_path_buf(),
+        }
+    }
+
+    /// Writes a file until the file system is full.
+    fn fill(&self) -> PathBuf {
+        let filler = self.path.join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let mut chunk = vec![0x5a_u8; 1 << 20];
+        while !chunk.is_empty() {
+            match file.write(&chunk) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => chunk.truncate(chunk.len() / 2),
+                Err(e) => panic!("filling {}: {e}", filler.display()),
+            }
+        }
+        filler
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let done = Command::new("umount").arg(&self.path).status();
+        if !done.is_ok_and(|s| s.success()) {
+            let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+        }
+    }
+}
+
+fn api_status(result: Result<Value, airlock_control_plane::client::ClientError>) -> (u16, String) {
+    match result {
+        Ok(_) => (200, String::new()),
+        Err(airlock_control_plane::client::ClientError::Api { status, code, message, .. }) => (status, format!("{code}: {message}")),
+        Err(e) => panic!("unexpected client error: {e}"),
+    }
+}
+
+#[test]
+fn a_failed_flush_poisons_the_store_until_restart_and_clients_get_503() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The data directory is a 16 MiB tmpfs; the KEK and the log stay outside it.
+    let disk = Tmpfs::mount(&tmp.path().join("data"), "16m");
+    let token = set_up(tmp.path());
+    let server = Server::start(tmp.path(), &[]);
+    let client = Client::new(&server.url, Some(token.clone()), None).unwrap();
+    let user = |i: usize| json!({"email": format!("u{i}@acme.internal"), "role": "member", "password": "correct horse battery"});
+    client.call(Method::POST, "/api/v1/users", &[], Some(&user(0))).unwrap();
+
+    let filler = disk.fill();
+    // Each write adds a little to sled's log; the first one that cannot reach the disk is
+    // refused. (A few may still fit in pages the file system already holds.)
+    let mut refused = None;
+    for i in 1..200 {
+        let (status, message) = api_status(client.call(Method::POST, "/api/v1/users", &[], Some(&user(i))));
+        assert!(status == 200 || status == 503, "write {i} on a full disk: {status} {message}");
+        if status == 503 {
+            refused = Some((i, message));
+            break;
+        }
+    }
+    let (failed, message) = refused.expect("some write on a full file system is refused");
+    assert!(message.starts_with("unavailable: ") && message.contains("restart"), "{message}");
+
+    // With space back, the store still refuses: reads (which would show the unacknowledged
+    // user) and writes alike, until the restart.
+    std::fs::remove_file(&filler).unwrap();
+    let (status, message) = api_status(client.call(Method::GET, "/api/v1/users", &[("limit", "500".into())], None));
+    assert_eq!(status, 503, "a read after the failed flush: {message}");
+    let (status, message) = api_status(client.call(Method::POST, "/api/v1/users", &[], Some(&user(failed + 1))));
+    assert_eq!(status, 503, "a write after the failed flush: {message}");
+    let log = std::fs::read_to_string(tmp.path().join("serve.log")).unwrap();
+    assert!(log.contains("flush failed") || log.contains("writing failed"), "the failure is logged: {log}");
+
+    // After a restart everything works again and the audit chain is whole.
+    server.kill();
+    let server = Server::start(tmp.path(), &[]);
+    let client = Client::new(&server.url, Some(token), None).unwrap();
+    client.call(Method::POST, "/api/v1/users", &[], Some(&user(1000))).unwrap();
+    let verify = client.call(Method::GET, "/api/v1/audit/verify", &[], None).unwrap();
+    assert_eq!(verify["ok"], true, "{verify}");
+    drop(server);
+    drop(disk);
+}
+
+/// Bytes the files under `dir` take on disk.
+fn disk_usage(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let meta = entry.metadata().unwrap();
+        total += if meta.is_dir() { disk_usage(&entry.path()) } else { meta.blocks() * 512 };
+    }
+    total
+}
+
+/// Finding 1: oversized and rate-limited logins cannot fill the disk. (Before: 60 logins with
+/// a 2 MB email grew the database by hundreds of MiB.)
+#[test]
+fn oversized_and_rate_limited_logins_add_almost_nothing_to_the_database() {
+    let tmp = tempfile::tempdir().unwrap();
+    let token = set_up(tmp.path());
+    let server = Server::start(tmp.path(), &[]);
+    let owner = Client::new(&server.url, Some(token), None).unwrap();
+    owner
+        .call(Method::POST, "/api/v1/users", &[], Some(&json!({"email": "dev@acme.internal", "role": "member", "password": "correct horse battery"})))
+        .unwrap();
+    let anonymous = Client::new(&server.url, None, None).unwrap();
+    let data = tmp.path().join("data");
+    let before = disk_usage(&data);
+
+    // Just under axum's general 2 MiB limit, so only the login's own limit stops it.
+    let huge = format!("{}@acme.internal", "a".repeat(1_900_000));
+    for _ in 0..60 {
+        let (status, message) = api_status(anonymous.call(Method::POST, "/api/v1/auth/login", &[], Some(&json!({"email": huge, "password": "x"}))));
+        assert_eq!(status, 413, "{message}");
+        assert!(message.starts_with("too_large: ") && message.contains("8192 bytes"), "{message}");
+    }
+    let long = format!("{}@acme.internal", "a".repeat(6000));
+    for _ in 0..60 {
+        let (status, message) = api_status(anonymous.call(Method::POST, "/api/v1/auth/login", &[], Some(&json!({"email": long, "password": "x"}))));
+        assert_eq!(status, 400, "{message}");
+        assert!(message.contains("at most 254 bytes"), "{message}");
+    }
+    let wrong = json!({"email": "dev@acme.internal", "password": "not the password"});
+    for _ in 0..5 {
+        assert_eq!(api_status(anonymous.call(Method::POST, "/api/v1/auth/login", &[], Some(&wrong))).0, 401);
+    }
+    for _ in 0..200 {
+        let (status, message) = api_status(anonymous.call(Method::POST, "/api/v1/auth/login", &[], Some(&wrong)));
+        assert_eq!(status, 429, "{message}");
+        assert!(message.contains("try again in"), "{message}");
+    }
+    let grown = disk_usage(&data).saturating_sub(before);
+    eprintln!("the database grew by {grown} bytes");
+    // Five failures and one refusal record, a few hundred bytes each, plus sled's framing.
+    assert!(grown < 256 * 1024, "the database grew by {grown} bytes");
+    drop(server);
+}
+
+/// `airlock server` with only the control plane, on `data`: its exit status (None: it got
+/// ready, and was stopped), stdout and stderr.
+fn all_in_one(dir: &Path, data: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let config = dir.join("airlock.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\n[mirror]\nenabled = false\n[control_plane]\nlisten = \"127.0.0.1:0\"\n[runner]\nenabled = false\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let log = dir.join("server.err");
+    let mut child = Command::new(BIN)
+        .args(["server", "--config"])
+        .arg(&config)
+        .args(args)
+        .env_remove("AIRLOCK_CONTROL_PLANE_KEK_FILES")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut out = String::new();
+    let mut ready = false;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        out.push_str(&line);
+        out.push('\n');
+        if line == "airlock server ready" {
+            ready = true;
+            break;
+        }
+    }
+    let status = if ready {
+        child.kill().unwrap();
+        child.wait().unwrap();
+        None
+    } else {
+        child.wait().unwrap().code()
+    };
+    (status, out, std::fs::read_to_string(&log).unwrap())
+}
+
+/// Finding 10: the all-in-one server does not keep the KEK beside the database it protects.
+#[test]
+fn the_all_in_one_server_keeps_its_kek_outside_the_data_folder() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("airlock-data");
+
+    // No KEK location: refused, with the flag and the setting named, before anything is made.
+    let (status, _, err) = all_in_one(tmp.path(), &data, &[]);
+    assert_eq!(status, Some(1), "{err}");
+    assert!(err.contains("--kek-file") && err.contains("control_plane.kek_files") && err.contains("outside the data folder"), "{err}");
+    assert!(!data.join("control-plane").join("db").exists(), "no database was made");
+    assert!(!data.join("control-plane").join("kek").exists(), "no key beside it either");
+
+    // A KEK inside the data folder: refused.
+    let inside = data.join("keys").join("kek");
+    let (status, _, err) = all_in_one(tmp.path(), &data, &["--kek-file", inside.to_str().unwrap()]);
+    assert_eq!(status, Some(1), "{err}");
+    assert!(err.contains("is inside the data folder"), "{err}");
+    assert!(!inside.exists());
+
+    // Elsewhere: created on first start, and the first-run output says where and why.
+    let kek = tmp.path().join("etc").join("kek");
+    let (status, _, err) = all_in_one(tmp.path(), &data, &["--kek-file", kek.to_str().unwrap()]);
+    assert_eq!(status, None, "{err}");
+    assert!(err.contains(&format!("created key-encryption key {}", kek.display())) && err.contains("outside the data folder"), "{err}");
+    assert_eq!(std::fs::metadata(&kek).unwrap().permissions().mode() & 0o777, 0o600);
+    let key = std::fs::read(&kek).unwrap();
+    let (status, _, err) = all_in_one(tmp.path(), &data, &["--kek-file", kek.to_str().unwrap()]);
+    assert_eq!(status, None, "{err}");
+    assert!(!err.contains("created key-encryption key"), "made once: {err}");
+    assert_eq!(std::fs::read(&kek).unwrap(), key);
+
+    // An installation from before, with its key in DATA/control-plane/kek, is told to move it.
+    std::fs::copy(&kek, data.join("control-plane").join("kek")).unwrap();
+    let (status, _, err) = all_in_one(tmp.path(), &data, &[]);
+    assert_eq!(status, Some(1), "{err}");
+    assert!(err.contains("move it out first"), "{err}");
+
+    // `control-plane serve` refuses a key inside its data directory too.
+    let serve = airlock(
+        &["control-plane", "serve", "--listen", "127.0.0.1:0", "--data-dir", data.join("control-plane").to_str().unwrap(), "--kek-file", data.join("control-plane").join("kek").to_str().unwrap()],
+        &[],
+        None,
+    );
+    assert!(!serve.status.success());
+    assert!(text(&serve.stderr).contains("is inside the data directory"), "{}", text(&serve.stderr));
+}

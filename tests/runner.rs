@@ -434,3 +434,46 @@ fn a_plain_http_control_plane_off_loopback_is_refused_before_any_connection() {
     let stderr = text(&out.stderr);
     assert!(!out.status.success() && !stderr.contains("cleartext"), "{stderr}");
 }
+
+/// Finding 2, end to end: disabling the owner closes their open SSH session into a runc
+/// environment within one heartbeat, refuses new ones, and puts the closing on the audit log.
+#[test]
+fn disabling_the_owner_closes_their_open_ssh_session() {
+    let site = Site::new();
+    let _runner = site.runner("rack-1", 2, 5_000_000);
+    let env = site.create_env();
+    wait_env(&site.member(), &env, "running", |v| v["phase"] == "running");
+    // Writes the ssh config (with the member's token, which disabling revokes) and checks it works.
+    assert!(site.ssh(&env, "true").status.success());
+    let ssh = |command: &str| {
+        let mut cmd = Command::new("ssh");
+        cmd.arg("-F")
+            .arg(site.dir.path().join("ssh").join("config"))
+            .args(["-o", "BatchMode=yes", &format!("{env}.airlock.environment"), command]);
+        cmd
+    };
+    /// The ssh client, killed if the test fails before the gateway closes it.
+    struct Session(Child);
+    impl Drop for Session {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut session = Session(ssh("echo ready; exec sleep 600").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap());
+    let mut line = String::new();
+    BufReader::new(session.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+
+    let owner = site.cp.client(&site.cp.owner);
+    let me = call(&site.member(), Method::GET, "/api/v1/auth/whoami", None);
+    call(&owner, Method::PATCH, &format!("/api/v1/users/{}", id(&me["user"])), Some(&json!({"disabled": true})));
+    // One heartbeat of the control plane (15 s) at most.
+    wait_until("the open SSH session to be closed", Duration::from_secs(15), || session.0.try_wait().unwrap().is_some());
+    let refused = ssh("true").output().unwrap();
+    assert!(!refused.status.success(), "a new login is refused: {}", text(&refused.stdout));
+    wait_until("the closing on the audit log", Duration::from_secs(15), || {
+        let audit = owner.call(Method::GET, "/api/v1/audit", &[("action", "environment.ssh".into())], None).unwrap();
+        audit["items"].as_array().unwrap().iter().any(|r| r["detail"].as_str().is_some_and(|d| d.contains("access withdrawn")))
+    });
+}

@@ -42,8 +42,9 @@ fn an_outside_repository_is_refused_by_the_guard_and_audited() {
     std::fs::write(
         &config,
         format!(
-            "data_dir = \"{}\"\n[mirror]\nlisten = \"127.0.0.1:0\"\n[control_plane]\nlisten = \"127.0.0.1:0\"\n[runner]\nssh_listen = \"127.0.0.1:0\"\nuid_base = 4000000\n[egress]\nallow = [\"git.acme.internal\"]\n",
-            data.display()
+            "data_dir = \"{}\"\n[mirror]\nlisten = \"127.0.0.1:0\"\n[control_plane]\nlisten = \"127.0.0.1:0\"\nkek_files = [\"{}\"]\n[runner]\nssh_listen = \"127.0.0.1:0\"\nuid_base = 4000000\n[egress]\nallow = [\"git.acme.internal\"]\n",
+            data.display(),
+            dir.path().join("kek").display()
         ),
     )
     .unwrap();

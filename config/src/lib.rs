@@ -92,8 +92,8 @@ pub struct ControlPlane {
     pub public_url: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
-    /// Key-encryption key files; the first wraps new secrets. Empty: `DATA/control-plane/kek`,
-    /// created on first start.
+    /// Key-encryption key files; the first wraps new secrets. `airlock server` refuses to
+    /// start without one, and refuses one inside `data_dir` (`--kek-file` overrides this).
     pub kek_files: Vec<PathBuf>,
     pub inactive_after_seconds: u64,
 }

@@ -90,13 +90,55 @@ pub fn check_token(token: &Token, now: Timestamp) -> Result<(), TokenRejection> 
     Ok(())
 }
 
-/// Counts failed logins per account and per source address in a sliding window.
+/// The longest email accepted anywhere, login included (RFC 5321's path limit).
+pub const MAX_EMAIL_LEN: usize = 254;
+
+/// Counts failed logins per (account, client address) and per client address in a sliding
+/// window. Keying the account limit by address too means nobody can lock a user out by
+/// guessing wrong from elsewhere. An IPv6 client counts by its /64 (one host usually holds
+/// the whole prefix).
+///
+/// It also keeps what refused (rate-limited) attempts have to go on the audit log: the first
+/// refusal of a lockout is recorded at once, the rest only counted and recorded as one
+/// summary when the lockout is over ([`LoginLimiter::due_summaries`]), so a flood of refused
+/// attempts adds two records, not one per request.
 pub struct LoginLimiter {
     per_account: usize,
     per_source: usize,
     window: Duration,
     failures: Mutex<HashMap<String, Vec<Timestamp>>>,
+    refused: Mutex<HashMap<String, Refused>>,
 }
+
+/// Why a login is refused before its password is checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lockout {
+    /// Seconds until an attempt is counted again.
+    pub retry_after: u64,
+    /// The limiter key that is over its limit (the pair, or the address alone).
+    key: String,
+    /// The client address alone is over its limit, whatever the account.
+    pub whole_source: bool,
+}
+
+/// Refused attempts of one lockout, not yet summarized on the audit log.
+#[derive(Clone, Debug)]
+pub struct Refused {
+    /// What the summary record names: the account's org and subject, the email and address.
+    pub org_id: Option<String>,
+    pub subject: String,
+    pub email: String,
+    pub source: String,
+    pub whole_source: bool,
+    /// Refused attempts after the first (which has its own record).
+    pub more: u64,
+    pub first: Timestamp,
+    pub last: Timestamp,
+    until: Timestamp,
+}
+
+/// Entries kept per map before old ones are pruned, so a flood of names cannot grow memory.
+const MAX_TRACKED: usize = 100_000;
 
 impl LoginLimiter {
     pub fn new(per_account: usize, per_source: usize, window: Duration) -> Self {
@@ -105,59 +147,130 @@ impl LoginLimiter {
             per_source,
             window,
             failures: Mutex::new(HashMap::new()),
+            refused: Mutex::new(HashMap::new()),
         }
     }
 
-    /// `Err(seconds to wait)` when the account or the source has failed too often lately.
-    pub fn check(&self, email: &str, source: &str, now: Timestamp) -> Result<(), u64> {
+    /// `Err` when this account has failed too often lately from this client address, or the
+    /// address has, whatever the account.
+    pub fn check(&self, email: &str, source: &str, now: Timestamp) -> Result<(), Lockout> {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let mut wait = 0u64;
-        for (key, limit) in [
-            (account_key(email), self.per_account),
-            (source_key(source), self.per_source),
+        let mut worst: Option<Lockout> = None;
+        for (key, limit, whole_source) in [
+            (pair_key(email, source), self.per_account, false),
+            (source_key(source), self.per_source, true),
         ] {
             if let Some(times) = map.get_mut(&key) {
                 times.retain(|t| now.since(*t) < self.window);
                 if times.len() >= limit {
                     let oldest = times[times.len() - limit];
-                    let until = oldest.plus(self.window);
-                    wait = wait.max(until.since(now).as_secs().max(1));
+                    let wait = oldest.plus(self.window).since(now).as_secs().max(1);
+                    if worst.as_ref().is_none_or(|w| wait > w.retry_after) {
+                        worst = Some(Lockout {
+                            retry_after: wait,
+                            key,
+                            whole_source,
+                        });
+                    }
                 }
             }
         }
-        if wait > 0 {
-            Err(wait)
-        } else {
-            Ok(())
-        }
+        worst.map_or(Ok(()), Err)
     }
 
     pub fn record_failure(&self, email: &str, source: &str, now: Timestamp) {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(account_key(email)).or_default().push(now);
+        map.entry(pair_key(email, source)).or_default().push(now);
         map.entry(source_key(source)).or_default().push(now);
-        // Keep memory bounded under a flood of distinct names.
-        if map.len() > 100_000 {
+        if map.len() > MAX_TRACKED {
             let window = self.window;
             map.retain(|_, times| times.last().is_some_and(|t| now.since(*t) < window));
         }
     }
 
-    /// A successful login clears the account's failures.
-    pub fn record_success(&self, email: &str) {
+    /// A successful login clears the failures of the account from that address.
+    pub fn record_success(&self, email: &str, source: &str) {
         self.failures
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&account_key(email));
+            .remove(&pair_key(email, source));
+    }
+
+    /// Notes a refused attempt. True for the first of its lockout: that one is audited on
+    /// its own; the others wait for [`LoginLimiter::due_summaries`].
+    pub fn note_refused(
+        &self,
+        lockout: &Lockout,
+        email: &str,
+        source: &str,
+        account: Option<(String, String)>,
+        now: Timestamp,
+    ) -> bool {
+        let mut map = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        let until = now.plus(Duration::from_secs(lockout.retry_after));
+        if let Some(r) = map.get_mut(&lockout.key) {
+            r.more += 1;
+            r.last = now;
+            r.until = r.until.max(until);
+            return false;
+        }
+        let (org_id, subject) = match account {
+            Some((org, subject)) if !lockout.whole_source => (Some(org), subject),
+            _ if lockout.whole_source => (None, format!("source/{source}")),
+            _ => (None, format!("email/{email}")),
+        };
+        map.insert(
+            lockout.key.clone(),
+            Refused {
+                org_id,
+                subject,
+                email: email.to_string(),
+                source: source.to_string(),
+                whole_source: lockout.whole_source,
+                more: 0,
+                first: now,
+                last: now,
+                until,
+            },
+        );
+        true
+    }
+
+    /// Lockouts that are over (or pushed out to bound memory) and had refused attempts after
+    /// their first: what their summary records must say. Each is handed out once.
+    pub fn due_summaries(&self, now: Timestamp) -> Vec<Refused> {
+        let mut map = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        let crowded = map.len() > MAX_TRACKED;
+        let due: Vec<String> = map
+            .iter()
+            .filter(|(_, r)| crowded || r.until <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        due.into_iter()
+            .filter_map(|k| map.remove(&k))
+            .filter(|r| r.more > 0)
+            .collect()
     }
 }
 
-fn account_key(email: &str) -> String {
-    format!("account:{}", email.to_lowercase())
+fn pair_key(email: &str, source: &str) -> String {
+    format!("pair:{}\n{}", email.to_lowercase(), source_prefix(source))
 }
 
 fn source_key(source: &str) -> String {
-    format!("source:{source}")
+    format!("source:{}", source_prefix(source))
+}
+
+/// The part of a client address that counts as one client: an IPv4 address, an IPv6 /64.
+fn source_prefix(source: &str) -> String {
+    match source.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Ok(std::net::IpAddr::V6(v6)) => v6.to_ipv4_mapped().expect("checked").to_string(),
+        _ => source.to_string(),
+    }
 }
 
 /// Creates a token record for `subject` and returns the token text (shown once) with it.

@@ -467,6 +467,7 @@ pub fn schemas() -> Map<String, Value> {
                     ("records", n()),
                     ("head", obj(&[("seq", n()), ("hash", s())], &[])),
                     ("problems", arr(obj(&[("seq", n()), ("message", s())], &[]))),
+                    ("scope", s()),
                 ],
                 &[],
             ),
@@ -615,7 +616,7 @@ pub fn schemas() -> Map<String, Value> {
                     "sessions",
                     arr(obj(
                         &[
-                            ("event", one_of(&["accepted", "refused", "ended"])),
+                            ("event", one_of(&["accepted", "refused", "ended", "withdrawn"])),
                             ("peer", s()),
                             ("key_fingerprint", s()),
                         ],

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::api::{self, App, Config};
@@ -23,6 +23,12 @@ pub enum ServeError {
     HalfTls,
     #[error("at least one --kek-file is needed (the first is the current key)")]
     NoKek,
+    #[error(
+        "the key-encryption key {kek} is inside the data directory {data_dir} whose secrets it \
+         protects, so every copy or backup of that directory would carry the key too; move it \
+         elsewhere (e.g. /etc/airlock/kek, mode 0600) and give that path with --kek-file"
+    )]
+    KekInDataDir { kek: String, data_dir: String },
     #[error(transparent)]
     Kek(#[from] SecretsError),
     #[error(transparent)]
@@ -63,6 +69,14 @@ pub fn prepare(opts: &ServeOptions) -> Result<App, ServeError> {
     if opts.tls.is_none() && !opts.listen.ip().is_loopback() {
         return Err(ServeError::PlainHttpOffLoopback(opts.listen));
     }
+    for kek in &opts.kek_files {
+        if path_inside(kek, &opts.data_dir) {
+            return Err(ServeError::KekInDataDir {
+                kek: kek.display().to_string(),
+                data_dir: opts.data_dir.display().to_string(),
+            });
+        }
+    }
     let mut keks = opts
         .kek_files
         .iter()
@@ -101,6 +115,33 @@ pub fn prepare(opts: &ServeOptions) -> Result<App, ServeError> {
         .backup_dir
         .get_or_insert_with(|| opts.data_dir.join("backups"));
     Ok(App::new(store, keyring, Clock::system(), config))
+}
+
+/// Whether `path` is `dir` or lies under it, symbolic links and `..` resolved as far as the
+/// path exists (the rest need not exist yet).
+pub fn path_inside(path: &Path, dir: &Path) -> bool {
+    fn resolved(p: &Path) -> PathBuf {
+        let absolute = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        let mut existing = absolute.as_path();
+        let mut rest = Vec::new();
+        while !existing.exists() {
+            match (existing.parent(), existing.file_name()) {
+                (Some(parent), Some(name)) => {
+                    rest.push(name.to_os_string());
+                    existing = parent;
+                }
+                _ => break,
+            }
+        }
+        let mut out = existing
+            .canonicalize()
+            .unwrap_or_else(|_| existing.to_path_buf());
+        for name in rest.iter().rev() {
+            out.push(name);
+        }
+        out
+    }
+    resolved(path).starts_with(resolved(dir))
 }
 
 /// Serves until `shutdown` resolves. `ready` gets the bound address (useful with port 0).
@@ -163,6 +204,10 @@ async fn sweep_idle_forever(app: App) {
     let mut tick = tokio::time::interval(Duration::from_secs(30));
     loop {
         tick.tick().await;
+        // Refused logins of lockouts that ended without another attempt get their summary.
+        if let Err(e) = crate::api::audit_refused_logins(&app).await {
+            tracing::error!(error = %e, "recording refused logins failed");
+        }
         match crate::store::blocking(|| crate::environments::sweep_idle(&app.store, app.now())) {
             Ok(0) => {}
             Ok(n) => {

@@ -5,12 +5,17 @@
 //! events, and the whole set (state change plus its hash-chained audit records) is applied
 //! as one atomic batch. Callers then [`Store::flush`] before acknowledging, so an
 //! acknowledged write and its audit record survive a crash together.
+//!
+//! sled applies a batch in memory before the flush makes it durable, and cannot take it
+//! back. So a failed flush poisons the store: from then on every read and write is refused
+//! ([`StoreError::Poisoned`], 503 to clients) until the process restarts and reopens the
+//! folder, and nobody sees a write that was never acknowledged.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -31,6 +36,12 @@ pub enum StoreError {
     Close(airlock_db::DbError),
     #[error("storage error: {0}")]
     Sled(#[from] sled::Error),
+    #[error(
+        "the data directory could not be written ({reason}); the control plane refuses every \
+         request that needs its database until it is restarted: free disk space or fix the \
+         disk under the data directory, then restart it"
+    )]
+    Poisoned { reason: String },
     #[error("stored record `{key}` cannot be read ({source}); the data directory may be damaged")]
     Corrupt {
         key: String,
@@ -116,6 +127,8 @@ pub struct Store {
     /// Batches applied, and how many of them are known durable (group commit).
     applied: AtomicU64,
     durable: AtomicU64,
+    /// Why a flush failed, once one has: what is in memory may differ from the disk.
+    poisoned: OnceLock<String>,
 }
 
 impl Store {
@@ -147,6 +160,7 @@ impl Store {
             flusher: Mutex::new(()),
             applied: AtomicU64::new(0),
             durable: AtomicU64::new(0),
+            poisoned: OnceLock::new(),
         }
     }
 
@@ -163,7 +177,23 @@ impl Store {
         }
     }
 
+    /// Refuses once a flush failed (see the module docs).
+    fn usable(&self) -> Result<(), StoreError> {
+        match self.poisoned.get() {
+            Some(reason) => Err(StoreError::Poisoned {
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether a failed flush has poisoned the store (it then refuses everything).
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.get().is_some()
+    }
+
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        self.usable()?;
         match self.tree.get(key)? {
             Some(bytes) => decode(key, &bytes).map(Some),
             None => Ok(None),
@@ -171,6 +201,7 @@ impl Store {
     }
 
     pub fn contains(&self, key: &str) -> Result<bool, StoreError> {
+        self.usable()?;
         Ok(self.tree.contains_key(key)?)
     }
 
@@ -183,6 +214,7 @@ impl Store {
         limit: usize,
         mut keep: impl FnMut(&T) -> bool,
     ) -> Result<(Vec<(String, T)>, bool), StoreError> {
+        self.usable()?;
         let start = match after {
             Some(after) => Bound::Excluded(format!("{prefix}{after}").into_bytes()),
             None => Bound::Included(prefix.as_bytes().to_vec()),
@@ -215,6 +247,7 @@ impl Store {
 
     /// Raw keys and values under a prefix (audit verification reads bytes as stored).
     pub fn scan_raw(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.usable()?;
         self.tree
             .scan_prefix(prefix)
             .map(|entry| {
@@ -235,6 +268,7 @@ impl Store {
             .writer
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.usable()?;
         let mut txn = Txn {
             store: self,
             writes: BTreeMap::new(),
@@ -255,7 +289,16 @@ impl Store {
                     None => batch.remove(key.as_bytes()),
                 }
             }
-            self.tree.apply_batch(batch).map_err(StoreError::from)?;
+            if let Err(e) = self.tree.apply_batch(batch) {
+                // sled fails a write after an I/O error of its own: the disk and memory may
+                // already differ, so stop here as after a failed flush.
+                if matches!(e, sled::Error::Io(_)) {
+                    tracing::error!(error = %e, "writing failed; the store refuses every request until restarted");
+                    let _ = self.poisoned.set(format!("writing failed: {e}"));
+                    return Err(self.usable().expect_err("just poisoned").into());
+                }
+                return Err(StoreError::from(e).into());
+            }
             self.applied.fetch_add(1, Ordering::SeqCst);
         }
         Ok(result)
@@ -273,8 +316,14 @@ impl Store {
             return Ok(());
         }
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        self.usable()?;
         let covered = self.applied.load(Ordering::SeqCst);
-        self.tree.flush()?;
+        if let Err(e) = self.tree.flush() {
+            let reason = format!("flushing to disk failed: {e}");
+            tracing::error!(error = %e, "flush failed; the store refuses every request until restarted");
+            let _ = self.poisoned.set(reason);
+            return self.usable();
+        }
         self.durable.fetch_max(covered, Ordering::SeqCst);
         Ok(())
     }

@@ -317,3 +317,71 @@ async fn secrets_are_encrypted_at_rest_and_survive_kek_rotation() {
         Ok(_) => panic!("served without the key that wraps the secrets"),
     }
 }
+
+/// Finding 11: the site-wide verify (every org's figures and problems) is for site
+/// administrators; an org's admins and auditors get their org's records only.
+#[tokio::test]
+async fn org_readers_verify_their_org_and_only_site_admins_see_the_whole_chain() {
+    let h = Harness::new();
+    let acme = h.org_with_users("acme").await;
+    let beta = h.org_with_users("beta").await;
+    for i in 0..5 {
+        h.ok("POST", "/api/v1/tokens", &beta.member.1, Some(json!({"name": format!("b{i}")})), 201)
+            .await;
+    }
+    let store = &h.app.store;
+    let all: Vec<AuditRecord> = store
+        .scan_raw("audit/")
+        .unwrap()
+        .iter()
+        .map(|(_, v)| serde_json::from_slice(v).unwrap())
+        .collect();
+    let acme_seqs: Vec<u64> = all
+        .iter()
+        .filter(|r| r.org_id.as_deref() == Some(acme.org_id.as_str()))
+        .map(|r| r.seq)
+        .collect();
+    let beta_seq = all
+        .iter()
+        .find(|r| r.org_id.as_deref() == Some(beta.org_id.as_str()))
+        .unwrap()
+        .seq;
+
+    for token in [&acme.admin.1, &acme.auditor.1, &acme.owner.1] {
+        let report = h.ok("GET", "/api/v1/audit/verify", token, None, 200).await;
+        assert_eq!(report["ok"], true, "{report}");
+        assert_eq!(report["records"], acme_seqs.len() as u64, "only acme's records are counted: {report}");
+        assert_eq!(report["head"]["seq"], *acme_seqs.last().unwrap(), "acme's last record: {report}");
+        assert_eq!(report["scope"], format!("org {}", acme.org_id));
+    }
+    let site = h.ok("GET", "/api/v1/audit/verify", &h.site_token, None, 200).await;
+    assert_eq!(site["records"], all.len() as u64);
+    assert_eq!(site["scope"], "site");
+
+    // Another org's record is tampered with: acme learns the chain is broken, not where.
+    let mut forged: AuditRecord = serde_json::from_slice(&record(store, beta_seq)).unwrap();
+    forged.detail = Some("rewritten".into());
+    store
+        .raw_put(&keys::audit(beta_seq), Some(serde_json::to_vec(&forged).unwrap()))
+        .unwrap();
+    let report = h.ok("GET", "/api/v1/audit/verify", &acme.auditor.1, None, 200).await;
+    assert_eq!(report["ok"], false);
+    let problems = report["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{report}");
+    assert_eq!(problems[0]["seq"], 0);
+    let message = problems[0]["message"].as_str().unwrap();
+    assert!(message.contains("outside this org's records") && !message.contains(&beta_seq.to_string()), "{message}");
+    let site = h.ok("GET", "/api/v1/audit/verify", &h.site_token, None, 200).await;
+    assert_eq!(site["problems"][0]["seq"], beta_seq, "{site}");
+
+    // One of acme's own records: named to acme's readers.
+    let own = acme_seqs[1];
+    let mut forged: AuditRecord = serde_json::from_slice(&record(store, own)).unwrap();
+    forged.detail = Some("rewritten".into());
+    store
+        .raw_put(&keys::audit(own), Some(serde_json::to_vec(&forged).unwrap()))
+        .unwrap();
+    let report = h.ok("GET", "/api/v1/audit/verify", &acme.admin.1, None, 200).await;
+    let seqs: Vec<u64> = report["problems"].as_array().unwrap().iter().map(|p| p["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [own, 0], "{report}");
+}

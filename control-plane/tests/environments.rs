@@ -852,3 +852,52 @@ async fn environments_without_a_free_place_wait_in_a_queue_and_are_placed_oldest
     assert_eq!(items(&placed).len(), 1, "{placed}");
     assert!(items(&placed)[0]["detail"].as_str().unwrap().contains(&runner_id));
 }
+
+/// Finding 2: a disabled or deleted owner's SSH keys are no longer handed to the runner (whose
+/// gateway then closes their open sessions), and the gateway's report of each closing lands
+/// on the audit log.
+#[tokio::test]
+async fn disabled_and_deleted_owners_lose_their_ssh_keys_on_the_runner() {
+    let h = Harness::new();
+    let org = h.org_with_users("acme").await;
+    let (admin, member) = (&org.admin.1, &org.member.1);
+    let (_, project_id, _, runner) = h.inventory(admin, 10).await;
+    h.ok("POST", "/api/v1/ssh-keys", member, Some(json!({"name": "laptop", "public_key": KEY})), 201)
+        .await;
+    let env = h
+        .ok("POST", "/api/v1/environments", member, Some(json!({"project_id": project_id})), 201)
+        .await;
+    let env_id = env["id"].as_str().unwrap().to_string();
+    let view = format!("/api/v1/runner/environments/{env_id}");
+    let keys = |v: serde_json::Value| v["ssh_authorized_keys"].as_array().unwrap().len();
+    assert_eq!(keys(h.ok("GET", &view, &runner, None, 200).await), 1);
+
+    let user = format!("/api/v1/users/{}", org.member.0);
+    let disabled = h.ok("PATCH", &user, admin, Some(json!({"disabled": true})), 200).await;
+    assert_eq!(disabled["disabled"], true);
+    assert_eq!(keys(h.ok("GET", &view, &runner, None, 200).await), 0, "a disabled owner's keys are withdrawn");
+    let listed = h.ok("GET", "/api/v1/runner/environments", &runner, None, 200).await;
+    assert_eq!(items(&listed)[0]["ssh_authorized_keys"].as_array().unwrap().len(), 0);
+    let log = h.ok("GET", "/api/v1/audit?action=user.update", admin, None, 200).await;
+    assert!(items(&log).last().unwrap()["detail"].as_str().unwrap().contains("SSH keys withdrawn"), "{log}");
+
+    // The gateway reports the sessions it closed.
+    h.ok(
+        "POST",
+        &format!("{view}/ssh-sessions"),
+        &runner,
+        Some(json!({"sessions": [{"event": "withdrawn", "peer": "10.0.0.5:51000", "key_fingerprint": "SHA256:abc"}]})),
+        200,
+    )
+    .await;
+    let log = h.ok("GET", "/api/v1/audit?action=environment.ssh", admin, None, 200).await;
+    let last = items(&log).last().unwrap().clone();
+    assert_eq!(last["outcome"], "denied");
+    assert!(last["detail"].as_str().unwrap().contains("access withdrawn"), "{last}");
+
+    // Enabled again: the keys come back. Deleted: gone for good.
+    h.ok("PATCH", &user, admin, Some(json!({"disabled": false})), 200).await;
+    assert_eq!(keys(h.ok("GET", &view, &runner, None, 200).await), 1);
+    h.ok("DELETE", &user, admin, None, 204).await;
+    assert_eq!(keys(h.ok("GET", &view, &runner, None, 200).await), 0, "a deleted owner's keys are withdrawn");
+}

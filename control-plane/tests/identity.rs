@@ -111,6 +111,96 @@ async fn login_sessions_and_rate_limited_audited_failures() {
         .contains("revoked"));
 }
 
+/// Finding 1: failed logins lock an account only from the address they came from (an IPv6
+/// client by its /64), so nobody can lock a user out from elsewhere.
+#[tokio::test]
+async fn failed_logins_lock_the_account_only_from_that_address() {
+    let h = Harness::new();
+    h.org_with_users("acme").await;
+    let login = |password: &str| json!({"email": "member@acme.internal", "password": password});
+    let attempt = |from: &'static str, password: &'static str| {
+        let h = &h;
+        let body = login(password);
+        async move {
+            h.call_from(Some(from), "POST", "/api/v1/auth/login", None, Some(body))
+                .await
+        }
+    };
+    for from in ["10.0.0.66", "2001:db8:0:0::66"] {
+        for _ in 0..5 {
+            assert_eq!(attempt(from, "wrong password!!").await.0, 401);
+        }
+    }
+    let (status, body) = attempt("10.0.0.66", "correct horse battery").await;
+    assert_eq!(status, 429, "the guessing address is locked out: {body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("try again in"), "{body}");
+    // Same /64: the same client.
+    assert_eq!(attempt("2001:db8::77", "correct horse battery").await.0, 429);
+    // The user, elsewhere, still gets in.
+    let (status, body) = attempt("10.0.0.7", "correct horse battery").await;
+    assert_eq!(status, 200, "another address is not locked out: {body}");
+    assert_eq!(attempt("2001:db8:0:1::7", "correct horse battery").await.0, 200);
+}
+
+/// Finding 1: refused (rate-limited) attempts are audited as one record when the lockout
+/// starts and one counted summary when it ends, not one record each.
+#[tokio::test]
+async fn rate_limited_logins_are_audited_as_one_counted_summary() {
+    let h = Harness::new();
+    let org = h.org_with_users("acme").await;
+    let login = |password: &str| json!({"email": "member@acme.internal", "password": password});
+    let from = Some("192.0.2.9");
+    for _ in 0..5 {
+        let (status, _) = h.call_from(from, "POST", "/api/v1/auth/login", None, Some(login("wrong password!!"))).await;
+        assert_eq!(status, 401);
+    }
+    let records = |h: &Harness| h.app.store.scan_raw("audit/").unwrap().len();
+    let before = records(&h);
+    for _ in 0..40 {
+        let (status, body) = h.call_from(from, "POST", "/api/v1/auth/login", None, Some(login("correct horse battery"))).await;
+        assert_eq!(status, 429, "{body}");
+        assert_eq!(body["error"]["code"], "rate_limited");
+    }
+    assert_eq!(records(&h) - before, 1, "only the first refusal has its own record");
+
+    h.clock.advance(Duration::from_secs(15 * 60 + 1));
+    let (status, _) = h.call_from(from, "POST", "/api/v1/auth/login", None, Some(login("correct horse battery"))).await;
+    assert_eq!(status, 200);
+    let log = h.ok("GET", "/api/v1/audit?action=auth.login", &org.auditor.1, None, 200).await;
+    let denied: Vec<&Value> = items(&log).iter().filter(|r| r["outcome"] == "denied").collect();
+    assert_eq!(denied.len(), 2, "{log}");
+    assert!(denied[0]["detail"].as_str().unwrap().contains("counted"), "{}", denied[0]);
+    let summary = denied[1]["detail"].as_str().unwrap();
+    assert!(summary.starts_with("39 more login attempt(s) for member@acme.internal from 192.0.2.9 refused"), "{summary}");
+    assert_eq!(denied[1]["org_id"], org.org_id);
+}
+
+/// Finding 1: oversized login fields are refused (400, field named) before any lookup or
+/// audit record; an oversized body is refused with 413.
+#[tokio::test]
+async fn oversized_login_fields_are_refused_before_anything_is_recorded() {
+    let h = Harness::new();
+    h.org_with_users("acme").await;
+    let records = |h: &Harness| h.app.store.scan_raw("audit/").unwrap().len();
+    let before = records(&h);
+    let long_email = format!("{}@acme.internal", "m".repeat(300));
+    let (status, body) = h.call("POST", "/api/v1/auth/login", None, Some(json!({"email": long_email, "password": "x"}))).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "email");
+    assert!(body["error"]["message"].as_str().unwrap().contains("at most 254 bytes"), "{body}");
+    let (status, body) = h.call("POST", "/api/v1/auth/login", None, Some(json!({"email": "member@acme.internal", "password": "p".repeat(2000)}))).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "password");
+    let (status, body) = h.call("POST", "/api/v1/auth/login", None, Some(json!({"email": "m".repeat(2 << 20), "password": "x"}))).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["code"], "too_large");
+    assert!(body["error"]["message"].as_str().unwrap().contains("8192 bytes"), "{body}");
+    let (status, body) = h.call("POST", "/api/v1/runner/exchange", None, Some(json!({"exchange_token": "t".repeat(500)}))).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "exchange_token");
+    assert_eq!(records(&h), before, "nothing was recorded");
+}
+
 #[tokio::test]
 async fn personal_access_tokens_expire_and_revoke() {
     let h = Harness::new();

@@ -1029,3 +1029,68 @@ async fn concurrent_connections_and_channels() {
     assert_eq!(plain_connections.len(), 20);
     fx.gateway.shutdown().await;
 }
+
+/// Finding 2: when a key stops being listed for an environment (its owner disabled or
+/// deleted), open connections with it are closed and their processes hung up, and the
+/// closing is recorded; new logins with it are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn withdrawn_keys_close_open_sessions() {
+    let fx = Fixture::new().await;
+    let cfg = fx.config_for(&fx.alice);
+    let mut child = fx
+        .ssh(&cfg)
+        .args(["env_a.airlock.environment", "echo $$; exec sleep 1000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let pid: u32 = line.trim().parse().unwrap();
+    assert!(process_alive(pid));
+
+    // The runner's next poll no longer lists alice's key for env_a.
+    fx.backend.keys.lock().unwrap().insert("env_a".into(), vec![]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the ssh session was not closed after its key was withdrawn");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!status.success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while process_alive(pid) {
+        assert!(Instant::now() < deadline, "the remote process {pid} outlived its session");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let events = fx
+        .wait_for_events("access-withdrawn then connection-closed", |ev| {
+            ev.iter().any(|e| e.kind == ConnectionEventKind::ConnectionClosed)
+        })
+        .await;
+    let withdrawn = events
+        .iter()
+        .find(|e| e.kind == ConnectionEventKind::AccessWithdrawn)
+        .expect("the closing is recorded");
+    assert_eq!(withdrawn.env_id.as_deref(), Some("env_a"));
+    assert_eq!(withdrawn.key_fingerprint.as_deref(), Some(fx.alice.fingerprint.as_str()));
+
+    let again = output({
+        let mut cmd = fx.ssh(&cfg);
+        cmd.args(["env_a.airlock.environment", "true"]);
+        cmd
+    })
+    .await;
+    assert!(!again.status.success(), "a new login with the withdrawn key is refused");
+}

@@ -338,8 +338,13 @@ fn print_report(report: &VerifyReport, output: OutputFormat) -> anyhow::Result<E
         for p in &report.problems {
             println!("BROKEN at {}: {}", p.seq, p.message);
         }
+        let scope = if report.scope == "site" {
+            String::new()
+        } else {
+            format!(" of {}", report.scope)
+        };
         println!(
-            "{}: {} record(s); head {} {}",
+            "{}: {} record(s){scope}; head {} {}",
             if report.ok { "ok" } else { "FAILED" },
             report.records,
             report.head.seq,

@@ -69,8 +69,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     fs::write(
         &config,
         format!(
-            "data_dir = \"{}\"\n[site]\nname = \"demo\"\n[mirror]\nlisten = \"127.0.0.1:0\"\n[control_plane]\nlisten = \"127.0.0.1:0\"\n[runner]\nssh_listen = \"127.0.0.1:0\"\ncapacity = 4\n",
-            path("data")
+            "data_dir = \"{}\"\n[site]\nname = \"demo\"\n[mirror]\nlisten = \"127.0.0.1:0\"\n[control_plane]\nlisten = \"127.0.0.1:0\"\nkek_files = [\"{}\"]\n[runner]\nssh_listen = \"127.0.0.1:0\"\ncapacity = 4\n",
+            path("data"),
+            // Beside the data folder, not in it: a copy of the folder does not carry the key.
+            path("kek")
         ),
     )?;
     let mut server = Server::start(&me, &config, &dir)?;

@@ -27,10 +27,13 @@ use serde_json::json;
 use tokio::sync::oneshot;
 
 #[derive(clap::Args)]
-#[command(after_help = "Example:\n  airlock server\n  airlock server --config /etc/airlock/airlock.toml\n  \
-    AIRLOCK_MIRROR_LISTEN=127.0.0.1:0 AIRLOCK_CONTROL_PLANE_LISTEN=127.0.0.1:0 airlock server\n\n\
+#[command(after_help = "Example:\n  airlock server --kek-file /etc/airlock/kek\n  \
+    airlock server --config /etc/airlock/airlock.toml     # with control_plane.kek_files set\n  \
+    AIRLOCK_MIRROR_LISTEN=127.0.0.1:0 AIRLOCK_CONTROL_PLANE_LISTEN=127.0.0.1:0 airlock server --kek-file /etc/airlock/kek\n\n\
     On first start it creates the control plane's database with an org named after site.name\n\
-    and an owner (--owner), and writes the owner's token to DATA/control-plane/owner-token.")]
+    and an owner (--owner), writes the owner's token to DATA/control-plane/owner-token, and\n\
+    creates the key-encryption key at the --kek-file path if it does not exist yet. The key must\n\
+    live outside the data folder: a copy of the folder must not carry the key to its secrets.")]
 pub struct Args {
     /// airlock.toml (every key is optional; see docs/configuration.md).
     #[arg(long, value_name = "FILE", env = "AIRLOCK_CONFIG")]
@@ -38,6 +41,11 @@ pub struct Args {
     /// The owner created on first start.
     #[arg(long, value_name = "EMAIL", default_value = "admin@airlock.internal")]
     owner: String,
+    /// Key-encryption key of the control plane's secrets, outside the data folder (repeat for
+    /// old keys during a rotation; the first is current). Created on first start if missing.
+    /// Overrides control_plane.kek_files.
+    #[arg(long = "kek-file", value_name = "FILE")]
+    kek_files: Vec<PathBuf>,
 }
 
 pub const OWNER_TOKEN_FILE: &str = "owner-token";
@@ -58,7 +66,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut cp_url = None;
     let mut tasks = Vec::new();
     if config.control_plane.enabled {
-        let opts = control_plane_options(&config, &args.owner)?;
+        let opts = control_plane_options(&config, &args.owner, &args.kek_files)?;
         let scheme = if opts.tls.is_some() { "https" } else { "http" };
         let (ready, addr) = oneshot::channel::<SocketAddr>();
         let shutdown = stopped();
@@ -164,22 +172,14 @@ async fn first_failure(tasks: &mut Vec<tokio::task::JoinHandle<anyhow::Result<()
     }
 }
 
-/// Creates the control plane's database (org, owner, KEK) on first start.
-fn control_plane_options(config: &Config, owner: &str) -> anyhow::Result<CpOptions> {
+/// Creates the control plane's database (org, owner) and its KEK on first start. The KEK
+/// must be given and must live outside the data folder; see [`kek_files`].
+fn control_plane_options(config: &Config, owner: &str, kek_flags: &[PathBuf]) -> anyhow::Result<CpOptions> {
     let dir = config.control_plane_dir();
+    let kek_files = kek_files(config, kek_flags)?;
     fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let kek_files = if config.control_plane.kek_files.is_empty() {
-        let kek = dir.join("kek");
-        if !kek.exists() {
-            let made = Kek::generate_file(&kek)?;
-            eprintln!("created key-encryption key {} (id {}); keep a copy offline", kek.display(), made.id());
-        }
-        vec![kek]
-    } else {
-        config.control_plane.kek_files.clone()
-    };
     let token_file = dir.join(OWNER_TOKEN_FILE);
-    match airlock_control_plane::bootstrap::init(&dir, &config.site.name, owner, Clock::system().now()) {
+    let first_start = match airlock_control_plane::bootstrap::init(&dir, &config.site.name, owner, Clock::system().now()) {
         Ok(init) => {
             write_secret(&token_file, &init.token)?;
             eprintln!(
@@ -187,9 +187,32 @@ fn control_plane_options(config: &Config, owner: &str) -> anyhow::Result<CpOptio
                 config.site.name,
                 token_file.display()
             );
+            true
         }
-        Err(airlock_control_plane::bootstrap::InitError::AlreadyInitialized { .. }) => {}
+        Err(airlock_control_plane::bootstrap::InitError::AlreadyInitialized { .. }) => false,
         Err(e) => return Err(e).context("cannot initialize the control plane"),
+    };
+    let current = &kek_files[0];
+    if !current.exists() {
+        if !first_start {
+            bail!(
+                "the key-encryption key {} does not exist, but the control plane in {} was started before: \
+                 give the key it was started with (--kek-file), or restore it from your offline copy",
+                current.display(),
+                dir.display()
+            );
+        }
+        if let Some(parent) = current.parent() {
+            fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        let made = Kek::generate_file(current)?;
+        eprintln!(
+            "created key-encryption key {} (id {}), outside the data folder {}; keep a copy offline \
+             and never in the same backup as the data folder",
+            current.display(),
+            made.id(),
+            config.data_dir.display()
+        );
     }
     Ok(CpOptions {
         listen: config.control_plane.listen,
@@ -250,6 +273,42 @@ fn register_runner(config: &Config, cp_url: &str) -> anyhow::Result<String> {
         .as_str()
         .map(str::to_string)
         .context("the control plane gave no exchange token for the built-in runner")
+}
+
+/// The KEK files: `--kek-file`, else `control_plane.kek_files`. None given is refused (the old
+/// default put the key beside the database it protects), and so is a key inside the data folder.
+fn kek_files(config: &Config, flags: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let files = if flags.is_empty() { config.control_plane.kek_files.clone() } else { flags.to_vec() };
+    if files.is_empty() {
+        let old = config.control_plane_dir().join("kek");
+        let moving = if old.exists() {
+            format!(
+                "\nThis installation keeps its key at {old}, inside the data folder: move it out first, \
+                 e.g. `install -d -m 700 /etc/airlock && mv {old} /etc/airlock/kek`.",
+                old = old.display()
+            )
+        } else {
+            String::new()
+        };
+        bail!(
+            "airlock server needs to be told where the control plane's key-encryption key lives, \
+             outside the data folder {data} (a copy of the folder must not carry the key to its secrets): \
+             pass --kek-file /etc/airlock/kek (created on first start if missing), or set \
+             control_plane.kek_files in airlock.toml or AIRLOCK_CONTROL_PLANE_KEK_FILES.{moving}",
+            data = config.data_dir.display()
+        );
+    }
+    for file in &files {
+        if cp_server::path_inside(file, &config.data_dir) {
+            bail!(
+                "the key-encryption key {} is inside the data folder {}: a copy of the folder would carry \
+                 the key to its secrets. Keep it elsewhere (e.g. /etc/airlock/kek) and pass that path with --kek-file",
+                file.display(),
+                config.data_dir.display()
+            );
+        }
+    }
+    Ok(files)
 }
 
 fn write_secret(path: &Path, value: &str) -> anyhow::Result<()> {

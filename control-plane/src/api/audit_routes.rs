@@ -96,9 +96,13 @@ pub async fn verify(
     caller
         .require(&app, Permission::ReadAudit, "audit.verify", "audit")
         .await?;
-    let report = audit::verify(
-        &app.store,
-        q.expect_head.as_deref().filter(|h| !h.is_empty()),
-    )?;
+    let expect_head = q.expect_head.as_deref().filter(|h| !h.is_empty());
+    // The chain is site-wide: its figures (record counts, other orgs' problems) are for site
+    // administrators; an org's admins and auditors verify their org's records.
+    let report = if caller.may(Permission::SiteAdmin) {
+        audit::verify(&app.store, expect_head)?
+    } else {
+        audit::verify_org(&app.store, &caller.org.id, expect_head)?
+    };
     Ok(axum::Json(report))
 }

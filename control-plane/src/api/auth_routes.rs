@@ -41,13 +41,80 @@ fn find_login(app: &App, email: &str) -> Result<Option<(User, Option<String>)>, 
     Ok(Some((user, hash)))
 }
 
+/// Checks the sizes of the login fields before anything is looked up or recorded, so an
+/// attempt cannot put more than these bounds into the audit log.
+fn check_login_fields(req: &LoginRequest) -> Result<String, ApiError> {
+    let email = req.email.trim();
+    if email.len() > auth::MAX_EMAIL_LEN {
+        return Err(ApiError::invalid(
+            "email",
+            format!(
+                "{} bytes long; an email address has at most {} bytes",
+                email.len(),
+                auth::MAX_EMAIL_LEN
+            ),
+        ));
+    }
+    if req.password.len() > auth::MAX_PASSWORD_LEN {
+        return Err(ApiError::invalid(
+            "password",
+            format!(
+                "{} bytes long; passwords have at most {} bytes",
+                req.password.len(),
+                auth::MAX_PASSWORD_LEN
+            ),
+        ));
+    }
+    let email = email.to_lowercase();
+    crate::validate::email(&email).map_err(|m| ApiError::invalid("email", m))?;
+    Ok(email)
+}
+
+/// Audits the refused-attempt counts of lockouts that are over (see [`auth::LoginLimiter`]).
+pub async fn audit_refused_logins(app: &App) -> Result<(), ApiError> {
+    let due = app.limiter.due_summaries(app.now());
+    if due.is_empty() {
+        return Ok(());
+    }
+    app.write(|tx| {
+        for r in due {
+            let scope = if r.whole_source {
+                format!("from {} (any account)", r.source)
+            } else {
+                format!("for {} from {}", r.email, r.source)
+            };
+            tx.audit(AuditEvent {
+                org_id: r.org_id,
+                actor: Actor {
+                    kind: ActorKind::Anonymous,
+                    id: String::new(),
+                    name: if r.whole_source { String::new() } else { r.email },
+                    token_id: None,
+                },
+                action: "auth.login".into(),
+                subject: r.subject,
+                outcome: Outcome::Denied,
+                source: r.source,
+                request_id: String::new(),
+                detail: Some(format!(
+                    "{} more login attempt(s) {scope} refused while rate limited, from {} to {}",
+                    r.more, r.first, r.last
+                )),
+            });
+        }
+        Ok(())
+    })
+    .await
+}
+
 pub async fn login(
     State(app): State<App>,
     Meta(meta): Meta,
     Json(req): Json<LoginRequest>,
 ) -> Result<axum::Json<Session>, ApiError> {
     let now = app.now();
-    let email = req.email.trim().to_lowercase();
+    let email = check_login_fields(&req)?;
+    audit_refused_logins(&app).await?;
     let found = find_login(&app, &email)?;
     let failed = |outcome: Outcome, why: &str| AuditEvent {
         org_id: found.as_ref().map(|(u, _)| u.org_id.clone()),
@@ -67,11 +134,33 @@ pub async fn login(
         request_id: meta.request_id.clone(),
         detail: Some(why.to_string()),
     };
-    if let Err(retry_after) = app.limiter.check(&email, &meta.source, now) {
+    if let Err(lockout) = app.limiter.check(&email, &meta.source, now) {
         app.metrics.login_failure();
-        let event = failed(Outcome::Denied, "rate limited after repeated failures");
-        app.audit(event).await?;
-        return Err(ApiError::RateLimited { retry_after });
+        let account = found
+            .as_ref()
+            .map(|(u, _)| (u.org_id.clone(), format!("user/{}", u.id)));
+        // Only the first refusal of a lockout gets its own record; the rest are counted.
+        if app
+            .limiter
+            .note_refused(&lockout, &email, &meta.source, account, now)
+        {
+            let why = if lockout.whole_source {
+                "rate limited: too many failed logins from this address; further refused attempts are counted and recorded as one summary when the lockout ends"
+            } else {
+                "rate limited after repeated failures for this account from this address; further refused attempts are counted and recorded as one summary when the lockout ends"
+            };
+            let mut event = failed(Outcome::Denied, why);
+            if lockout.whole_source {
+                // Not about the account: about everything from that address.
+                event.org_id = None;
+                event.actor.name = String::new();
+                event.subject = format!("source/{}", meta.source);
+            }
+            app.audit(event).await?;
+        }
+        return Err(ApiError::RateLimited {
+            retry_after: lockout.retry_after,
+        });
     }
     let hash = found.as_ref().and_then(|(_, h)| h.clone());
     let password = req.password;
@@ -101,7 +190,7 @@ pub async fn login(
             return Err(ApiError::Unauthenticated("wrong email or password".into()));
         }
     };
-    app.limiter.record_success(&email);
+    app.limiter.record_success(&email, &meta.source);
     let ttl = app.config.session_ttl;
     let (token, record) = app
         .write(|tx| {

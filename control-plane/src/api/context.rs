@@ -297,6 +297,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(Json(v)),
+            Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::TooLarge(format!(
+                    "the request body is larger than this route accepts ({} bytes for login and \
+                     runner exchange, {} for the others); send only the documented fields",
+                    super::MAX_UNAUTHENTICATED_BODY,
+                    super::MAX_BODY
+                )))
+            }
             Err(rejection) => Err(ApiError::invalid("body", rejection.body_text())),
         }
     }

@@ -32,6 +32,8 @@ pub enum ApiError {
     /// A feature this server was not set up for.
     #[error("{0}")]
     Unavailable(String),
+    #[error("{0}")]
+    TooLarge(String),
     #[error("too many failed logins; try again in {retry_after} s")]
     RateLimited { retry_after: u64 },
     #[error("{0}")]
@@ -61,6 +63,7 @@ impl ApiError {
             ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) | ApiError::PolicyLimit(_) => StatusCode::CONFLICT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -76,6 +79,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::PolicyLimit(_) => "policy_limit",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::TooLarge(_) => "too_large",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Internal(_) => "internal",
         }
@@ -84,6 +88,9 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if let StoreError::Poisoned { .. } = e {
+            return ApiError::Unavailable(e.to_string());
+        }
         tracing::error!(error = %e, "storage error");
         ApiError::Internal(
             "internal storage error; the server log has the details (search for the request id)"

@@ -31,7 +31,14 @@ use crate::secrets::Keyring;
 use crate::store::{Store, Txn};
 use crate::time::{Clock, Timestamp};
 use context::Paging;
+pub use auth_routes::audit_refused_logins;
 pub use error::ApiError;
+
+/// The largest JSON body of a route that authenticates through its body (login, runner
+/// exchange): anyone can send those, so they may not be big.
+pub const MAX_UNAUTHENTICATED_BODY: usize = 8 * 1024;
+/// The largest JSON body of every other route (axum's default, stated here to be documented).
+pub const MAX_BODY: usize = 2 * 1024 * 1024;
 
 /// Tunables; the defaults are what `control-plane serve` uses.
 #[derive(Clone, Debug)]
@@ -43,7 +50,10 @@ pub struct Config {
     pub heartbeat_interval: Duration,
     /// A runner with no heartbeat for this long is shown `inactive` and gets no new work.
     pub runner_inactive_after: Duration,
+    /// Failed logins of one account from one client address (IPv6: its /64) in the window
+    /// before that pair is refused for the rest of the window.
     pub login_failures_per_account: usize,
+    /// Failed logins from one client address, whatever the account.
     pub login_failures_per_source: usize,
     pub login_window: Duration,
     /// Where workspace snapshots are kept; `None` turns the backup routes off.
@@ -196,7 +206,11 @@ impl App {
 pub fn router(app: App) -> Router {
     let mut router: Router<App> = Router::new();
     for endpoint in endpoints::ENDPOINTS {
-        router = router.route(endpoint.path, endpoints::method_router(endpoint));
+        let mut route = endpoints::method_router(endpoint);
+        if endpoint.auth == endpoints::AuthKind::InBody {
+            route = route.layer(axum::extract::DefaultBodyLimit::max(MAX_UNAUTHENTICATED_BODY));
+        }
+        router = router.route(endpoint.path, route);
     }
     router
         // A route layer runs after routing, so it sees the route template for its labels.

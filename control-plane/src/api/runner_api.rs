@@ -41,6 +41,9 @@ pub async fn exchange(
     Meta(meta): Meta,
     Json(req): Json<ExchangeRequest>,
 ) -> Result<axum::Json<RunnerCredential>, ApiError> {
+    if req.exchange_token.len() > 128 {
+        return Err(ApiError::invalid("exchange_token", "at most 128 bytes; pass the token `airlock admin runners create` printed"));
+    }
     let now = app.now();
     let hash = ids::token_hash(req.exchange_token.trim());
     let outcome = crate::store::blocking(|| {
@@ -256,13 +259,17 @@ pub(super) fn runner_view(app: &App, env: Environment) -> Result<RunnerEnvironme
     let owner: Option<User> = app
         .store
         .get(&keys::obj(&env.org_id, "user", &env.owner_id))?;
-    let ssh_authorized_keys = app
-        .store
-        .scan_all::<SshKey>(&keys::obj_prefix(&env.org_id, "sshkey"))?
-        .into_iter()
-        .filter(|(_, k)| k.user_id == env.owner_id)
-        .map(|(_, k)| k.public_key)
-        .collect();
+    // A disabled or deleted owner's keys are withdrawn: the gateway then closes their sessions.
+    let ssh_authorized_keys = match &owner {
+        Some(u) if !u.disabled => app
+            .store
+            .scan_all::<SshKey>(&keys::obj_prefix(&env.org_id, "sshkey"))?
+            .into_iter()
+            .filter(|(_, k)| k.user_id == env.owner_id)
+            .map(|(_, k)| k.public_key)
+            .collect(),
+        _ => Vec::new(),
+    };
     let secrets = super::secrets::for_environment(app, &env)?
         .into_iter()
         .map(|s| SecretRef {

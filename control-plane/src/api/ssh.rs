@@ -80,6 +80,9 @@ pub enum SessionEvent {
     Refused,
     /// A command or shell ended.
     Ended,
+    /// The gateway closed a connection whose key is no longer listed (owner disabled or
+    /// deleted, key removed).
+    Withdrawn,
 }
 
 #[derive(Deserialize)]
@@ -145,6 +148,13 @@ pub async fn report_sessions(
                     Outcome::Denied,
                     format!("{at}: key {} from {} refused", s.key_fingerprint, s.peer),
                 ),
+                SessionEvent::Withdrawn => (
+                    Outcome::Denied,
+                    format!(
+                        "{at}: connection with key {} from {} closed: access withdrawn",
+                        s.key_fingerprint, s.peer
+                    ),
+                ),
                 SessionEvent::Ended => (
                     Outcome::Success,
                     format!(
@@ -161,7 +171,7 @@ pub async fn report_sessions(
                 outcome,
                 Some(detail),
             ));
-            if s.event != SessionEvent::Refused {
+            if !matches!(s.event, SessionEvent::Refused | SessionEvent::Withdrawn) {
                 latest = latest.max(Some(at));
             }
         }

@@ -206,6 +206,9 @@ pub async fn update(
                 user.disabled = disabled;
                 if disabled {
                     auth::revoke_subject_tokens(tx, &user.id, now, |k| k == TokenKind::Session)?;
+                    // Runners stop listing the user's keys at their next poll and close
+                    // open SSH sessions (each closing is audited as environment.ssh).
+                    changes.push("sessions revoked, SSH keys withdrawn from runners".into());
                 }
             }
             tx.put(&key, &user);

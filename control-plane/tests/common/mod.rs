@@ -100,7 +100,24 @@ impl Harness {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        self.call_from(None, method, path, token, body).await
+    }
+
+    /// [`Harness::call`] as if from the client address `from` (what the server learns from
+    /// the TCP connection).
+    pub async fn call_from(
+        &self,
+        from: Option<&str>,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = Request::builder().method(method).uri(path);
+        if let Some(ip) = from {
+            let addr = std::net::SocketAddr::new(ip.parse().unwrap(), 40000);
+            req = req.extension(axum::extract::ConnectInfo(addr));
+        }
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }

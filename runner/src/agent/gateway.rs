@@ -54,6 +54,7 @@ impl SessionBackend for GatewayBackend {
         let (kind, command, exit_status) = match &event.kind {
             ConnectionEventKind::AuthAccepted => ("accepted", None, None),
             ConnectionEventKind::AuthRefused { .. } => ("refused", None, None),
+            ConnectionEventKind::AccessWithdrawn => ("withdrawn", None, None),
             ConnectionEventKind::SessionStarted { channel, command, .. } => {
                 let command = command.clone().unwrap_or_else(|| "shell".into());
                 self.commands.lock().unwrap().insert((event.connection_id, *channel), command);
@@ -70,7 +71,7 @@ impl SessionBackend for GatewayBackend {
             ),
             _ => return,
         };
-        if kind != "refused" {
+        if kind != "refused" && kind != "withdrawn" {
             self.shared
                 .activity
                 .lock()

@@ -35,7 +35,9 @@ pub use server::{bind, Gateway, GatewayConfig};
 /// process in it, and where audit records go.
 pub trait SessionBackend: Send + Sync + 'static {
     /// The OpenSSH `authorized_keys` lines allowed to log into `env_id`
-    /// (`ssh-ed25519 AAAA… comment`), or `None` when no such environment runs here.
+    /// (`ssh-ed25519 AAAA… comment`), or `None` when no such environment runs here. Asked at
+    /// login and again every [`GatewayConfig::access_recheck_interval`] for open connections,
+    /// which are closed once their key is no longer listed.
     /// Lines with options (`from=…`, `command=…`) are not honoured and never match: the
     /// gateway cannot enforce them, and ignoring a restriction would widen access.
     fn authorized_keys(&self, env_id: &str) -> Option<Vec<String>>;
@@ -87,6 +89,10 @@ pub enum ConnectionEventKind {
     },
     /// The client asked for something the gateway never serves (port forwarding, a subsystem…).
     RequestRefused { request: String },
+    /// The key the connection logged in with is no longer listed for its environment (its
+    /// owner was disabled or deleted, or removed the key): the connection is closed and its
+    /// processes hung up.
+    AccessWithdrawn,
     /// The TCP connection is closed. Always the last record of a connection.
     ConnectionClosed,
 }
@@ -133,6 +139,7 @@ impl fmt::Display for ConnectionEventKind {
                 "session-ended channel={channel} exit={exit:?} bytes_in={bytes_in} bytes_out={bytes_out}"
             ),
             Self::RequestRefused { request } => write!(f, "request-refused {request}"),
+            Self::AccessWithdrawn => f.write_str("access-withdrawn"),
             Self::ConnectionClosed => f.write_str("connection-closed"),
         }
     }

@@ -48,6 +48,9 @@ pub struct GatewayConfig {
     pub max_connections: usize,
     /// Session channels per connection (sshd's `MaxSessions`).
     pub max_sessions_per_connection: usize,
+    /// How often an open connection checks that its key is still listed for its environment
+    /// (a disabled or deleted user, a removed key); it is closed when not.
+    pub access_recheck_interval: Duration,
 }
 
 impl GatewayConfig {
@@ -62,6 +65,7 @@ impl GatewayConfig {
             kill_grace: Duration::from_secs(2),
             max_connections: 512,
             max_sessions_per_connection: 10,
+            access_recheck_interval: Duration::from_secs(2),
         }
     }
 }
@@ -219,6 +223,8 @@ struct ConnState {
     authenticated: AtomicBool,
     /// (last environment asked for, key accepted), for the connection-closed record.
     identity: Mutex<(Option<String>, Option<String>)>,
+    /// The environment and key the connection logged in with, to check they still match.
+    access: Mutex<Option<(String, PublicKey)>>,
     /// The channels' tasks: the connection-closed record waits for them.
     sessions: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -268,6 +274,7 @@ async fn serve_connection(
         peer,
         authenticated: AtomicBool::new(false),
         identity: Mutex::new((None, None)),
+        access: Mutex::new(None),
         sessions: Mutex::new(Vec::new()),
     });
     tracing::debug!(connection = conn.id, %peer, "SSH connection");
@@ -299,6 +306,8 @@ async fn serve_connection(
             let login_deadline = tokio::time::sleep_until(deadline);
             tokio::pin!(login_deadline);
             let mut login_checked = false;
+            let mut recheck = tokio::time::interval(shared.config.access_recheck_interval);
+            recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let reason = loop {
                 if *shutdown.borrow() {
                     break Some("the runner is shutting down");
@@ -315,6 +324,13 @@ async fn serve_connection(
                         login_checked = true;
                         if !conn.authenticated.load(Ordering::Relaxed) {
                             break Some("authentication timeout");
+                        }
+                    }
+                    _ = recheck.tick() => {
+                        if !still_authorized(&shared, &conn).await {
+                            let (env, key) = conn.identity.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                            shared.record(&conn, env, key, ConnectionEventKind::AccessWithdrawn);
+                            break Some("access withdrawn: this key may no longer log into this environment");
                         }
                     }
                 }
@@ -350,6 +366,20 @@ async fn serve_connection(
         .unwrap_or_else(|e| e.into_inner())
         .clone();
     shared.record(&conn, env, key, ConnectionEventKind::ConnectionClosed);
+}
+
+/// Whether the key the connection logged in with is still listed for its environment (true
+/// before login: there is nothing to withdraw yet).
+async fn still_authorized(shared: &Shared, conn: &ConnState) -> bool {
+    let Some((env_id, key)) = conn.access.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
+        return true;
+    };
+    let backend = shared.backend.clone();
+    let listed = tokio::task::spawn_blocking(move || backend.authorized_keys(&env_id))
+        .await
+        .ok()
+        .flatten();
+    listed.is_some_and(|lines| lines.iter().any(|line| line_matches(line, &key)))
 }
 
 /// The authenticated identity of a connection.
@@ -484,6 +514,8 @@ impl ConnHandler {
             // Only the offer was checked: the client still has to prove it holds the key.
             Ok(()) if !verified => Auth::Accept,
             Ok(()) => {
+                *self.conn.access.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some((user.to_owned(), key.clone()));
                 self.conn.authenticated.store(true, Ordering::Relaxed);
                 self.conn
                     .identity
