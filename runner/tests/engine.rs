@@ -74,11 +74,15 @@ fn inside_an_environment_only_its_own_processes_loopback_and_hostname_exist() {
     assert_ne!(code, 0, "the host's port {port} was reachable");
     assert_eq!(host.accept().map(|_| ()).unwrap_err().kind(), std::io::ErrorKind::WouldBlock, "the host listener got a connection");
     // ...while the environment's own loopback works (so the failures above mean isolation).
-    // (The client retries until the listener is up: under load 0.3 s was not always enough.)
+    // Both sides retry until the bytes have arrived: under load the client may connect before
+    // the listener is up, or its `-w` timer may end a connection before it wrote anything
+    // (the listener then saw an empty connection and must listen again).
     let own = run_ok(
         &t.engine,
         "env_iso1",
-        "nc -l -p 7777 > /tmp/got & i=0; while [ $i -lt 50 ]; do echo ping | nc -w 1 127.0.0.1 7777 && break; i=$((i+1)); sleep 0.1; done; wait; cat /tmp/got",
+        "(while [ ! -s /tmp/got ]; do nc -l -p 7777 > /tmp/got; done) & listener=$!; \
+         i=0; while [ ! -s /tmp/got ] && [ $i -lt 100 ]; do echo ping | nc -w 5 127.0.0.1 7777; i=$((i+1)); sleep 0.1; done; \
+         kill $listener 2>/dev/null; cat /tmp/got",
     );
     assert_eq!(own, "ping");
 
@@ -264,7 +268,9 @@ fn a_new_engine_adopts_running_environments_after_the_old_one_died() {
 
     // Like kill -9: no stop, no cleanup.
     adopt.first.take();
-    let b = Engine::open(opts.clone()).unwrap();
+    // Its lock goes with its descriptor, but a process another test is forking at that moment
+    // holds a copy until it execs: wait for that, not for a fixed time.
+    let b = airlock_testkit::wait_for("the dead engine's lock to be released", Duration::from_secs(30), || Engine::open(opts.clone()));
     let listed = b.list().unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].status, EnvStatus::Running { pid });
