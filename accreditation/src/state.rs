@@ -116,10 +116,11 @@ pub struct LoadedKey {
     pub fingerprint: String,
 }
 
-/// A key-encryption key file named by the configuration (or its default location).
+/// A key-encryption key file named by the configuration (or, when it names none, the
+/// location older versions created one in). `id` is an error when the key is missing or
+/// sits inside the data folder it protects.
 pub struct KekFile {
     pub path: PathBuf,
-    pub default_location: bool,
     pub id: Result<String, String>,
 }
 
@@ -336,22 +337,33 @@ fn key_file(path: &Path) -> KeyFile {
 }
 
 fn kek_files(config: &Config) -> Vec<KekFile> {
-    let (paths, default_location) = if config.control_plane.kek_files.is_empty() {
-        (vec![config.control_plane_dir().join("kek")], true)
-    } else {
-        (config.control_plane.kek_files.clone(), false)
-    };
-    paths
-        .into_iter()
+    if config.control_plane.kek_files.is_empty() {
+        // `airlock server` refuses to start without a configured key; older versions made one here.
+        let legacy = config.control_plane_dir().join("kek");
+        let id = Err(if legacy.exists() {
+            "a key-encryption key inside the data folder it protects, which `airlock server` no longer accepts: \
+             move it outside the data folder and name it in control_plane.kek_files"
+                .to_string()
+        } else {
+            "not configured: `airlock server` refuses to start until control_plane.kek_files (or --kek-file) names a key file outside the data folder".to_string()
+        });
+        return vec![KekFile { path: legacy, id }];
+    }
+    let data_dir = std::fs::canonicalize(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
+    config
+        .control_plane
+        .kek_files
+        .iter()
         .map(|path| {
-            let id = if path.exists() {
-                Kek::from_file(&path).map(|k| k.id().to_string()).map_err(|e| e.to_string())
-            } else if default_location {
-                Err("not created yet (the control plane creates it on first start)".to_string())
-            } else {
+            let resolved = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+            let id = if !path.exists() {
                 Err("the file does not exist".to_string())
+            } else if resolved.starts_with(&data_dir) {
+                Err(format!("inside the data folder {} it protects: move it out", config.data_dir.display()))
+            } else {
+                Kek::from_file(path).map(|k| k.id().to_string()).map_err(|e| e.to_string())
             };
-            KekFile { path, default_location, id }
+            KekFile { path: path.clone(), id }
         })
         .collect()
 }
@@ -429,6 +441,29 @@ fn as_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `airlock server` enforces (finding 10): no key, or one inside the data folder,
+    /// is not reported as implemented.
+    #[test]
+    fn a_missing_kek_or_one_inside_the_data_folder_is_a_gap() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config { data_dir: dir.path().join("data"), ..Config::default() };
+        let unset = kek_files(&config);
+        assert!(unset[0].id.as_ref().unwrap_err().contains("refuses to start"), "{:?}", unset[0].id);
+
+        std::fs::create_dir_all(config.control_plane_dir()).unwrap();
+        Kek::generate_file(&config.control_plane_dir().join("kek")).unwrap();
+        assert!(kek_files(&config)[0].id.as_ref().unwrap_err().contains("no longer accepts"));
+
+        config.control_plane.kek_files = vec![config.control_plane_dir().join("kek")];
+        assert!(kek_files(&config)[0].id.as_ref().unwrap_err().contains("inside the data folder"));
+
+        let outside = dir.path().join("keys").join("kek");
+        std::fs::create_dir_all(outside.parent().unwrap()).unwrap();
+        let made = Kek::generate_file(&outside).unwrap();
+        config.control_plane.kek_files = vec![outside];
+        assert_eq!(kek_files(&config)[0].id.as_deref(), Ok(made.id()));
+    }
 
     #[test]
     fn the_egress_refusal_log_is_counted_and_dated() {

@@ -188,7 +188,7 @@ pub fn control_plane_settings(state: &State) -> String {
         c.enabled,
         c.listen,
         c.tls_cert.as_ref().map_or("not configured".to_string(), |p| format!("certificate {}", p.display())),
-        if c.kek_files.is_empty() { "default (DATA/control-plane/kek)".to_string() } else { path_list(&c.kek_files) },
+        if c.kek_files.is_empty() { "not configured (`airlock server` refuses to start without one)".to_string() } else { path_list(&c.kek_files) },
         c.inactive_after_seconds
     )
 }
