@@ -289,6 +289,31 @@ impl<S: Send + Sync> FromRequestParts<S> for Meta {
     }
 }
 
+/// The answer to a body over its route's limit.
+pub fn body_too_large() -> ApiError {
+    ApiError::TooLarge(format!(
+        "the request body is larger than this route accepts ({} bytes for login and \
+         runner exchange, {} for the others); send only the documented fields",
+        super::MAX_UNAUTHENTICATED_BODY,
+        super::MAX_BODY
+    ))
+}
+
+/// Refuses a request whose declared `Content-Length` is over the unauthenticated limit
+/// before any of its body is read, so a client that waits for `100 Continue` (curl does for
+/// large bodies) is answered without sending it.
+pub async fn refuse_declared_oversize(req: Request, next: axum::middleware::Next) -> axum::response::Response {
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > super::MAX_UNAUTHENTICATED_BODY as u64) {
+        return axum::response::IntoResponse::into_response(body_too_large());
+    }
+    next.run(req).await
+}
+
 /// `axum::Json` with errors in the API's format.
 pub struct Json<T>(pub T);
 
@@ -298,12 +323,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(Json(v)),
             Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::TooLarge(format!(
-                    "the request body is larger than this route accepts ({} bytes for login and \
-                     runner exchange, {} for the others); send only the documented fields",
-                    super::MAX_UNAUTHENTICATED_BODY,
-                    super::MAX_BODY
-                )))
+                Err(body_too_large())
             }
             Err(rejection) => Err(ApiError::invalid("body", rejection.body_text())),
         }

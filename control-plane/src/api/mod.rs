@@ -208,7 +208,9 @@ pub fn router(app: App) -> Router {
     for endpoint in endpoints::ENDPOINTS {
         let mut route = endpoints::method_router(endpoint);
         if endpoint.auth == endpoints::AuthKind::InBody {
-            route = route.layer(axum::extract::DefaultBodyLimit::max(MAX_UNAUTHENTICATED_BODY));
+            route = route
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_UNAUTHENTICATED_BODY))
+                .layer(axum::middleware::from_fn(context::refuse_declared_oversize));
         }
         router = router.route(endpoint.path, route);
     }
