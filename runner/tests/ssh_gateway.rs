@@ -268,6 +268,27 @@ impl Fixture {
         cmd
     }
 
+    /// Runs `remote` in env_a over `ssh -F cfg` and returns the running client with the
+    /// first line its command printed.
+    async fn start_and_read_line(&self, cfg: &Path, remote: &str) -> (Child, String) {
+        let mut child = self
+            .ssh(cfg)
+            .args(["env_a.airlock.environment", remote])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let line = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).unwrap();
+            line
+        })
+        .await
+        .unwrap();
+        (child, line)
+    }
+
     async fn wait_for_events(
         &self,
         what: &str,
@@ -863,21 +884,7 @@ async fn client_disconnect_kills_the_process() {
         "echo $$; exec sleep 1000",
         "trap '' HUP; sleep 1000 & echo $$ $!; wait",
     ] {
-        let mut child = fx
-            .ssh(&cfg)
-            .args(["env_a.airlock.environment", remote])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let line = tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            BufReader::new(stdout).read_line(&mut line).unwrap();
-            line
-        })
-        .await
-        .unwrap();
+        let (mut child, line) = fx.start_and_read_line(&cfg, remote).await;
         let pids: Vec<u32> = line
             .split_whitespace()
             .map(|p| p.parse().unwrap())
@@ -1037,21 +1044,7 @@ async fn concurrent_connections_and_channels() {
 async fn withdrawn_keys_close_open_sessions() {
     let fx = Fixture::new().await;
     let cfg = fx.config_for(&fx.alice);
-    let mut child = fx
-        .ssh(&cfg)
-        .args(["env_a.airlock.environment", "echo $$; exec sleep 1000"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap();
+    let (mut child, line) = fx.start_and_read_line(&cfg, "echo $$; exec sleep 1000").await;
     let pid: u32 = line.trim().parse().unwrap();
     assert!(process_alive(pid));
 
