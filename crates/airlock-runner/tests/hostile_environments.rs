@@ -158,7 +158,7 @@ fn a_fifo_at_etc_passwd_fails_that_login_fast_and_never_stalls_the_gateway() {
 // ---------------------------------------------------------------------------------------------
 // Finding 4: the seccomp allow-list, seen from inside a real environment.
 
-/// `runner/tests/support/seccomp_probe.c`, built static for the environment.
+/// `crates/airlock-runner/tests/support/seccomp_probe.c`, built static for the environment.
 fn probe_binary(dir: &Path) -> Vec<u8> {
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/seccomp_probe.c");
     let out = dir.join("probe");

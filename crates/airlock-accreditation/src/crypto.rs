@@ -6,7 +6,7 @@ use crate::facts::Component;
 use crate::Error;
 
 /// The lockfile the binary was built with.
-const CARGO_LOCK: &str = include_str!("../../Cargo.lock");
+const CARGO_LOCK: &str = include_str!("../../../Cargo.lock");
 
 #[derive(Debug)]
 struct Package {

@@ -205,7 +205,7 @@ fn seccomp() -> Value {
     static BUILT: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let profile = parse_profile(SECCOMP_PROFILE).unwrap_or_else(|e| panic!("runner/src/seccomp.toml: {e}"));
+            let profile = parse_profile(SECCOMP_PROFILE).unwrap_or_else(|e| panic!("crates/airlock-runner/src/seccomp.toml: {e}"));
             let syscalls: Vec<Value> = profile
                 .rule
                 .iter()

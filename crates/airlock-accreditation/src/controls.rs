@@ -329,7 +329,7 @@ mod tests {
     use std::path::Path;
 
     fn nist(file: &str) -> serde_json::Value {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/nist").join(file);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/nist").join(file);
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         serde_json::from_str(&text).unwrap()
     }
@@ -402,7 +402,7 @@ mod tests {
 
     #[test]
     fn runner_isolation_claims_match_the_runner_spec() {
-        let spec = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../runner/src/spec.rs")).unwrap();
+        let spec = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../airlock-runner/src/spec.rs")).unwrap();
         for ns in ["user", "pid", "mount", "network", "ipc", "uts", "cgroup"] {
             assert!(spec.contains(&format!("{{\"type\": \"{ns}\"}}")), "runner spec has no {ns} namespace");
         }

@@ -139,7 +139,7 @@ mod tests {
 
     #[test]
     fn every_control_plane_action_in_the_source_is_catalogued_and_back() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../control-plane/src");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../airlock-control-plane/src");
         let mut files = Vec::new();
         rust_files(&root, &mut files);
         let mut in_source = BTreeSet::new();
@@ -171,7 +171,7 @@ mod tests {
 
     #[test]
     fn mirror_history_kinds_match_the_source() {
-        let import = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../mirror/src/import.rs")).unwrap();
+        let import = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../airlock-mirror/src/import.rs")).unwrap();
         let mut actions = BTreeSet::new();
         let mut results = BTreeSet::new();
         for line in import.lines() {

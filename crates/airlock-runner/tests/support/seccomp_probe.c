@@ -1,4 +1,4 @@
-/* Runs inside an environment (built with gcc -static by runner/tests/hostile_environments.rs).
+/* Runs inside an environment (built with gcc -static by crates/airlock-runner/tests/hostile_environments.rs).
  * Tries one system call per line, each in a forked child so that a call that succeeds changes
  * nothing for the next one, and prints `<probe> ok` or `<probe> <ERRNO name>`. */
 #define _GNU_SOURCE
