@@ -4,11 +4,12 @@
 //! wiring); every behaviour lives in the component crates.
 
 mod cmd;
+mod environment;
 mod logging;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 #[derive(Parser)]
 #[command(
@@ -29,17 +30,60 @@ struct Cli {
     command: cmd::Command,
 }
 
+/// The whole command-line definition, for completions and manual pages.
+pub fn cli() -> clap::Command {
+    Cli::command()
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    logging::init(cli.log_format);
-    match cmd::run(cli.command) {
+    let args = Cli::parse();
+    logging::init(args.log_format);
+    environment::warn_unknown_variables(&cli(), std::env::vars());
+    match cmd::run(args.command) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err}");
-            for cause in err.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
-            }
+            eprint!("{}", describe(&err));
             ExitCode::from(1)
         }
+    }
+}
+
+/// The error and its causes, one per line. A cause whose text the line above already quotes
+/// (errors that format their source into their own message) is left out, so nothing is said twice.
+fn describe(err: &anyhow::Error) -> String {
+    let mut out = format!("error: {err}\n");
+    let mut said = err.to_string();
+    for cause in err.chain().skip(1) {
+        let text = cause.to_string();
+        if !said.contains(&text) {
+            out.push_str(&format!("  caused by: {text}\n"));
+        }
+        said = text;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read the bundle: {0}")]
+    struct Quoting(#[source] std::io::Error);
+
+    #[test]
+    fn a_cause_already_quoted_is_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let err = anyhow::Error::new(Quoting(io)).context("import failed");
+        assert_eq!(describe(&err), "error: import failed\n  caused by: cannot read the bundle: no such file\n");
+    }
+
+    #[test]
+    fn distinct_causes_are_all_shown() {
+        let err = anyhow::anyhow!("disk full").context("cannot write the lock").context("bundle lock failed");
+        assert_eq!(
+            describe(&err),
+            "error: bundle lock failed\n  caused by: cannot write the lock\n  caused by: disk full\n"
+        );
     }
 }

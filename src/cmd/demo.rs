@@ -2,7 +2,7 @@
 //! runs the same commands a user would (this binary's own subcommands, the API, stock ssh).
 
 use std::fs;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -14,125 +14,285 @@ use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
 #[derive(clap::Args)]
-#[command(after_help = "Example:\n  airlock demo\n  airlock demo --keep --dir ./airlock-demo")]
+#[command(after_help = "Example:\n  airlock demo\n  airlock demo --keep --dir ./airlock-demo\n  airlock demo --stop --dir ./airlock-demo")]
 pub struct Args {
-    /// Working folder (must be empty or absent; default: a new folder under /tmp).
+    /// Working folder (must be empty or absent; default: a new folder under /tmp, removed at the end).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
-    /// Leave the server and the environment running, and print how to go on.
-    #[arg(long)]
+    /// Leave the server and the environment running, and print how to go on and how to end it.
+    #[arg(long, conflicts_with = "stop")]
     keep: bool,
+    /// End a demo left running with --keep: delete its environments, stop its server, check that
+    /// no mount or process is left, and remove its folder (given with --dir).
+    #[arg(long, requires = "dir")]
+    stop: bool,
     /// The static busybox the sample image is made of.
     #[arg(long, value_name = "FILE", default_value = "/bin/busybox")]
     busybox: PathBuf,
 }
 
+/// Written into the demo's folder: marks it as one `--stop` may remove, and names its server.
+const STATE_FILE: &str = "demo-state.json";
+const OWNER_TOKEN: &str = "data/control-plane/owner-token";
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let me = std::env::current_exe().context("cannot find the airlock binary")?;
+    if args.stop {
+        let dir = args.dir.as_deref().expect("clap requires --dir with --stop");
+        stop_kept(dir, &me)?;
+        println!("stopped the demo in {} and removed the folder", dir.display());
+        return Ok(ExitCode::SUCCESS);
+    }
     let started = Instant::now();
     check_prerequisites(&args.busybox)?;
-    let dir = match &args.dir {
+    let (dir, temporary) = match &args.dir {
         Some(d) => {
             if d.exists() && fs::read_dir(d)?.next().is_some() {
                 bail!("{} is not empty; give an empty or new folder with --dir", d.display());
             }
             fs::create_dir_all(d)?;
-            d.canonicalize()?
+            (d.canonicalize()?, false)
         }
-        None => tempfile::Builder::new().prefix("airlock-demo.").tempdir()?.keep(),
+        None => (tempfile::Builder::new().prefix("airlock-demo.").tempdir()?.keep(), true),
     };
-    let me = std::env::current_exe().context("cannot find the airlock binary")?;
-    let airlock = |args: &[&str]| -> anyhow::Result<String> {
-        let out = Command::new(&me).args(args).stdin(Stdio::null()).output()?;
+    let mut demo = Demo { dir: dir.clone(), me, server: None, api: None };
+    match demo.run(&args, started) {
+        Ok(()) if args.keep => Ok(ExitCode::SUCCESS),
+        Ok(()) => {
+            if temporary {
+                fs::remove_dir_all(&dir).with_context(|| format!("cannot remove the demo's folder {}", dir.display()))?;
+                println!("\nDone in {:.0?}. Run `airlock demo --keep` to leave it running.", started.elapsed());
+            } else {
+                println!("\nDone in {:.0?}. Run `airlock demo --keep` to leave it running; files are in {}", started.elapsed(), dir.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            // Environments outlive their runner by design: end them before the server goes.
+            if let Err(cleanup) = demo.delete_environments() {
+                eprintln!("warning: could not delete the demo's environments ({cleanup:#}); end them with `airlock demo --stop --dir {}`", dir.display());
+            } else if temporary {
+                drop(demo.server.take());
+                let _ = fs::remove_dir_all(&dir);
+            }
+            Err(e)
+        }
+    }
+}
+
+struct Demo {
+    dir: PathBuf,
+    me: PathBuf,
+    server: Option<Server>,
+    api: Option<Client>,
+}
+
+impl Demo {
+    fn airlock(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = Command::new(&self.me).args(args).stdin(Stdio::null()).output()?;
         if !out.status.success() {
             bail!("`airlock {}` failed:\n{}", args.join(" "), String::from_utf8_lossy(&out.stderr));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    };
-    let path = |p: &str| dir.join(p).to_string_lossy().into_owned();
+    }
 
-    step(1, &format!("a fresh signing key in {}", dir.display()));
-    airlock(&["keygen", "--out", &path("release")])?;
+    fn run(&mut self, args: &Args, started: Instant) -> anyhow::Result<()> {
+        let dir = self.dir.clone();
+        let path = |p: &str| dir.join(p).to_string_lossy().into_owned();
 
-    step(2, "sample content, built locally: a busybox devcontainer image and a release file");
-    let digest = sample::build(&dir.join("content"), &args.busybox, &me)?;
-    println!("    image devcontainers/base:tiny = {digest}");
+        step(1, &format!("a fresh signing key in {}", dir.display()));
+        self.airlock(&["keygen", "--out", &path("release")])?;
 
-    step(3, "a signed bundle, verified as the air-gapped side will");
-    airlock(&["bundle", "create", "--manifest", &path("content/sample.toml"), "--key", &path("release.key"), "--out", &path("sample.airlock.tar.zst")])?;
-    print!("{}", indent(&airlock(&["bundle", "verify", &path("sample.airlock.tar.zst"), "--trusted-key", &path("release.pub")])?));
+        step(2, "sample content, built locally: a busybox devcontainer image and a release file");
+        let digest = sample::build(&dir.join("content"), &args.busybox, &self.me)?;
+        println!("    image devcontainers/base:tiny = {digest}");
 
-    step(4, "import it into the mirror (streamed, verified, committed atomically)");
-    airlock(&["mirror", "import", &path("sample.airlock.tar.zst"), "--trusted-key", &path("release.pub"), "--data-dir", &path("data/mirror")])?;
+        step(3, "a signed bundle, verified as the air-gapped side will");
+        self.airlock(&["bundle", "create", "--manifest", &path("content/sample.toml"), "--key", &path("release.key"), "--out", &path("sample.airlock.tar.zst")])?;
+        print!("{}", indent(&self.airlock(&["bundle", "verify", &path("sample.airlock.tar.zst"), "--trusted-key", &path("release.pub")])?));
 
-    step(5, "start `airlock server`: mirror, control plane and a runner in one process, on loopback");
-    let config = dir.join("airlock.toml");
-    fs::write(
-        &config,
-        format!(
-            "data_dir = \"{}\"\n[site]\nname = \"demo\"\n[mirror]\nlisten = \"127.0.0.1:0\"\n[control_plane]\nlisten = \"127.0.0.1:0\"\nkek_files = [\"{}\"]\n[runner]\nssh_listen = \"127.0.0.1:0\"\ncapacity = 4\n",
-            path("data"),
-            // Beside the data folder, not in it: a copy of the folder does not carry the key.
-            path("kek")
+        step(4, "import it into the mirror (streamed, verified, committed atomically)");
+        self.airlock(&["mirror", "import", &path("sample.airlock.tar.zst"), "--trusted-key", &path("release.pub"), "--data-dir", &path("data/mirror")])?;
+
+        step(5, "start `airlock server`: mirror, control plane and a runner in one process, on loopback");
+        let config = dir.join("airlock.toml");
+        fs::write(
+            &config,
+            format!(
+                "data_dir = \"{}\"\n[site]\nname = \"demo\"\n[mirror]\nlisten = \"127.0.0.1:0\"\n[control_plane]\nlisten = \"127.0.0.1:0\"\nkek_files = [\"{}\"]\n[runner]\nssh_listen = \"127.0.0.1:0\"\ncapacity = 4\n",
+                path("data"),
+                // Beside the data folder, not in it: a copy of the folder does not carry the key.
+                path("kek")
+            ),
+        )?;
+        let mut server = Server::start(&self.me, &config, &dir)?;
+        let urls = server.wait_ready()?;
+        fs::write(dir.join(STATE_FILE), serde_json::to_vec(&json!({"server_pid": server.child.id()}))?)?;
+        self.server = Some(server);
+        println!("    mirror        {}\n    control plane {}\n    ssh gateway   {}", urls.mirror, urls.control_plane, urls.ssh);
+
+        step(6, "bootstrap: the owner's token, an environment class and a project on the mirror's image");
+        let token = fs::read_to_string(dir.join(OWNER_TOKEN))?.trim().to_string();
+        self.api = Some(Client::new(&urls.control_plane, Some(token.clone()), None)?);
+        let api = self.api.as_ref().expect("set above");
+        let class = api.call(Method::POST, "/api/v1/classes", &[], Some(&json!({"name": "small", "resources": {"cpu_millis": 1000, "memory_mib": 512, "disk_gib": 1, "pids": 256}})))?;
+        let mirror_host = urls.mirror.trim_start_matches("http://").to_string();
+        let project = api.call(Method::POST, "/api/v1/projects", &[], Some(&json!({
+            "name": "demo", "repository_url": "", "image": format!("{mirror_host}/devcontainers/base:tiny"),
+            "class_id": class["id"], "tasks": [{"name": "hello", "command": "echo 'hello from the demo task' > /workspace/hello.txt"}],
+        })))?;
+        Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "airlock-demo", "-f", &path("id_ed25519")]).status()?;
+        let public = fs::read_to_string(dir.join("id_ed25519.pub"))?;
+        api.call(Method::POST, "/api/v1/ssh-keys", &[], Some(&json!({"name": "demo", "public_key": public.trim()})))?;
+        println!("    project {} uses image {mirror_host}/devcontainers/base:tiny", project["id"].as_str().unwrap_or(""));
+
+        step(7, "launch an environment: the runner pulls the image from the mirror and starts it with runc");
+        let env = api.call(Method::POST, "/api/v1/environments", &[], Some(&json!({"project_id": project["id"]})))?;
+        let env_id = env["id"].as_str().unwrap_or_default().to_string();
+        let running = wait_for(api, &env_id, "running")?;
+        for e in api.call(Method::GET, &format!("/api/v1/environments/{env_id}/events"), &[], None)?["items"].as_array().into_iter().flatten() {
+            println!("    [{}] {}", e["kind"].as_str().unwrap_or(""), e["message"].as_str().unwrap_or("").lines().next().unwrap_or(""));
+        }
+        println!("    {env_id} ({}) is {}", running["name"].as_str().unwrap_or(""), running["phase"].as_str().unwrap_or(""));
+
+        step(8, "run a command in it over SSH, with stock OpenSSH and `airlock ssh-config`");
+        self.airlock(&["ssh-config", "--url", &urls.control_plane, "--token", &token, "--dir", &path("ssh"), "--identity-file", &path("id_ed25519")])?;
+        let ssh_line = format!("ssh -F {} {env_id}.airlock.environment", dir.join("ssh/config").display());
+        println!("    $ {ssh_line} 'id; hostname; cat /workspace/hello.txt; ls /sys/class/net'");
+        let out = Command::new("ssh")
+            .arg("-F").arg(dir.join("ssh/config"))
+            .args(["-o", "BatchMode=yes", &format!("{env_id}.airlock.environment"), "id; hostname; cat /workspace/hello.txt; ls /sys/class/net"])
+            .output()?;
+        print!("{}", indent(&String::from_utf8_lossy(&out.stdout)));
+        if !out.status.success() {
+            bail!("ssh into the environment failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+
+        if args.keep {
+            let server = self.server.take().expect("started above");
+            println!(
+                "\nDone in {:.0?}; everything keeps running (server pid {}).\n  mirror         {}\n  control plane  {}\n  ssh            {ssh_line}\n  files          {}\n\
+                 Drive it with the admin CLI from this shell:\n  export AIRLOCK_URL={} AIRLOCK_TOKEN={token}\n  airlock admin environments list\n\
+                 End it (environments, server, mounts and files):\n  {} demo --stop --dir {}",
+                started.elapsed(), server.child.id(), urls.mirror, urls.control_plane, dir.display(), urls.control_plane, self.me.display(), dir.display()
+            );
+            server.detach();
+            return Ok(());
+        }
+        step(9, "clean up: delete the environment and stop the server");
+        self.delete_environments()?;
+        self.server.take().expect("started above").stop()?;
+        Ok(())
+    }
+
+    /// Deletes every environment the demo's control plane knows and waits until each is gone.
+    fn delete_environments(&self) -> anyhow::Result<()> {
+        let Some(api) = &self.api else { return Ok(()) };
+        delete_environments(api)
+    }
+}
+
+fn delete_environments(api: &Client) -> anyhow::Result<()> {
+    let envs = api.list_all("/api/v1/environments", &[])?;
+    let live: Vec<String> = envs
+        .iter()
+        .filter(|e| e["phase"] != "deleted")
+        .filter_map(|e| e["id"].as_str().map(str::to_string))
+        .collect();
+    for id in &live {
+        api.call(Method::DELETE, &format!("/api/v1/environments/{id}"), &[], None)?;
+    }
+    for id in &live {
+        wait_for(api, id, "deleted")?;
+    }
+    Ok(())
+}
+
+/// `--stop`: ends what `--keep` left. The server is restarted first if it is gone, because only
+/// its runner can end the environments (they outlive it by design).
+fn stop_kept(dir: &Path, me: &Path) -> anyhow::Result<()> {
+    let state_file = dir.join(STATE_FILE);
+    let state: Value = match fs::read(&state_file) {
+        Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| format!("{} is damaged", state_file.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "{} is not a running demo's folder (it has no {STATE_FILE}); give the folder `airlock demo --keep` printed",
+            dir.display()
         ),
-    )?;
-    let mut server = Server::start(&me, &config, &dir)?;
-    let urls = server.wait_ready()?;
-    println!("    mirror        {}\n    control plane {}\n    ssh gateway   {}", urls.mirror, urls.control_plane, urls.ssh);
-
-    step(6, "bootstrap: the owner's token, an environment class and a project on the mirror's image");
-    let token = fs::read_to_string(dir.join("data/control-plane/owner-token"))?.trim().to_string();
-    let api = Client::new(&urls.control_plane, Some(token.clone()), None)?;
-    let class = api.call(Method::POST, "/api/v1/classes", &[], Some(&json!({"name": "small", "resources": {"cpu_millis": 1000, "memory_mib": 512, "disk_gib": 1, "pids": 256}})))?;
-    let mirror_host = urls.mirror.trim_start_matches("http://").to_string();
-    let project = api.call(Method::POST, "/api/v1/projects", &[], Some(&json!({
-        "name": "demo", "repository_url": "", "image": format!("{mirror_host}/devcontainers/base:tiny"),
-        "class_id": class["id"], "tasks": [{"name": "hello", "command": "echo 'hello from the demo task' > /workspace/hello.txt"}],
-    })))?;
-    Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "airlock-demo", "-f", &path("id_ed25519")]).status()?;
-    let public = fs::read_to_string(dir.join("id_ed25519.pub"))?;
-    api.call(Method::POST, "/api/v1/ssh-keys", &[], Some(&json!({"name": "demo", "public_key": public.trim()})))?;
-    println!("    project {} uses image {mirror_host}/devcontainers/base:tiny", project["id"].as_str().unwrap_or(""));
-
-    step(7, "launch an environment: the runner pulls the image from the mirror and starts it with runc");
-    let env = api.call(Method::POST, "/api/v1/environments", &[], Some(&json!({"project_id": project["id"]})))?;
-    let env_id = env["id"].as_str().unwrap_or_default().to_string();
-    let running = wait_for(&api, &env_id, "running")?;
-    for e in api.call(Method::GET, &format!("/api/v1/environments/{env_id}/events"), &[], None)?["items"].as_array().into_iter().flatten() {
-        println!("    [{}] {}", e["kind"].as_str().unwrap_or(""), e["message"].as_str().unwrap_or("").lines().next().unwrap_or(""));
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", state_file.display())),
+    };
+    let config = dir.join("airlock.toml");
+    let pid = state["server_pid"].as_u64().and_then(|p| i32::try_from(p).ok());
+    let urls;
+    let mut restarted = None;
+    match pid.filter(|&p| is_our_server(p, &config)) {
+        Some(_) => urls = read_urls(&fs::read_to_string(dir.join("server.out")).unwrap_or_default()),
+        None => {
+            println!("the demo's server is not running; starting it again to end its environments");
+            let mut server = Server::start(me, &config, dir)?;
+            urls = server.wait_ready()?;
+            restarted = Some(server);
+        }
     }
-    println!("    {env_id} ({}) is {}", running["name"].as_str().unwrap_or(""), running["phase"].as_str().unwrap_or(""));
-
-    step(8, "run a command in it over SSH, with stock OpenSSH and `airlock ssh-config`");
-    airlock(&["ssh-config", "--url", &urls.control_plane, "--token", &token, "--dir", &path("ssh"), "--identity-file", &path("id_ed25519")])?;
-    let ssh_line = format!("ssh -F {} {env_id}.airlock.environment", dir.join("ssh/config").display());
-    println!("    $ {ssh_line} 'id; hostname; cat /workspace/hello.txt; ls /sys/class/net'");
-    let out = Command::new("ssh")
-        .arg("-F").arg(dir.join("ssh/config"))
-        .args(["-o", "BatchMode=yes", &format!("{env_id}.airlock.environment"), "id; hostname; cat /workspace/hello.txt; ls /sys/class/net"])
-        .output()?;
-    print!("{}", indent(&String::from_utf8_lossy(&out.stdout)));
-    if !out.status.success() {
-        bail!("ssh into the environment failed: {}", String::from_utf8_lossy(&out.stderr));
+    let token = fs::read_to_string(dir.join(OWNER_TOKEN)).with_context(|| format!("cannot read the owner's token in {}", dir.display()))?;
+    let api = Client::new(&urls.control_plane, Some(token.trim().to_string()), None)?;
+    delete_environments(&api)?;
+    match restarted {
+        Some(mut server) => server.stop()?,
+        None => stop_pid(pid.expect("running server"))?,
     }
-
-    if args.keep {
-        println!(
-            "\nDone in {:.0?}; everything keeps running (server pid {}).\n  mirror         {}\n  control plane  {}\n  owner token    {}\n  ssh            {ssh_line}\n  stop it with   kill {}\n  files          {}",
-            started.elapsed(), server.child.id(), urls.mirror, urls.control_plane, dir.join("data/control-plane/owner-token").display(), server.child.id(), dir.display()
-        );
-        server.detach();
-        return Ok(ExitCode::SUCCESS);
+    let mounts = mounts_under(dir)?;
+    if !mounts.is_empty() {
+        bail!("mounts are left under {} after the server stopped: {}; unmount them (umount -R) and run this again", dir.display(), mounts.join(", "));
     }
-    step(9, "clean up: delete the environment and stop the server");
-    api.call(Method::DELETE, &format!("/api/v1/environments/{env_id}"), &[], None)?;
-    wait_for(&api, &env_id, "deleted")?;
-    server.stop()?;
-    println!("\nDone in {:.0?}. Run `airlock demo --keep` to leave it running; files are in {}", started.elapsed(), dir.display());
-    Ok(ExitCode::SUCCESS)
+    fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))
+}
+
+/// True if `pid` is a live `airlock server` started with this demo's configuration (not a
+/// process that reused the number).
+fn is_our_server(pid: i32, config: &Path) -> bool {
+    let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    let config = config.as_os_str().as_encoded_bytes();
+    args.contains(&b"server".as_slice()) && args.contains(&config) && !is_zombie(pid)
+}
+
+fn is_zombie(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
+        .unwrap_or(true)
+}
+
+/// SIGTERM, then wait until the process is gone (it is not our child: poll /proc).
+fn stop_pid(pid: i32) -> anyhow::Result<()> {
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid) {
+        if Instant::now() > deadline {
+            bail!("the demo's server (pid {pid}) did not stop within 60 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// Mount points at or below `dir`, from the mount table.
+fn mounts_under(dir: &Path) -> anyhow::Result<Vec<String>> {
+    let table = fs::read_to_string("/proc/self/mountinfo").context("cannot read /proc/self/mountinfo")?;
+    Ok(table
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| Path::new(m).starts_with(dir))
+        .map(str::to_string)
+        .collect())
 }
 
 fn step(n: u32, what: &str) {
-    println!("\n\x1b[1m==> {n}. {what}\x1b[0m");
+    if crate::logging::colour(std::io::stdout().is_terminal()) {
+        println!("\n\x1b[1m==> {n}. {what}\x1b[0m");
+    } else {
+        println!("\n==> {n}. {what}");
+    }
     let _ = std::io::stdout().flush();
 }
 
@@ -177,6 +337,16 @@ fn wait_for(api: &Client, env: &str, phase: &str) -> anyhow::Result<Value> {
     }
 }
 
+/// The addresses `airlock server` announces on its standard output.
+fn read_urls(text: &str) -> Urls {
+    let after = |prefix: &str| text.lines().find_map(|l| l.strip_prefix(prefix)).unwrap_or("").to_string();
+    Urls {
+        mirror: after("mirror listening on "),
+        control_plane: after("control plane listening on "),
+        ssh: after("ssh gateway listening on "),
+    }
+}
+
 struct Urls {
     mirror: String,
     control_plane: String,
@@ -214,12 +384,7 @@ impl Server {
         loop {
             let text = fs::read_to_string(&self.out).unwrap_or_default();
             if text.contains("airlock server ready") {
-                let after = |prefix: &str| text.lines().find_map(|l| l.strip_prefix(prefix)).unwrap_or("").to_string();
-                return Ok(Urls {
-                    mirror: after("mirror listening on "),
-                    control_plane: after("control plane listening on "),
-                    ssh: after("ssh gateway listening on "),
-                });
+                return Ok(read_urls(&text));
             }
             if let Some(status) = self.child.try_wait()? {
                 bail!("airlock server exited ({status}):\n{}", fs::read_to_string(&self.log).unwrap_or_default());

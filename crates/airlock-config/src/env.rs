@@ -59,6 +59,11 @@ pub fn variable_name(section: &str, key: &str) -> String {
     format!("{ENV_PREFIX}{}", path.to_ascii_uppercase())
 }
 
+/// Every configuration variable, e.g. `AIRLOCK_MIRROR_LISTEN`.
+pub fn variable_names() -> impl Iterator<Item = String> {
+    KEYS.iter().map(|(section, key, _)| variable_name(section, key))
+}
+
 pub(crate) fn apply(
     config: &mut Config,
     vars: impl IntoIterator<Item = (String, String)>,

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use env::{variable_name, ENV_PREFIX};
+pub use env::{variable_name, variable_names, ENV_PREFIX};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

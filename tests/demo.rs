@@ -1,0 +1,121 @@
+//! `airlock demo` cleans up after itself: a demo without `--keep` leaves nothing behind, and
+//! `--keep` prints how to go on and a `--stop` command that ends environments, server, mounts
+//! and files — even when the server was killed in the meantime.
+
+mod common;
+
+use std::path::Path;
+
+use common::{airlock, fails, ok, stdout};
+
+/// Ends a kept demo if the test stops before its own `--stop` did.
+struct KeptDemo<'a>(&'a Path);
+
+impl Drop for KeptDemo<'_> {
+    fn drop(&mut self) {
+        if self.0.join("demo-state.json").exists() {
+            let _ = airlock().args(["demo", "--stop", "--dir"]).arg(self.0).output();
+        }
+    }
+}
+
+fn mounts_under(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .filter(|m| Path::new(m).starts_with(dir))
+        .collect()
+}
+
+/// Processes whose command line names `dir` (the server, runc containers' shims…).
+fn processes_naming(dir: &Path) -> Vec<String> {
+    let needle = dir.as_os_str().as_encoded_bytes();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()))
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok().map(|c| (e.file_name(), c)))
+        .filter(|(_, c)| c.windows(needle.len()).any(|w| w == needle))
+        .map(|(pid, c)| format!("{}: {}", pid.to_string_lossy(), String::from_utf8_lossy(&c).replace('\0', " ")))
+        .collect()
+}
+
+fn line_after<'a>(text: &'a str, prefix: &str) -> &'a str {
+    text.lines().find_map(|l| l.trim().strip_prefix(prefix)).unwrap_or_else(|| panic!("no line starting {prefix:?} in:\n{text}"))
+}
+
+fn server_pid(dir: &Path) -> i32 {
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("demo-state.json")).unwrap()).unwrap();
+    state["server_pid"].as_i64().unwrap() as i32
+}
+
+/// Runs `demo --keep`, checks what it printed works, and returns the stop command's arguments.
+fn keep(dir: &Path) -> String {
+    let out = stdout(&ok(airlock().args(["demo", "--keep", "--dir"]).arg(dir)));
+    // The export line is ready to paste, and the admin CLI works with it.
+    let export = line_after(&out, "export ");
+    let (url, token) = export.split_once(' ').unwrap();
+    let url = url.strip_prefix("AIRLOCK_URL=").unwrap();
+    let token = token.strip_prefix("AIRLOCK_TOKEN=").unwrap();
+    let listed = stdout(&ok(airlock().args(["admin", "environments", "list"]).env("AIRLOCK_URL", url).env("AIRLOCK_TOKEN", token)));
+    assert!(listed.contains("running"), "{listed}");
+    assert!(!mounts_under(dir).is_empty(), "a running environment has mounts under the demo's folder");
+    let stop = out.lines().last().unwrap().trim().to_string();
+    assert!(stop.ends_with(&format!("demo --stop --dir {}", dir.display())), "{out}");
+    stop
+}
+
+fn assert_gone(dir: &Path) {
+    assert!(!dir.exists(), "{} is left", dir.display());
+    assert_eq!(mounts_under(dir), Vec::<String>::new(), "mounts are left");
+    assert_eq!(processes_naming(dir), Vec::<String>::new(), "processes are left");
+}
+
+#[test]
+fn stop_ends_a_kept_demo_entirely() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let _guard = KeptDemo(&dir);
+    keep(&dir);
+    let out = stdout(&ok(airlock().args(["demo", "--stop", "--dir"]).arg(&dir)));
+    assert!(out.contains("removed the folder"), "{out}");
+    assert_gone(&dir);
+}
+
+#[test]
+fn stop_ends_a_kept_demo_whose_server_was_killed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let _guard = KeptDemo(&dir);
+    keep(&dir);
+    // `kill PID` (or a reboot of the server alone) leaves the environments behind by design.
+    let pid = server_pid(&dir);
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    airlock_testkit::wait_until("the killed server to be gone", std::time::Duration::from_secs(10), || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z"))
+    });
+    assert!(!mounts_under(&dir).is_empty(), "the environment outlives its server");
+    let out = stdout(&ok(airlock().args(["demo", "--stop", "--dir"]).arg(&dir)));
+    assert!(out.contains("starting it again"), "{out}");
+    assert_gone(&dir);
+}
+
+#[test]
+fn a_demo_without_keep_leaves_nothing_in_its_temporary_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = stdout(&ok(airlock().arg("demo").env("TMPDIR", tmp.path())));
+    assert!(out.contains("hello from the demo task"), "{out}");
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(left.is_empty(), "the demo left {left:?}");
+    assert_eq!(mounts_under(tmp.path()), Vec::<String>::new());
+}
+
+#[test]
+fn stop_refuses_a_folder_that_is_not_a_demo() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("precious.txt"), "keep me").unwrap();
+    let err = fails(airlock().args(["demo", "--stop", "--dir"]).arg(tmp.path()));
+    assert!(err.contains("is not a running demo's folder") && err.contains("demo-state.json"), "{err}");
+    assert_eq!(std::fs::read_to_string(tmp.path().join("precious.txt")).unwrap(), "keep me");
+}
