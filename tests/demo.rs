@@ -106,6 +106,7 @@ fn a_demo_without_keep_leaves_nothing_in_its_temporary_folder() {
     let tmp = tempfile::tempdir().unwrap();
     let out = stdout(&ok(airlock().arg("demo").env("TMPDIR", tmp.path())));
     assert!(out.contains("hello from the demo task"), "{out}");
+    assert!(!out.contains('\x1b'), "no colour codes into a pipe: {out:?}");
     let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().path()).collect();
     assert!(left.is_empty(), "the demo left {left:?}");
     assert_eq!(mounts_under(tmp.path()), Vec::<String>::new());

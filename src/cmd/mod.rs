@@ -11,6 +11,7 @@ mod demo;
 mod docs;
 mod egress;
 mod keygen;
+mod manuals;
 mod mirror;
 mod output;
 mod runner;
@@ -47,6 +48,10 @@ pub enum Command {
     /// Check what the configuration listens on and connects to against egress.allow.
     #[command(subcommand)]
     Egress(egress::Command),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions(manuals::CompletionsArgs),
+    /// Write manual pages for every command.
+    Man(manuals::ManArgs),
 }
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -62,5 +67,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::SshConfig(args) => ssh_config::run(args),
         Command::Docs(command) => docs::run(command),
         Command::Egress(command) => egress::run(command),
+        Command::Completions(args) => manuals::completions(args),
+        Command::Man(args) => manuals::man(args),
     }
 }
