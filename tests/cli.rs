@@ -4,7 +4,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{airlock, ok, stdout};
+use common::{airlock, fails, ok, stdout, MirrorServer};
 
 #[test]
 fn bash_completions_load_and_complete_subcommands() {
@@ -51,4 +51,40 @@ fn a_misspelt_variable_is_named_with_the_one_meant() {
         err.contains("warning: AIRLOCK_MIRROR_LISTN is not a variable airlock reads; did you mean AIRLOCK_MIRROR_LISTEN?"),
         "{err}"
     );
+}
+
+/// `admin` pointed at the wrong server, the wrong scheme or without the site's CA: each error
+/// names the cause and the flag that fixes it.
+#[test]
+fn admin_connection_errors_name_the_cause_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let mirror = MirrorServer::start(&dir.path().join("mirror"), &[]);
+    let admin = |url: &str, extra: &[&str]| fails(airlock().args(["admin", "users", "list", "--url", url, "--token", "alk_pat_x"]).args(extra).env_remove("AIRLOCK_CA_CERT"));
+
+    let err = admin(&mirror.url(""), &[]);
+    assert!(err.contains("not as an airlock control plane") && err.contains("--url (AIRLOCK_URL)"), "{err}");
+    let err = admin(&format!("https://{}", mirror.addr), &[]);
+    assert!(err.contains("does not answer in TLS") && err.contains("http://"), "{err}");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let err = admin(&format!("http://{closed}"), &[]);
+    assert!(err.contains("nothing is listening at http://127.0.0.1:"), "{err}");
+
+    let tls = dir.path().join("tls");
+    ok(airlock().args(["mirror", "tls", "issue", "--name", "localhost", "--out"]).arg(&tls));
+    let secure = MirrorServer::start(
+        &dir.path().join("secure"),
+        &["--tls-cert", tls.join("server.crt").to_str().unwrap(), "--tls-key", tls.join("server.key").to_str().unwrap()],
+    );
+    let https = format!("https://localhost:{}", secure.port);
+    let err = admin(&https, &[]);
+    assert!(err.contains("not signed by a CA this client trusts") && err.contains("--ca-cert FILE or AIRLOCK_CA_CERT"), "{err}");
+    // With the CA it gets through TLS, and then says the server is not a control plane.
+    let err = admin(&https, &["--ca-cert", tls.join("ca.crt").to_str().unwrap()]);
+    assert!(err.contains("not as an airlock control plane"), "{err}");
+    // The wrong file of the set is named for what it is.
+    let err = admin(&https, &["--ca-cert", tls.join("ca.key").to_str().unwrap()]);
+    assert!(err.contains("it is a private key, not a certificate"), "{err}");
+    ok(airlock().arg("keygen").arg("--out").arg(dir.path().join("signer")).env("AIRLOCK_KEY_PASSWORD", "pw"));
+    let err = admin(&https, &["--ca-cert", dir.path().join("signer.pub").to_str().unwrap()]);
+    assert!(err.contains("it is a minisign key"), "{err}");
 }

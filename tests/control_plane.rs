@@ -431,7 +431,7 @@ fn serves_https_with_a_given_certificate() {
     );
     assert_eq!(untrusted.status.code(), Some(1));
     assert!(
-        text(&untrusted.stderr).contains("cannot reach the control plane"),
+        text(&untrusted.stderr).contains("is not signed by a CA this client trusts") && text(&untrusted.stderr).contains("AIRLOCK_CA_CERT"),
         "{}",
         text(&untrusted.stderr)
     );

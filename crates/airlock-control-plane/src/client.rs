@@ -14,6 +14,20 @@ pub enum ClientError {
     Config(String),
     #[error("cannot reach the control plane at {url}: {source}")]
     Connect { url: String, source: reqwest::Error },
+    #[error("nothing is listening at {url}: is the control plane running, and is the address (--url / AIRLOCK_URL) right?")]
+    Refused { url: String },
+    #[error("{url} does not answer in TLS (it looks like a plain-HTTP server): use http:// (allowed on loopback only), or the control plane's HTTPS address")]
+    NotTls { url: String },
+    #[error(
+        "the certificate of {url} is not signed by a CA this client trusts ({detail}); pass the site's CA certificate with \
+         --ca-cert FILE or AIRLOCK_CA_CERT (the ca.crt `airlock mirror tls issue` wrote, or your site's CA)"
+    )]
+    UntrustedCertificate { url: String, detail: String },
+    #[error(
+        "{url} answered HTTP {status}, but not as an airlock control plane; is --url (AIRLOCK_URL) the control plane's \
+         address? (the mirror and the runner's SSH gateway listen elsewhere)"
+    )]
+    NotAirlock { url: String, status: u16 },
     #[error("{message} ({status} {code}{}; request id {request_id})", field.as_ref().map(|f| format!(", field `{f}`")).unwrap_or_default())]
     Api {
         status: u16,
@@ -55,16 +69,12 @@ impl Client {
             .timeout(Duration::from_secs(60))
             .user_agent(concat!("airlock/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = ca_cert {
-            let pem = std::fs::read(path).map_err(|e| {
-                ClientError::Config(format!(
-                    "cannot read CA certificate {}: {e}",
-                    path.display()
-                ))
+            let certs = airlock_egress::read_ca_file(path).map_err(|e| {
+                ClientError::Config(format!("--ca-cert (AIRLOCK_CA_CERT): {e}"))
             })?;
-            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
-                ClientError::Config(format!("{} is not a PEM certificate: {e}", path.display()))
-            })?;
-            builder = builder.add_root_certificate(cert);
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
         }
         let http = builder
             .build()
@@ -107,10 +117,7 @@ impl Client {
         if let Some(body) = body {
             req = req.json(body);
         }
-        let resp = req.send().map_err(|source| ClientError::Connect {
-            url: url.clone(),
-            source,
-        })?;
+        let resp = req.send().map_err(|source| connect_error(&self.base, source))?;
         let status = resp.status().as_u16();
         let text = resp.text().map_err(|source| ClientError::Connect {
             url: url.clone(),
@@ -120,7 +127,12 @@ impl Client {
             return Ok(text);
         }
         let parsed: Option<Value> = serde_json::from_str(&text).ok();
-        match parsed.as_ref().and_then(|v| v.get("error")) {
+        // An airlock error always has a code and a message; anything else is another server.
+        let airlock_error = parsed
+            .as_ref()
+            .and_then(|v| v.get("error"))
+            .filter(|e| e["code"].as_str().is_some_and(|c| !c.is_empty()) && e["message"].is_string());
+        match airlock_error {
             Some(e) => Err(ClientError::Api {
                 status,
                 code: e["code"].as_str().unwrap_or_default().to_string(),
@@ -128,6 +140,7 @@ impl Client {
                 field: e["field"].as_str().map(str::to_string),
                 request_id: e["request_id"].as_str().unwrap_or_default().to_string(),
             }),
+            None if status == 404 || status == 405 => Err(ClientError::NotAirlock { url, status }),
             None => Err(ClientError::Unexpected {
                 url,
                 status,
@@ -161,5 +174,28 @@ impl Client {
 
     fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+}
+
+/// Names the usual causes of a failed connection in the user's terms. reqwest reports TLS and
+/// socket failures only as a chain of sources, so the chain's text is what can be matched.
+fn connect_error(url: &str, source: reqwest::Error) -> ClientError {
+    let mut chain = Vec::new();
+    let mut cause: Option<&dyn std::error::Error> = Some(&source);
+    while let Some(c) = cause {
+        chain.push(c.to_string());
+        cause = c.source();
+    }
+    let chain = chain.join(": ");
+    let url = url.to_string();
+    if chain.contains("InvalidContentType") || chain.contains("corrupt message") {
+        ClientError::NotTls { url }
+    } else if chain.contains("UnknownIssuer") || chain.contains("invalid peer certificate") {
+        let detail = chain.rsplit(": ").next().unwrap_or_default().to_string();
+        ClientError::UntrustedCertificate { url, detail }
+    } else if chain.contains("Connection refused") {
+        ClientError::Refused { url }
+    } else {
+        ClientError::Connect { url, source }
     }
 }

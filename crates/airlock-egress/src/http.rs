@@ -43,14 +43,30 @@ pub fn trust_roots(ca_files: &[PathBuf]) -> Result<Vec<reqwest::Certificate>, Eg
         if ca_files.is_empty() && !path.exists() {
             continue;
         }
-        roots.extend(read_pem_bundle(path)?);
+        roots.extend(read_ca_file(path)?);
     }
     Ok(roots)
 }
 
-fn read_pem_bundle(path: &Path) -> Result<Vec<reqwest::Certificate>, EgressError> {
+/// The CA certificates in one PEM file. A file with none in it is refused, saying what it is
+/// instead when that is recognisable (a private key, a minisign key), because passing the wrong
+/// file of a set is the usual mistake.
+pub fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, EgressError> {
     let failed = |message: String| EgressError::Certificates { path: path.to_path_buf(), message };
     let pem = std::fs::read(path).map_err(|e| failed(e.to_string()))?;
+    let text = String::from_utf8_lossy(&pem);
+    if !text.contains("-----BEGIN CERTIFICATE-----") {
+        let what = if text.contains("PRIVATE KEY-----") {
+            "it is a private key, not a certificate"
+        } else if text.starts_with("untrusted comment:") {
+            "it is a minisign key (a bundle signer's), not a TLS certificate"
+        } else if text.contains("-----BEGIN ") {
+            "it holds PEM blocks, but no CERTIFICATE"
+        } else {
+            "it is not a PEM certificate file"
+        };
+        return Err(failed(format!("{what}; pass the CA certificate that signed the server's (e.g. the ca.crt `airlock mirror tls issue` wrote)")));
+    }
     let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| failed(format!("not a PEM bundle: {e}")))?;
     if certs.is_empty() {
         return Err(failed("no certificate in it".into()));

@@ -52,7 +52,8 @@ pub use audit::{EgressAudit, EgressRecord, JsonLinesAudit, TracingAudit, AUDIT_F
 pub use guard::{Denied, EgressGuard, HostResolver, Permit, SystemResolver};
 pub use http::{
     async_client, async_client_builder, blocking_client, client_builder, GuardedAsyncClient,
-    GuardedAsyncClientBuilder, GuardedClient, GuardedClientBuilder, trust_roots, HOST_TRUST_STORE, MAX_REDIRECTS,
+    GuardedAsyncClientBuilder, GuardedClient, GuardedClientBuilder, read_ca_file, trust_roots, HOST_TRUST_STORE,
+    MAX_REDIRECTS,
 };
 pub use rule::{parse_rules, Rule, RuleKind};
 
