@@ -88,3 +88,23 @@ fn admin_connection_errors_name_the_cause_and_the_fix() {
     let err = admin(&https, &["--ca-cert", dir.path().join("signer.pub").to_str().unwrap()]);
     assert!(err.contains("it is a minisign key"), "{err}");
 }
+
+#[test]
+fn mirror_serve_names_a_busy_address_and_accepts_localhost() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let err = fails(airlock().args(["mirror", "serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"]).arg(dir.path()));
+    assert!(
+        err.contains(&format!("cannot listen on 127.0.0.1:{port}")) && err.contains("--listen (mirror.listen in airlock.toml)"),
+        "{err}"
+    );
+    assert!(!err.contains("content store"), "the store is not to blame: {err}");
+    drop(taken);
+    let mut cmd = airlock();
+    cmd.args(["mirror", "serve", "--listen", "localhost:0", "--data-dir"]).arg(dir.path());
+    let server = MirrorServer::spawn(cmd);
+    assert!(server.addr.starts_with("127.0.0.1:"));
+    let err = fails(airlock().args(["mirror", "serve", "--listen", "mirror.acme.internal:443", "--data-dir"]).arg(dir.path()));
+    assert!(err.contains("is not an IP address"), "{err}");
+}

@@ -40,7 +40,7 @@ pub enum Command {
 #[derive(clap::Args)]
 pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443", value_parser = super::listen::parse_listen)]
     listen: SocketAddr,
     /// Directory of the control plane's database (create it with `airlock admin init`).
     #[arg(long, value_name = "DIR")]

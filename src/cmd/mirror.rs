@@ -162,7 +162,7 @@ pub struct PushArgs {
 #[derive(clap::Args)]
 pub struct ServeArgs {
     /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:5000")]
+    #[arg(long, default_value = "127.0.0.1:5000", value_parser = super::listen::parse_listen)]
     listen: SocketAddr,
     /// Accept pushes from clients holding a push token. Off loopback this needs HTTPS
     /// (--tls-cert/--tls-key). Limits come from airlock.toml `mirror.push_*` (--config).

@@ -11,6 +11,7 @@ mod demo;
 mod docs;
 mod egress;
 mod keygen;
+mod listen;
 mod manuals;
 mod mirror;
 mod output;

@@ -38,7 +38,7 @@ pub struct Args {
     #[arg(long = "plain-http-registry", value_name = "HOST:PORT")]
     plain_http_registries: Vec<String>,
     /// The SSH gateway users reach their environments through.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:2222")]
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:2222", value_parser = super::listen::parse_listen)]
     ssh_listen: SocketAddr,
     /// Host name written into users' ssh-config for this runner (default: the listen address).
     #[arg(long, value_name = "HOST")]

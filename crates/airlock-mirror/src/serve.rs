@@ -26,6 +26,11 @@ pub enum ServeError {
     PlainPushOffLoopback { listen: SocketAddr },
     #[error("cannot create the admin socket {path}: {source}")]
     AdminSocket { path: PathBuf, source: std::io::Error },
+    #[error(
+        "cannot listen on {listen}: {source}; another process may hold it (`ss -ltnp 'sport = :{}'` shows which), \
+         or choose another address with --listen (mirror.listen in airlock.toml)", listen.port()
+    )]
+    Bind { listen: SocketAddr, source: std::io::Error },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -150,7 +155,9 @@ pub async fn serve(options: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Res
     let admin = tokio::spawn(crate::admin::serve_socket(admin_listener, state.clone()));
     // Abandoned upload sessions end even when no other upload comes to notice them.
     let sweeper = tokio::spawn(crate::registry::expire_uploads(state.clone()));
-    let listener = tokio::net::TcpListener::bind(options.listen).await?;
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .map_err(|source| ServeError::Bind { listen: options.listen, source })?;
     ready(listener.local_addr()?);
     let result = match tls {
         Some(config) => {
