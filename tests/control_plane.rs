@@ -859,3 +859,48 @@ fn the_all_in_one_server_keeps_its_kek_outside_the_data_folder() {
     assert!(!serve.status.success());
     assert!(text(&serve.stderr).contains("is inside the data directory"), "{}", text(&serve.stderr));
 }
+
+/// A lost owner token is not the end of the site: root on the control plane's host issues a new
+/// one, and the audit chain records who did.
+#[test]
+fn a_lost_owner_token_is_recovered_locally_and_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("cp")).unwrap();
+    let _lost = set_up(&dir.path().join("cp"));
+    let data = dir.path().join("cp/data");
+    let data_arg = data.to_str().unwrap();
+
+    // Not while a server holds the data directory.
+    let server = Server::start(&dir.path().join("cp"), &[]);
+    let busy = airlock(&["admin", "recover", "--data-dir", data_arg], &[], None);
+    assert!(!busy.status.success() && text(&busy.stderr).contains("in use by another control plane"), "{}", text(&busy.stderr));
+    server.kill();
+
+    let wrong = airlock(&["admin", "recover", "--data-dir", data_arg, "--owner", "nobody@acme.internal"], &[], None);
+    assert!(
+        text(&wrong.stderr).contains("nobody@acme.internal is not an active owner") && text(&wrong.stderr).contains("admin@acme.internal"),
+        "{}",
+        text(&wrong.stderr)
+    );
+    let empty = airlock(&["admin", "recover", "--data-dir", dir.path().join("nothing").to_str().unwrap()], &[], None);
+    assert!(text(&empty.stderr).contains("holds no initialized control plane"), "{}", text(&empty.stderr));
+    let unprivileged = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN, "admin", "recover", "--data-dir", data_arg])
+        .output()
+        .unwrap();
+    assert!(text(&unprivileged.stderr).contains("runs as root only"), "{}", text(&unprivileged.stderr));
+
+    let recovered = airlock(&["admin", "recover", "--data-dir", data_arg], &[("SUDO_USER", "operator-jo")], None);
+    assert!(recovered.status.success(), "{}", text(&recovered.stderr));
+    let token = text(&recovered.stdout).trim().to_string();
+    assert!(token.starts_with("alk_pat_"), "{token}");
+
+    let server = Server::start(&dir.path().join("cp"), &[]);
+    let env = [("AIRLOCK_URL", server.url.as_str()), ("AIRLOCK_TOKEN", token.as_str())];
+    let whoami = airlock(&["admin", "whoami"], &env, None);
+    assert!(text(&whoami.stdout).contains("admin@acme.internal"), "{}", text(&whoami.stderr));
+    let audit = airlock(&["admin", "audit", "export"], &env, None);
+    let record = text(&audit.stdout).lines().find(|l| l.contains("site.recover")).map(str::to_string);
+    let record = record.unwrap_or_else(|| panic!("no site.recover record: {}", text(&audit.stdout)));
+    assert!(record.contains("operator-jo (uid 0)"), "{record}");
+}

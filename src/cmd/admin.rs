@@ -89,6 +89,21 @@ pub enum Command {
         #[arg(long, value_name = "EMAIL")]
         owner: String,
     },
+    /// Issue a new token to a site owner who lost theirs (local, root only, audited); prints
+    /// only the token (valid 24 h) on standard output. The control plane must be stopped.
+    #[command(
+        after_help = "Example:\n  systemctl stop airlock-control-plane\n  \
+        TOKEN=$(sudo airlock admin recover --data-dir /var/lib/airlock/cp --owner admin@acme.internal)\n\n\
+        It writes directly into the data directory, so it works only where that directory is\n\
+        readable; the audit log records who ran it."
+    )]
+    Recover {
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// The owner to recover (needed when the site org has several).
+        #[arg(long, value_name = "EMAIL")]
+        owner: Option<String>,
+    },
     /// Log in with email and password; prints a session token (12 h).
     #[command(
         after_help = "Example:\n  export AIRLOCK_TOKEN=$(airlock admin login --email dev@acme.internal)\n  \
@@ -235,6 +250,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 done.org.id,
                 done.owner.email,
                 done.owner.id
+            );
+            println!("{}", done.token);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Recover { data_dir, owner } => {
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            if unsafe { libc::geteuid() } != 0 {
+                bail!("`airlock admin recover` runs as root only (it writes into the control plane's data directory); run it with sudo on the control plane's host");
+            }
+            let done = bootstrap::recover(&data_dir, owner.as_deref(), &super::mirror::actor(), Clock::system().now())
+                .with_context(|| format!("cannot recover an owner token in {}", data_dir.display()))?;
+            eprintln!(
+                "issued a recovery token for {} ({}), valid 24 hours and recorded on the audit log; create a lasting token with it, then let it expire.",
+                done.owner.email, done.owner.id
             );
             println!("{}", done.token);
             Ok(ExitCode::SUCCESS)

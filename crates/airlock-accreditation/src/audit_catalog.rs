@@ -59,6 +59,7 @@ pub const CONTROL_PLANE: &[Action] = &[
     Action { name: "secret.rotate_kek", records: "every data key was re-wrapped under the current key-encryption key", outcomes: MANAGED },
     Action { name: "secret.update", records: "a secret's value or delivery was changed", outcomes: MANAGED },
     Action { name: "site.init", records: "`airlock admin init` created the site org and its owner (actor: system)", outcomes: "success" },
+    Action { name: "site.recover", records: "`airlock admin recover` issued a new token to a site owner (actor: system; detail: who ran it)", outcomes: "success" },
     Action { name: "ssh_key.create", records: "a user registered an SSH public key", outcomes: MANAGED },
     Action { name: "ssh_key.delete", records: "an SSH public key was removed", outcomes: MANAGED },
     Action { name: "ssh_key.list", records: "a refused listing of SSH keys", outcomes: READ },

@@ -131,3 +131,80 @@ pub fn init_store(
         Ok(Initialized { org, owner, token })
     })
 }
+
+/// How long a recovery token lives: long enough to sign in and create a proper token.
+pub const RECOVERY_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecoverError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{dir} holds no initialized control plane; create one with `airlock admin init`")]
+    NotInitialized { dir: String },
+    #[error("{email} is not an active owner of the site org `{org}`; owners: {owners}")]
+    NotAnOwner { email: String, org: String, owners: String },
+    #[error("the site org `{org}` has no active owner left; re-enable one with the API first, using another admin's token")]
+    NoOwner { org: String },
+    #[error("the site org `{org}` has several owners ({owners}); name the one to recover with --owner EMAIL")]
+    SeveralOwners { org: String, owners: String },
+}
+
+pub struct Recovered {
+    pub owner: User,
+    pub token: String,
+}
+
+/// `airlock admin recover`: a new token for a site owner who lost theirs, issued directly in the
+/// data directory (so only someone who can read it — root on the control plane's host — can),
+/// and recorded on the audit chain with the operator who ran it.
+pub fn recover(
+    dir: &Path,
+    owner_email: Option<&str>,
+    operator: &str,
+    now: Timestamp,
+) -> Result<Recovered, RecoverError> {
+    if !dir.is_dir() {
+        return Err(RecoverError::NotInitialized { dir: dir.display().to_string() });
+    }
+    let store = Store::open(dir)?;
+    let done = store.commit(now, |tx| {
+        let Some(org_id) = tx.get::<String>(keys::INITIALIZED)? else {
+            return Err(RecoverError::NotInitialized { dir: dir.display().to_string() });
+        };
+        let org = tx.get::<Org>(&keys::org(&org_id))?.map(|o| o.name).unwrap_or_else(|| org_id.clone());
+        let owners: Vec<User> = tx
+            .scan_all::<User>(&keys::obj_prefix(&org_id, "user"))?
+            .into_iter()
+            .map(|(_, u)| u)
+            .filter(|u| u.role == Role::Owner && !u.disabled)
+            .collect();
+        let list = || owners.iter().map(|u| u.email.as_str()).collect::<Vec<_>>().join(", ");
+        let owner = match owner_email {
+            Some(email) => owners
+                .iter()
+                .find(|u| u.email.eq_ignore_ascii_case(email))
+                .cloned()
+                .ok_or_else(|| RecoverError::NotAnOwner { email: email.to_string(), org: org.clone(), owners: list() })?,
+            None => match owners.as_slice() {
+                [one] => one.clone(),
+                [] => return Err(RecoverError::NoOwner { org }),
+                _ => return Err(RecoverError::SeveralOwners { org, owners: list() }),
+            },
+        };
+        let (token, record) =
+            auth::issue_token(tx, TokenKind::Personal, &org_id, &owner.id, "recovery", now, Some(RECOVERY_TOKEN_TTL));
+        tx.audit(AuditEvent {
+            org_id: Some(org_id.clone()),
+            actor: Actor::system(),
+            action: "site.recover".into(),
+            subject: format!("user/{}", owner.id),
+            outcome: Outcome::Success,
+            source: "local".into(),
+            request_id: String::new(),
+            detail: Some(format!("`airlock admin recover` run by {operator}: token {} for {}", record.id, owner.email)),
+        });
+        Ok(Recovered { owner, token })
+    });
+    store.close()?;
+    done
+}
