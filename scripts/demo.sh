@@ -15,11 +15,10 @@ step "1. a signing key (minisign format): $work/release.key, $work/release.pub"
 "$airlock" keygen --out "$work/release" --force
 
 step "2. sample content, built locally: a busybox image in an OCI layout and a release file"
-cp "$here/offline-manifests/sample.toml" "$work/sample.toml"
-"$here/offline-manifests/build-sample-content.sh" "$work" "$airlock"
+"$airlock" bundle sample --out "$work/content"
 
 step "3. pack the signed bundle"
-"$airlock" bundle create --manifest "$work/sample.toml" --key "$work/release.key" \
+"$airlock" bundle create --manifest "$work/content/sample.toml" --key "$work/release.key" \
   --out "$work/sample.airlock.tar.zst" --expires 30d
 
 step "4. verify it as the air-gapped side will: signature, then every byte, in one pass"

@@ -26,7 +26,7 @@ use super::output::{OutputFormat, Table};
 #[derive(Subcommand)]
 pub enum Command {
     /// Pack everything an offline manifest names into one signed, deterministic bundle.
-    #[command(after_help = "Example:\n  airlock bundle create --manifest offline-manifests/sample.toml \\\n      \
+    #[command(after_help = "Example:\n  airlock bundle create --manifest sample/sample.toml \\\n      \
         --key keys/release.key --out sample.airlock.tar.zst --expires 30d\n\n\
         Also writes NAME.airlock-bundle.json beside the bundle: keep it, a later delta bundle is built against it.\n\
         The same inputs and metadata (--created or SOURCE_DATE_EPOCH, --sequence) give byte-identical bundles.")]
@@ -56,6 +56,24 @@ pub enum Command {
     #[command(after_help = "Example:\n  airlock bundle endpoints --manifest offline-manifests/platform.toml\n  \
         airlock bundle endpoints --manifest M.toml --lock M.lock --output json")]
     Endpoints(EndpointsArgs),
+    /// Write sample content to try airlock with, built locally with no network: a tiny
+    /// devcontainer image (static busybox) and a release file, and the manifest naming them.
+    #[command(after_help = "Example:\n  airlock bundle sample --out sample\n  \
+        airlock bundle create --manifest sample/sample.toml --key release.key --out sample.airlock.tar.zst")]
+    Sample(SampleArgs),
+}
+
+#[derive(clap::Args)]
+pub struct SampleArgs {
+    /// Folder to write into (must be empty or absent).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// The static busybox the image is made of.
+    #[arg(long, value_name = "FILE", default_value = "/bin/busybox")]
+    busybox: PathBuf,
+    /// The release file to carry (default: this airlock binary, something real to carry across).
+    #[arg(long, value_name = "FILE")]
+    release_file: Option<PathBuf>,
 }
 
 /// How the bundler reaches upstreams and where it keeps what it fetched.
@@ -209,7 +227,21 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Inspect(args) => inspect(args),
         Command::Lock(args) => lock(args),
         Command::Endpoints(args) => endpoints(args),
+        Command::Sample(args) => write_sample(args),
     }
+}
+
+fn write_sample(args: SampleArgs) -> anyhow::Result<ExitCode> {
+    if args.out.exists() && std::fs::read_dir(&args.out)?.next().is_some() {
+        bail!("{} is not empty; give an empty or new folder with --out", args.out.display());
+    }
+    let release = match args.release_file {
+        Some(file) => file,
+        None => std::env::current_exe().context("cannot find the airlock binary")?,
+    };
+    let digest = airlock_bundler::sample::build(&args.out, &args.busybox, &release)?;
+    println!("wrote {} (image devcontainers/base:tiny = {digest})", args.out.join("sample.toml").display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {

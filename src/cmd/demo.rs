@@ -211,6 +211,8 @@ fn delete_environments(api: &Client) -> anyhow::Result<()> {
 /// `--stop`: ends what `--keep` left. The server is restarted first if it is gone, because only
 /// its runner can end the environments (they outlive it by design).
 fn stop_kept(dir: &Path, me: &Path) -> anyhow::Result<()> {
+    // The server was started with absolute paths; compare like with like.
+    let dir = &dir.canonicalize().with_context(|| format!("cannot find the demo folder {}", dir.display()))?;
     let state_file = dir.join(STATE_FILE);
     let state: Value = match fs::read(&state_file) {
         Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| format!("{} is damaged", state_file.display()))?,

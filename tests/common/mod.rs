@@ -51,11 +51,9 @@ pub struct Sample {
 impl Sample {
     pub fn new() -> Sample {
         let dir = tempfile::tempdir().unwrap();
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        fs::copy(root.join("offline-manifests/sample.toml"), dir.path().join("sample.toml")).unwrap();
-        let release = dir.path().join("release-input");
-        fs::write(&release, b"#!/bin/sh\necho airlock sample release file\n").unwrap();
-        ok(Command::new(root.join("offline-manifests/build-sample-content.sh")).arg(dir.path()).arg(&release));
+        let input = tempfile::NamedTempFile::new().unwrap();
+        fs::write(input.path(), b"#!/bin/sh\necho airlock sample release file\n").unwrap();
+        ok(airlock().args(["bundle", "sample", "--out"]).arg(dir.path()).arg("--release-file").arg(input.path()));
         ok(airlock().arg("keygen").arg("--out").arg(dir.path().join("key")));
         Sample { dir }
     }

@@ -1,7 +1,6 @@
-//! The demo's sample content, built locally with no network: a tiny devcontainer image
-//! (static busybox and its applets) as an OCI image layout, and a release file. The same
-//! busybox gives the same digests. `offline-manifests/build-sample-content.sh` does the same
-//! from a shell, for the connected side's demo.
+//! The sample content (`airlock bundle sample`, the demo, the tests), built locally with no
+//! network: a tiny devcontainer image (static busybox and its applets) as an OCI image layout,
+//! and a release file. The same busybox gives the same digests.
 
 use std::fs;
 use std::io;
