@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::digest::{Digest, Hasher};
-use crate::pack::{self, PackError, PackOptions, Plan};
+use airlock_oci::{Digest, Hasher};
+
 use crate::signing::SignatureFile;
 
 pub const VOLUMES_SUFFIX: &str = ".airlock-volumes.json";
@@ -61,6 +61,14 @@ pub fn volume_list_path(bundle: &Path) -> PathBuf {
     bundle.with_file_name(format!("{stem}{VOLUMES_SUFFIX}"))
 }
 
+/// The folder a file is in (`.` for a bare file name).
+pub fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
 /// `LIST.json` → `LIST.json.minisig`, `LIST.json.2.minisig`, …
 pub fn signature_path(list: &Path, n: usize) -> PathBuf {
     let name = list.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -71,8 +79,17 @@ pub fn signature_path(list: &Path, n: usize) -> PathBuf {
     }
 }
 
+/// A volume size that is not a size, or is below [`MIN_VOLUME_SIZE`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    #[error("`{0}` is not a size such as 4.7G, 700M or 1048576")]
+    NotASize(String),
+    #[error("volume size `{0}` is below the minimum of 1M")]
+    TooSmall(String),
+}
+
 /// Parses a size such as `4.7G`, `700M`, `25GB`, `1048576` (binary units: G = 2^30).
-pub fn parse_size(value: &str) -> Result<u64, String> {
+pub fn parse_size(value: &str) -> Result<u64, SizeError> {
     let v = value.trim();
     let upper = v.to_ascii_uppercase();
     let digits_end = upper.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(upper.len());
@@ -83,12 +100,12 @@ pub fn parse_size(value: &str) -> Result<u64, String> {
         "M" => 20,
         "G" => 30,
         "T" => 40,
-        _ => return Err(format!("`{value}` is not a size such as 4.7G, 700M or 1048576")),
+        _ => return Err(SizeError::NotASize(value.to_string())),
     };
-    let number: f64 = number.parse().map_err(|_| format!("`{value}` is not a size such as 4.7G, 700M or 1048576"))?;
+    let number: f64 = number.parse().map_err(|_| SizeError::NotASize(value.to_string()))?;
     let bytes = (number * (1u64 << shift) as f64) as u64;
     if bytes < MIN_VOLUME_SIZE {
-        return Err(format!("volume size `{value}` is below the minimum of 1M"));
+        return Err(SizeError::TooSmall(value.to_string()));
     }
     Ok(bytes)
 }
@@ -106,7 +123,7 @@ pub struct VolumeWriter {
 impl VolumeWriter {
     pub fn new(bundle: &Path, limit: u64) -> Self {
         let base_name = bundle.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        VolumeWriter { dir: pack::parent_dir(bundle), base_name, limit, current: None, done: Vec::new() }
+        VolumeWriter { dir: parent_dir(bundle), base_name, limit, current: None, done: Vec::new() }
     }
 
     fn close_current(&mut self) -> io::Result<()> {
@@ -158,50 +175,6 @@ impl Write for VolumeWriter {
     }
 }
 
-pub struct PackedVolumes {
-    pub manifest: crate::format::BundleManifest,
-    pub list: VolumeList,
-    pub list_path: PathBuf,
-    pub manifest_copy_path: PathBuf,
-}
-
-/// Signs the bundle and writes it as volumes of `volume_size` bytes, then the signed volume
-/// list. Nothing is renamed into place until every volume is written and synced.
-pub fn write_volumes(plan: &Plan, options: &PackOptions, bundle: &Path, volume_size: u64) -> Result<PackedVolumes, PackError> {
-    let signed = pack::sign(plan, options)?;
-    let write_err = |source| PackError::Write { path: bundle.to_path_buf(), source };
-    let writer = VolumeWriter::new(bundle, volume_size);
-    let writer = pack::write_archive(plan, options, &signed, io::BufWriter::with_capacity(1 << 20, writer), bundle)?;
-    let writer = writer.into_inner().map_err(|e| write_err(e.into_error()))?;
-    let volumes = writer.persist().map_err(write_err)?;
-    let m = &signed.manifest;
-    let list = VolumeList {
-        format_version: VOLUME_LIST_VERSION,
-        bundle_id: m.bundle_id.clone(),
-        name: m.name.clone(),
-        channel: m.channel.clone(),
-        sequence: m.sequence,
-        manifest_digest: Digest::of(&signed.manifest_bytes),
-        volume_size,
-        total_size: volumes.iter().map(|v| v.size).sum(),
-        volumes,
-    };
-    let mut list_bytes = serde_json::to_vec_pretty(&list).expect("the list serializes");
-    list_bytes.push(b'\n');
-    let list_path = volume_list_path(bundle);
-    let comment = format!("airlock volumes {} name={} channel={} sequence={} volumes={}", m.bundle_id, m.name, m.channel, m.sequence, list.volumes.len());
-    for (i, key) in options.keys.iter().enumerate() {
-        let signature = key.sign(&list_bytes, &comment, &format!("signature from airlock secret key {}", key.id));
-        let path = signature_path(&list_path, i + 1);
-        std::fs::write(&path, signature.text.as_bytes()).map_err(|source| PackError::Write { path, source })?;
-    }
-    std::fs::write(&list_path, &list_bytes).map_err(|source| PackError::Write { path: list_path.clone(), source })?;
-    let manifest_copy_path = pack::manifest_copy_path(bundle);
-    std::fs::write(&manifest_copy_path, &signed.manifest_bytes)
-        .map_err(|source| PackError::Write { path: manifest_copy_path.clone(), source })?;
-    Ok(PackedVolumes { manifest: signed.manifest, list, list_path, manifest_copy_path })
-}
-
 /// A volume list as read from disk, with the signatures found beside it.
 pub struct LoadedList {
     pub path: PathBuf,
@@ -243,7 +216,7 @@ pub struct VolumeChain {
 
 impl VolumeChain {
     pub fn new(list_path: &Path, volumes: &[VolumeRecord]) -> Self {
-        VolumeChain { dir: pack::parent_dir(list_path), volumes: volumes.to_vec(), next: 0, current: None }
+        VolumeChain { dir: parent_dir(list_path), volumes: volumes.to_vec(), next: 0, current: None }
     }
 
     /// After a failed read: checks the volume being read and every later one in full, and

@@ -1,12 +1,14 @@
-//! Image references: `registry[:port]/repository[:tag][@sha256:hex]`.
+//! Image references: `registry[:port]/repository[:tag][@sha256:hex]`, and the OCI grammar of
+//! repository names and tags.
 //!
-//! A runner on an air-gapped network has no default registry, so the registry part is
-//! required (Docker's rule: the first component is a registry when it holds a `.` or a `:`
-//! or is `localhost`).
+//! airlock has no default registry (a runner on an air-gapped network has none to fall back
+//! to, and the bundler must say where an image comes from), so the registry part is required
+//! (Docker's rule: the first component is a registry when it holds a `.` or a `:` or is
+//! `localhost`).
 
 use std::fmt;
 
-use crate::error::EngineError;
+use crate::digest::Digest;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reference {
@@ -14,17 +16,46 @@ pub struct Reference {
     pub registry: String,
     pub repository: String,
     pub tag: Option<String>,
-    /// `sha256:<64 hex>`; when set it is what gets pulled, the tag is informative.
-    pub digest: Option<String>,
+    /// When set it is what gets pulled; the tag is informative.
+    pub digest: Option<Digest>,
+}
+
+/// Why a reference was refused: `reason` says what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid image reference `{reference}`: {reason}")]
+pub struct ReferenceError {
+    pub reference: String,
+    pub reason: String,
+}
+
+/// A repository name outside the OCI grammar.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{name}` is not a valid repository name (lowercase letters, digits and `._-`, components separated by `/`)")]
+pub struct NameError {
+    pub name: String,
 }
 
 impl Reference {
-    pub fn parse(reference: &str) -> Result<Reference, EngineError> {
-        let bad = |reason: &str| EngineError::InvalidReference { reference: reference.to_string(), reason: reason.to_string() };
+    /// Parses a reference with Docker's default: neither tag nor digest means `:latest`.
+    pub fn parse(reference: &str) -> Result<Reference, ReferenceError> {
+        Reference::parse_explicit(reference).map(|mut r| {
+            if r.tag.is_none() && r.digest.is_none() {
+                r.tag = Some("latest".to_string());
+            }
+            r
+        })
+    }
+
+    /// Parses a reference as written, without defaults: with neither tag nor digest both
+    /// stay `None` (for places where the tag must be spelled out).
+    pub fn parse_explicit(reference: &str) -> Result<Reference, ReferenceError> {
+        let bad = |reason: &str| ReferenceError { reference: reference.to_string(), reason: reason.to_string() };
         let (rest, digest) = match reference.split_once('@') {
             Some((rest, digest)) => {
-                check_digest(digest).map_err(|r| bad(&r))?;
-                (rest, Some(digest.to_string()))
+                let digest = digest.parse::<Digest>().map_err(|_| {
+                    bad(&format!("digest `{digest}` is not `sha256:` followed by 64 lowercase hex digits (the only algorithm supported)"))
+                })?;
+                (rest, Some(digest))
             }
             None => (reference, None),
         };
@@ -40,38 +71,30 @@ impl Reference {
             Some((repo, tag)) if !tag.contains('/') => (repo, Some(tag.to_string())),
             _ => (path, None),
         };
-        if let Some(tag) = &tag {
-            let ok = !tag.is_empty()
-                && tag.len() <= 128
-                && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
-                && !tag.starts_with(['.', '-']);
-            if !ok {
-                return Err(bad("the tag must be 1-128 letters, digits, `_`, `.` or `-`"));
-            }
+        if tag.as_deref().is_some_and(|tag| !is_valid_tag(tag)) {
+            return Err(bad("the tag must be 1-128 letters, digits, `_`, `.` or `-`, not starting with `.` or `-`"));
         }
-        let components_ok = repository.split('/').all(|c| {
-            !c.is_empty()
-                && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-                && c.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-        });
-        if !components_ok {
-            return Err(bad("repository path components must be lowercase letters, digits, `.`, `_` or `-`, starting with a letter or digit"));
+        if validate_repository(repository).is_err() {
+            return Err(bad("repository path components must be lowercase letters, digits, `.`, `_` or `-`, starting and ending with a letter or digit"));
         }
-        let tag = if tag.is_none() && digest.is_none() { Some("latest".to_string()) } else { tag };
         Ok(Reference { registry: registry.to_string(), repository: repository.to_string(), tag, digest })
     }
 
     /// What to put after `/manifests/`: the digest if there is one, else the tag.
-    pub fn manifest_ref(&self) -> &str {
-        self.digest.as_deref().or(self.tag.as_deref()).unwrap_or("latest")
+    pub fn manifest_ref(&self) -> String {
+        match (&self.digest, &self.tag) {
+            (Some(digest), _) => digest.to_string(),
+            (None, Some(tag)) => tag.clone(),
+            (None, None) => "latest".to_string(),
+        }
     }
 
     /// The same repository pinned to `digest`.
-    pub fn with_digest(&self, digest: &str) -> Reference {
-        Reference { digest: Some(digest.to_string()), ..self.clone() }
+    pub fn with_digest(&self, digest: Digest) -> Reference {
+        Reference { digest: Some(digest), ..self.clone() }
     }
 
-    /// The registry host without the port, for the allow list.
+    /// The registry host without the port, for allow lists.
     pub fn host(&self) -> &str {
         host_of(&self.registry)
     }
@@ -98,13 +121,28 @@ pub fn host_of(registry: &str) -> &str {
     registry.rsplit_once(':').map(|(h, _)| h).unwrap_or(registry)
 }
 
-/// Accepts only `sha256:<64 lowercase hex>`: the one algorithm airlock verifies.
-pub fn check_digest(digest: &str) -> Result<&str, String> {
-    let hex = digest.strip_prefix("sha256:").ok_or_else(|| format!("digest `{digest}` is not sha256 (the only algorithm supported)"))?;
-    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-        return Err(format!("digest `{digest}` is not 64 lowercase hex digits"));
+/// OCI repository grammar: lowercase path components separated by `/`.
+pub fn validate_repository(name: &str) -> Result<(), NameError> {
+    let component_ok = |c: &str| {
+        let b = c.as_bytes();
+        !b.is_empty()
+            && b[0].is_ascii_lowercase() | b[0].is_ascii_digit()
+            && b[b.len() - 1].is_ascii_lowercase() | b[b.len() - 1].is_ascii_digit()
+            && b.iter().all(|x| x.is_ascii_lowercase() || x.is_ascii_digit() || b"._-".contains(x))
+    };
+    if name.len() > 255 || !name.split('/').all(component_ok) {
+        return Err(NameError { name: name.to_string() });
     }
-    Ok(hex)
+    Ok(())
+}
+
+/// OCI tag grammar: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
+pub fn is_valid_tag(tag: &str) -> bool {
+    let bytes = tag.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 128
+        && (bytes[0].is_ascii_alphanumeric() || bytes[0] == b'_')
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b))
 }
 
 #[cfg(test)]
@@ -126,6 +164,12 @@ mod tests {
     }
 
     #[test]
+    fn explicit_references_keep_a_missing_tag_missing() {
+        let r = Reference::parse_explicit("localhost/x").unwrap();
+        assert_eq!((r.tag, r.digest), (None, None));
+    }
+
+    #[test]
     fn bad_references_are_refused() {
         for bad in [
             "ubuntu:22.04",
@@ -139,6 +183,15 @@ mod tests {
             "reg.example/",
         ] {
             assert!(Reference::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn repository_names_follow_the_oci_grammar() {
+        assert!(validate_repository("devcontainers/base").is_ok());
+        assert!(validate_repository("release-file/airlock-cli").is_ok());
+        for bad in ["Upper/case", "trailing/", "/lead", "a//b", "a/-b", "x/../y"] {
+            assert!(validate_repository(bad).is_err(), "{bad}");
         }
     }
 }

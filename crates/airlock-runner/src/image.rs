@@ -9,14 +9,13 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use airlock_oci::{Digest, Hasher, HashingReader, Reference};
 use flate2::read::MultiGzDecoder;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::engine::EngineEvent;
 use crate::error::EngineError;
 use crate::locks::KeyedLocks;
-use crate::reference::{check_digest, Reference};
 use crate::registry::{RegistryClient, RegistryOptions};
 use crate::unpack::{self, Compression};
 
@@ -136,7 +135,7 @@ impl ImageStore {
         self.client.check_allowed(&r)?;
         if let Some(digest) = &r.digest {
             // Pinned and already here: no registry round trip (the registry may be down).
-            if let Some(image) = self.cached(reference, digest)? {
+            if let Some(image) = self.cached(reference, &digest.to_string())? {
                 progress(EngineEvent::ImageReady { digest: image.digest.clone(), rootfs: image.rootfs.clone() });
                 return Ok(image);
             }
@@ -150,8 +149,11 @@ impl ImageStore {
 
     /// The unpacked image `digest`, if it is complete in the cache.
     pub(crate) fn cached(&self, reference: &str, digest: &str) -> Result<Option<PulledImage>, EngineError> {
-        let hex = check_digest(digest).map_err(|reason| EngineError::InvalidReference { reference: reference.to_string(), reason })?;
-        let rootfs = self.root.join("rootfs").join(hex);
+        let hex = digest
+            .parse::<Digest>()
+            .map_err(|e| EngineError::InvalidReference { reference: reference.to_string(), reason: e.to_string() })?
+            .hex();
+        let rootfs = self.root.join("rootfs").join(&hex);
         let manifest_path = self.root.join("manifests").join(format!("{hex}.json"));
         if !rootfs.is_dir() || !manifest_path.is_file() {
             return Ok(None);
@@ -172,7 +174,8 @@ impl ImageStore {
     /// The platform image manifest (bytes, digest) a reference names, following an index.
     fn resolve(&self, r: &Reference) -> Result<(Vec<u8>, String), EngineError> {
         let reference = r.to_string();
-        let (body, digest) = self.fetch_manifest(r, r.manifest_ref(), r.digest.as_deref())?;
+        let pinned = r.digest.map(|d| d.to_string());
+        let (body, digest) = self.fetch_manifest(r, &r.manifest_ref(), pinned.as_deref())?;
         let parsed: Manifest = serde_json::from_slice(&body)
             .map_err(|e| EngineError::Manifest { reference: reference.clone(), reason: format!("the manifest is not valid JSON: {e}") })?;
         let Some(entries) = parsed.manifests else { return Ok((body, digest)) };
@@ -188,7 +191,7 @@ impl ImageStore {
                     reason: format!("the index has no {os}/{arch} image (it offers: {}); mirror the image for this platform", offered.join(", ")),
                 }
             })?;
-        check_digest(&chosen.digest).map_err(|reason| EngineError::Manifest { reference: reference.clone(), reason })?;
+        chosen.digest.parse::<Digest>().map_err(|e| EngineError::Manifest { reference: reference.clone(), reason: e.to_string() })?;
         let (body, digest) = self.fetch_manifest(r, &chosen.digest, Some(&chosen.digest))?;
         if body.len() as u64 != chosen.size {
             return Err(EngineError::Verification {
@@ -205,7 +208,7 @@ impl ImageStore {
     /// Fetches a manifest and verifies it against `expected` and the registry's digest header.
     fn fetch_manifest(&self, r: &Reference, manifest_ref: &str, expected: Option<&str>) -> Result<(Vec<u8>, String), EngineError> {
         let fetched = self.client.manifest(r, manifest_ref)?;
-        let actual = format!("sha256:{}", hex::encode(Sha256::digest(&fetched.body)));
+        let actual = Digest::of(&fetched.body).to_string();
         let mismatch = |expected: &str, what: &str| EngineError::Verification {
             what: what.to_string(),
             digest: manifest_ref.to_string(),
@@ -247,7 +250,7 @@ impl ImageStore {
             return Err(bad(format!("it is not a container image (config type `{}`)", config_desc.media_type)));
         }
         for d in std::iter::once(config_desc).chain(&manifest.layers) {
-            check_digest(&d.digest).map_err(&bad)?;
+            d.digest.parse::<Digest>().map_err(|e| bad(e.to_string()))?;
         }
         self.ensure_blob(r, config_desc, progress)?;
         let (config, diff_ids) = self.read_config(reference, config_desc)?;
@@ -299,12 +302,13 @@ impl ImageStore {
             Compression::Gzip => Box::new(MultiGzDecoder::new(file)),
             Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(file).map_err(|e| refused(unpack::UnpackError::Archive(e)))?),
         };
-        let mut tar = HashingReader { inner: decoded, hasher: Sha256::new(), count: 0, limit: *budget };
+        let mut tar = HashingReader::new(Budgeted { inner: decoded, count: 0, limit: *budget });
         let applied = unpack::apply_layer(root, &mut tar, Compression::None).map_err(refused)?;
         // The tar reader stops at the end-of-archive blocks; hash what follows too.
         io::copy(&mut tar, &mut io::sink()).map_err(|e| refused(unpack::UnpackError::Archive(e)))?;
-        *budget -= tar.count;
-        let actual = format!("sha256:{}", hex::encode(tar.hasher.finalize()));
+        let (_, actual, unpacked) = tar.finish();
+        *budget -= unpacked;
+        let actual = actual.to_string();
         if actual != diff_id {
             return Err(EngineError::Verification {
                 what: format!("uncompressed layer (diff_id) of image {reference}, layer"),
@@ -351,7 +355,7 @@ impl ImageStore {
         }
         let tmp = TempPath(self.root.join("tmp").join(format!("blob-{}-{}", &desc.digest[7..], unique())));
         let mut file = File::create(&tmp.0).map_err(EngineError::io("create", &tmp.0))?;
-        let mut hasher = Sha256::new();
+        let mut hasher = Hasher::new();
         let mut received: u64 = 0;
         let mut next_report = PROGRESS_STEP;
         let mut buf = vec![0u8; 256 << 10];
@@ -374,7 +378,7 @@ impl ImageStore {
         if received != desc.size {
             return Err(verification("blob size", format!("{} bytes", desc.size), format!("{received} bytes")));
         }
-        let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+        let actual = hasher.finish().0.to_string();
         if actual != desc.digest {
             return Err(verification("blob", desc.digest.clone(), actual));
         }
@@ -408,15 +412,14 @@ impl ImageStore {
     }
 }
 
-/// Counts and hashes what passes through, and stops at the unpacked-size budget.
-struct HashingReader<R> {
+/// Counts what passes through and stops at the unpacked-size budget.
+struct Budgeted<R> {
     inner: R,
-    hasher: Sha256,
     count: u64,
     limit: u64,
 }
 
-impl<R: Read> Read for HashingReader<R> {
+impl<R: Read> Read for Budgeted<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.count += n as u64;
@@ -426,7 +429,6 @@ impl<R: Read> Read for HashingReader<R> {
                 self.limit
             )));
         }
-        self.hasher.update(&buf[..n]);
         Ok(n)
     }
 }

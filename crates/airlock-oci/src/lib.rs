@@ -1,0 +1,15 @@
+//! OCI basics every airlock component shares, defined once: image references, `sha256`
+//! digests (parse, compute, verify), media types, descriptors, image manifests and indexes,
+//! and hashing I/O adapters. No network and no async runtime: callers bring their own.
+
+mod digest;
+mod manifest;
+mod reference;
+
+pub use digest::{hash_reader, Digest, DigestParseError, Hasher, HashingReader, HashingWriter};
+pub use manifest::{
+    is_index_media_type, is_manifest_media_type, Descriptor, ImageIndex, ManifestLinks, SubjectRef, EMPTY_JSON,
+    MANIFEST_MEDIA_TYPES, MAX_MANIFEST_SIZE, MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_EMPTY,
+    MEDIA_TYPE_IMAGE_INDEX, MEDIA_TYPE_IMAGE_MANIFEST, OCI_LAYOUT_FILE,
+};
+pub use reference::{host_of, is_valid_tag, validate_repository, NameError, Reference, ReferenceError};
