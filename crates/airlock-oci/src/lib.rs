@@ -8,8 +8,8 @@ mod reference;
 
 pub use digest::{hash_reader, Digest, DigestParseError, Hasher, HashingReader, HashingWriter};
 pub use manifest::{
-    is_index_media_type, is_manifest_media_type, Descriptor, ImageIndex, ManifestLinks, SubjectRef, EMPTY_JSON,
-    MANIFEST_MEDIA_TYPES, MAX_MANIFEST_SIZE, MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_EMPTY,
+    is_index_media_type, is_manifest_media_type, platform_matches, Descriptor, ImageIndex, ManifestLinks, SubjectRef, EMPTY_JSON,
+    MAX_MANIFEST_SIZE, MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_EMPTY,
     MEDIA_TYPE_IMAGE_INDEX, MEDIA_TYPE_IMAGE_MANIFEST, OCI_LAYOUT_FILE,
 };
 pub use reference::{host_of, is_valid_tag, validate_repository, NameError, Reference, ReferenceError};

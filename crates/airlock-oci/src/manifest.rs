@@ -14,10 +14,6 @@ pub const MEDIA_TYPE_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 pub const EMPTY_JSON: &[u8] = b"{}";
 pub const OCI_LAYOUT_FILE: &[u8] = b"{\"imageLayoutVersion\":\"1.0.0\"}";
 
-/// The manifest media types a client accepts when it pulls, most wanted first.
-pub const MANIFEST_MEDIA_TYPES: &[&str] =
-    &[MEDIA_TYPE_IMAGE_MANIFEST, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_IMAGE_INDEX, MEDIA_TYPE_DOCKER_LIST];
-
 /// Manifests and indexes are parsed into memory; anything bigger than this is not one.
 pub const MAX_MANIFEST_SIZE: u64 = 4 * 1024 * 1024;
 
@@ -47,6 +43,25 @@ pub struct Descriptor {
     pub urls: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<String>,
+}
+
+impl Descriptor {
+    /// `os/architecture[/variant]` of an index entry, when it names a platform.
+    pub fn platform_name(&self) -> Option<String> {
+        let platform = self.platform.as_ref()?;
+        let field = |k: &str| platform.get(k).and_then(serde_json::Value::as_str).unwrap_or("");
+        let mut name = format!("{}/{}", field("os"), field("architecture"));
+        if !field("variant").is_empty() {
+            name.push('/');
+            name.push_str(field("variant"));
+        }
+        Some(name)
+    }
+}
+
+/// `linux/arm64` matches `linux/arm64/v8`; a variant asked for must match exactly.
+pub fn platform_matches(wanted: &str, have: &str) -> bool {
+    wanted == have || (wanted.matches('/').count() == 1 && have.starts_with(&format!("{wanted}/")))
 }
 
 /// The fields of a manifest or index that point at other content.
@@ -88,4 +103,30 @@ pub struct ImageIndex {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
     pub manifests: Vec<Descriptor>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platforms_match_with_or_without_variant() {
+        assert!(platform_matches("linux/arm64", "linux/arm64/v8"));
+        assert!(platform_matches("linux/arm64/v8", "linux/arm64/v8"));
+        assert!(!platform_matches("linux/arm", "linux/arm64"));
+        assert!(!platform_matches("linux/arm/v7", "linux/arm/v6"));
+    }
+
+    #[test]
+    fn platform_names_include_the_variant_when_there_is_one() {
+        let entry = |platform: serde_json::Value| -> Descriptor {
+            serde_json::from_value(serde_json::json!({
+                "mediaType": MEDIA_TYPE_IMAGE_MANIFEST, "digest": Digest::of(b"m"), "size": 1, "platform": platform,
+            }))
+            .unwrap()
+        };
+        assert_eq!(entry(serde_json::json!({"os": "linux", "architecture": "amd64"})).platform_name().unwrap(), "linux/amd64");
+        let arm = entry(serde_json::json!({"os": "linux", "architecture": "arm64", "variant": "v8"}));
+        assert_eq!(arm.platform_name().unwrap(), "linux/arm64/v8");
+    }
 }

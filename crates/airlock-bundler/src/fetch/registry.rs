@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::http::{Attempt, Opened};
 use super::{Ctx, FetchError, FetchedImage};
 use crate::cache::ContentCache;
-use airlock_oci::{is_index_media_type, is_manifest_media_type, Descriptor, Digest, ManifestLinks, MAX_MANIFEST_SIZE};
+use airlock_oci::{is_index_media_type, is_manifest_media_type, platform_matches, Descriptor, Digest, ManifestLinks, MAX_MANIFEST_SIZE};
 use airlock_oci::{MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_IMAGE_INDEX, MEDIA_TYPE_IMAGE_MANIFEST};
 
 use crate::lock::{LockedImage, LockedPlatformManifest};
@@ -211,21 +211,6 @@ fn media_type_of(bytes: &[u8]) -> String {
     }
 }
 
-fn platform_string(p: &Value) -> String {
-    let field = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("");
-    let mut s = format!("{}/{}", field("os"), field("architecture"));
-    if !field("variant").is_empty() {
-        s.push('/');
-        s.push_str(field("variant"));
-    }
-    s
-}
-
-/// `linux/arm64` matches `linux/arm64/v8`; a variant asked for must match exactly.
-fn platform_matches(wanted: &str, have: &str) -> bool {
-    wanted == have || (wanted.matches('/').count() == 1 && have.starts_with(&format!("{wanted}/")))
-}
-
 /// Resolves an `[[image]]` with a `registry:` source to a digest, caching its manifests.
 pub(super) async fn resolve(ctx: &Ctx, image: &ImageEntry) -> Result<LockedImage, FetchError> {
     let Ok(Source::Registry(reference)) = image.kind_source(std::path::Path::new("")) else {
@@ -259,10 +244,10 @@ pub(super) async fn resolve(ctx: &Ctx, image: &ImageEntry) -> Result<LockedImage
         for wanted in &image.platforms {
             let found: Vec<&Descriptor> = entries
                 .iter()
-                .filter(|d| d.platform.as_ref().is_some_and(|p| platform_matches(wanted, &platform_string(p))))
+                .filter(|d| d.platform_name().is_some_and(|p| platform_matches(wanted, &p)))
                 .collect();
             if found.is_empty() {
-                let have: Vec<String> = entries.iter().filter_map(|d| d.platform.as_ref().map(platform_string)).collect();
+                let have: Vec<String> = entries.iter().filter_map(Descriptor::platform_name).collect();
                 return Err(FetchError::Upstream {
                     what: image.source.clone(),
                     message: format!("no manifest for platform `{wanted}` in the index (it has: {})", have.join(", ")),
@@ -270,7 +255,7 @@ pub(super) async fn resolve(ctx: &Ctx, image: &ImageEntry) -> Result<LockedImage
             }
             for d in found {
                 manifests.push(LockedPlatformManifest {
-                    platform: platform_string(d.platform.as_ref().expect("filtered on platform")),
+                    platform: d.platform_name().expect("filtered on platform"),
                     media_type: d.media_type.clone(),
                     digest: d.digest,
                     size: d.size,
@@ -415,14 +400,6 @@ pub(super) async fn ensure_blob(ctx: &Ctx, locked: &LockedImage, digest: Digest,
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn platforms_match_with_or_without_variant() {
-        assert!(platform_matches("linux/arm64", "linux/arm64/v8"));
-        assert!(platform_matches("linux/arm64/v8", "linux/arm64/v8"));
-        assert!(!platform_matches("linux/arm", "linux/arm64"));
-        assert!(!platform_matches("linux/arm/v7", "linux/arm/v6"));
-    }
 
     #[test]
     fn docker_config_auths_are_read() {
