@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use airlock_bundle::format::{self, Layout, Tool};
+use airlock_bundle::volumes::parent_dir;
 use airlock_bundle::{annotation, file_artifact_manifest, guess_media_type, tag_for, ustar};
 use airlock_bundle::{Artifact, ArtifactKind, BlobRecord, BundleManifest, FileRecord, Progress, SecretKey, WritebackFile};
 use airlock_oci::{hash_reader, Descriptor, Digest, Hasher, ImageIndex};
@@ -423,13 +424,6 @@ pub fn write_bundle(plan: &Plan, options: &PackOptions, out: &Path) -> Result<Pa
     fs::write(&manifest_copy_path, &signed.manifest_bytes)
         .map_err(|source| PackError::Write { path: manifest_copy_path.clone(), source })?;
     Ok(Packed { manifest: signed.manifest, manifest_bytes: signed.manifest_bytes, bundle_path: out.to_path_buf(), manifest_copy_path, compressed_size })
-}
-
-pub(crate) fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
 }
 
 /// Writes the compressed archive (manifest, signatures, layout, blobs) into `sink`;
