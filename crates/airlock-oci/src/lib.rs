@@ -8,8 +8,12 @@ mod reference;
 
 pub use digest::{hash_reader, Digest, DigestParseError, Hasher, HashingReader, HashingWriter};
 pub use manifest::{
-    is_index_media_type, is_manifest_media_type, platform_matches, Descriptor, ImageIndex, ManifestLinks, SubjectRef, EMPTY_JSON,
-    MAX_MANIFEST_SIZE, MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_EMPTY,
-    MEDIA_TYPE_IMAGE_INDEX, MEDIA_TYPE_IMAGE_MANIFEST, OCI_LAYOUT_FILE,
+    is_index_media_type, is_manifest_media_type, platform_matches, Descriptor, ImageIndex, ManifestLinks, SubjectRef,
+    EMPTY_JSON, MAX_MANIFEST_SIZE, OCI_LAYOUT_FILE,
+};
+pub use manifest::{
+    MEDIA_TYPE_DOCKER_CONFIG, MEDIA_TYPE_DOCKER_LAYER_GZIP, MEDIA_TYPE_DOCKER_LAYER_TAR, MEDIA_TYPE_DOCKER_LIST,
+    MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_EMPTY, MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_IMAGE_INDEX, MEDIA_TYPE_IMAGE_MANIFEST,
+    MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_LAYER_ZSTD,
 };
 pub use reference::{host_of, is_valid_tag, validate_repository, NameError, Reference, ReferenceError};

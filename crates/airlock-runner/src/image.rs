@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use airlock_oci::{platform_matches, Descriptor, Digest, Hasher, HashingReader, ManifestLinks, Reference};
+use airlock_oci::{MEDIA_TYPE_DOCKER_CONFIG, MEDIA_TYPE_IMAGE_CONFIG};
 use flate2::read::MultiGzDecoder;
 use serde::{Deserialize, Serialize};
 
@@ -72,7 +73,7 @@ struct RootFs {
 }
 
 const MAX_CONFIG: u64 = 8 << 20;
-const CONFIG_TYPES: &[&str] = &["application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json"];
+const CONFIG_TYPES: &[&str] = &[MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_DOCKER_CONFIG];
 const PROGRESS_STEP: u64 = 8 << 20;
 
 pub(crate) struct ImageStore {
