@@ -6,17 +6,14 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
+use airlock_bundle::volumes::{parse_size, VOLUMES_SUFFIX};
+use airlock_bundle::{read_head, verify_file, verify_volumes};
+use airlock_bundle::{BundleManifest, Progress, PublicKey, SecretKey, SignatureFile, Silent, TrustPolicy};
 use airlock_bundler::cache::ContentCache;
 use airlock_bundler::fetch::FetchOptions;
-use airlock_bundler::format::BundleManifest;
-use airlock_bundler::{delta, lock, prepare, volumes};
 use airlock_bundler::offline_manifest::OfflineManifest;
 use airlock_bundler::pack::{self, PackOptions};
-use airlock_bundler::progress::{Progress, Silent};
-use airlock_bundler::read;
-use airlock_bundler::signing::{PublicKey, SecretKey, SignatureFile};
-use airlock_bundler::trust::TrustPolicy;
-use airlock_bundler::verify;
+use airlock_bundler::{delta, lock, prepare, volumes};
 use clap::Subcommand;
 use serde_json::json;
 
@@ -267,7 +264,7 @@ fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
     let volume_size = args
         .volume_size
         .as_deref()
-        .map(volumes::parse_size)
+        .map(parse_size)
         .transpose()
         .map_err(|e| anyhow::anyhow!("--volume-size: {e}"))?;
     let channel = args.channel.unwrap_or(offline.bundle.channel.clone());
@@ -424,14 +421,14 @@ fn load_policy(trust: &TrustArgs) -> anyhow::Result<(TrustPolicy, Vec<(Signature
 fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let (policy, detached) = load_policy(&args.trust)?;
     let progress = progress_bar("verifying");
-    let is_volume_list = args.bundle.to_string_lossy().ends_with(volumes::VOLUMES_SUFFIX);
+    let is_volume_list = args.bundle.to_string_lossy().ends_with(VOLUMES_SUFFIX);
     let report = if is_volume_list {
-        let (report, list) = verify::verify_volumes(&args.bundle, &policy, &detached, progress.as_ref())
+        let (report, list) = verify_volumes(&args.bundle, &policy, &detached, progress.as_ref())
             .with_context(|| format!("{} failed verification", args.bundle.display()))?;
         println!("checked {} volumes against the signed volume list", list.volumes.len());
         report
     } else {
-        verify::verify_file(&args.bundle, &policy, &detached, progress.as_ref())
+        verify_file(&args.bundle, &policy, &detached, progress.as_ref())
             .with_context(|| format!("{} failed verification", args.bundle.display()))?
     };
     let m = &report.manifest;
@@ -477,7 +474,7 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn print_manifest(args: ManifestArgs) -> anyhow::Result<ExitCode> {
-    let reader = read::read_head(&args.bundle).with_context(|| format!("cannot read {}", args.bundle.display()))?;
+    let reader = read_head(&args.bundle).with_context(|| format!("cannot read {}", args.bundle.display()))?;
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(reader.manifest_bytes())?;
     stdout.flush()?;
@@ -485,7 +482,7 @@ fn print_manifest(args: ManifestArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
-    let reader = read::read_head(&args.bundle).with_context(|| format!("cannot read {}", args.bundle.display()))?;
+    let reader = read_head(&args.bundle).with_context(|| format!("cannot read {}", args.bundle.display()))?;
     let keys = args
         .trusted_keys
         .iter()

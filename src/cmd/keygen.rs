@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use airlock_bundler::signing::{self, with_suffix};
+use airlock_bundle::{with_suffix, write_key_pair};
 
 #[derive(clap::Args)]
 #[command(after_help = "Example:\n  airlock keygen --out keys/release\n  \
@@ -25,7 +25,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let password = if args.password { Some(new_password()?) } else { None };
-    let public = signing::write_key_pair(&args.out, password, args.force)?;
+    let public = write_key_pair(&args.out, password, args.force)?;
     println!(
         "wrote {} (secret: keep it on the connected side) and {} (key id {})",
         with_suffix(&args.out, ".key").display(),

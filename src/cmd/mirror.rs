@@ -6,8 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use airlock_bundler::artifact::ArtifactKind;
-use airlock_bundler::progress::Silent;
+use airlock_bundle::{ArtifactKind, Silent};
 use airlock_mirror::admin::{self, Request};
 use airlock_mirror::anchor::{self, KeyRequirement};
 use airlock_mirror::serve::{self, ServeOptions};

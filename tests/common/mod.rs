@@ -204,7 +204,7 @@ pub fn resign_manifest(entries: &mut [RawEntry], key: &Path, edit: impl FnOnce(&
     let mut manifest: serde_json::Value = serde_json::from_slice(&entries[0].data).unwrap();
     edit(&mut manifest);
     let bytes = serde_json::to_vec_pretty(&manifest).unwrap();
-    let secret = airlock_bundler::signing::SecretKey::from_file(key, None).unwrap();
+    let secret = airlock_bundle::SecretKey::from_file(key, None).unwrap();
     let signature = secret.sign(&bytes, "re-signed by a test", "signature from a test key");
     entries[0].data = bytes;
     let size = entries[0].data.len() as u64;

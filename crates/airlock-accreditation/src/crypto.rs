@@ -141,8 +141,8 @@ pub fn inventory(lock: &Lock) -> Vec<Asset> {
             },
             oid: Some("1.3.101.112"),
             libraries: libs(vec![
-                lib("airlock-bundler", "ed25519-compact", "key generation and deterministic signing (minisign format)"),
-                lib("airlock-bundler", "minisign-verify", "signature verification (self-contained Ed25519 and BLAKE2b)"),
+                lib("airlock-bundle", "ed25519-compact", "key generation and deterministic signing (minisign format)"),
+                lib("airlock-bundle", "minisign-verify", "signature verification (self-contained Ed25519 and BLAKE2b)"),
             ]),
             components: &[Bundler, Mirror],
             uses: "minisign signatures: bundle manifests and volume lists (bundle create), their verification against the trusted keys (bundle verify, mirror import), the accreditation MANIFEST.sha256",
@@ -161,8 +161,8 @@ pub fn inventory(lock: &Lock) -> Vec<Asset> {
             },
             oid: Some("1.3.6.1.4.1.1722.12.2.1.16"),
             libraries: libs(vec![
-                lib("airlock-bundler", "blake2", "prehash before signing, secret key checksum"),
-                lib("airlock-bundler", "minisign-verify", "prehash before verification"),
+                lib("airlock-bundle", "blake2", "prehash before signing, secret key checksum"),
+                lib("airlock-bundle", "minisign-verify", "prehash before verification"),
             ]),
             components: &[Bundler, Mirror],
             uses: "minisign's prehash: every signed manifest is hashed with BLAKE2b-512 and the hash is signed",
@@ -181,7 +181,7 @@ pub fn inventory(lock: &Lock) -> Vec<Asset> {
             },
             oid: Some("1.3.6.1.4.1.11591.4.11"),
             libraries: libs(vec![
-                lib("airlock-bundler", "minisign", "password-protected secret keys"),
+                lib("airlock-bundle", "minisign", "password-protected secret keys"),
                 lib("minisign", "scrypt", "scrypt itself"),
             ]),
             components: &[Bundler],
@@ -201,7 +201,7 @@ pub fn inventory(lock: &Lock) -> Vec<Asset> {
             },
             oid: Some("2.16.840.1.101.3.4.2.1"),
             libraries: libs(vec![
-                lib("airlock-bundler", "sha2", "blob digests while packing and verifying bundles"),
+                lib("airlock-oci", "sha2", "blob digests: packing, verifying and importing bundles, image pulls"),
                 lib("airlock-mirror", "sha2", "content store digests, push token hashes"),
                 lib("airlock-control-plane", "sha2", "audit hash chain, token hashes, key-encryption key ids"),
                 lib("airlock-accreditation", "sha2", "MANIFEST.sha256, configuration baseline hash"),
@@ -301,7 +301,7 @@ pub fn inventory(lock: &Lock) -> Vec<Asset> {
             },
             oid: None,
             libraries: libs(vec![
-                lib("airlock-bundler", "getrandom", "key seeds and key ids"),
+                lib("airlock-bundle", "getrandom", "key seeds and key ids"),
                 lib("airlock-mirror", "getrandom", "push tokens"),
                 lib("airlock-control-plane", "rand", "tokens, data keys, nonces, salts (OsRng)"),
             ]),

@@ -4,7 +4,7 @@
 
 use sha2::{Digest as _, Sha256};
 
-use airlock_bundler::signing::SecretKey;
+use airlock_bundle::SecretKey;
 
 use crate::state::State;
 use crate::{Error, Files};

@@ -6,7 +6,7 @@
 
 use serde_json::{json, Value};
 
-use airlock_bundler::artifact::ArtifactKind;
+use airlock_bundle::ArtifactKind;
 
 use crate::crypto::{AssetKind, FIPS_MODULE_STATUS};
 use crate::facts::Facts;

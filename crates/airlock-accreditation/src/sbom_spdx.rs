@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use airlock_bundler::artifact::ArtifactKind;
+use airlock_bundle::ArtifactKind;
 
 use crate::sbom_cdx::{content_sha256, purl};
 use crate::state::{Artifact, Bundle, State};

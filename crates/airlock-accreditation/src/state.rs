@@ -12,10 +12,8 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use airlock_bundler::artifact::{annotation, ArtifactKind};
-use airlock_bundler::oci::ManifestLinks;
-use airlock_bundler::progress::Silent;
-use airlock_bundler::signing::PublicKey;
+use airlock_bundle::{annotation, ArtifactKind, PublicKey, Silent};
+use airlock_oci::ManifestLinks;
 use airlock_config::Config;
 use airlock_control_plane::audit::{self, AuditRecord, Filter, VerifyReport};
 use airlock_control_plane::model::{Org, Project, Runner, Secret, User};
@@ -273,7 +271,7 @@ fn file_layer(blobs: &BlobStore, record: &ArtifactRecord) -> Result<FileLayer, S
     let bytes = std::fs::read(&path).map_err(|e| {
         format!("the manifest {digest} of {} is not in the content store ({e}); run `airlock mirror verify`", record.artifact.repository)
     })?;
-    if airlock_bundler::Digest::of(&bytes) != *digest {
+    if airlock_oci::Digest::of(&bytes) != *digest {
         return Err(format!("the manifest {digest} in the content store is damaged; run `airlock mirror verify`"));
     }
     let links: ManifestLinks = serde_json::from_slice(&bytes).map_err(|e| format!("the manifest {digest} is not valid JSON: {e}"))?;

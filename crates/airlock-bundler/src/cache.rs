@@ -9,7 +9,7 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::digest::{hash_reader, Digest};
+use airlock_oci::{hash_reader, Digest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {

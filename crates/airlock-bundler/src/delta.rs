@@ -6,8 +6,10 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::digest::Digest;
-use crate::format::{BaseBundle, BlobRecord, BundleManifest, FormatError};
+use airlock_bundle::format::BaseBundle;
+use airlock_bundle::{BlobRecord, BundleManifest, FormatError};
+use airlock_oci::Digest;
+
 use crate::pack::Plan;
 
 #[derive(Debug, thiserror::Error)]

@@ -54,8 +54,8 @@ pub fn endpoints(manifest: &OfflineManifest, lock: Option<&Lock>) -> Vec<Endpoin
     };
     for image in &manifest.images {
         if let Ok(Source::Registry(r)) = image.kind_source(std::path::Path::new("")) {
-            let base = image.base_url.clone().unwrap_or_else(|| format!("https://{}", r.host));
-            let host = if r.host == "docker.io" && image.base_url.is_none() { "https://registry-1.docker.io".to_string() } else { base };
+            let base = image.base_url.clone().unwrap_or_else(|| format!("https://{}", r.registry));
+            let host = if r.registry == "docker.io" && image.base_url.is_none() { "https://registry-1.docker.io".to_string() } else { base };
             add_url(&host, format!("registry image {}", image.source.trim_start_matches("registry:")), &mut add);
         }
     }

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::artifact::ArtifactKind;
-use crate::digest::Digest;
+use airlock_bundle::ArtifactKind;
+use airlock_oci::Digest;
 
 pub const LOCK_VERSION: u32 = 1;
 

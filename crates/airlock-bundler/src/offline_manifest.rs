@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::artifact::{ArtifactKind, validate_repository};
+use airlock_bundle::ArtifactKind;
+use airlock_oci::{is_valid_tag, validate_repository};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -91,7 +92,7 @@ pub use crate::sources::{AmiImage, AmiSource, HttpsSource, JetBrainsSource, Open
 pub enum Source {
     OciLayout { dir: PathBuf, reference: Option<String> },
     File { path: PathBuf },
-    Registry(crate::sources::RegistryRef),
+    Registry(airlock_oci::Reference),
 }
 
 impl OfflineManifest {
@@ -126,7 +127,7 @@ impl OfflineManifest {
         }
         for (i, image) in self.images.iter().enumerate() {
             let what = format!("[[image]] #{} ({})", i + 1, image.name);
-            validate_repository(&image.name).map_err(|m| invalid(what.clone(), m))?;
+            validate_repository(&image.name).map_err(|e| invalid(what.clone(), e.to_string()))?;
             if !is_valid_tag(&image.tag) {
                 return Err(invalid(what, format!("tag `{}` is not a valid OCI tag", image.tag)));
             }
@@ -152,7 +153,7 @@ impl OfflineManifest {
                 return Err(invalid(what, "kind `image` belongs in an [[image]] table".into()));
             }
             validate_repository(&format!("{}/{}", file.kind, file.name))
-                .map_err(|m| invalid(what.clone(), m))?;
+                .map_err(|e| invalid(what.clone(), e.to_string()))?;
             if file.version.is_empty() {
                 return Err(invalid(what, "version must not be empty".into()));
             }
@@ -181,7 +182,7 @@ impl OfflineManifest {
 impl ImageEntry {
     pub fn kind_source(&self, base: &Path) -> Result<Source, String> {
         if let Some(reference) = self.source.strip_prefix("registry:") {
-            return crate::sources::RegistryRef::parse(reference).map(Source::Registry);
+            return crate::sources::registry_reference(reference).map(Source::Registry);
         }
         let rest = self.source.strip_prefix("oci-layout:").ok_or_else(|| image_source_error(&self.source))?;
         // A digest reference contains a colon itself, so look for it first.
@@ -217,15 +218,6 @@ pub(crate) fn is_simple_name(value: &str) -> bool {
         && value.len() <= 128
         && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
         && value.as_bytes()[0].is_ascii_alphanumeric()
-}
-
-/// OCI tag grammar: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
-pub fn is_valid_tag(tag: &str) -> bool {
-    let bytes = tag.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= 128
-        && (bytes[0].is_ascii_alphanumeric() || bytes[0] == b'_')
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b))
 }
 
 #[cfg(test)]

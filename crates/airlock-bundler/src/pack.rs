@@ -7,17 +7,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::artifact::{self, annotation, ArtifactKind};
-use crate::digest::{hash_reader, Digest, Hasher};
+use airlock_bundle::format::{self, Layout, Tool};
+use airlock_bundle::volumes::parent_dir;
+use airlock_bundle::{annotation, file_artifact_manifest, guess_media_type, tag_for, ustar};
+use airlock_bundle::{Artifact, ArtifactKind, BlobRecord, BundleManifest, FileRecord, Progress, SecretKey, WritebackFile};
+use airlock_oci::{hash_reader, Descriptor, Digest, Hasher, ImageIndex};
+use airlock_oci::{EMPTY_JSON, MEDIA_TYPE_IMAGE_INDEX, MEDIA_TYPE_IMAGE_MANIFEST, OCI_LAYOUT_FILE};
+
 use crate::fetch::Fetched;
-use crate::format::{self, Artifact, BlobRecord, BundleManifest, FileRecord, Layout, Tool};
-use crate::oci::{self, Blob, BlobSet, BlobSource, Descriptor, ImageIndex, LayoutError, OciLayout};
+use crate::layout::{Blob, BlobSet, BlobSource, LayoutError, OciLayout};
 use crate::offline_manifest::{ManifestError, OfflineManifest, Source};
-use crate::progress::Progress;
-use crate::signing::SecretKey;
 use crate::read_ahead::{Piece, ReadAhead};
-use crate::ustar;
-use crate::writeback::WritebackFile;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PackError {
@@ -85,7 +85,7 @@ pub fn plan_with_fetched(manifest: &OfflineManifest, base_dir: &Path, fetched: O
         let media_type = file
             .media_type
             .clone()
-            .unwrap_or_else(|| artifact::guess_media_type(&file_name).to_string());
+            .unwrap_or_else(|| guess_media_type(&file_name).to_string());
         builder.add_file(FileArtifact {
             kind: file.kind,
             name: &file.name,
@@ -194,11 +194,11 @@ impl PlanBuilder {
         if let Some(platform) = file.platform {
             annotations.insert(annotation::PLATFORM.to_string(), platform.to_string());
         }
-        let manifest_bytes = artifact::file_artifact_manifest(file.kind, layer, annotations);
+        let manifest_bytes = file_artifact_manifest(file.kind, layer, annotations);
         let manifest_digest = Digest::of(&manifest_bytes);
         let manifest_size = manifest_bytes.len() as u64;
         self.blobs.entry(file.digest).or_insert(Blob { size: file.size, source: BlobSource::File(file.path), media_type: None });
-        let empty = oci::EMPTY_JSON.to_vec();
+        let empty = EMPTY_JSON.to_vec();
         self.blobs.entry(Digest::of(&empty)).or_insert(Blob {
             size: empty.len() as u64,
             source: BlobSource::Bytes(Arc::new(empty)),
@@ -207,7 +207,7 @@ impl PlanBuilder {
         self.blobs.insert(manifest_digest, Blob {
             size: manifest_size,
             source: BlobSource::Bytes(Arc::new(manifest_bytes)),
-            media_type: Some(oci::MEDIA_TYPE_IMAGE_MANIFEST.to_string()),
+            media_type: Some(MEDIA_TYPE_IMAGE_MANIFEST.to_string()),
         });
         let artifact = Artifact {
             kind: file.kind,
@@ -216,8 +216,8 @@ impl PlanBuilder {
             platform: file.platform.map(str::to_string),
             upstream: file.upstream.to_string(),
             repository: format!("{}/{}", file.kind, file.name),
-            tag: artifact::tag_for(file.version, file.platform),
-            media_type: oci::MEDIA_TYPE_IMAGE_MANIFEST.to_string(),
+            tag: tag_for(file.version, file.platform),
+            media_type: MEDIA_TYPE_IMAGE_MANIFEST.to_string(),
             artifact_type: file.kind.artifact_type(),
             digest: manifest_digest,
             size: manifest_size,
@@ -253,7 +253,7 @@ impl PlanBuilder {
         index_entries.sort_by(|a, b| a.annotations[annotation::REF_NAME].cmp(&b.annotations[annotation::REF_NAME]));
         let index = ImageIndex {
             schema_version: 2,
-            media_type: Some(oci::MEDIA_TYPE_IMAGE_INDEX.to_string()),
+            media_type: Some(MEDIA_TYPE_IMAGE_INDEX.to_string()),
             manifests: index_entries,
         };
         let index_json = serde_json::to_vec(&index).expect("index serializes");
@@ -332,7 +332,7 @@ pub struct Packed {
 
 /// Builds the signed manifest for a plan.
 pub fn build_manifest(plan: &Plan, options: &PackOptions) -> BundleManifest {
-    let oci_layout = FileRecord { digest: Digest::of(oci::OCI_LAYOUT_FILE), size: oci::OCI_LAYOUT_FILE.len() as u64 };
+    let oci_layout = FileRecord { digest: Digest::of(OCI_LAYOUT_FILE), size: OCI_LAYOUT_FILE.len() as u64 };
     let index = FileRecord { digest: Digest::of(&plan.index_json), size: plan.index_json.len() as u64 };
     let created = format::format_time(options.created);
     let blobs: Vec<BlobRecord> = plan
@@ -426,13 +426,6 @@ pub fn write_bundle(plan: &Plan, options: &PackOptions, out: &Path) -> Result<Pa
     Ok(Packed { manifest: signed.manifest, manifest_bytes: signed.manifest_bytes, bundle_path: out.to_path_buf(), manifest_copy_path, compressed_size })
 }
 
-pub(crate) fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
 /// Writes the compressed archive (manifest, signatures, layout, blobs) into `sink`;
 /// `out` names the destination in errors.
 pub fn write_archive<W: Write>(plan: &Plan, options: &PackOptions, signed: &Signed, sink: W, out: &Path) -> Result<W, PackError> {
@@ -454,7 +447,7 @@ pub fn write_archive<W: Write>(plan: &Plan, options: &PackOptions, signed: &Sign
     for (i, signature) in signed.signatures.iter().enumerate() {
         write_small(&mut encoder, &format::signature_entry(i + 1), signature.as_bytes()).map_err(write_err)?;
     }
-    write_small(&mut encoder, format::OCI_LAYOUT_ENTRY, oci::OCI_LAYOUT_FILE).map_err(write_err)?;
+    write_small(&mut encoder, format::OCI_LAYOUT_ENTRY, OCI_LAYOUT_FILE).map_err(write_err)?;
     write_small(&mut encoder, format::INDEX_ENTRY, &plan.index_json).map_err(write_err)?;
 
     let files: Vec<(&Path, u64)> = plan

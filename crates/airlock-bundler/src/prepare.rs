@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::digest::Digest;
+use airlock_oci::Digest;
 use crate::fetch::{FetchError, FetchOptions, FetchStats, Fetcher};
 use crate::lock::{default_lock_path, Lock, LockError};
 use crate::offline_manifest::OfflineManifest;

@@ -10,7 +10,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 
-use crate::digest::{Digest, Hasher};
+use airlock_oci::{Digest, Hasher};
 
 const CHUNK: usize = 1 << 20;
 /// Chunks read ahead: enough to cover a compression job (a few MiB at the usual levels).

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::artifact::{validate_repository, ArtifactKind};
+use airlock_bundle::ArtifactKind;
+use airlock_oci::{validate_repository, Digest, Reference};
+
 use crate::offline_manifest::OfflineManifest;
 
 pub const DEFAULT_VSCODE_URL: &str = "https://update.code.visualstudio.com";
@@ -128,45 +130,21 @@ fn default_release_kind() -> ArtifactKind {
     ArtifactKind::ReleaseFile
 }
 
-/// `registry:HOST/REPOSITORY(:TAG|@DIGEST)`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RegistryRef {
-    pub host: String,
-    pub repository: String,
-    pub tag: Option<String>,
-    pub digest: Option<crate::Digest>,
-}
-
-impl RegistryRef {
-    pub fn parse(value: &str) -> Result<Self, String> {
-        let usage = || {
-            format!(
-                "registry source `{value}` must be `registry:HOST/REPOSITORY:TAG` or \
-                 `registry:HOST/REPOSITORY@sha256:…`, with the registry host named \
-                 (e.g. `registry:docker.io/library/ubuntu:24.04`)"
-            )
-        };
-        let (host, rest) = value.split_once('/').ok_or_else(usage)?;
-        if !(host.contains('.') || host.contains(':') || host == "localhost") {
-            return Err(usage());
-        }
-        let (path, tag, digest) = if let Some((path, digest)) = rest.split_once('@') {
-            let digest = digest.parse::<crate::Digest>().map_err(|e| format!("registry source `{value}`: {e}"))?;
-            (path, None, Some(digest))
-        } else {
-            match rest.rsplit_once(':') {
-                Some((path, tag)) if !tag.contains('/') => (path, Some(tag.to_string()), None),
-                _ => return Err(usage()),
-            }
-        };
-        validate_repository(path).map_err(|m| format!("registry source `{value}`: {m}"))?;
-        if let Some(tag) = &tag {
-            if !crate::offline_manifest::is_valid_tag(tag) {
-                return Err(format!("registry source `{value}`: `{tag}` is not a valid tag"));
-            }
-        }
-        Ok(RegistryRef { host: host.to_string(), repository: path.to_string(), tag, digest })
+/// The reference of a `registry:HOST/REPOSITORY(:TAG|@DIGEST)` source: the host and exactly
+/// one of tag or digest spelled out (no `:latest` default, so a lock says what was meant).
+pub(crate) fn registry_reference(value: &str) -> Result<Reference, String> {
+    let usage = || {
+        format!(
+            "registry source `{value}` must be `registry:HOST/REPOSITORY:TAG` or \
+             `registry:HOST/REPOSITORY@sha256:…`, with the registry host named \
+             (e.g. `registry:docker.io/library/ubuntu:24.04`)"
+        )
+    };
+    let reference = Reference::parse_explicit(value).map_err(|e| format!("registry source `{value}`: {}", e.reason))?;
+    if reference.tag.is_some() == reference.digest.is_some() {
+        return Err(usage());
     }
+    Ok(reference)
 }
 
 pub(crate) fn check_url(value: &str) -> Result<url::Url, String> {
@@ -190,9 +168,9 @@ pub(crate) fn is_hex_commit(value: &str) -> bool {
 }
 
 /// Parses a pinned sha256 given as 64 hex digits, with or without `sha256:`.
-pub fn parse_sha256(value: &str) -> Result<crate::Digest, String> {
+pub fn parse_sha256(value: &str) -> Result<Digest, String> {
     let hex = value.trim().strip_prefix("sha256:").unwrap_or(value.trim());
-    crate::Digest::from_hex(&hex.to_ascii_lowercase())
+    Digest::from_hex(&hex.to_ascii_lowercase())
         .map_err(|_| format!("`{value}` is not a sha256 (64 hex digits)"))
 }
 
@@ -247,7 +225,7 @@ pub(crate) fn validate(m: &OfflineManifest) -> Result<(), (String, String)> {
     for (i, s) in m.https.iter().enumerate() {
         let what = format!("[[https]] #{} ({})", i + 1, s.name);
         check_url(&s.url).map_err(|e| (what.clone(), e))?;
-        validate_repository(&format!("{}/{}", s.kind, s.name)).map_err(|e| (what.clone(), e))?;
+        validate_repository(&format!("{}/{}", s.kind, s.name)).map_err(|e| (what.clone(), e.to_string()))?;
         if s.kind == ArtifactKind::Image {
             return Err((what, "kind `image` belongs in an [[image]] table".into()));
         }
@@ -276,7 +254,7 @@ pub(crate) fn validate(m: &OfflineManifest) -> Result<(), (String, String)> {
         }
         for image in &ami.images {
             validate_repository(&format!("ami-descriptor/{}", image.name))
-                .map_err(|e| (format!("[[ami.image]] {}", image.name), e))?;
+                .map_err(|e| (format!("[[ami.image]] {}", image.name), e.to_string()))?;
         }
     }
     Ok(())
@@ -288,15 +266,15 @@ mod tests {
 
     #[test]
     fn registry_references_split_into_host_repository_and_tag_or_digest() {
-        let r = RegistryRef::parse("mcr.microsoft.com/devcontainers/base:ubuntu-24.04").unwrap();
-        assert_eq!((r.host.as_str(), r.repository.as_str(), r.tag.as_deref()), ("mcr.microsoft.com", "devcontainers/base", Some("ubuntu-24.04")));
-        let r = RegistryRef::parse("127.0.0.1:5000/x/y:1").unwrap();
-        assert_eq!((r.host.as_str(), r.repository.as_str()), ("127.0.0.1:5000", "x/y"));
+        let r = registry_reference("mcr.microsoft.com/devcontainers/base:ubuntu-24.04").unwrap();
+        assert_eq!((r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()), ("mcr.microsoft.com", "devcontainers/base", Some("ubuntu-24.04")));
+        let r = registry_reference("127.0.0.1:5000/x/y:1").unwrap();
+        assert_eq!((r.registry.as_str(), r.repository.as_str()), ("127.0.0.1:5000", "x/y"));
         let d = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
-        let r = RegistryRef::parse(&format!("ghcr.io/a/b@{d}")).unwrap();
+        let r = registry_reference(&format!("ghcr.io/a/b@{d}")).unwrap();
         assert_eq!(r.digest.unwrap().to_string(), d);
         for bad in ["ubuntu:24.04", "docker.io/library/ubuntu", "docker.io/Library/ubuntu:1", "ghcr.io/a@sha256:12"] {
-            assert!(RegistryRef::parse(bad).is_err(), "{bad}");
+            assert!(registry_reference(bad).is_err(), "{bad}");
         }
     }
 

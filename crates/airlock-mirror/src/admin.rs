@@ -11,9 +11,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use airlock_bundler::artifact::ArtifactKind;
-use airlock_bundler::progress::{Progress, Silent};
-use airlock_bundler::signing::SignatureFile;
+use airlock_bundle::{ArtifactKind, Progress, SignatureFile, Silent};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 

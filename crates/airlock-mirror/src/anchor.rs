@@ -7,9 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use airlock_bundler::format;
-use airlock_bundler::signing::{KeyError, PublicKey};
-use airlock_bundler::trust::{Requirement, Requirements, TrustError, TrustPolicy};
+use airlock_bundle::format;
+use airlock_bundle::{KeyError, PublicKey, Requirement, Requirements, TrustError, TrustPolicy};
 use serde::{Deserialize, Serialize};
 
 use crate::store::{AnchorRecord, Changes, HistoryRecord, Store, StoreError};

@@ -6,7 +6,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use airlock_bundler::digest::{Digest, HashingWriter};
+use airlock_oci::{Digest, HashingWriter};
 use bytes::Bytes;
 
 use crate::mapped::MappedBlobs;

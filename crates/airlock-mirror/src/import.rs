@@ -14,15 +14,10 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::time::SystemTime;
 
-use airlock_bundler::format::{self, BundleManifest};
-use airlock_bundler::oci::{self, ManifestLinks};
-use airlock_bundler::progress::Progress;
-use airlock_bundler::read::{BundleReader, EntryKind};
-use airlock_bundler::signing::SignatureFile;
-use airlock_bundler::trust::Trust;
-use airlock_bundler::volumes;
-use airlock_bundler::writeback::WritebackFile;
-use airlock_bundler::{BundleError, Digest};
+use airlock_bundle::format::{self, BundleManifest};
+use airlock_bundle::volumes;
+use airlock_bundle::{BundleError, BundleReader, EntryKind, Progress, SignatureFile, Trust, WritebackFile};
+use airlock_oci::{is_index_media_type, Digest, ManifestLinks, MAX_MANIFEST_SIZE, MEDIA_TYPE_EMPTY};
 use serde::Deserialize;
 
 use crate::store::{ArtifactRecord, Changes, HistoryRecord, ManifestRecord, Owner, Store, StoreError};
@@ -87,7 +82,7 @@ pub enum ImportError {
     #[error(transparent)]
     Volumes(volumes::VolumeError),
     #[error("the volume list {path} is not trusted: {source}")]
-    VolumeList { path: String, source: airlock_bundler::trust::TrustError },
+    VolumeList { path: String, source: airlock_bundle::TrustError },
     #[error("the volumes hold bundle manifest {found}, but the signed volume list names {listed}")]
     WrongBundle { listed: Digest, found: Digest },
 }
@@ -319,7 +314,7 @@ fn stream_entries(store: &Store, reader: &mut BundleReader<impl io::Read>, progr
     let mut manifests = HashMap::new();
     let (mut written, mut reused) = (0u64, 0usize);
     while let Some(entry) = reader.next_entry()? {
-        let capture = entry.kind == EntryKind::Blob && media_types.contains_key(&entry.digest) && entry.size <= oci::MAX_MANIFEST_SIZE;
+        let capture = entry.kind == EntryKind::Blob && media_types.contains_key(&entry.digest) && entry.size <= MAX_MANIFEST_SIZE;
         let mut captured = Vec::new();
         if entry.kind != EntryKind::Blob || store.blobs.has(&entry.digest, entry.size) {
             // Still read and checked, but not written twice.
@@ -380,7 +375,7 @@ pub fn manifest_record(media_type: &str, bytes: &[u8]) -> Result<ManifestRecord,
     let extras: ManifestExtras = serde_json::from_slice(bytes)?;
     let artifact_type = extras
         .artifact_type
-        .or_else(|| links.config.as_ref().map(|c| c.media_type.clone()).filter(|m| m != oci::MEDIA_TYPE_EMPTY && !oci::is_index_media_type(media_type)));
+        .or_else(|| links.config.as_ref().map(|c| c.media_type.clone()).filter(|m| m != MEDIA_TYPE_EMPTY && !is_index_media_type(media_type)));
     Ok(ManifestRecord {
         media_type: media_type.to_string(),
         size: bytes.len() as u64,

@@ -4,8 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::time::{Duration, SystemTime};
 
-use airlock_bundler::digest::hash_reader;
-use airlock_bundler::Digest;
+use airlock_oci::{hash_reader, Digest};
 
 use crate::store::{Changes, Store, StoreError};
 

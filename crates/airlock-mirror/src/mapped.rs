@@ -21,7 +21,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::{Mutex, PoisonError, RwLock};
 
-use airlock_bundler::digest::Digest;
+use airlock_oci::Digest;
 use bytes::Bytes;
 
 /// Blobs below this size are read into memory: a mapping costs more than it saves there.

@@ -8,8 +8,8 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::time::Duration;
 
-use airlock_bundler::artifact::ArtifactKind;
-use airlock_bundler::Digest;
+use airlock_bundle::ArtifactKind;
+use airlock_oci::Digest;
 use airlock_egress::EgressGuard;
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};

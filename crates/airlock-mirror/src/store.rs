@@ -21,9 +21,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use airlock_bundler::artifact::ArtifactKind;
-use airlock_bundler::format::Artifact;
-use airlock_bundler::Digest;
+use airlock_bundle::{Artifact, ArtifactKind};
+use airlock_oci::Digest;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::blobs::BlobStore;

@@ -22,7 +22,7 @@ pub fn create(store: &Store, name: &str) -> Result<String, StoreError> {
     let mut changes = Changes::default();
     changes.token(&hash(&token), &TokenRecord {
         name: name.to_string(),
-        created: airlock_bundler::format::format_time(SystemTime::now()),
+        created: airlock_bundle::format_time(SystemTime::now()),
     });
     store.commit(changes)?;
     Ok(token)

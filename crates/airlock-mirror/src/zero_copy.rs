@@ -204,7 +204,7 @@ mod tests {
     use std::io::{Read, Write};
     use std::sync::Arc;
 
-    use airlock_bundler::Digest;
+    use airlock_oci::Digest;
     use axum::body::Body;
 
     use super::*;

@@ -309,7 +309,11 @@ impl Engine {
                 Some(image) => image,
                 // The cache lost it: the same content again, by digest.
                 None => {
-                    let pinned = crate::reference::Reference::parse(&rec.image)?.with_digest(&rec.image_digest);
+                    let digest = rec.image_digest.parse::<airlock_oci::Digest>().map_err(|e| EngineError::InvalidReference {
+                        reference: rec.image.clone(),
+                        reason: e.to_string(),
+                    })?;
+                    let pinned = airlock_oci::Reference::parse(&rec.image)?.with_digest(digest);
                     self.images.pull(&pinned.to_string(), progress)?
                 }
             };

@@ -98,3 +98,9 @@ impl EngineError {
         move |source| EngineError::Mount { what, path, source }
     }
 }
+
+impl From<airlock_oci::ReferenceError> for EngineError {
+    fn from(e: airlock_oci::ReferenceError) -> Self {
+        EngineError::InvalidReference { reference: e.reference, reason: e.reason }
+    }
+}

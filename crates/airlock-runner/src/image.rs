@@ -9,14 +9,14 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use airlock_oci::{platform_matches, Descriptor, Digest, Hasher, HashingReader, ManifestLinks, Reference};
+use airlock_oci::{MEDIA_TYPE_DOCKER_CONFIG, MEDIA_TYPE_IMAGE_CONFIG};
 use flate2::read::MultiGzDecoder;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::engine::EngineEvent;
 use crate::error::EngineError;
 use crate::locks::KeyedLocks;
-use crate::reference::{check_digest, Reference};
 use crate::registry::{RegistryClient, RegistryOptions};
 use crate::unpack::{self, Compression};
 
@@ -50,36 +50,6 @@ pub struct ImageConfig {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Descriptor {
-    #[serde(default)]
-    media_type: String,
-    digest: String,
-    size: u64,
-    #[serde(default)]
-    platform: Option<Platform>,
-}
-
-#[derive(Deserialize)]
-struct Platform {
-    #[serde(default)]
-    architecture: String,
-    #[serde(default)]
-    os: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Manifest {
-    #[serde(default)]
-    media_type: Option<String>,
-    config: Option<Descriptor>,
-    #[serde(default)]
-    layers: Vec<Descriptor>,
-    manifests: Option<Vec<Descriptor>>,
-}
-
-#[derive(Deserialize)]
 struct ConfigFile {
     #[serde(default)]
     config: Option<RawConfig>,
@@ -103,7 +73,7 @@ struct RootFs {
 }
 
 const MAX_CONFIG: u64 = 8 << 20;
-const CONFIG_TYPES: &[&str] = &["application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json"];
+const CONFIG_TYPES: &[&str] = &[MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_DOCKER_CONFIG];
 const PROGRESS_STEP: u64 = 8 << 20;
 
 pub(crate) struct ImageStore {
@@ -136,7 +106,7 @@ impl ImageStore {
         self.client.check_allowed(&r)?;
         if let Some(digest) = &r.digest {
             // Pinned and already here: no registry round trip (the registry may be down).
-            if let Some(image) = self.cached(reference, digest)? {
+            if let Some(image) = self.cached(reference, &digest.to_string())? {
                 progress(EngineEvent::ImageReady { digest: image.digest.clone(), rootfs: image.rootfs.clone() });
                 return Ok(image);
             }
@@ -150,14 +120,17 @@ impl ImageStore {
 
     /// The unpacked image `digest`, if it is complete in the cache.
     pub(crate) fn cached(&self, reference: &str, digest: &str) -> Result<Option<PulledImage>, EngineError> {
-        let hex = check_digest(digest).map_err(|reason| EngineError::InvalidReference { reference: reference.to_string(), reason })?;
-        let rootfs = self.root.join("rootfs").join(hex);
+        let hex = digest
+            .parse::<Digest>()
+            .map_err(|e| EngineError::InvalidReference { reference: reference.to_string(), reason: e.to_string() })?
+            .hex();
+        let rootfs = self.root.join("rootfs").join(&hex);
         let manifest_path = self.root.join("manifests").join(format!("{hex}.json"));
         if !rootfs.is_dir() || !manifest_path.is_file() {
             return Ok(None);
         }
         let bytes = fs::read(&manifest_path).map_err(EngineError::io("read cached manifest", &manifest_path))?;
-        let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| EngineError::State {
+        let manifest: ManifestLinks = serde_json::from_slice(&bytes).map_err(|e| EngineError::State {
             path: manifest_path.clone(),
             reason: format!("not a manifest: {e}"),
         })?;
@@ -172,24 +145,27 @@ impl ImageStore {
     /// The platform image manifest (bytes, digest) a reference names, following an index.
     fn resolve(&self, r: &Reference) -> Result<(Vec<u8>, String), EngineError> {
         let reference = r.to_string();
-        let (body, digest) = self.fetch_manifest(r, r.manifest_ref(), r.digest.as_deref())?;
-        let parsed: Manifest = serde_json::from_slice(&body)
+        let pinned = r.digest.map(|d| d.to_string());
+        let (body, digest) = self.fetch_manifest(r, &r.manifest_ref(), pinned.as_deref())?;
+        let parsed: ManifestLinks = serde_json::from_slice(&body)
             .map_err(|e| EngineError::Manifest { reference: reference.clone(), reason: format!("the manifest is not valid JSON: {e}") })?;
-        let Some(entries) = parsed.manifests else { return Ok((body, digest)) };
-        let (os, arch) = ("linux", host_arch());
+        if parsed.manifests.is_empty() {
+            return Ok((body, digest));
+        }
+        let entries = &parsed.manifests;
+        let wanted = format!("linux/{}", host_arch());
         let chosen = entries
             .iter()
-            .find(|m| m.platform.as_ref().is_some_and(|p| p.os == os && p.architecture == arch))
+            .find(|m| m.platform_name().is_some_and(|have| platform_matches(&wanted, &have)))
             .ok_or_else(|| {
-                let offered: Vec<String> =
-                    entries.iter().filter_map(|m| m.platform.as_ref()).map(|p| format!("{}/{}", p.os, p.architecture)).collect();
+                let offered: Vec<String> = entries.iter().filter_map(Descriptor::platform_name).collect();
                 EngineError::Manifest {
                     reference: reference.clone(),
-                    reason: format!("the index has no {os}/{arch} image (it offers: {}); mirror the image for this platform", offered.join(", ")),
+                    reason: format!("the index has no {wanted} image (it offers: {}); mirror the image for this platform", offered.join(", ")),
                 }
             })?;
-        check_digest(&chosen.digest).map_err(|reason| EngineError::Manifest { reference: reference.clone(), reason })?;
-        let (body, digest) = self.fetch_manifest(r, &chosen.digest, Some(&chosen.digest))?;
+        let chosen_digest = chosen.digest.to_string();
+        let (body, digest) = self.fetch_manifest(r, &chosen_digest, Some(&chosen_digest))?;
         if body.len() as u64 != chosen.size {
             return Err(EngineError::Verification {
                 what: "manifest size".into(),
@@ -205,7 +181,7 @@ impl ImageStore {
     /// Fetches a manifest and verifies it against `expected` and the registry's digest header.
     fn fetch_manifest(&self, r: &Reference, manifest_ref: &str, expected: Option<&str>) -> Result<(Vec<u8>, String), EngineError> {
         let fetched = self.client.manifest(r, manifest_ref)?;
-        let actual = format!("sha256:{}", hex::encode(Sha256::digest(&fetched.body)));
+        let actual = Digest::of(&fetched.body).to_string();
         let mismatch = |expected: &str, what: &str| EngineError::Verification {
             what: what.to_string(),
             digest: manifest_ref.to_string(),
@@ -238,16 +214,13 @@ impl ImageStore {
             return Ok(image);
         }
         let bad = |reason: String| EngineError::Manifest { reference: reference.to_string(), reason };
-        let manifest: Manifest = serde_json::from_slice(manifest_bytes).map_err(|e| bad(format!("the manifest is not valid JSON: {e}")))?;
+        let manifest: ManifestLinks = serde_json::from_slice(manifest_bytes).map_err(|e| bad(format!("the manifest is not valid JSON: {e}")))?;
         if let Some(t) = manifest.media_type.as_deref().filter(|t| !t.contains("manifest")) {
             return Err(bad(format!("media type `{t}` is not an image manifest")));
         }
         let config_desc = manifest.config.as_ref().ok_or_else(|| bad("the manifest has no config".into()))?;
         if !CONFIG_TYPES.contains(&config_desc.media_type.as_str()) {
             return Err(bad(format!("it is not a container image (config type `{}`)", config_desc.media_type)));
-        }
-        for d in std::iter::once(config_desc).chain(&manifest.layers) {
-            check_digest(&d.digest).map_err(&bad)?;
         }
         self.ensure_blob(r, config_desc, progress)?;
         let (config, diff_ids) = self.read_config(reference, config_desc)?;
@@ -256,7 +229,7 @@ impl ImageStore {
         }
         for layer in &manifest.layers {
             unpack::compression_of(&layer.media_type)
-                .map_err(|source| EngineError::Layer { image: reference.to_string(), layer: layer.digest.clone(), source })?;
+                .map_err(|source| EngineError::Layer { image: reference.to_string(), layer: layer.digest.to_string(), source })?;
             self.ensure_blob(r, layer, progress)?;
         }
         let hex = &digest["sha256:".len()..];
@@ -265,7 +238,7 @@ impl ImageStore {
         fs::create_dir(&tmp.0).map_err(EngineError::io("create", &tmp.0))?;
         let mut budget = self.max_unpacked;
         for (index, (layer, diff_id)) in manifest.layers.iter().zip(&diff_ids).enumerate() {
-            progress(EngineEvent::LayerUnpacking { digest: layer.digest.clone(), index, count: manifest.layers.len() });
+            progress(EngineEvent::LayerUnpacking { digest: layer.digest.to_string(), index, count: manifest.layers.len() });
             self.apply(reference, r, &tmp.0, layer, diff_id, &mut budget, progress)?;
         }
         // One flush for the whole tree: after the rename it is used without question.
@@ -290,7 +263,7 @@ impl ImageStore {
         budget: &mut u64,
         progress: &mut dyn FnMut(EngineEvent),
     ) -> Result<(), EngineError> {
-        let refused = |source| EngineError::Layer { image: reference.to_string(), layer: layer.digest.clone(), source };
+        let refused = |source| EngineError::Layer { image: reference.to_string(), layer: layer.digest.to_string(), source };
         let blob = self.blob_path(&layer.digest);
         let file = io::BufReader::with_capacity(256 << 10, File::open(&blob).map_err(EngineError::io("open layer", &blob))?);
         // Decompressed here (not by apply_layer) to hash the tar stream against the diff_id.
@@ -299,16 +272,17 @@ impl ImageStore {
             Compression::Gzip => Box::new(MultiGzDecoder::new(file)),
             Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(file).map_err(|e| refused(unpack::UnpackError::Archive(e)))?),
         };
-        let mut tar = HashingReader { inner: decoded, hasher: Sha256::new(), count: 0, limit: *budget };
+        let mut tar = HashingReader::new(Budgeted { inner: decoded, count: 0, limit: *budget });
         let applied = unpack::apply_layer(root, &mut tar, Compression::None).map_err(refused)?;
         // The tar reader stops at the end-of-archive blocks; hash what follows too.
         io::copy(&mut tar, &mut io::sink()).map_err(|e| refused(unpack::UnpackError::Archive(e)))?;
-        *budget -= tar.count;
-        let actual = format!("sha256:{}", hex::encode(tar.hasher.finalize()));
+        let (_, actual, unpacked) = tar.finish();
+        *budget -= unpacked;
+        let actual = actual.to_string();
         if actual != diff_id {
             return Err(EngineError::Verification {
                 what: format!("uncompressed layer (diff_id) of image {reference}, layer"),
-                digest: layer.digest.clone(),
+                digest: layer.digest.to_string(),
                 registry: r.registry.clone(),
                 expected: diff_id.to_string(),
                 actual,
@@ -317,7 +291,7 @@ impl ImageStore {
         if applied.skipped_devices > 0 {
             // Never created: the runtime provides /dev. Said, not silently dropped.
             tracing::warn!(image = reference, layer = %layer.digest, count = applied.skipped_devices, "device nodes in the layer were left out");
-            progress(EngineEvent::DevicesSkipped { layer: layer.digest.clone(), count: applied.skipped_devices });
+            progress(EngineEvent::DevicesSkipped { layer: layer.digest.to_string(), count: applied.skipped_devices });
         }
         Ok(())
     }
@@ -327,21 +301,21 @@ impl ImageStore {
         self.locks.with(&format!("blob:{}", desc.digest), || {
             let path = self.blob_path(&desc.digest);
             if path.is_file() {
-                progress(EngineEvent::BlobCached { digest: desc.digest.clone(), size: desc.size });
+                progress(EngineEvent::BlobCached { digest: desc.digest.to_string(), size: desc.size });
                 return Ok(());
             }
-            progress(EngineEvent::BlobDownloading { digest: desc.digest.clone(), size: desc.size });
+            progress(EngineEvent::BlobDownloading { digest: desc.digest.to_string(), size: desc.size });
             self.download(r, desc, &path, progress)?;
-            progress(EngineEvent::BlobDownloaded { digest: desc.digest.clone(), size: desc.size });
+            progress(EngineEvent::BlobDownloaded { digest: desc.digest.to_string(), size: desc.size });
             Ok(())
         })
     }
 
     fn download(&self, r: &Reference, desc: &Descriptor, dest: &Path, progress: &mut dyn FnMut(EngineEvent)) -> Result<(), EngineError> {
-        let (mut response, url) = self.client.blob(r, &desc.digest)?;
+        let (mut response, url) = self.client.blob(r, &desc.digest.to_string())?;
         let verification = |what: &str, expected: String, actual: String| EngineError::Verification {
             what: what.to_string(),
-            digest: desc.digest.clone(),
+            digest: desc.digest.to_string(),
             registry: r.registry.clone(),
             expected,
             actual,
@@ -349,9 +323,9 @@ impl ImageStore {
         if let Some(length) = response.content_length().filter(|&n| n != desc.size) {
             return Err(verification("blob size", format!("{} bytes", desc.size), format!("{length} bytes announced")));
         }
-        let tmp = TempPath(self.root.join("tmp").join(format!("blob-{}-{}", &desc.digest[7..], unique())));
+        let tmp = TempPath(self.root.join("tmp").join(format!("blob-{}-{}", desc.digest.hex(), unique())));
         let mut file = File::create(&tmp.0).map_err(EngineError::io("create", &tmp.0))?;
-        let mut hasher = Sha256::new();
+        let mut hasher = Hasher::new();
         let mut received: u64 = 0;
         let mut next_report = PROGRESS_STEP;
         let mut buf = vec![0u8; 256 << 10];
@@ -367,16 +341,16 @@ impl ImageStore {
             hasher.update(&buf[..n]);
             file.write_all(&buf[..n]).map_err(EngineError::io("write", &tmp.0))?;
             if received >= next_report {
-                progress(EngineEvent::BlobProgress { digest: desc.digest.clone(), received, size: desc.size });
+                progress(EngineEvent::BlobProgress { digest: desc.digest.to_string(), received, size: desc.size });
                 next_report += PROGRESS_STEP;
             }
         }
         if received != desc.size {
             return Err(verification("blob size", format!("{} bytes", desc.size), format!("{received} bytes")));
         }
-        let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+        let actual = hasher.finish().0;
         if actual != desc.digest {
-            return Err(verification("blob", desc.digest.clone(), actual));
+            return Err(verification("blob", desc.digest.to_string(), actual.to_string()));
         }
         file.sync_all().map_err(EngineError::io("sync", &tmp.0))?;
         fs::rename(&tmp.0, dest).map_err(EngineError::io(format!("rename {} to", tmp.0.display()), dest))?;
@@ -403,20 +377,19 @@ impl ImageStore {
         Ok((config, file.rootfs.map(|r| r.diff_ids).unwrap_or_default()))
     }
 
-    fn blob_path(&self, digest: &str) -> PathBuf {
-        self.root.join("blobs/sha256").join(&digest["sha256:".len()..])
+    fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(digest.hex())
     }
 }
 
-/// Counts and hashes what passes through, and stops at the unpacked-size budget.
-struct HashingReader<R> {
+/// Counts what passes through and stops at the unpacked-size budget.
+struct Budgeted<R> {
     inner: R,
-    hasher: Sha256,
     count: u64,
     limit: u64,
 }
 
-impl<R: Read> Read for HashingReader<R> {
+impl<R: Read> Read for Budgeted<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.count += n as u64;
@@ -426,7 +399,6 @@ impl<R: Read> Read for HashingReader<R> {
                 self.limit
             )));
         }
-        self.hasher.update(&buf[..n]);
         Ok(n)
     }
 }

@@ -8,7 +8,6 @@ pub mod error;
 pub mod ids;
 pub mod image;
 pub mod locks;
-pub mod reference;
 pub mod registry;
 pub mod rootfs;
 pub mod runc;

@@ -19,7 +19,8 @@ use reqwest::{StatusCode, Url};
 use airlock_egress::EgressGuard;
 
 use crate::error::EngineError;
-use crate::reference::{host_of, Reference};
+use airlock_oci::{host_of, Reference, MAX_MANIFEST_SIZE};
+use airlock_oci::{MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_IMAGE_INDEX, MEDIA_TYPE_IMAGE_MANIFEST};
 
 /// Where the runner may pull from and how to trust it.
 #[derive(Clone, Debug, Default)]
@@ -38,17 +39,11 @@ pub struct RegistryOptions {
     pub egress: Option<EgressGuard>,
 }
 
-/// Accepted manifest media types, most wanted first.
-pub const MANIFEST_TYPES: &[&str] = &[
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-];
+/// Accepted manifest media types, most wanted first (a platform manifest saves a round trip).
+pub const MANIFEST_TYPES: &[&str] =
+    &[MEDIA_TYPE_IMAGE_MANIFEST, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_IMAGE_INDEX, MEDIA_TYPE_DOCKER_LIST];
 
 const HOST_TRUST_STORE: &str = "/etc/ssl/certs/ca-certificates.crt";
-/// A manifest larger than this is not a manifest.
-const MAX_MANIFEST: u64 = 4 << 20;
 
 pub(crate) struct RegistryClient {
     http: Client,
@@ -108,16 +103,16 @@ impl RegistryClient {
         let response = self.get(r, &url, Some(&MANIFEST_TYPES.join(", ")))?;
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         let header_digest = header("docker-content-digest");
-        if response.content_length().is_some_and(|n| n > MAX_MANIFEST) {
-            return Err(self.error(r, &url, format!("the manifest is larger than {MAX_MANIFEST} bytes")));
+        if response.content_length().is_some_and(|n| n > MAX_MANIFEST_SIZE) {
+            return Err(self.error(r, &url, format!("the manifest is larger than {MAX_MANIFEST_SIZE} bytes")));
         }
         let mut body = Vec::new();
         response
-            .take(MAX_MANIFEST + 1)
+            .take(MAX_MANIFEST_SIZE + 1)
             .read_to_end(&mut body)
             .map_err(|e| self.error(r, &url, format!("reading the manifest failed: {e}")))?;
-        if body.len() as u64 > MAX_MANIFEST {
-            return Err(self.error(r, &url, format!("the manifest is larger than {MAX_MANIFEST} bytes")));
+        if body.len() as u64 > MAX_MANIFEST_SIZE {
+            return Err(self.error(r, &url, format!("the manifest is larger than {MAX_MANIFEST_SIZE} bytes")));
         }
         Ok(Fetched { body, header_digest })
     }
@@ -200,7 +195,7 @@ impl RegistryClient {
         }
         let mut bytes = Vec::new();
         response
-            .take(MAX_MANIFEST)
+            .take(MAX_MANIFEST_SIZE)
             .read_to_end(&mut bytes)
             .map_err(|e| self.error(r, token_url.as_str(), format!("reading the token failed: {e}")))?;
         let body: serde_json::Value =

@@ -13,6 +13,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
+use airlock_oci::{MEDIA_TYPE_DOCKER_LAYER_GZIP, MEDIA_TYPE_DOCKER_LAYER_TAR, MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_LAYER_ZSTD};
 use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, ResolveFlags};
 
 const WHITEOUT_PREFIX: &str = ".wh.";
@@ -44,9 +45,9 @@ pub enum Compression {
 /// The compression of a layer from its media type (OCI and Docker names).
 pub fn compression_of(media_type: &str) -> Result<Compression, UnpackError> {
     match media_type {
-        "application/vnd.oci.image.layer.v1.tar" | "application/vnd.docker.image.rootfs.diff.tar" => Ok(Compression::None),
-        "application/vnd.oci.image.layer.v1.tar+gzip" | "application/vnd.docker.image.rootfs.diff.tar.gzip" => Ok(Compression::Gzip),
-        "application/vnd.oci.image.layer.v1.tar+zstd" => Ok(Compression::Zstd),
+        MEDIA_TYPE_LAYER_TAR | MEDIA_TYPE_DOCKER_LAYER_TAR => Ok(Compression::None),
+        MEDIA_TYPE_LAYER_GZIP | MEDIA_TYPE_DOCKER_LAYER_GZIP => Ok(Compression::Gzip),
+        MEDIA_TYPE_LAYER_ZSTD => Ok(Compression::Zstd),
         other => Err(UnpackError::MediaType(other.to_string())),
     }
 }

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::{Ctx, FetchError};
-use crate::artifact::{validate_repository, ArtifactKind};
-use crate::digest::Digest;
+use airlock_bundle::ArtifactKind;
+use airlock_oci::{validate_repository, Digest};
 use crate::lock::LockedFile;
 use crate::sources::{AmiImage, AmiSource};
 
@@ -35,7 +35,7 @@ pub(super) async fn resolve(ctx: &Ctx, source: &AmiSource) -> Result<Vec<LockedF
                 ),
             });
         }
-        validate_repository(&format!("ami-descriptor/{}", image.name)).map_err(|message| FetchError::Upstream { what: what.clone(), message })?;
+        validate_repository(&format!("ami-descriptor/{}", image.name)).map_err(|e| FetchError::Upstream { what: what.clone(), message: e.to_string() })?;
         let mut text = serde_json::to_string_pretty(&image).expect("descriptors serialize");
         text.push('\n');
         files.push(LockedFile {

@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{FetchError, Stats};
 use crate::cache::ContentCache;
-use crate::digest::{Digest, Hasher};
+use airlock_oci::{Digest, Hasher};
 
 /// Small documents (JSON, checksums, manifests) are read into memory up to this size.
 pub const MAX_DOCUMENT: usize = 16 << 20;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::{file_name_of, Ctx, FetchError};
-use crate::artifact::guess_media_type;
+use airlock_bundle::guess_media_type;
 use crate::lock::LockedFile;
 use crate::sources::{parse_sha256, HttpsSource};
 
@@ -40,7 +40,7 @@ pub(super) async fn resolve(ctx: &Ctx, source: &HttpsSource) -> Result<LockedFil
 
 /// `<sha256>  <filename>` or `<sha256> *<filename>` (sha256sum's text and binary modes), or
 /// the bare digest.
-pub(crate) fn parse_checksum_line(body: &[u8]) -> Result<crate::Digest, String> {
+pub(crate) fn parse_checksum_line(body: &[u8]) -> Result<airlock_oci::Digest, String> {
     let text = String::from_utf8_lossy(body);
     let first = text.split_whitespace().next().unwrap_or("");
     parse_sha256(first).map_err(|_| format!("expected `<sha256>  <filename>`, found `{}`", text.trim().chars().take(100).collect::<String>()))

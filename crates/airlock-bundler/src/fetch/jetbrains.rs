@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::https::parse_checksum_line;
 use super::{file_name_of, Ctx, FetchError};
-use crate::artifact::{guess_media_type, ArtifactKind};
+use airlock_bundle::{guess_media_type, ArtifactKind};
 use crate::lock::LockedFile;
 use crate::sources::JetBrainsSource;
 

@@ -23,9 +23,9 @@ use std::time::Duration;
 use futures_util::{StreamExt, TryStreamExt};
 
 use crate::cache::{CacheError, ContentCache};
-use crate::digest::Digest;
+use airlock_oci::{Descriptor, Digest};
 use crate::lock::{Lock, LockedFile, LockedImage};
-use crate::oci::{BlobSet, Descriptor};
+use crate::layout::BlobSet;
 use crate::offline_manifest::OfflineManifest;
 
 pub use registry::RegistryAuthSource;

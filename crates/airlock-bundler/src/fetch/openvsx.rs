@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::https::parse_checksum_line;
 use super::{Ctx, FetchError};
-use crate::artifact::ArtifactKind;
+use airlock_bundle::ArtifactKind;
 use crate::lock::LockedFile;
 use crate::sources::{parse_extension_id, OpenVsxSource};
 

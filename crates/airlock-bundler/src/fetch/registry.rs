@@ -17,17 +17,18 @@ use serde_json::Value;
 use super::http::{Attempt, Opened};
 use super::{Ctx, FetchError, FetchedImage};
 use crate::cache::ContentCache;
-use crate::digest::Digest;
+use airlock_oci::{is_index_media_type, is_manifest_media_type, platform_matches, Descriptor, Digest, ManifestLinks, MAX_MANIFEST_SIZE};
+use airlock_oci::{MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_IMAGE_INDEX, MEDIA_TYPE_IMAGE_MANIFEST};
+
 use crate::lock::{LockedImage, LockedPlatformManifest};
-use crate::oci::{self, Blob, BlobSet, BlobSource, Descriptor, ManifestLinks, MAX_MANIFEST_SIZE};
+use crate::layout::{Blob, BlobSet, BlobSource};
 use crate::offline_manifest::{ImageEntry, Source};
-use crate::sources::RegistryRef;
 
 const ACCEPT: &[&str] = &[
-    oci::MEDIA_TYPE_IMAGE_INDEX,
-    oci::MEDIA_TYPE_IMAGE_MANIFEST,
-    oci::MEDIA_TYPE_DOCKER_LIST,
-    oci::MEDIA_TYPE_DOCKER_MANIFEST,
+    MEDIA_TYPE_IMAGE_INDEX,
+    MEDIA_TYPE_IMAGE_MANIFEST,
+    MEDIA_TYPE_DOCKER_LIST,
+    MEDIA_TYPE_DOCKER_MANIFEST,
 ];
 
 /// Registry credentials, from the docker/podman auth file: `REGISTRY_AUTH_FILE`, else
@@ -95,10 +96,10 @@ impl RegistryAuthSource {
 }
 
 /// Where to connect for an image: `base_url`, else the host in the source.
-fn endpoint(image: &ImageEntry, reference: &RegistryRef) -> String {
+fn endpoint(image: &ImageEntry, reference: &airlock_oci::Reference) -> String {
     match &image.base_url {
         Some(base) => base.trim_end_matches('/').to_string(),
-        None => format!("https://{}", reference.host),
+        None => format!("https://{}", reference.registry),
     }
 }
 
@@ -205,24 +206,9 @@ fn media_type_of(bytes: &[u8]) -> String {
     let value: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
     match value.get("mediaType").and_then(Value::as_str) {
         Some(m) => m.to_string(),
-        None if value.get("manifests").is_some() => oci::MEDIA_TYPE_IMAGE_INDEX.to_string(),
-        None => oci::MEDIA_TYPE_IMAGE_MANIFEST.to_string(),
+        None if value.get("manifests").is_some() => MEDIA_TYPE_IMAGE_INDEX.to_string(),
+        None => MEDIA_TYPE_IMAGE_MANIFEST.to_string(),
     }
-}
-
-fn platform_string(p: &Value) -> String {
-    let field = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("");
-    let mut s = format!("{}/{}", field("os"), field("architecture"));
-    if !field("variant").is_empty() {
-        s.push('/');
-        s.push_str(field("variant"));
-    }
-    s
-}
-
-/// `linux/arm64` matches `linux/arm64/v8`; a variant asked for must match exactly.
-fn platform_matches(wanted: &str, have: &str) -> bool {
-    wanted == have || (wanted.matches('/').count() == 1 && have.starts_with(&format!("{wanted}/")))
 }
 
 /// Resolves an `[[image]]` with a `registry:` source to a digest, caching its manifests.
@@ -231,7 +217,7 @@ pub(super) async fn resolve(ctx: &Ctx, image: &ImageEntry) -> Result<LockedImage
         unreachable!("only registry images are resolved")
     };
     let endpoint = endpoint(image, &reference);
-    let target = Target::new(ctx, &endpoint, &reference.host, &reference.repository);
+    let target = Target::new(ctx, &endpoint, &reference.registry, &reference.repository);
     let oci_ref = match (&reference.digest, &reference.tag) {
         (Some(d), _) => target.by_digest(d),
         (None, Some(tag)) => Reference::with_tag(target.registry.clone(), reference.repository.clone(), tag.clone()),
@@ -247,7 +233,7 @@ pub(super) async fn resolve(ctx: &Ctx, image: &ImageEntry) -> Result<LockedImage
     let media_type = media_type_of(&bytes);
     let mut manifests = Vec::new();
     if !image.platforms.is_empty() {
-        if !oci::is_index_media_type(&media_type) {
+        if !is_index_media_type(&media_type) {
             return Err(FetchError::Upstream {
                 what: image.source.clone(),
                 message: format!("`platforms` filters a multi-arch index, but this is a single manifest ({media_type}); remove `platforms`"),
@@ -258,10 +244,10 @@ pub(super) async fn resolve(ctx: &Ctx, image: &ImageEntry) -> Result<LockedImage
         for wanted in &image.platforms {
             let found: Vec<&Descriptor> = entries
                 .iter()
-                .filter(|d| d.platform.as_ref().is_some_and(|p| platform_matches(wanted, &platform_string(p))))
+                .filter(|d| d.platform_name().is_some_and(|p| platform_matches(wanted, &p)))
                 .collect();
             if found.is_empty() {
-                let have: Vec<String> = entries.iter().filter_map(|d| d.platform.as_ref().map(platform_string)).collect();
+                let have: Vec<String> = entries.iter().filter_map(Descriptor::platform_name).collect();
                 return Err(FetchError::Upstream {
                     what: image.source.clone(),
                     message: format!("no manifest for platform `{wanted}` in the index (it has: {})", have.join(", ")),
@@ -269,7 +255,7 @@ pub(super) async fn resolve(ctx: &Ctx, image: &ImageEntry) -> Result<LockedImage
             }
             for d in found {
                 manifests.push(LockedPlatformManifest {
-                    platform: platform_string(d.platform.as_ref().expect("filtered on platform")),
+                    platform: d.platform_name().expect("filtered on platform"),
                     media_type: d.media_type.clone(),
                     digest: d.digest,
                     size: d.size,
@@ -284,7 +270,7 @@ pub(super) async fn resolve(ctx: &Ctx, image: &ImageEntry) -> Result<LockedImage
         tag: image.tag.clone(),
         source: image.source.clone(),
         endpoint,
-        registry: reference.host.clone(),
+        registry: reference.registry.clone(),
         repository: reference.repository.clone(),
         media_type,
         digest,
@@ -362,7 +348,7 @@ pub(super) async fn walk(ctx: &Ctx, locked: &LockedImage) -> Result<Walk, FetchE
         let bytes = if desc.digest == locked.digest { root_bytes.clone() } else { target.manifest_cached(ctx, &desc.digest).await? };
         let links: ManifestLinks = serde_json::from_slice(&bytes).map_err(|e| FetchError::Upstream { what: format!("{} manifest {}", locked.source, desc.digest), message: e.to_string() })?;
         for child in links.children() {
-            if oci::is_manifest_media_type(&child.media_type) {
+            if is_manifest_media_type(&child.media_type) {
                 stack.push(child.clone());
             } else if !needed.iter().any(|(d, _)| *d == child.digest) {
                 needed.push((child.digest, child.size));
@@ -414,14 +400,6 @@ pub(super) async fn ensure_blob(ctx: &Ctx, locked: &LockedImage, digest: Digest,
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn platforms_match_with_or_without_variant() {
-        assert!(platform_matches("linux/arm64", "linux/arm64/v8"));
-        assert!(platform_matches("linux/arm64/v8", "linux/arm64/v8"));
-        assert!(!platform_matches("linux/arm", "linux/arm64"));
-        assert!(!platform_matches("linux/arm/v7", "linux/arm/v6"));
-    }
 
     #[test]
     fn docker_config_auths_are_read() {

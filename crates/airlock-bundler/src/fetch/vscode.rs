@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::{Ctx, FetchError};
-use crate::artifact::ArtifactKind;
+use airlock_bundle::ArtifactKind;
 use crate::lock::LockedFile;
 use crate::sources::{is_hex_commit, VscodeServerSource};
 

@@ -5,7 +5,7 @@
 //!   the bundler's `[ami] descriptor_urls` reads, so a descriptor list round-trips;
 //! - `/ami/{name}`: the newest descriptor's exact bytes (`?version=` for another one).
 
-use airlock_bundler::artifact::ArtifactKind;
+use airlock_bundle::ArtifactKind;
 use serde_json::{json, Value};
 
 use super::catalog::{self, StoredFile};

@@ -8,8 +8,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use airlock_bundler::artifact::{annotation, ArtifactKind};
-use airlock_bundler::Digest;
+use airlock_bundle::{annotation, ArtifactKind};
+use airlock_oci::Digest;
 use serde::Deserialize;
 use serde_json::Value;
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use airlock_bundler::artifact::ArtifactKind;
+use airlock_bundle::ArtifactKind;
 use serde_json::Value;
 
 use super::archive::{self, Zip};

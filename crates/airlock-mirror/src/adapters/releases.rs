@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use airlock_bundler::artifact::ArtifactKind;
+use airlock_bundle::ArtifactKind;
 use serde_json::{json, Value};
 
 use super::catalog::{self, Channels, StoredFile};

@@ -4,7 +4,7 @@
 //! host's `…/cli/stable/gitpod-linux-amd64`) is served once DNS points the host at the
 //! mirror. `PATH.sha256` answers the checksum in the format that upstream uses.
 
-use airlock_bundler::artifact::ArtifactKind;
+use airlock_bundle::ArtifactKind;
 
 use super::catalog::{self, StoredFile};
 use super::hosts::{self, same_content};

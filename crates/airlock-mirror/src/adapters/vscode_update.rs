@@ -10,7 +10,7 @@
 
 use std::cmp::Ordering;
 
-use airlock_bundler::artifact::ArtifactKind;
+use airlock_bundle::ArtifactKind;
 use serde_json::{json, Value};
 
 use super::catalog::{self, StoredFile};

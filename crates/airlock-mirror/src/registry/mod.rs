@@ -97,7 +97,7 @@ pub(crate) fn query_param(query: &str, name: &str) -> Option<String> {
 }
 
 pub(crate) fn check_name(name: &str) -> Result<(), RegistryError> {
-    airlock_bundler::artifact::validate_repository(name).map_err(|_| RegistryError::name_invalid(name))
+    airlock_oci::validate_repository(name).map_err(|_| RegistryError::name_invalid(name))
 }
 
 #[cfg(test)]

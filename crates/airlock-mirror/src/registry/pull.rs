@@ -2,8 +2,7 @@
 
 use std::sync::Arc;
 
-use airlock_bundler::oci;
-use airlock_bundler::Digest;
+use airlock_oci::{Digest, MEDIA_TYPE_IMAGE_INDEX};
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -179,9 +178,9 @@ pub fn referrers(state: &AppState, name: &str, digest: &str, query: &str) -> Res
         }
         manifests.push(descriptor);
     }
-    let body = json!({ "schemaVersion": 2, "mediaType": oci::MEDIA_TYPE_IMAGE_INDEX, "manifests": manifests });
+    let body = json!({ "schemaVersion": 2, "mediaType": MEDIA_TYPE_IMAGE_INDEX, "manifests": manifests });
     let mut response = Response::new(Body::from(serde_json::to_vec(&body).expect("json")));
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(oci::MEDIA_TYPE_IMAGE_INDEX));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(MEDIA_TYPE_IMAGE_INDEX));
     if filter.is_some() {
         response.headers_mut().insert("OCI-Filters-Applied", HeaderValue::from_static("artifactType"));
     }

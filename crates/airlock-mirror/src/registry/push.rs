@@ -8,9 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use airlock_bundler::digest::Hasher;
-use airlock_bundler::oci::{self, ManifestLinks};
-use airlock_bundler::Digest;
+use airlock_oci::{is_manifest_media_type, Digest, Hasher, ManifestLinks, MAX_MANIFEST_SIZE, MEDIA_TYPE_IMAGE_MANIFEST};
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::Response;
@@ -408,7 +406,7 @@ fn publish(state: &AppState, name: &str, partial: Partial, expected: Digest) -> 
 
 async fn put_manifest(state: &AppState, name: &str, reference: &str, headers: &HeaderMap, body: Body) -> Result<Response> {
     check_name(name)?;
-    let bytes = axum::body::to_bytes(body, oci::MAX_MANIFEST_SIZE as usize)
+    let bytes = axum::body::to_bytes(body, MAX_MANIFEST_SIZE as usize)
         .await
         .map_err(|_| RegistryError::new(StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID", "manifest too large"))?;
     let digest = Digest::of(&bytes);
@@ -416,7 +414,7 @@ async fn put_manifest(state: &AppState, name: &str, reference: &str, headers: &H
     if by_digest && parse_digest(reference)? != digest {
         return Err(RegistryError::digest_invalid(format!("the manifest hashes to {digest}, not {reference}")));
     }
-    if !by_digest && !airlock_bundler::offline_manifest::is_valid_tag(reference) {
+    if !by_digest && !airlock_oci::is_valid_tag(reference) {
         return Err(RegistryError::new(StatusCode::BAD_REQUEST, "TAG_INVALID", format!("`{reference}` is not a valid tag")));
     }
     let links: ManifestLinks = serde_json::from_slice(&bytes)
@@ -425,9 +423,9 @@ async fn put_manifest(state: &AppState, name: &str, reference: &str, headers: &H
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or(v).trim().to_string())
-        .filter(|m| oci::is_manifest_media_type(m))
+        .filter(|m| is_manifest_media_type(m))
         .or(links.media_type.clone())
-        .unwrap_or_else(|| oci::MEDIA_TYPE_IMAGE_MANIFEST.to_string());
+        .unwrap_or_else(|| MEDIA_TYPE_IMAGE_MANIFEST.to_string());
     let _writes = state.uploads.writes.lock().await;
     for child in links.children() {
         let known = state.store.visible_blob(&child.digest)?.is_some() || state.store.manifest(&child.digest)?.is_some();

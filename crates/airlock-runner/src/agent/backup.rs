@@ -7,7 +7,7 @@ use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
+use airlock_oci::{Hasher, HashingWriter};
 
 use crate::unpack::{self, Compression};
 
@@ -29,19 +29,16 @@ pub fn snapshot(workspace: &Path, id_base: u32, out: &Path) -> Result<String, Ba
         source,
     };
     let file = File::create(out).map_err(fail)?;
-    let hashing = HashingWriter {
-        inner: BufWriter::new(file),
-        hasher: Sha256::new(),
-    };
+    let hashing = HashingWriter::new(BufWriter::new(file));
     let encoder = zstd::Encoder::new(hashing, 3).map_err(fail)?;
     let mut tar = tar::Builder::new(encoder);
     tar.follow_symlinks(false);
     append_tree(&mut tar, workspace, Path::new(""), id_base).map_err(fail)?;
     let encoder = tar.into_inner().map_err(fail)?;
-    let mut hashing = encoder.finish().map_err(fail)?;
-    hashing.inner.flush().map_err(fail)?;
-    hashing.inner.get_ref().sync_all().map_err(fail)?;
-    Ok(format!("sha256:{}", hex::encode(hashing.hasher.finalize())))
+    let (mut file, digest, _) = encoder.finish().map_err(fail)?.finish();
+    file.flush().map_err(fail)?;
+    file.get_ref().sync_all().map_err(fail)?;
+    Ok(digest.to_string())
 }
 
 fn append_tree<W: Write>(
@@ -77,22 +74,6 @@ fn append_tree<W: Write>(
     Ok(())
 }
 
-struct HashingWriter<W: Write> {
-    inner: W,
-    hasher: Sha256,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// Saves `source` to `partial` while hashing it, and checks it against `expected`.
 pub fn receive(mut source: impl Read, partial: &Path, expected: &str) -> Result<(), BackupError> {
     let restore = |reason: String| BackupError::Restore {
@@ -100,7 +81,7 @@ pub fn receive(mut source: impl Read, partial: &Path, expected: &str) -> Result<
         reason,
     };
     let mut file = File::create(partial).map_err(|e| restore(e.to_string()))?;
-    let mut hasher = Sha256::new();
+    let mut hasher = Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = source.read(&mut buf).map_err(|e| restore(format!("download broke off: {e}")))?;
@@ -110,7 +91,7 @@ pub fn receive(mut source: impl Read, partial: &Path, expected: &str) -> Result<
         hasher.update(&buf[..n]);
         file.write_all(&buf[..n]).map_err(|e| restore(e.to_string()))?;
     }
-    let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+    let actual = hasher.finish().0.to_string();
     if actual != expected {
         let _ = fs::remove_file(partial);
         return Err(BackupError::Digest {

@@ -5,9 +5,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::io::{self, BufReader, Read, Write};
 
-use crate::digest::{Digest, Hasher};
+use airlock_oci::{is_manifest_media_type, Digest, Hasher, ImageIndex, ManifestLinks, MAX_MANIFEST_SIZE, MEDIA_TYPE_IMAGE_INDEX};
+
 use crate::format::{self, BundleManifest, FormatError};
-use crate::oci::{self, ImageIndex, ManifestLinks};
 use crate::signing::{KeyError, SignatureFile};
 use crate::trust::{Signer, Trust, TrustError};
 use crate::ustar::{self, BLOCK};
@@ -345,7 +345,7 @@ impl<R: Read> BundleReader<R> {
             }
             return Ok(());
         }
-        if !oci::is_manifest_media_type(media_type) {
+        if !is_manifest_media_type(media_type) {
             return Ok(());
         }
         let links: ManifestLinks = serde_json::from_slice(bytes).map_err(|e| inconsistent(e.to_string()))?;
@@ -395,13 +395,13 @@ fn expected_entries(manifest: &BundleManifest) -> HashMap<String, Expected> {
         kind: EntryKind::Index,
         digest: manifest.layout.index.digest,
         size: manifest.layout.index.size,
-        parse_as: Some(oci::MEDIA_TYPE_IMAGE_INDEX.to_string()),
+        parse_as: Some(MEDIA_TYPE_IMAGE_INDEX.to_string()),
     });
     for blob in &manifest.blobs {
         let parse_as = blob
             .media_type
             .clone()
-            .filter(|m| oci::is_manifest_media_type(m) && blob.size <= oci::MAX_MANIFEST_SIZE);
+            .filter(|m| is_manifest_media_type(m) && blob.size <= MAX_MANIFEST_SIZE);
         expected.insert(blob.digest.layout_path(), Expected {
             kind: EntryKind::Blob,
             digest: blob.digest,

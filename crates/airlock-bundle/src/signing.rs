@@ -41,6 +41,11 @@ pub enum KeyError {
     Generate(String),
 }
 
+/// A signature that does not verify (or a key or signature `minisign-verify` cannot decode).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SignatureError(#[from] minisign_verify::Error);
+
 /// Eight bytes that name a key; shown as 16 uppercase hex digits like the stock tool does.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct KeyId(pub [u8; 8]);
@@ -107,11 +112,10 @@ impl PublicKey {
     }
 
     /// Verifies a minisign signature over `data` with the independent `minisign-verify` crate.
-    pub fn verify(&self, data: &[u8], signature: &SignatureFile) -> Result<(), String> {
-        let pk = minisign_verify::PublicKey::from_base64(&self.to_base64())
-            .map_err(|e| e.to_string())?;
-        let sig = minisign_verify::Signature::decode(&signature.text).map_err(|e| e.to_string())?;
-        pk.verify(data, &sig, false).map_err(|e| e.to_string())
+    pub fn verify(&self, data: &[u8], signature: &SignatureFile) -> Result<(), SignatureError> {
+        let pk = minisign_verify::PublicKey::from_base64(&self.to_base64())?;
+        let sig = minisign_verify::Signature::decode(&signature.text)?;
+        Ok(pk.verify(data, &sig, false)?)
     }
 }
 

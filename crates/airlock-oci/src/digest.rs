@@ -160,9 +160,56 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// A reader adapter that hashes what is read through it.
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: Hasher,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub fn new(inner: R) -> Self {
+        HashingReader { inner, hasher: Hasher::new() }
+    }
+
+    /// Bytes read so far.
+    pub fn len(&self) -> u64 {
+        self.hasher.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hasher.is_empty()
+    }
+
+    pub fn finish(self) -> (R, Digest, u64) {
+        let (digest, len) = self.hasher.finish();
+        (self.inner, digest, len)
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hashing_adapters_see_every_byte_that_passes() {
+        let data = b"layer bytes".repeat(1000);
+        let mut reader = HashingReader::new(&data[..]);
+        let mut writer = HashingWriter::new(Vec::new());
+        io::copy(&mut reader, &mut writer).unwrap();
+        let (_, read_digest, read_len) = reader.finish();
+        let (copy, written_digest, written_len) = writer.finish();
+        assert_eq!(copy, data);
+        assert_eq!((read_digest, read_len), (Digest::of(&data), data.len() as u64));
+        assert_eq!((written_digest, written_len), (read_digest, read_len));
+    }
 
     #[test]
     fn parses_and_prints_round_trip() {

@@ -9,8 +9,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::digest::Digest;
-use crate::oci::{self, Descriptor};
+use airlock_oci::{Descriptor, Digest, EMPTY_JSON, MEDIA_TYPE_EMPTY, MEDIA_TYPE_IMAGE_MANIFEST};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -56,12 +55,20 @@ impl fmt::Display for ArtifactKind {
     }
 }
 
+/// A kind name that is not one of [`ArtifactKind::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown artifact kind `{value}` (known: {known})")]
+pub struct UnknownKind {
+    pub value: String,
+    pub known: String,
+}
+
 impl std::str::FromStr for ArtifactKind {
-    type Err = String;
+    type Err = UnknownKind;
     fn from_str(value: &str) -> Result<Self, Self::Err> {
         ArtifactKind::ALL.into_iter().find(|k| k.as_str() == value).ok_or_else(|| {
             let known: Vec<_> = ArtifactKind::ALL.iter().map(|k| k.as_str()).collect();
-            format!("unknown artifact kind `{value}` (known: {})", known.join(", "))
+            UnknownKind { value: value.to_string(), known: known.join(", ") }
         })
     }
 }
@@ -77,24 +84,6 @@ pub mod annotation {
     pub const UPSTREAM: &str = "vnd.airlock.upstream";
     pub const REPOSITORY: &str = "vnd.airlock.repository";
     pub const TAG: &str = "vnd.airlock.tag";
-}
-
-/// OCI repository grammar: lowercase path components separated by `/`.
-pub fn validate_repository(name: &str) -> Result<(), String> {
-    let component_ok = |c: &str| {
-        let b = c.as_bytes();
-        !b.is_empty()
-            && b[0].is_ascii_lowercase() | b[0].is_ascii_digit()
-            && b[b.len() - 1].is_ascii_lowercase() | b[b.len() - 1].is_ascii_digit()
-            && b.iter().all(|x| x.is_ascii_lowercase() || x.is_ascii_digit() || b"._-".contains(x))
-    };
-    if name.len() > 255 || !name.split('/').all(component_ok) {
-        return Err(format!(
-            "`{name}` is not a valid repository name (lowercase letters, digits and `._-`, \
-             components separated by `/`)"
-        ));
-    }
-    Ok(())
 }
 
 /// A tag for a versioned file: the version plus platform, with characters OCI tags do not
@@ -141,12 +130,12 @@ pub fn file_artifact_manifest(
 ) -> Vec<u8> {
     let manifest = serde_json::json!({
         "schemaVersion": 2,
-        "mediaType": oci::MEDIA_TYPE_IMAGE_MANIFEST,
+        "mediaType": MEDIA_TYPE_IMAGE_MANIFEST,
         "artifactType": kind.artifact_type(),
         "config": {
-            "mediaType": oci::MEDIA_TYPE_EMPTY,
-            "digest": Digest::of(oci::EMPTY_JSON),
-            "size": oci::EMPTY_JSON.len(),
+            "mediaType": MEDIA_TYPE_EMPTY,
+            "digest": Digest::of(EMPTY_JSON),
+            "size": EMPTY_JSON.len(),
             "data": "e30=",
         },
         "layers": [layer],
@@ -163,16 +152,7 @@ mod tests {
     fn tags_are_valid_and_keep_their_meaning() {
         assert_eq!(tag_for("0.1.0", Some("linux-x64")), "0.1.0-linux-x64");
         assert_eq!(tag_for("2024.3+build.7", None), "2024.3_build.7");
-        assert!(crate::offline_manifest::is_valid_tag(&tag_for("-x", None)));
-    }
-
-    #[test]
-    fn repository_names_follow_the_oci_grammar() {
-        assert!(validate_repository("devcontainers/base").is_ok());
-        assert!(validate_repository("release-file/airlock-cli").is_ok());
-        for bad in ["Upper/case", "trailing/", "/lead", "a//b", "a/-b", "x/../y"] {
-            assert!(validate_repository(bad).is_err(), "{bad}");
-        }
+        assert!(airlock_oci::is_valid_tag(&tag_for("-x", None)));
     }
 
     #[test]
@@ -180,7 +160,7 @@ mod tests {
         for kind in ArtifactKind::ALL {
             assert_eq!(kind.as_str().parse::<ArtifactKind>().unwrap(), kind);
         }
-        let err = "dvd".parse::<ArtifactKind>().unwrap_err();
+        let err = "dvd".parse::<ArtifactKind>().unwrap_err().to_string();
         assert!(err.contains("vscode-extension"), "{err}");
         assert_eq!(
             ArtifactKind::VscodeServer.artifact_type().unwrap(),

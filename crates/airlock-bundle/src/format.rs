@@ -12,7 +12,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use crate::artifact::ArtifactKind;
-use crate::digest::Digest;
+use airlock_oci::Digest;
 
 pub const FORMAT_VERSION: u32 = 1;
 pub const MANIFEST_ENTRY: &str = "airlock-bundle.json";

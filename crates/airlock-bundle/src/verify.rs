@@ -96,7 +96,7 @@ pub fn verify_volumes(
     let mut chain = VolumeChain::new(list_path, &loaded.list.volumes);
     let result = (|| {
         let reader = BundleReader::open(&mut chain)?;
-        let found = crate::Digest::of(reader.manifest_bytes());
+        let found = airlock_oci::Digest::of(reader.manifest_bytes());
         if found != loaded.list.manifest_digest {
             return Err(VolumesError::WrongBundle { listed: loaded.list.manifest_digest.to_string(), found: found.to_string() });
         }

@@ -125,7 +125,7 @@ impl TrustPolicy {
             key.verify(data, signature).map_err(|reason| TrustError::BadSignature {
                 key_id: signature.key_id,
                 origin: origin.clone(),
-                reason,
+                reason: reason.to_string(),
             })?;
             if !signers.iter().any(|s| s.key_id == key.id) {
                 signers.push(Signer {
