@@ -1,0 +1,45 @@
+//! A small, valid, signed bundle made in memory with airlock's own packer: the starting point
+//! of tests that damage bundles on purpose.
+
+use std::time::{Duration, SystemTime};
+
+use airlock_bundler::offline_manifest::OfflineManifest;
+use airlock_bundler::pack::{self, PackOptions};
+use airlock_bundler::progress::Silent;
+use airlock_bundler::signing::{PublicKey, SecretKey};
+
+pub struct TinyBundle {
+    /// The whole `.airlock.tar.zst` stream.
+    pub bytes: Vec<u8>,
+    /// The key that signed it, to trust on the reading side.
+    pub public_key: PublicKey,
+}
+
+/// Packs one release file of `content` at zstd `level`, signed by a fresh key.
+pub fn tiny_bundle(content: &[u8], level: i32) -> TinyBundle {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    std::fs::write(dir.path().join("tool.bin"), content).expect("write the release file");
+    let manifest_path = dir.path().join("offline.toml");
+    std::fs::write(
+        &manifest_path,
+        "[bundle]\nname = \"tiny\"\nchannel = \"stable\"\n\n[[file]]\nkind = \"release-file\"\nname = \"tool\"\nversion = \"1.0.0\"\nsource = \"file:./tool.bin\"\n",
+    )
+    .expect("write the offline manifest");
+    let manifest = OfflineManifest::load(&manifest_path).expect("the offline manifest is valid");
+    let plan = pack::plan(&manifest, dir.path()).expect("plan");
+    let key = SecretKey::generate().expect("signing key");
+    let options = PackOptions {
+        keys: std::slice::from_ref(&key),
+        channel: "stable".into(),
+        sequence: 1,
+        name: "tiny".into(),
+        created: SystemTime::now(),
+        expires_in: Duration::from_secs(30 * 86400),
+        compression_level: level,
+        threads: 1,
+        progress: &Silent,
+    };
+    let signed = pack::sign(&plan, &options).expect("sign");
+    let bytes = pack::write_archive(&plan, &options, &signed, Vec::new(), &dir.path().join("tiny.airlock.tar.zst")).expect("pack");
+    TinyBundle { bytes, public_key: key.public_key() }
+}
