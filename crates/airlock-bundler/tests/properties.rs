@@ -13,7 +13,7 @@ use airlock_bundler::pack::MAX_COMPRESSION_LEVEL;
 use airlock_bundler::read::{BundleError, BundleReader, MAX_WINDOW_LOG};
 use airlock_bundler::trust::TrustPolicy;
 use airlock_bundler::ustar::{self, BLOCK};
-use airlock_testkit::bundle::{tiny_bundle, TinyBundle};
+use airlock_testkit::bundle::{damage, damaged, tiny_bundle, TinyBundle};
 use airlock_testkit::{peak_heap_during, PeakAllocator};
 use proptest::prelude::*;
 
@@ -62,33 +62,6 @@ fn read_within_bound(bytes: &[u8]) -> Result<Result<(), BundleError>, TestCaseEr
 
 fn compress(tar: &[u8]) -> Vec<u8> {
     zstd::encode_all(tar, 1).unwrap()
-}
-
-/// How a test damages a valid input: bytes flipped (position, non-zero mask), or cut short.
-#[derive(Clone, Debug)]
-enum Damage {
-    Flip(Vec<(prop::sample::Index, u8)>),
-    Truncate(prop::sample::Index),
-}
-
-fn damage() -> impl Strategy<Value = Damage> {
-    prop_oneof![
-        prop::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 1..4).prop_map(Damage::Flip),
-        any::<prop::sample::Index>().prop_map(Damage::Truncate),
-    ]
-}
-
-fn damaged(valid: &[u8], damage: &Damage) -> Vec<u8> {
-    let mut bytes = valid.to_vec();
-    match damage {
-        Damage::Flip(flips) => {
-            for (at, mask) in flips {
-                bytes[at.index(valid.len())] ^= mask;
-            }
-        }
-        Damage::Truncate(at) => bytes.truncate(at.index(valid.len())),
-    }
-    bytes
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! A small, valid, signed bundle made in memory with airlock's own packer: the starting point
-//! of tests that damage bundles on purpose.
+//! A small, valid, signed bundle made in memory with airlock's own packer, and the ways
+//! property tests damage it.
 
 use std::time::{Duration, SystemTime};
 
@@ -7,6 +7,7 @@ use airlock_bundler::offline_manifest::OfflineManifest;
 use airlock_bundler::pack::{self, PackOptions};
 use airlock_bundler::progress::Silent;
 use airlock_bundler::signing::{PublicKey, SecretKey};
+use proptest::prelude::*;
 
 pub struct TinyBundle {
     /// The whole `.airlock.tar.zst` stream.
@@ -42,4 +43,34 @@ pub fn tiny_bundle(content: &[u8], level: i32) -> TinyBundle {
     let signed = pack::sign(&plan, &options).expect("sign");
     let bytes = pack::write_archive(&plan, &options, &signed, Vec::new(), &dir.path().join("tiny.airlock.tar.zst")).expect("pack");
     TinyBundle { bytes, public_key: key.public_key() }
+}
+
+/// How a property test damages a valid input: bytes flipped (position, non-zero mask), or
+/// cut short.
+#[derive(Clone, Debug)]
+pub enum Damage {
+    Flip(Vec<(prop::sample::Index, u8)>),
+    Truncate(prop::sample::Index),
+}
+
+/// One to three flipped bytes, or a truncation, anywhere.
+pub fn damage() -> impl Strategy<Value = Damage> {
+    prop_oneof![
+        prop::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 1..4).prop_map(Damage::Flip),
+        any::<prop::sample::Index>().prop_map(Damage::Truncate),
+    ]
+}
+
+/// `valid` with `damage` done to it.
+pub fn damaged(valid: &[u8], damage: &Damage) -> Vec<u8> {
+    let mut bytes = valid.to_vec();
+    match damage {
+        Damage::Flip(flips) => {
+            for (at, mask) in flips {
+                bytes[at.index(valid.len())] ^= mask;
+            }
+        }
+        Damage::Truncate(at) => bytes.truncate(at.index(valid.len())),
+    }
+    bytes
 }
