@@ -531,14 +531,20 @@ fn uploads_are_capped_in_size_and_keep_a_free_space_reserve() {
     assert_eq!(client().head(server.url(&format!("/v2/scratch/any/blobs/{}", digest_of(b"small")))).send().unwrap().status(), StatusCode::NOT_FOUND);
 }
 
-/// Finding 6: upload status needs the token that started the session, and its repository.
-#[test]
-fn upload_status_needs_the_sessions_token_and_repository() {
+/// `mirror serve --allow-push` (with `env`) on a fresh folder, and two push tokens.
+fn push_mirror_with_two_tokens(env: &[(&str, &str)]) -> (Sample, MirrorServer, String, String) {
     let sample = Sample::new();
     let data = sample.path("mirror");
     let mine = token(&data, "ci");
     let theirs = token(&data, "other");
-    let server = MirrorServer::start(&data, &["--allow-push"]);
+    let server = MirrorServer::start_with(&data, &["--allow-push"], env);
+    (sample, server, mine, theirs)
+}
+
+/// Finding 6: upload status needs the token that started the session, and its repository.
+#[test]
+fn upload_status_needs_the_sessions_token_and_repository() {
+    let (_sample, server, mine, theirs) = push_mirror_with_two_tokens(&[]);
     let location = start_session(&server, &mine, "scratch/app");
     let id = location.rsplit('/').next().unwrap();
     let status = |path: &str, token: Option<&str>| {
@@ -560,11 +566,7 @@ fn upload_status_needs_the_sessions_token_and_repository() {
 /// naming the setting, other tokens are unaffected, and ending a session frees its place.
 #[test]
 fn upload_sessions_are_capped_per_push_token() {
-    let sample = Sample::new();
-    let data = sample.path("mirror");
-    let mine = token(&data, "ci");
-    let theirs = token(&data, "other");
-    let server = MirrorServer::start_with(&data, &["--allow-push"], &[("AIRLOCK_MIRROR_PUSH_MAX_SESSIONS_PER_TOKEN", "3")]);
+    let (_sample, server, mine, theirs) = push_mirror_with_two_tokens(&[("AIRLOCK_MIRROR_PUSH_MAX_SESSIONS_PER_TOKEN", "3")]);
     let open: Vec<String> = (0..3).map(|i| start_session(&server, &mine, &format!("scratch/app{i}"))).collect();
     let r = client().post(server.url("/v2/scratch/app9/blobs/uploads/")).basic_auth("ci", Some(&mine)).send().unwrap();
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);

@@ -44,23 +44,25 @@ fn import_bytes(store: &Store, bundle: &TinyBundle, bytes: &[u8]) -> bool {
     import(store, bytes, "hostile.airlock.tar.zst", &options).is_ok()
 }
 
+/// An empty store (in a folder removed when dropped), the tiny bundle, and the listing.
+fn empty_store() -> (tempfile::TempDir, Store, TinyBundle, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let before = listing(&store);
+    (dir, store, tiny_bundle(b"a release file\n", 3), before)
+}
+
 /// The listing does see an import: the undamaged bundle changes it.
 #[test]
 fn a_valid_bundle_changes_the_listing() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let bundle = tiny_bundle(b"a release file\n", 3);
-    let before = listing(&store);
+    let (_dir, store, bundle, before) = empty_store();
     assert!(import_bytes(&store, &bundle, &bundle.bytes));
     assert_ne!(listing(&store), before);
 }
 
 #[test]
 fn hostile_bundles_leave_the_listing_unchanged() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let bundle = tiny_bundle(b"a release file\n", 3);
-    let before = listing(&store);
+    let (_dir, store, bundle, before) = empty_store();
     let mut runner = proptest::test_runner::TestRunner::new(cases(100));
     let inputs = prop_oneof![
         damage().prop_map(|d| damaged(&bundle.bytes, &d)),
