@@ -7,7 +7,7 @@ use airlock_bundler::trust::TrustPolicy;
 use airlock_mirror::import::{import, ImportOptions};
 use airlock_mirror::registry::parse_range;
 use airlock_mirror::Store;
-use airlock_testkit::bundle::{damage, damaged, tiny_bundle, TinyBundle};
+use airlock_testkit::bundle::{damage, damaged, same_archive, tiny_bundle, TinyBundle};
 use airlock_testkit::{peak_heap_during, PeakAllocator};
 use proptest::prelude::*;
 
@@ -70,6 +70,8 @@ fn hostile_bundles_leave_the_listing_unchanged() {
     ];
     runner
         .run(&inputs, |bytes| {
+            // Damage zstd decodes to the same archive is no damage: that bundle is the valid one.
+            prop_assume!(!same_archive(&bundle.bytes, &bytes));
             prop_assert!(!import_bytes(&store, &bundle, &bytes), "a damaged bundle was imported");
             prop_assert_eq!(&listing(&store), &before);
             Ok(())
