@@ -771,6 +771,10 @@ fn oversized_and_rate_limited_logins_add_almost_nothing_to_the_database() {
 /// `airlock server` with only the control plane, on `data`: its exit status (None: it got
 /// ready, and was stopped), stdout and stderr.
 fn all_in_one(dir: &Path, data: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    all_in_one_with_env(dir, data, args, &[])
+}
+
+fn all_in_one_with_env(dir: &Path, data: &Path, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
     let config = dir.join("airlock.toml");
     std::fs::write(
         &config,
@@ -786,6 +790,7 @@ fn all_in_one(dir: &Path, data: &Path, args: &[&str]) -> (Option<i32>, String, S
         .arg(&config)
         .args(args)
         .env_remove("AIRLOCK_CONTROL_PLANE_KEK_FILES")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
@@ -903,4 +908,25 @@ fn a_lost_owner_token_is_recovered_locally_and_audited() {
     let record = text(&audit.stdout).lines().find(|l| l.contains("site.recover")).map(str::to_string);
     let record = record.unwrap_or_else(|| panic!("no site.recover record: {}", text(&audit.stdout)));
     assert!(record.contains("operator-jo (uid 0)"), "{record}");
+}
+
+/// `airlock server` reports why its control plane did not start, not a closed channel.
+#[test]
+fn a_control_plane_that_cannot_listen_says_why_and_names_the_setting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("airlock-data");
+    let kek = tmp.path().join("etc").join("kek");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (status, _, err) = all_in_one_with_env(
+        tmp.path(),
+        &data,
+        &["--kek-file", kek.to_str().unwrap()],
+        &[("AIRLOCK_CONTROL_PLANE_LISTEN", &addr)],
+    );
+    assert_eq!(status, Some(1), "{err}");
+    assert!(err.contains("the control plane did not start") && err.contains("control_plane.listen"), "{err}");
+    assert!(err.contains(&format!("cannot listen on {addr}")) && err.contains("in use"), "{err}");
+    assert!(!err.contains("channel closed"), "{err}");
+    drop(taken);
 }

@@ -304,6 +304,72 @@ fn imported_repositories_are_read_only_to_push_and_blob_deletes_stay_in_their_re
     assert_eq!(get(), StatusCode::NOT_FOUND);
 }
 
+/// Pulls by digest answer only for blobs the named repository holds: a pushed blob cannot be
+/// read through another name, nor mounted or referenced into another repository to read it.
+#[test]
+fn blob_pulls_are_scoped_to_the_repository() {
+    let sample = Sample::new();
+    let data = sample.path("mirror");
+    import_sample(&sample, &data);
+    let token = token(&data, "ci");
+    let server = MirrorServer::start(&data, &["--allow-push"]);
+    let fetch = |method: reqwest::Method, repo: &str, digest: &str| {
+        client().request(method, server.url(&format!("/v2/{repo}/blobs/{digest}"))).send().unwrap()
+    };
+    let unknown_through = |repo: &str, digest: &str| {
+        assert_eq!(fetch(reqwest::Method::HEAD, repo, digest).status(), StatusCode::NOT_FOUND, "HEAD {digest} through {repo}");
+        let r = fetch(reqwest::Method::GET, repo, digest);
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "GET {digest} through {repo}");
+        let body = r.text().unwrap();
+        assert!(body.contains("BLOB_UNKNOWN"), "{body}");
+    };
+
+    let private = b"a private pushed blob".to_vec();
+    let digest = digest_of(&private);
+    assert_eq!(push_blob(&server, &token, "scratch/private", &private).status(), StatusCode::CREATED);
+    assert_eq!(fetch(reqwest::Method::GET, "scratch/private", &digest).bytes().unwrap().as_ref(), private.as_slice());
+    for repo in ["scratch/other", "devcontainers/base", "never/pushed"] {
+        unknown_through(repo, &digest);
+    }
+
+    // An imported layer is served through its repository only.
+    let layer = sample_layer(&sample);
+    assert_eq!(fetch(reqwest::Method::HEAD, "devcontainers/base", &layer).status(), StatusCode::OK);
+    unknown_through("scratch/private", &layer);
+
+    // A mount needs `from` naming a repository that holds the blob; otherwise it is an
+    // ordinary upload session, and the blob stays unreadable there.
+    let mount = |query: &str| {
+        client().post(server.url(&format!("/v2/scratch/mine/blobs/uploads/?{query}"))).basic_auth("ci", Some(&token)).send().unwrap().status()
+    };
+    assert_eq!(mount(&format!("mount={digest}")), StatusCode::ACCEPTED);
+    assert_eq!(mount(&format!("mount={digest}&from=scratch/other")), StatusCode::ACCEPTED);
+    unknown_through("scratch/mine", &digest);
+    assert_eq!(mount(&format!("mount={digest}&from=scratch/private")), StatusCode::CREATED);
+    assert_eq!(fetch(reqwest::Method::GET, "scratch/mine", &digest).status(), StatusCode::OK);
+
+    // A manifest cannot reference another repository's blob into its own.
+    let config = digest_of(b"{}");
+    assert_eq!(push_blob(&server, &token, "scratch/evil", b"{}").status(), StatusCode::CREATED);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2 },
+        "layers": [{ "mediaType": "application/octet-stream", "digest": digest, "size": private.len() }],
+    }))
+    .unwrap();
+    let r = client()
+        .put(server.url("/v2/scratch/evil/manifests/v1"))
+        .basic_auth("ci", Some(&token))
+        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        .body(manifest)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().unwrap().contains("MANIFEST_BLOB_UNKNOWN"));
+    unknown_through("scratch/evil", &digest);
+}
+
 /// Finding 5: `mirror.push_namespaces` confines pushes, in `mirror serve` and `airlock server`.
 #[test]
 fn push_namespaces_confine_pushes_in_mirror_serve_and_in_airlock_server() {
@@ -465,14 +531,20 @@ fn uploads_are_capped_in_size_and_keep_a_free_space_reserve() {
     assert_eq!(client().head(server.url(&format!("/v2/scratch/any/blobs/{}", digest_of(b"small")))).send().unwrap().status(), StatusCode::NOT_FOUND);
 }
 
-/// Finding 6: upload status needs the token that started the session, and its repository.
-#[test]
-fn upload_status_needs_the_sessions_token_and_repository() {
+/// `mirror serve --allow-push` (with `env`) on a fresh folder, and two push tokens.
+fn push_mirror_with_two_tokens(env: &[(&str, &str)]) -> (Sample, MirrorServer, String, String) {
     let sample = Sample::new();
     let data = sample.path("mirror");
     let mine = token(&data, "ci");
     let theirs = token(&data, "other");
-    let server = MirrorServer::start(&data, &["--allow-push"]);
+    let server = MirrorServer::start_with(&data, &["--allow-push"], env);
+    (sample, server, mine, theirs)
+}
+
+/// Finding 6: upload status needs the token that started the session, and its repository.
+#[test]
+fn upload_status_needs_the_sessions_token_and_repository() {
+    let (_sample, server, mine, theirs) = push_mirror_with_two_tokens(&[]);
     let location = start_session(&server, &mine, "scratch/app");
     let id = location.rsplit('/').next().unwrap();
     let status = |path: &str, token: Option<&str>| {
@@ -488,6 +560,28 @@ fn upload_status_needs_the_sessions_token_and_repository() {
     let r = client().patch(server.url(&location)).basic_auth("ci", Some(&theirs)).body(vec![1u8; 10]).send().unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND, "another token cannot write into the session");
     assert_eq!(status(&location, Some(&mine)), StatusCode::NO_CONTENT);
+}
+
+/// Upload sessions are capped per push token: the one over the cap gets 429 TOOMANYREQUESTS
+/// naming the setting, other tokens are unaffected, and ending a session frees its place.
+#[test]
+fn upload_sessions_are_capped_per_push_token() {
+    let (_sample, server, mine, theirs) = push_mirror_with_two_tokens(&[("AIRLOCK_MIRROR_PUSH_MAX_SESSIONS_PER_TOKEN", "3")]);
+    let open: Vec<String> = (0..3).map(|i| start_session(&server, &mine, &format!("scratch/app{i}"))).collect();
+    let r = client().post(server.url("/v2/scratch/app9/blobs/uploads/")).basic_auth("ci", Some(&mine)).send().unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body: serde_json::Value = r.json().unwrap();
+    assert_eq!(body["errors"][0]["code"], "TOOMANYREQUESTS", "{body}");
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("mirror.push_max_sessions_per_token"), "{body}");
+
+    // Another token has its own allowance; finishing a blob in one request opens no session.
+    start_session(&server, &theirs, "scratch/theirs");
+    assert_eq!(push_blob(&server, &mine, "scratch/app0", b"whole").status(), StatusCode::CREATED);
+
+    // Cancelling a session frees its place.
+    let r = client().delete(server.url(&open[0])).basic_auth("ci", Some(&mine)).send().unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    start_session(&server, &mine, "scratch/app9");
 }
 
 /// A child process killed when the test ends, however it ends.

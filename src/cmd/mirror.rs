@@ -419,6 +419,7 @@ pub(crate) fn push_limits(mirror: &airlock_config::Mirror) -> airlock_mirror::re
         max_blob_bytes: mirror.push_max_blob_bytes,
         session_expiry: std::time::Duration::from_secs(mirror.push_session_expiry_seconds),
         free_space_reserve: mirror.push_free_space_reserve_bytes,
+        max_sessions_per_token: mirror.push_max_sessions_per_token,
     }
 }
 

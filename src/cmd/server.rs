@@ -70,12 +70,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let scheme = if opts.tls.is_some() { "https" } else { "http" };
         let (ready, addr) = oneshot::channel::<SocketAddr>();
         let shutdown = stopped();
-        tasks.push(runtime.spawn(async move {
+        let listen = opts.listen;
+        let mut control_plane = runtime.spawn(async move {
             cp_server::serve(opts, |a| { let _ = ready.send(a); }, shutdown)
                 .await
                 .context("the control plane stopped")
-        }));
-        let addr = runtime.block_on(addr).context("the control plane did not start")?;
+        });
+        let addr = listening(&runtime, addr, &mut control_plane, "control plane", "control_plane.listen", listen)?;
+        tasks.push(control_plane);
         let url = format!("{scheme}://{addr}");
         announce(&format!("control plane listening on {url}"));
         cp_url = Some(url);
@@ -94,16 +96,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             tls,
         };
         let (ready, addr) = oneshot::channel::<SocketAddr>();
-        let mirror = runtime.spawn(async move {
+        let mut mirror = runtime.spawn(async move {
             mirror_serve::serve(opts, |a| { let _ = ready.send(a); })
                 .await
                 .context("the mirror stopped")
         });
-        let Ok(addr) = runtime.block_on(addr) else {
-            // It stopped before listening: its own error says why (e.g. push over plain HTTP).
-            let why = runtime.block_on(mirror).context("the mirror did not start")?.err();
-            return Err(why.unwrap_or_else(|| anyhow::anyhow!("the mirror stopped before listening")).context("the mirror did not start"));
-        };
+        let addr = listening(&runtime, addr, &mut mirror, "mirror", "mirror.listen", config.mirror.listen)?;
         tasks.push(mirror);
         announce(&format!("mirror listening on {scheme}://{addr}"));
         mirror_addr = Some((addr, scheme == "http"));
@@ -119,7 +117,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let agent = builtin_runner(&config, &url, mirror_addr)?;
         let gateway = runtime
             .block_on(agent.start_gateway(config.runner.ssh_listen, config.runner.ssh_public_host.clone()))
-            .context("cannot start the SSH gateway")?;
+            .with_context(|| format!("cannot start the SSH gateway (runner.ssh_listen is {})", config.runner.ssh_listen))?;
         let addr = gateway.local_addr();
         announce(&format!("ssh gateway listening on {addr}"));
         let flag = stop.clone();
@@ -156,6 +154,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 fn announce(line: &str) {
     println!("{line}");
     let _ = std::io::stdout().flush();
+}
+
+/// Waits until a component reports the address it listens on. If it stops first, its own
+/// error (port taken, unreadable TLS key, push over plain HTTP…) is the answer, with the
+/// setting that chose the address.
+fn listening(
+    runtime: &tokio::runtime::Runtime,
+    addr: oneshot::Receiver<SocketAddr>,
+    task: &mut tokio::task::JoinHandle<anyhow::Result<()>>,
+    component: &str,
+    setting: &str,
+    configured: SocketAddr,
+) -> anyhow::Result<SocketAddr> {
+    if let Ok(addr) = runtime.block_on(addr) {
+        return Ok(addr);
+    }
+    let why = match runtime.block_on(task) {
+        Ok(Err(e)) => e,
+        Ok(Ok(())) => anyhow::anyhow!("it stopped before listening"),
+        Err(e) => anyhow::anyhow!("it panicked: {e}"),
+    };
+    Err(why.context(format!("the {component} did not start ({setting} is {configured})")))
 }
 
 /// Resolves when a component's task ends (which only happens when it failed).

@@ -16,6 +16,12 @@ use crate::ustar::{self, BLOCK};
 /// thousands of artifacts.
 pub const MAX_INDEX_SIZE: u64 = 16 << 20;
 
+/// Largest zstd window a bundle may ask for, as a power of two: 2^23 = 8 MiB. That is the
+/// most zstd uses at the levels `airlock bundle create` accepts (1 to 19, no long-distance
+/// matching; see [`crate::pack::MAX_COMPRESSION_LEVEL`]), so every bundle airlock writes reads,
+/// while a hand-made frame cannot make the decoder reserve the 128 MiB zstd would allow.
+pub const MAX_WINDOW_LOG: u32 = 23;
+
 /// Bounds that keep memory small whatever a hostile bundle claims.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -38,6 +44,8 @@ impl Default for Limits {
 pub enum BundleError {
     #[error("cannot read the bundle at byte {offset} of its content: {source}")]
     Read { offset: u64, source: io::Error },
+    #[error("the bundle's zstd stream asks for a window larger than the {limit} bytes airlock bundles use, at byte {offset} of its content; refusing it (airlock bundle create writes levels 1 to 19 only: repack it with airlock)")]
+    WindowTooLarge { offset: u64, limit: u64 },
     #[error("the bundle is truncated: the stream ends {place}")]
     Truncated { place: String },
     #[error("the bundle is damaged at byte {offset} of its content: {reason}")]
@@ -155,8 +163,9 @@ impl<R: Read> BundleReader<R> {
     }
 
     pub fn with_limits(reader: R, limits: Limits) -> Result<Self, BundleError> {
-        let decoder = zstd::stream::read::Decoder::new(reader)
+        let mut decoder = zstd::stream::read::Decoder::new(reader)
             .map_err(|source| BundleError::Read { offset: 0, source })?;
+        decoder.window_log_max(MAX_WINDOW_LOG).map_err(|source| BundleError::Read { offset: 0, source })?;
         let mut input = Counting { inner: decoder, offset: 0 };
         let first = match read_header(&mut input)? {
             Pending::Header(h) => h,
@@ -417,9 +426,20 @@ fn read_some(input: &mut Counting<impl Read>, buf: &mut [u8]) -> Result<usize, B
         match input.read(buf) {
             Ok(n) => return Ok(n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(source) => return Err(BundleError::Read { offset: input.offset, source }),
+            Err(source) => return Err(read_error(input.offset, source)),
         }
     }
+}
+
+/// A read error, told apart when it is the zstd window cap that refused the stream.
+fn read_error(offset: u64, source: io::Error) -> BundleError {
+    use zstd::zstd_safe::{get_error_name, zstd_sys::ZSTD_ErrorCode};
+    // zstd reports errors as negated codes; the decoder's io::Error carries the code's name.
+    let window_too_large = get_error_name(0usize.wrapping_sub(ZSTD_ErrorCode::ZSTD_error_frameParameter_windowTooLarge as usize));
+    if source.kind() == io::ErrorKind::Other && source.to_string() == window_too_large {
+        return BundleError::WindowTooLarge { offset, limit: 1 << MAX_WINDOW_LOG };
+    }
+    BundleError::Read { offset, source }
 }
 
 fn read_header(input: &mut Counting<impl Read>) -> Result<Pending, BundleError> {
@@ -431,7 +451,7 @@ fn read_header(input: &mut Counting<impl Read>) -> Result<Pending, BundleError> 
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
             return Err(BundleError::Truncated { place: format!("inside a header at byte {offset}") })
         }
-        Err(source) => return Err(BundleError::Read { offset, source }),
+        Err(source) => return Err(read_error(offset, source)),
     }
     if ustar::is_zero_block(&block) {
         return Ok(Pending::End);
@@ -442,11 +462,12 @@ fn read_header(input: &mut Counting<impl Read>) -> Result<Pending, BundleError> 
 }
 
 fn read_small(input: &mut Counting<impl Read>, header: &ustar::Header) -> Result<Vec<u8>, BundleError> {
-    let mut bytes = vec![0u8; header.size as usize];
-    input.read_exact(&mut bytes).map_err(|e| match e.kind() {
-        io::ErrorKind::UnexpectedEof => BundleError::Truncated { place: format!("inside `{}`", header.name) },
-        _ => BundleError::Read { offset: input.offset, source: e },
-    })?;
+    // The declared size is only a bound: memory grows with the bytes that actually arrive.
+    let mut bytes = Vec::new();
+    (&mut *input).take(header.size).read_to_end(&mut bytes).map_err(|e| read_error(input.offset, e))?;
+    if (bytes.len() as u64) < header.size {
+        return Err(BundleError::Truncated { place: format!("inside `{}`", header.name) });
+    }
     skip_padding(input, header.size, &header.name)?;
     Ok(bytes)
 }
@@ -456,7 +477,7 @@ fn skip_padding(input: &mut Counting<impl Read>, size: u64, name: &str) -> Resul
     let len = ustar::padding(size);
     input.read_exact(&mut pad[..len]).map_err(|e| match e.kind() {
         io::ErrorKind::UnexpectedEof => BundleError::Truncated { place: format!("after `{name}`") },
-        _ => BundleError::Read { offset: input.offset, source: e },
+        _ => read_error(input.offset, e),
     })
 }
 

@@ -15,3 +15,5 @@ mod read_ahead;
 pub mod sample;
 mod sources;
 pub mod volumes;
+
+pub use layout::OciLayout;

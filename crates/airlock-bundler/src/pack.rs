@@ -43,7 +43,13 @@ pub enum PackError {
     Write { path: PathBuf, source: io::Error },
     #[error("no signing key given: a bundle must be signed")]
     NoKey,
+    #[error("zstd level {level} is outside 1 to {MAX_COMPRESSION_LEVEL}: higher levels use a window the bundle reader refuses")]
+    CompressionLevel { level: i32 },
 }
+
+/// Highest zstd level a bundle is written at. Levels above it use windows of 32 MiB and more,
+/// beyond [`crate::read::MAX_WINDOW_LOG`], so the mirror would refuse what they make.
+pub const MAX_COMPRESSION_LEVEL: i32 = 19;
 
 /// Everything a bundle will contain, before it is signed and written.
 pub struct Plan {
@@ -430,6 +436,9 @@ pub fn write_bundle(plan: &Plan, options: &PackOptions, out: &Path) -> Result<Pa
 /// `out` names the destination in errors.
 pub fn write_archive<W: Write>(plan: &Plan, options: &PackOptions, signed: &Signed, sink: W, out: &Path) -> Result<W, PackError> {
     let write_err = |source| PackError::Write { path: out.to_path_buf(), source };
+    if !(1..=MAX_COMPRESSION_LEVEL).contains(&options.compression_level) {
+        return Err(PackError::CompressionLevel { level: options.compression_level });
+    }
     let mtime = options.created.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let mut encoder = zstd::stream::write::Encoder::new(sink, options.compression_level).map_err(write_err)?;
     if options.threads > 1 {

@@ -30,6 +30,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("mirror", "push_max_blob_bytes", Kind::Integer),
     ("mirror", "push_session_expiry_seconds", Kind::Integer),
     ("mirror", "push_free_space_reserve_bytes", Kind::Integer),
+    ("mirror", "push_max_sessions_per_token", Kind::Integer),
     ("mirror", "trusted_keys", Kind::List),
     ("mirror", "threshold", Kind::Integer),
     ("control_plane", "enabled", Kind::Bool),
@@ -192,6 +193,11 @@ mod tests {
         assert!(err.contains("mirror.push_namespaces") && err.contains("/Scratch"), "{err}");
         let err = Config::load(None, vars(&[("AIRLOCK_MIRROR_PUSH_SESSION_EXPIRY_SECONDS", "0")])).unwrap_err().to_string();
         assert!(err.contains("mirror.push_session_expiry_seconds"), "{err}");
+        assert_eq!(config.mirror.push_max_sessions_per_token, 64);
+        let config = Config::load(None, vars(&[("AIRLOCK_MIRROR_PUSH_MAX_SESSIONS_PER_TOKEN", "2")])).unwrap();
+        assert_eq!(config.mirror.push_max_sessions_per_token, 2);
+        let err = Config::load(None, vars(&[("AIRLOCK_MIRROR_PUSH_MAX_SESSIONS_PER_TOKEN", "0")])).unwrap_err().to_string();
+        assert!(err.contains("mirror.push_max_sessions_per_token"), "{err}");
     }
 
     #[test]

@@ -77,6 +77,8 @@ pub struct Mirror {
     pub push_session_expiry_seconds: u64,
     /// Uploads are refused, or stopped, when the store's free space would fall below this.
     pub push_free_space_reserve_bytes: u64,
+    /// Upload sessions one push token may hold open at once.
+    pub push_max_sessions_per_token: usize,
     /// minisign public keys whose bundle signatures count at import.
     pub trusted_keys: Vec<PathBuf>,
     /// How many distinct trusted keys must have signed a bundle.
@@ -160,6 +162,7 @@ impl Default for Mirror {
             push_max_blob_bytes: 10 << 30,
             push_session_expiry_seconds: 300,
             push_free_space_reserve_bytes: 1 << 30,
+            push_max_sessions_per_token: 64,
             trusted_keys: Vec::new(),
             threshold: 1,
         }
@@ -240,9 +243,12 @@ impl Config {
                 )));
             }
         }
-        if self.mirror.push_max_blob_bytes == 0 || self.mirror.push_session_expiry_seconds == 0 {
+        if self.mirror.push_max_blob_bytes == 0
+            || self.mirror.push_session_expiry_seconds == 0
+            || self.mirror.push_max_sessions_per_token == 0
+        {
             return Err(ConfigError::Invalid(
-                "mirror.push_max_blob_bytes and mirror.push_session_expiry_seconds must be at least 1".into(),
+                "mirror.push_max_blob_bytes, mirror.push_session_expiry_seconds and mirror.push_max_sessions_per_token must be at least 1".into(),
             ));
         }
         if self.mirror.tls_cert.is_some() != self.mirror.tls_key.is_some() {

@@ -336,6 +336,27 @@ impl Store {
         Ok(None)
     }
 
+    /// Whether `repo` may serve `digest` as a blob: a push put (or mounted) it there, it is a
+    /// manifest of the repository, or a manifest of the repository references it. Pulls by
+    /// digest are scoped this way, as the reference registry scopes them, so a blob pushed
+    /// to one repository cannot be read through another's name.
+    pub fn repo_references_blob(&self, repo: &str, digest: &Digest) -> Result<bool, StoreError> {
+        let d = digest.to_string();
+        if self.meta.contains_key(key("u/", &[&d, repo]))? || self.repo_has_manifest(repo, digest)? {
+            return Ok(true);
+        }
+        // A repository holds few manifests; each lists what it references (`children`).
+        for item in self.scan(key("r/", &[repo, ""])) {
+            let (manifest, _) = item?;
+            let text = String::from_utf8_lossy(&manifest).into_owned();
+            let manifest: Digest = text.parse().map_err(|_| StoreError::Corrupt { key: text, message: "not a digest".into() })?;
+            if self.manifest(&manifest)?.is_some_and(|record| record.children.contains(digest)) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Repositories a blob was pushed or mounted into (imports record none), sorted.
     pub fn blob_links(&self, digest: &Digest) -> Result<Vec<String>, StoreError> {
         self.scan(key("u/", &[&digest.to_string(), ""]))

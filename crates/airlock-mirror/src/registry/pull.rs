@@ -53,6 +53,9 @@ pub fn manifest(state: &AppState, name: &str, reference: &str, head: bool) -> Re
 pub async fn blob(state: &Arc<AppState>, name: &str, digest: &str, headers: &HeaderMap, head: bool) -> Result<Response> {
     check_name(name)?;
     let parsed: Digest = digest.parse().map_err(|_| RegistryError::digest_invalid(format!("`{digest}` is not a sha256 digest")))?;
+    if !state.store.repo_references_blob(name, &parsed)? {
+        return Err(RegistryError::blob_unknown(digest));
+    }
     let size = match state.store.visible_blob(&parsed)? {
         Some(size) => size,
         // Manifests are blobs too, and clients fetch them by blob URL at times.

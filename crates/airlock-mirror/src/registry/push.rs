@@ -38,6 +38,9 @@ pub struct PushLimits {
     pub session_expiry: Duration,
     /// Uploads stop when the store's free space would fall below this.
     pub free_space_reserve: u64,
+    /// Upload sessions one push token may hold open at once: each holds a partial file and
+    /// memory until it ends or expires.
+    pub max_sessions_per_token: usize,
 }
 
 impl PushLimits {
@@ -108,6 +111,25 @@ impl Uploads {
             .filter(|u| u.repo == repo && u.token == token)
             .cloned()
             .ok_or_else(RegistryError::upload_unknown)
+    }
+
+    /// Adds a session, unless its token already holds `max` open ones.
+    fn insert(&self, id: String, upload: Upload, max: usize) -> Result<()> {
+        let mut map = self.map();
+        let held = map.values().filter(|u| u.token == upload.token).count();
+        if held >= max {
+            return Err(RegistryError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TOOMANYREQUESTS",
+                format!(
+                    "this push token already holds {held} open upload sessions, the most mirror.push_max_sessions_per_token allows; \
+                     finish or cancel one (PUT or DELETE its upload URL), wait for idle ones to end after mirror.push_session_expiry_seconds, \
+                     or raise that setting in airlock.toml"
+                ),
+            ));
+        }
+        map.insert(id, Arc::new(upload));
+        Ok(())
     }
 
     fn remove(&self, id: &str) {
@@ -268,7 +290,14 @@ fn busy() -> RegistryError {
 async fn start_upload(state: &AppState, name: &str, token: &str, query: &str, headers: &HeaderMap, body: Body) -> Result<Response> {
     if let Some(mount) = query_param(query, "mount") {
         let digest = parse_digest(&mount)?;
-        if state.store.visible_blob(&digest)?.is_some() {
+        // Only from a repository that holds the blob (anyone may pull from it): a mount must
+        // not turn a digest into a read of another repository's private blob.
+        let from = query_param(query, "from");
+        let mountable = match &from {
+            Some(from) => check_name(from).is_ok() && state.store.repo_references_blob(from, &digest)?,
+            None => false,
+        };
+        if mountable && state.store.visible_blob(&digest)?.is_some() {
             let mut changes = Changes::default();
             changes.link_blob(&digest, name);
             state.store.commit(changes)?;
@@ -285,7 +314,7 @@ async fn start_upload(state: &AppState, name: &str, token: &str, query: &str, he
         return publish(state, name, data.take().expect("present"), expected);
     }
     let id = crate::tokens::random_hex(16);
-    state.uploads.map().insert(id.clone(), Arc::new(upload));
+    state.uploads.insert(id.clone(), upload, state.push.max_sessions_per_token)?;
     Ok(upload_response(StatusCode::ACCEPTED, name, &id, 0))
 }
 
@@ -428,7 +457,10 @@ async fn put_manifest(state: &AppState, name: &str, reference: &str, headers: &H
         .unwrap_or_else(|| MEDIA_TYPE_IMAGE_MANIFEST.to_string());
     let _writes = state.uploads.writes.lock().await;
     for child in links.children() {
-        let known = state.store.visible_blob(&child.digest)?.is_some() || state.store.manifest(&child.digest)?.is_some();
+        // Only what this repository holds: a manifest must not make another repository's
+        // blob readable here (push it, or mount it with `from`, first).
+        let known = state.store.repo_references_blob(name, &child.digest)?
+            && (state.store.visible_blob(&child.digest)?.is_some() || state.store.manifest(&child.digest)?.is_some());
         if !known {
             return Err(RegistryError::new(StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN", "manifest references an unknown blob")
                 .with_detail(serde_json::json!({ "digest": child.digest })));
