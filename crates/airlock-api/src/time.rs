@@ -72,3 +72,18 @@ impl utoipa::ToSchema for Timestamp {
         Cow::Borrowed("Timestamp")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_written_as_the_api_reads_them() {
+        let at = Timestamp(1_893_492_000_123);
+        assert_eq!(at.to_string(), "2030-01-01T10:00:00.123Z");
+        assert_eq!(Timestamp(0).to_string(), "1970-01-01T00:00:00.000Z");
+        let leap = Timestamp::from_system(UNIX_EPOCH + Duration::from_secs(951_782_400)); // 2000-02-29
+        assert_eq!(leap.to_string(), "2000-02-29T00:00:00.000Z");
+        assert_eq!(Timestamp::parse("2030-01-01T10:00:00.123Z").unwrap(), at);
+    }
+}
