@@ -19,8 +19,8 @@ pub use audit::{Actor, ActorKind, AuditRecord, Head, Outcome, Problem, VerifyRep
 pub use error::{ErrorBody, ErrorDetail};
 pub use model::{
     Delivery, DesiredState, EnvEvent, EnvPhase, EnvSpec, Environment, EnvironmentClass, Org,
-    OrgPolicy, Page, Project, Resources, Role, Runner, RunnerPhase, Secret, SecretScope, SshEndpoint,
-    SshKey, Task, Token, TokenKind, UnknownRole, User, WorkspaceBackup,
+    OrgPolicy, Page, Project, Resources, Role, Runner, RunnerPhase, Secret, SecretScope,
+    SshEndpoint, SshKey, Task, Token, TokenKind, UnknownRole, User, WorkspaceBackup,
 };
 pub use routes::{
     json, AuthKind, Endpoint, JsonType, Method, Operation, Payload, RoundTripError, WireType,
@@ -34,9 +34,9 @@ pub use runner_api::{
 pub use time::Timestamp;
 pub use user_api::{
     AddSshKey, CreateClass, CreateEnvironment, CreateOrg, CreateProject, CreateRunner,
-    CreateSecret, CreateToken, CreateUser, LoginRequest, NewOrg, NewRunner, NewToken,
-    PolicyChange, RotateKekResult, RunnerView, Session, SetPassword, SetSecretValue, SshAccess,
-    UpdateClass, UpdateOrg, UpdateProject, UpdateRunner, UpdateUser, Whoami,
+    CreateSecret, CreateToken, CreateUser, LoginRequest, NewOrg, NewRunner, NewToken, PolicyChange,
+    RotateKekResult, RunnerView, Session, SetPassword, SetSecretValue, SshAccess, UpdateClass,
+    UpdateOrg, UpdateProject, UpdateRunner, UpdateUser, Whoami,
 };
 
 /// The OpenAPI document itself, as served at `GET /api/v1/openapi.json`.

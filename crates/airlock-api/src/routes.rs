@@ -294,16 +294,32 @@ impl Payload {
 #[derive(Debug, thiserror::Error)]
 pub enum RoundTripError {
     #[error("{name}: cannot serialize the example: {source}")]
-    Serialize { name: String, source: serde_json::Error },
+    Serialize {
+        name: String,
+        source: serde_json::Error,
+    },
     #[error("{name}: the example's JSON does not deserialize: {source}")]
-    Deserialize { name: String, source: serde_json::Error },
+    Deserialize {
+        name: String,
+        source: serde_json::Error,
+    },
     #[error("{name}: the example changed on the way: {before} became {after}")]
-    Changed { name: String, before: String, after: String },
+    Changed {
+        name: String,
+        before: String,
+        after: String,
+    },
 }
 
 /// What a JSON body type has to be.
-pub trait WireType: ToSchema + Serialize + DeserializeOwned + Example + PartialEq + std::fmt::Debug {}
-impl<T: ToSchema + Serialize + DeserializeOwned + Example + PartialEq + std::fmt::Debug> WireType for T {}
+pub trait WireType:
+    ToSchema + Serialize + DeserializeOwned + Example + PartialEq + std::fmt::Debug
+{
+}
+impl<T: ToSchema + Serialize + DeserializeOwned + Example + PartialEq + std::fmt::Debug> WireType
+    for T
+{
+}
 
 fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(
     name: Cow<'static, str>,
@@ -314,8 +330,11 @@ fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(
         name: name.clone(),
         source,
     })?;
-    let back: T = serde_json::from_value(json.clone())
-        .map_err(|source| RoundTripError::Deserialize { name: name.clone(), source })?;
+    let back: T =
+        serde_json::from_value(json.clone()).map_err(|source| RoundTripError::Deserialize {
+            name: name.clone(),
+            source,
+        })?;
     if back != value {
         return Err(RoundTripError::Changed {
             name,
@@ -331,7 +350,13 @@ fn example_of<T: WireType>() -> Result<Value, RoundTripError> {
 }
 
 fn page_example_of<T: WireType>() -> Result<Value, RoundTripError> {
-    round_trip(T::name(), Page { items: vec![T::example()], next_cursor: Some("cursor".into()) })
+    round_trip(
+        T::name(),
+        Page {
+            items: vec![T::example()],
+            next_cursor: Some("cursor".into()),
+        },
+    )
 }
 
 fn schemas_of<T: ToSchema>(out: &mut Vec<(String, RefOr<Schema>)>) {

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::model::{
-    DesiredState, Delivery, EnvPhase, EnvSpec, RunnerPhase, SshEndpoint, WorkspaceBackup,
+    Delivery, DesiredState, EnvPhase, EnvSpec, RunnerPhase, SshEndpoint, WorkspaceBackup,
 };
 use crate::time::Timestamp;
 

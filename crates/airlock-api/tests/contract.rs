@@ -50,7 +50,12 @@ fn conform(schemas: &Map<String, Value>, schema: &Value, value: &Value, at: &str
     }
     if let Some(object) = value.as_object() {
         let properties = schema.get("properties").and_then(Value::as_object);
-        for required in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+        for required in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let key = required.as_str().unwrap_or_default();
             if !object.contains_key(key) {
                 problems.push(format!("{at}: lacks required `{key}`"));
@@ -58,9 +63,12 @@ fn conform(schemas: &Map<String, Value>, schema: &Value, value: &Value, at: &str
         }
         for (key, field) in object {
             match properties.and_then(|p| p.get(key)) {
-                Some(field_schema) => {
-                    problems.extend(conform(schemas, field_schema, field, &format!("{at}.{key}")))
-                }
+                Some(field_schema) => problems.extend(conform(
+                    schemas,
+                    field_schema,
+                    field,
+                    &format!("{at}.{key}"),
+                )),
                 None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
                     problems.push(format!("{at}: `{key}` is not in the schema"))
                 }
@@ -73,7 +81,12 @@ fn conform(schemas: &Map<String, Value>, schema: &Value, value: &Value, at: &str
             problems.extend(conform(schemas, items, item, &format!("{at}[{i}]")));
         }
     }
-    for all in schema.get("allOf").and_then(Value::as_array).into_iter().flatten() {
+    for all in schema
+        .get("allOf")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         problems.extend(conform(schemas, all, value, at));
     }
     for (keyword, exactly_one) in [("oneOf", true), ("anyOf", false)] {
@@ -83,7 +96,9 @@ fn conform(schemas: &Map<String, Value>, schema: &Value, value: &Value, at: &str
                 .filter(|option| conform(schemas, option, value, at).is_empty())
                 .count();
             if fitting == 0 || (exactly_one && fitting > 1) {
-                problems.push(format!("{at}: {value} fits {fitting} of the {keyword} options"));
+                problems.push(format!(
+                    "{at}: {value} fits {fitting} of the {keyword} options"
+                ));
             }
         }
     }
@@ -98,20 +113,28 @@ fn body_schema(content: &Value) -> &Value {
 #[test]
 fn every_route_example_round_trips_and_conforms_to_the_document() {
     let document = openapi::document();
-    let schemas = document["components"]["schemas"].as_object().unwrap().clone();
+    let schemas = document["components"]["schemas"]
+        .as_object()
+        .unwrap()
+        .clone();
     let mut checked = 0;
     for e in ENDPOINTS {
         let operation = &document["paths"][e.path][e.method.as_str().to_lowercase()];
         if let Some(Payload::Json(ty)) = &e.request {
-            let example = (ty.example)().unwrap_or_else(|err| panic!("{}: {err}", e.operation_id()));
+            let example =
+                (ty.example)().unwrap_or_else(|err| panic!("{}: {err}", e.operation_id()));
             let schema = body_schema(&operation["requestBody"]["content"]);
             let problems = conform(&schemas, schema, &example, "request");
             assert!(problems.is_empty(), "{}: {problems:?}", e.operation_id());
             checked += 1;
         }
         if let Some(Payload::Json(ty)) = &e.response {
-            let example = if e.paged { (ty.page_example)() } else { (ty.example)() }
-                .unwrap_or_else(|err| panic!("{}: {err}", e.operation_id()));
+            let example = if e.paged {
+                (ty.page_example)()
+            } else {
+                (ty.example)()
+            }
+            .unwrap_or_else(|err| panic!("{}: {err}", e.operation_id()));
             let schema = body_schema(&operation["responses"][e.status.to_string()]["content"]);
             let problems = conform(&schemas, schema, &example, "response");
             assert!(problems.is_empty(), "{}: {problems:?}", e.operation_id());
@@ -124,9 +147,14 @@ fn every_route_example_round_trips_and_conforms_to_the_document() {
 #[test]
 fn the_validator_refuses_what_does_not_conform() {
     let document = openapi::document();
-    let schemas = document["components"]["schemas"].as_object().unwrap().clone();
+    let schemas = document["components"]["schemas"]
+        .as_object()
+        .unwrap()
+        .clone();
     let user = serde_json::json!({ "$ref": "#/components/schemas/User" });
-    let good = serde_json::to_value(<airlock_api::User as airlock_api::examples::Example>::example()).unwrap();
+    let good =
+        serde_json::to_value(<airlock_api::User as airlock_api::examples::Example>::example())
+            .unwrap();
     assert!(conform(&schemas, &user, &good, "user").is_empty());
     let mut missing = good.clone();
     missing.as_object_mut().unwrap().remove("email");
@@ -143,13 +171,21 @@ fn the_validator_refuses_what_does_not_conform() {
 fn every_operation_has_exactly_one_route() {
     let mut seen = HashSet::new();
     for e in ENDPOINTS {
-        assert!(seen.insert(e.operation), "{:?} is in the table twice", e.operation);
+        assert!(
+            seen.insert(e.operation),
+            "{:?} is in the table twice",
+            e.operation
+        );
     }
     for op in Operation::ALL {
         assert!(seen.contains(&op), "{op:?} has no route");
     }
     let routes: HashSet<_> = ENDPOINTS.iter().map(|e| (e.method, e.path)).collect();
-    assert_eq!(routes.len(), ENDPOINTS.len(), "two routes share a method and path");
+    assert_eq!(
+        routes.len(),
+        ENDPOINTS.len(),
+        "two routes share a method and path"
+    );
 }
 
 #[test]
@@ -159,6 +195,9 @@ fn every_referenced_schema_is_defined() {
     let schemas = document["components"]["schemas"].as_object().unwrap();
     for reference in text.split("\"#/components/schemas/").skip(1) {
         let name = &reference[..reference.find('"').unwrap()];
-        assert!(schemas.contains_key(name), "`{name}` is referred to but not defined");
+        assert!(
+            schemas.contains_key(name),
+            "`{name}` is referred to but not defined"
+        );
     }
 }

@@ -1,7 +1,6 @@
 //! Roles and what each may do. One table, read by every handler, so the policy can be
 //! reviewed in one place.
 
-
 pub use airlock_api::{Role, UnknownRole};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

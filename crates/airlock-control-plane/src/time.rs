@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-
 pub use airlock_api::Timestamp;
 
 /// The system clock, or a manual one that tests advance.

@@ -3,13 +3,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use airlock_control_plane::client::{Client, Method};
 use airlock_api::{
     AddSshKey, CreateClass, CreateEnvironment, CreateOrg, CreateProject, CreateRunner,
     CreateSecret, CreateToken, CreateUser, Delivery, NewOrg, NewRunner, NewToken, PolicyChange,
     Resources, Role, RotateKekResult, SecretScope, SetPassword, SetSecretValue, Task, UpdateClass,
     UpdateOrg, UpdateProject, UpdateRunner, UpdateUser,
 };
+use airlock_control_plane::client::{Client, Method};
 use anyhow::Context;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -59,7 +59,8 @@ fn body(request: &impl Serialize) -> anyhow::Result<Value> {
 
 /// An answer read as its airlock-api type, for the fields the text output names.
 fn answer<T: DeserializeOwned>(value: &Value, what: &str) -> anyhow::Result<T> {
-    T::deserialize(value).with_context(|| format!("unexpected answer from the control plane to {what}"))
+    T::deserialize(value)
+        .with_context(|| format!("unexpected answer from the control plane to {what}"))
 }
 
 #[derive(clap::Subcommand)]
@@ -228,7 +229,8 @@ pub fn tokens(client: Client, c: Tokens, out: OutputFormat) -> Done {
                 name,
                 expires_in_days,
             };
-            let created = client.call(Method::POST, "/api/v1/tokens", &[], Some(&body(&request)?))?;
+            let created =
+                client.call(Method::POST, "/api/v1/tokens", &[], Some(&body(&request)?))?;
             match out {
                 OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&created)?),
                 OutputFormat::Text => {
@@ -690,16 +692,14 @@ pub fn runners(client: Client, c: Runners, out: OutputFormat) -> Done {
             )?,
             out,
         ),
-        Runners::Update { id, name, capacity } => {
-            show(
-                &client,
-                Method::PATCH,
-                &format!("/api/v1/runners/{id}"),
-                Some(body(&UpdateRunner { name, capacity })?),
-                render::RUNNERS,
-                out,
-            )
-        }
+        Runners::Update { id, name, capacity } => show(
+            &client,
+            Method::PATCH,
+            &format!("/api/v1/runners/{id}"),
+            Some(body(&UpdateRunner { name, capacity })?),
+            render::RUNNERS,
+            out,
+        ),
         Runners::Delete { id } => delete(&client, &format!("/api/v1/runners/{id}"), &id),
         Runners::ExchangeToken { id } => print_exchange(
             &client.call(

@@ -12,7 +12,7 @@ use crate::model::{Page, SshKey, Token, TokenKind};
 use crate::rbac::Permission;
 use crate::store::keys;
 use crate::{auth, ids, validate};
-use airlock_api::{CreateToken, NewToken, AddSshKey};
+use airlock_api::{AddSshKey, CreateToken, NewToken};
 
 pub async fn list_tokens(
     State(app): State<App>,

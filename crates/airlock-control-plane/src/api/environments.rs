@@ -19,7 +19,7 @@ use crate::model::{
 use crate::rbac::Permission;
 use crate::store::keys;
 use crate::{ids, validate};
-use airlock_api::{CreateEnvironment};
+use airlock_api::CreateEnvironment;
 
 #[derive(Deserialize, Default)]
 pub struct ListFilter {

@@ -1,9 +1,9 @@
 //! One error type for every route, rendered as
 //! `{"error": {"code", "message", "field"?, "request_id"}}` with a matching status.
 
+use airlock_api::{ErrorBody, ErrorDetail};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use airlock_api::{ErrorBody, ErrorDetail};
 
 use crate::secrets::SecretsError;
 use crate::store::StoreError;

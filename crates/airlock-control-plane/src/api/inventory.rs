@@ -12,7 +12,7 @@ use crate::model::{
 use crate::rbac::Permission;
 use crate::store::{keys, Txn};
 use crate::{ids, validate};
-use airlock_api::{CreateClass, UpdateClass, CreateProject, UpdateProject};
+use airlock_api::{CreateClass, CreateProject, UpdateClass, UpdateProject};
 
 /// 409 if another object of `kind` in the org already has `name`.
 fn unique_name<T: serde::de::DeserializeOwned>(

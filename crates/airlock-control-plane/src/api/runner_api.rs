@@ -13,12 +13,15 @@ use super::{ApiError, App};
 use crate::audit::{Actor, ActorKind, AuditEvent, Outcome};
 use crate::environments::{effective_runner_phase, place_queued, runner_may_report, set_phase};
 use crate::model::{
-    EnvEvent, EnvPhase, Environment, Page, Runner, RunnerPhase,
-    SealedValue, SshKey, Token, TokenKind, User,
+    EnvEvent, EnvPhase, Environment, Page, Runner, RunnerPhase, SealedValue, SshKey, Token,
+    TokenKind, User,
 };
 use crate::store::keys;
 use crate::{auth, ids};
-use airlock_api::{ExchangeRequest, RunnerCredential, Heartbeat, HeartbeatResponse, Owner, SecretRef, RunnerEnvironment, SecretValue, SecretValues, StatusReport, EventsReport, EventsAccepted};
+use airlock_api::{
+    EventsAccepted, EventsReport, ExchangeRequest, Heartbeat, HeartbeatResponse, Owner,
+    RunnerCredential, RunnerEnvironment, SecretRef, SecretValue, SecretValues, StatusReport,
+};
 
 pub async fn exchange(
     State(app): State<App>,

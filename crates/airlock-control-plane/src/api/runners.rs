@@ -12,7 +12,7 @@ use crate::model::{Page, Runner, RunnerPhase, TokenKind};
 use crate::rbac::Permission;
 use crate::store::{keys, Txn};
 use crate::{auth, ids, validate};
-use airlock_api::{CreateRunner, UpdateRunner, RunnerView, NewRunner};
+use airlock_api::{CreateRunner, NewRunner, RunnerView, UpdateRunner};
 
 pub const MAX_CAPACITY: u32 = 100_000;
 

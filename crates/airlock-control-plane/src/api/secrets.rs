@@ -14,7 +14,7 @@ use crate::model::{Delivery, Environment, Page, SealedValue, Secret, SecretScope
 use crate::rbac::Permission;
 use crate::store::keys;
 use crate::{ids, validate};
-use airlock_api::{CreateSecret, SetSecretValue, RotateKekResult};
+use airlock_api::{CreateSecret, RotateKekResult, SetSecretValue};
 
 #[derive(Deserialize, Default)]
 pub struct ListFilter {

@@ -10,7 +10,7 @@ use super::{ApiError, App};
 use crate::audit::Outcome;
 use crate::model::{Environment, Runner};
 use crate::store::keys;
-use airlock_api::{SshAccess, SshSessionsReport, SshSessionEvent, SshSessionsAccepted};
+use airlock_api::{SshAccess, SshSessionEvent, SshSessionsAccepted, SshSessionsReport};
 
 /// The suffix of the host aliases `airlock ssh-config` writes: `<env-id>.airlock.environment`.
 pub const HOST_SUFFIX: &str = "airlock.environment";
@@ -116,7 +116,10 @@ pub async fn report_sessions(
                 outcome,
                 Some(detail),
             ));
-            if !matches!(s.event, SshSessionEvent::Refused | SshSessionEvent::Withdrawn) {
+            if !matches!(
+                s.event,
+                SshSessionEvent::Refused | SshSessionEvent::Withdrawn
+            ) {
                 latest = latest.max(Some(at));
             }
         }

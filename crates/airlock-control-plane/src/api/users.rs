@@ -9,7 +9,7 @@ use crate::model::{TokenKind, User};
 use crate::rbac::{may_manage_role, Permission, Role};
 use crate::store::{keys, Txn};
 use crate::{auth, ids, validate};
-use airlock_api::{CreateUser, UpdateUser, SetPassword};
+use airlock_api::{CreateUser, SetPassword, UpdateUser};
 
 fn subject(id: &str) -> String {
     format!("user/{id}")

@@ -6,14 +6,14 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
-use airlock_egress::EgressGuard;
-use reqwest::blocking::{Client, RequestBuilder, Response};
-use reqwest::StatusCode;
 use airlock_api::{
     Activity, EnvPhase, EventsReport, ExchangeRequest, Heartbeat, HeartbeatResponse, NewEvent,
     Page, RunnerCredential, RunnerPhase, RunnerEnvironment, SecretValue, SecretValues, SshEndpoint,
     SshSessionRecord, SshSessionsReport, StatusReport,
 };
+use airlock_egress::EgressGuard;
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 

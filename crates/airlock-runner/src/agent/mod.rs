@@ -18,15 +18,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use airlock_api::{
+    Activity, DesiredState, EnvPhase, NewEvent, RunnerCredential, RunnerEnvironment, RunnerPhase,
+    SshEndpoint, SshSessionRecord, Timestamp,
+};
 use airlock_egress::EgressGuard;
 
 use crate::engine::{Engine, EngineOptions, EnvStatus, LocalEnvironment};
 use crate::ssh::{self, Gateway, GatewayConfig, SshError};
 pub use api::ControlPlane;
-use airlock_api::{
-    Activity, DesiredState, EnvPhase, NewEvent, RunnerCredential, RunnerEnvironment, RunnerPhase,
-    SshEndpoint, SshSessionRecord, Timestamp,
-};
 use gateway::GatewayBackend;
 
 #[derive(Debug, thiserror::Error)]

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use airlock_api::{Delivery, EnvPhase, RunnerEnvironment};
+
 use super::backup;
 use super::Shared;
 use crate::engine::{EngineEvent, EnvironmentSpec, Resources, SecretFile};
