@@ -11,48 +11,12 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use airlock_api::{Actor, ActorKind, AuditRecord, Head, Outcome, Problem, VerifyReport};
+
 use crate::store::{keys, Store, StoreError};
 use crate::time::Timestamp;
 
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum ActorKind {
-    User,
-    Runner,
-    System,
-    Anonymous,
-}
-
-/// Who did it. `token_id` names the credential used, so a leaked token's use can be traced.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Actor {
-    pub kind: ActorKind,
-    pub id: String,
-    /// Email for users, name for runners; what a person reading the log recognises.
-    pub name: String,
-    pub token_id: Option<String>,
-}
-
-impl Actor {
-    pub fn system() -> Actor {
-        Actor {
-            kind: ActorKind::System,
-            id: "system".into(),
-            name: "airlock".into(),
-            token_id: None,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Success,
-    Failure,
-    Denied,
-}
 
 /// What a caller hands to [`crate::store::Txn::audit`]; the store adds sequence, time and hashes.
 #[derive(Clone, Debug, PartialEq)]
@@ -67,25 +31,15 @@ pub struct AuditEvent {
     pub detail: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct AuditRecord {
-    pub seq: u64,
-    pub time: Timestamp,
-    pub org_id: Option<String>,
-    pub actor: Actor,
-    pub action: String,
-    pub subject: String,
-    pub outcome: Outcome,
-    pub source: String,
-    pub request_id: String,
-    pub detail: Option<String>,
-    pub prev_hash: String,
-    pub hash: String,
+/// The hash of a record in the chain; implemented here rather than in `airlock-api` because
+/// the chain is the control plane's, not the wire's.
+pub trait ChainHash {
+    /// The hash this record should carry, computed from everything but `hash`.
+    fn compute_hash(&self) -> String;
 }
 
-impl AuditRecord {
-    /// The hash this record should carry, computed from everything but `hash`.
-    pub fn compute_hash(&self) -> String {
+impl ChainHash for AuditRecord {
+    fn compute_hash(&self) -> String {
         // Field order is fixed by the struct, and no field is a map, so this JSON is canonical.
         #[derive(Serialize)]
         struct Hashed<'a> {
@@ -119,12 +73,6 @@ impl AuditRecord {
         h.update(&body);
         hex::encode(h.finalize())
     }
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Head {
-    pub seq: u64,
-    pub hash: String,
 }
 
 pub fn head(store: &Store) -> Result<Head, StoreError> {
@@ -224,29 +172,6 @@ pub fn query(
             filter.matches(r)
         })?;
     Ok((items.into_iter().map(|(_, r)| r).collect(), more))
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Problem {
-    /// The sequence number (position in the log) where the problem is.
-    pub seq: u64,
-    pub message: String,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct VerifyReport {
-    pub ok: bool,
-    pub records: u64,
-    /// Head as recorded by the store; for an org's report, the org's last record.
-    pub head: Head,
-    pub problems: Vec<Problem>,
-    /// `site` (every record) or `org <id>` (only that org's records are counted and named).
-    #[serde(default = "site_scope")]
-    pub scope: String,
-}
-
-fn site_scope() -> String {
-    "site".into()
 }
 
 /// The whole chain is walked either way (an org's records chain through everyone's), but the
@@ -443,7 +368,7 @@ fn walk(store: &Store, expected_head: Option<&str>) -> Result<(VerifyReport, usi
         records: count,
         head: stored_head,
         problems,
-        scope: site_scope(),
+        scope: "site".into(),
     };
     Ok((report, about_records))
 }

@@ -14,7 +14,7 @@ pub mod environments;
 pub mod ids;
 pub mod metrics;
 pub mod model;
-pub mod openapi;
+pub use airlock_api::openapi;
 pub mod rbac;
 pub mod secrets;
 pub mod server;

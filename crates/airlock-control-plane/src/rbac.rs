@@ -1,44 +1,7 @@
 //! Roles and what each may do. One table, read by every handler, so the policy can be
 //! reviewed in one place.
 
-use serde::{Deserialize, Serialize};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Owner,
-    Admin,
-    Member,
-    Auditor,
-}
-
-impl Role {
-    pub const ALL: [Role; 4] = [Role::Owner, Role::Admin, Role::Member, Role::Auditor];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Owner => "owner",
-            Role::Admin => "admin",
-            Role::Member => "member",
-            Role::Auditor => "auditor",
-        }
-    }
-}
-
-impl std::str::FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "owner" => Ok(Role::Owner),
-            "admin" => Ok(Role::Admin),
-            "member" => Ok(Role::Member),
-            "auditor" => Ok(Role::Auditor),
-            other => Err(format!(
-                "unknown role `{other}`: use owner, admin, member or auditor"
-            )),
-        }
-    }
-}
+pub use airlock_api::{Role, UnknownRole};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Permission {

@@ -5,7 +5,7 @@ mod common;
 use std::path::Path;
 
 use airlock_control_plane::api::Config;
-use airlock_control_plane::audit::{self, AuditRecord};
+use airlock_control_plane::audit::{self, AuditRecord, ChainHash};
 use airlock_control_plane::bootstrap;
 use airlock_control_plane::secrets::{Kek, Keyring};
 use airlock_control_plane::server::{self, ServeError, ServeOptions};

@@ -3,9 +3,17 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use airlock_api::{
+    AddSshKey, CreateClass, CreateEnvironment, CreateOrg, CreateProject, CreateRunner,
+    CreateSecret, CreateToken, CreateUser, Delivery, NewOrg, NewRunner, NewToken, PolicyChange,
+    Resources, Role, RotateKekResult, SecretScope, SetPassword, SetSecretValue, Task, UpdateClass,
+    UpdateOrg, UpdateProject, UpdateRunner, UpdateUser,
+};
 use airlock_control_plane::client::{Client, Method};
 use anyhow::Context;
-use serde_json::{json, Map, Value};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
 
 use super::render::{self, Columns};
 use super::{read_secret, read_stdin_value};
@@ -44,13 +52,15 @@ fn delete(client: &Client, path: &str, what: &str) -> Done {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A JSON object of the fields that were given.
-fn fields(pairs: &[(&str, Option<Value>)]) -> Value {
-    let map: Map<String, Value> = pairs
-        .iter()
-        .filter_map(|(k, v)| v.clone().map(|v| (k.to_string(), v)))
-        .collect();
-    Value::Object(map)
+/// The JSON of a request body (airlock-api's types leave out the fields not given).
+fn body(request: &impl Serialize) -> anyhow::Result<Value> {
+    serde_json::to_value(request).context("cannot encode the request")
+}
+
+/// An answer read as its airlock-api type, for the fields the text output names.
+fn answer<T: DeserializeOwned>(value: &Value, what: &str) -> anyhow::Result<T> {
+    T::deserialize(value)
+        .with_context(|| format!("unexpected answer from the control plane to {what}"))
 }
 
 #[derive(clap::Subcommand)]
@@ -70,7 +80,7 @@ pub enum Users {
         email: String,
         /// owner, admin, member or auditor.
         #[arg(long)]
-        role: String,
+        role: Role,
         #[arg(long)]
         name: Option<String>,
         #[arg(long)]
@@ -85,7 +95,7 @@ pub enum Users {
         #[arg(long)]
         name: Option<String>,
         #[arg(long)]
-        role: Option<String>,
+        role: Option<Role>,
         #[arg(long)]
         disabled: Option<bool>,
     },
@@ -124,17 +134,17 @@ pub fn users(client: Client, c: Users, out: OutputFormat) -> Done {
             password_stdin,
         } => {
             let password = read_secret(password_stdin, "Initial password: ")?;
-            let body = fields(&[
-                ("email", Some(json!(email))),
-                ("role", Some(json!(role))),
-                ("name", name.map(Value::from)),
-                ("password", Some(json!(password))),
-            ]);
+            let request = CreateUser {
+                email,
+                name,
+                role,
+                password,
+            };
             show(
                 &client,
                 Method::POST,
                 "/api/v1/users",
-                Some(body),
+                Some(body(&request)?),
                 render::USERS,
                 out,
             )
@@ -145,16 +155,16 @@ pub fn users(client: Client, c: Users, out: OutputFormat) -> Done {
             role,
             disabled,
         } => {
-            let body = fields(&[
-                ("name", name.map(Value::from)),
-                ("role", role.map(Value::from)),
-                ("disabled", disabled.map(Value::from)),
-            ]);
+            let request = UpdateUser {
+                name,
+                role,
+                disabled,
+            };
             show(
                 &client,
                 Method::PATCH,
                 &format!("/api/v1/users/{id}"),
-                Some(body),
+                Some(body(&request)?),
                 render::USERS,
                 out,
             )
@@ -171,15 +181,15 @@ pub fn users(client: Client, c: Users, out: OutputFormat) -> Done {
                 None
             };
             let new = read_secret(password_stdin, "New password: ")?;
-            let body = fields(&[
-                ("current_password", current.map(Value::from)),
-                ("new_password", Some(json!(new))),
-            ]);
+            let request = SetPassword {
+                current_password: current,
+                new_password: new,
+            };
             client.call(
                 Method::PUT,
                 &format!("/api/v1/users/{id}/password"),
                 &[],
-                Some(&body),
+                Some(&body(&request)?),
             )?;
             eprintln!("password set; other sessions of this user were ended");
             Ok(ExitCode::SUCCESS)
@@ -215,20 +225,23 @@ pub fn tokens(client: Client, c: Tokens, out: OutputFormat) -> Done {
             name,
             expires_in_days,
         } => {
-            let body = fields(&[
-                ("name", Some(json!(name))),
-                ("expires_in_days", expires_in_days.map(Value::from)),
-            ]);
-            let created = client.call(Method::POST, "/api/v1/tokens", &[], Some(&body))?;
+            let request = CreateToken {
+                name,
+                expires_in_days,
+            };
+            let created =
+                client.call(Method::POST, "/api/v1/tokens", &[], Some(&body(&request)?))?;
             match out {
                 OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&created)?),
                 OutputFormat::Text => {
+                    let created: NewToken = answer(&created, "the new token")?;
+                    let expires = created.info.expires_at.map(|t| t.to_string());
                     eprintln!(
                         "token {} expires {}",
-                        created["info"]["id"].as_str().unwrap_or_default(),
-                        created["info"]["expires_at"].as_str().unwrap_or_default()
+                        created.info.id,
+                        expires.unwrap_or_default()
                     );
-                    println!("{}", created["token"].as_str().unwrap_or_default());
+                    println!("{}", created.token);
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -272,7 +285,10 @@ pub fn ssh_keys(client: Client, c: SshKeys, out: OutputFormat) -> Done {
                 &client,
                 Method::POST,
                 "/api/v1/ssh-keys",
-                Some(json!({"name": name, "public_key": key.trim()})),
+                Some(body(&AddSshKey {
+                    name,
+                    public_key: key.trim().to_string(),
+                })?),
                 render::SSH_KEYS,
                 out,
             )
@@ -335,15 +351,15 @@ pub fn orgs(client: Client, c: Orgs, out: OutputFormat) -> Done {
             password_stdin,
         } => {
             let password = read_secret(password_stdin, "Owner's initial password: ")?;
-            let created = client.call(
-                Method::POST,
-                "/api/v1/orgs",
-                &[],
-                Some(
-                    &json!({"name": name, "owner_email": owner_email, "owner_password": password}),
-                ),
-            )?;
-            render::one(&created["org"], render::ORGS, out);
+            let request = CreateOrg {
+                name,
+                owner_email,
+                owner_password: password,
+                policy: None,
+            };
+            let created = client.call(Method::POST, "/api/v1/orgs", &[], Some(&body(&request)?))?;
+            let created: NewOrg = answer(&created, "the new org")?;
+            render::one(&body(&created.org)?, render::ORGS, out);
             Ok(ExitCode::SUCCESS)
         }
         Orgs::Update {
@@ -352,23 +368,19 @@ pub fn orgs(client: Client, c: Orgs, out: OutputFormat) -> Done {
             max_running_per_user,
             idle_timeout_minutes,
         } => {
-            let policy = fields(&[
-                (
-                    "max_running_environments_per_user",
-                    max_running_per_user.map(Value::from),
-                ),
-                (
-                    "idle_timeout_minutes",
-                    idle_timeout_minutes.map(Value::from),
-                ),
-            ]);
-            let policy = (policy != json!({})).then_some(policy);
-            let body = fields(&[("name", name.map(Value::from)), ("policy", policy)]);
+            let policy = PolicyChange {
+                max_running_environments_per_user: max_running_per_user,
+                idle_timeout_minutes,
+            };
+            let request = UpdateOrg {
+                name,
+                policy: (policy != PolicyChange::default()).then_some(policy),
+            };
             show(
                 &client,
                 Method::PATCH,
                 &format!("/api/v1/orgs/{id}"),
-                Some(body),
+                Some(body(&request)?),
                 render::ORGS,
                 out,
             )
@@ -391,9 +403,14 @@ pub struct ClassFields {
 }
 
 impl ClassFields {
-    fn resources(&self) -> Option<Value> {
-        let all = [self.cpu_millis, self.memory_mib, self.disk_gib, self.pids];
-        all.iter().all(Option::is_some).then(|| json!({"cpu_millis": self.cpu_millis, "memory_mib": self.memory_mib, "disk_gib": self.disk_gib, "pids": self.pids}))
+    /// All four, or none.
+    fn resources(&self) -> Option<Resources> {
+        Some(Resources {
+            cpu_millis: self.cpu_millis?,
+            memory_mib: self.memory_mib?,
+            disk_gib: self.disk_gib?,
+            pids: self.pids?,
+        })
     }
 }
 
@@ -443,14 +460,14 @@ pub fn classes(client: Client, c: Classes, out: OutputFormat) -> Done {
             out,
         ),
         Classes::Create { name, resources } => {
-            let r = resources
+            let resources = resources
                 .resources()
                 .context("give --cpu-millis, --memory-mib, --disk-gib and --pids")?;
             show(
                 &client,
                 Method::POST,
                 "/api/v1/classes",
-                Some(json!({"name": name, "resources": r})),
+                Some(body(&CreateClass { name, resources })?),
                 render::CLASSES,
                 out,
             )
@@ -460,15 +477,15 @@ pub fn classes(client: Client, c: Classes, out: OutputFormat) -> Done {
             name,
             resources,
         } => {
-            let body = fields(&[
-                ("name", name.map(Value::from)),
-                ("resources", resources.resources()),
-            ]);
+            let request = UpdateClass {
+                name,
+                resources: resources.resources(),
+            };
             show(
                 &client,
                 Method::PATCH,
                 &format!("/api/v1/classes/{id}"),
-                Some(body),
+                Some(body(&request)?),
                 render::CLASSES,
                 out,
             )
@@ -478,11 +495,14 @@ pub fn classes(client: Client, c: Classes, out: OutputFormat) -> Done {
 }
 
 /// `NAME=COMMAND` for a project task.
-fn task(text: &str) -> Result<Value, String> {
+fn task(text: &str) -> Result<Task, String> {
     let (name, command) = text
         .split_once('=')
         .ok_or_else(|| format!("`{text}` is not NAME=COMMAND"))?;
-    Ok(json!({"name": name, "command": command}))
+    Ok(Task {
+        name: name.to_string(),
+        command: command.to_string(),
+    })
 }
 
 #[derive(clap::Subcommand)]
@@ -512,7 +532,7 @@ pub enum Projects {
         class_id: String,
         /// NAME=COMMAND, run after start; repeat for more.
         #[arg(long = "task", value_parser = task)]
-        tasks: Vec<Value>,
+        tasks: Vec<Task>,
     },
     /// Change a project (existing environments keep their spec). --task replaces all tasks.
     #[command(
@@ -529,7 +549,7 @@ pub enum Projects {
         #[arg(long)]
         class_id: Option<String>,
         #[arg(long = "task", value_parser = task)]
-        tasks: Vec<Value>,
+        tasks: Vec<Task>,
     },
     /// Delete a project with no environments left (its secrets go with it).
     #[command(after_help = "Example:\n  airlock admin projects delete prj_0190...")]
@@ -554,12 +574,18 @@ pub fn projects(client: Client, c: Projects, out: OutputFormat) -> Done {
             class_id,
             tasks,
         } => {
-            let body = json!({"name": name, "repository_url": repository_url, "image": image, "class_id": class_id, "tasks": tasks});
+            let request = CreateProject {
+                name,
+                repository_url,
+                image,
+                class_id,
+                tasks,
+            };
             show(
                 &client,
                 Method::POST,
                 "/api/v1/projects",
-                Some(body),
+                Some(body(&request)?),
                 render::PROJECTS,
                 out,
             )
@@ -572,19 +598,18 @@ pub fn projects(client: Client, c: Projects, out: OutputFormat) -> Done {
             class_id,
             tasks,
         } => {
-            let tasks = (!tasks.is_empty()).then_some(Value::Array(tasks));
-            let body = fields(&[
-                ("name", name.map(Value::from)),
-                ("repository_url", repository_url.map(Value::from)),
-                ("image", image.map(Value::from)),
-                ("class_id", class_id.map(Value::from)),
-                ("tasks", tasks),
-            ]);
+            let request = UpdateProject {
+                name,
+                repository_url,
+                image,
+                class_id,
+                tasks: (!tasks.is_empty()).then_some(tasks),
+            };
             show(
                 &client,
                 Method::PATCH,
                 &format!("/api/v1/projects/{id}"),
-                Some(body),
+                Some(body(&request)?),
                 render::PROJECTS,
                 out,
             )
@@ -636,13 +661,12 @@ fn print_exchange(created: &Value, out: OutputFormat) -> Done {
     match out {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(created)?),
         OutputFormat::Text => {
+            let created: NewRunner = answer(created, "the exchange token")?;
             eprintln!(
                 "runner {} ({}); exchange token valid until {}:",
-                created["runner"]["name"].as_str().unwrap_or_default(),
-                created["runner"]["id"].as_str().unwrap_or_default(),
-                created["exchange_expires_at"].as_str().unwrap_or_default()
+                created.runner.name, created.runner.id, created.exchange_expires_at
             );
-            println!("{}", created["exchange_token"].as_str().unwrap_or_default());
+            println!("{}", created.exchange_token);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -664,24 +688,18 @@ pub fn runners(client: Client, c: Runners, out: OutputFormat) -> Done {
                 Method::POST,
                 "/api/v1/runners",
                 &[],
-                Some(&json!({"name": name, "capacity": capacity})),
+                Some(&body(&CreateRunner { name, capacity })?),
             )?,
             out,
         ),
-        Runners::Update { id, name, capacity } => {
-            let body = fields(&[
-                ("name", name.map(Value::from)),
-                ("capacity", capacity.map(Value::from)),
-            ]);
-            show(
-                &client,
-                Method::PATCH,
-                &format!("/api/v1/runners/{id}"),
-                Some(body),
-                render::RUNNERS,
-                out,
-            )
-        }
+        Runners::Update { id, name, capacity } => show(
+            &client,
+            Method::PATCH,
+            &format!("/api/v1/runners/{id}"),
+            Some(body(&UpdateRunner { name, capacity })?),
+            render::RUNNERS,
+            out,
+        ),
         Runners::Delete { id } => delete(&client, &format!("/api/v1/runners/{id}"), &id),
         Runners::ExchangeToken { id } => print_exchange(
             &client.call(
@@ -762,16 +780,16 @@ pub fn environments(client: Client, c: Environments, out: OutputFormat) -> Done 
             name,
             class_id,
         } => {
-            let body = fields(&[
-                ("project_id", Some(json!(project_id))),
-                ("name", name.map(Value::from)),
-                ("class_id", class_id.map(Value::from)),
-            ]);
+            let request = CreateEnvironment {
+                project_id,
+                name,
+                class_id,
+            };
             show(
                 &client,
                 Method::POST,
                 "/api/v1/environments",
-                Some(body),
+                Some(body(&request)?),
                 render::ENVIRONMENTS,
                 out,
             )
@@ -880,25 +898,25 @@ pub fn secrets(client: Client, c: Secrets, out: OutputFormat) -> Done {
             value,
         } => {
             let scope = match project_id {
-                Some(p) => json!({"kind": "project", "project_id": p}),
-                None => json!({"kind": "org"}),
+                Some(project_id) => SecretScope::Project { project_id },
+                None => SecretScope::Org,
             };
             let delivery = match (file_path, env_name) {
-                (_, Some(n)) => Some(json!({"kind": "env", "name": n})),
-                (Some(p), None) => Some(json!({"kind": "file", "path": p})),
+                (_, Some(name)) => Some(Delivery::Env { name }),
+                (Some(path), None) => Some(Delivery::File { path }),
                 (None, None) => None,
             };
-            let body = fields(&[
-                ("name", Some(json!(name))),
-                ("scope", Some(scope)),
-                ("delivery", delivery),
-                ("value", Some(json!(value.read()?))),
-            ]);
+            let request = CreateSecret {
+                name,
+                scope,
+                delivery,
+                value: value.read()?,
+            };
             show(
                 &client,
                 Method::POST,
                 "/api/v1/secrets",
-                Some(body),
+                Some(body(&request)?),
                 render::SECRETS,
                 out,
             )
@@ -907,7 +925,9 @@ pub fn secrets(client: Client, c: Secrets, out: OutputFormat) -> Done {
             &client,
             Method::PUT,
             &format!("/api/v1/secrets/{id}/value"),
-            Some(json!({"value": value.read()?})),
+            Some(body(&SetSecretValue {
+                value: value.read()?,
+            })?),
             render::SECRETS,
             out,
         ),
@@ -916,12 +936,13 @@ pub fn secrets(client: Client, c: Secrets, out: OutputFormat) -> Done {
             let r = client.call(Method::POST, "/api/v1/secrets/rotate-kek", &[], None)?;
             match out {
                 OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&r)?),
-                OutputFormat::Text => println!(
-                    "re-wrapped {} data key(s) with {} ({} already current)",
-                    r["rewrapped"],
-                    r["current_kek_id"].as_str().unwrap_or_default(),
-                    r["already_current"]
-                ),
+                OutputFormat::Text => {
+                    let r: RotateKekResult = answer(&r, "the key rotation")?;
+                    println!(
+                        "re-wrapped {} data key(s) with {} ({} already current)",
+                        r.rewrapped, r.current_kek_id, r.already_current
+                    )
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

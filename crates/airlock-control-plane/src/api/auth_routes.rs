@@ -2,29 +2,14 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
 
 use super::context::{Json, Meta, UserCaller};
 use super::{ApiError, App};
 use crate::audit::{Actor, ActorKind, AuditEvent, Outcome};
-use crate::model::{Org, Token, TokenKind, User};
+use crate::model::{TokenKind, User};
 use crate::store::keys;
 use crate::{auth, rbac};
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LoginRequest {
-    pub email: String,
-    pub password: String,
-}
-
-#[derive(Serialize)]
-pub struct Session {
-    pub token: String,
-    pub token_id: String,
-    pub expires_at: crate::time::Timestamp,
-    pub user: User,
-}
+use airlock_api::{LoginRequest, Session, Whoami};
 
 /// Looks the user up by email: the user and their password hash, if they have one.
 fn find_login(app: &App, email: &str) -> Result<Option<(User, Option<String>)>, ApiError> {
@@ -243,14 +228,6 @@ pub async fn logout(State(app): State<App>, caller: UserCaller) -> Result<Status
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Serialize)]
-pub struct Whoami {
-    pub user: User,
-    pub org: Org,
-    pub token: Token,
-    pub site_admin: bool,
 }
 
 pub async fn whoami(caller: UserCaller) -> axum::Json<Whoami> {

@@ -15,7 +15,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::context::{Query, RunnerCaller};
-use super::runner_api::{hosted, runner_view, RunnerEnvironment};
+use super::runner_api::{hosted, runner_view};
+use airlock_api::RunnerEnvironment;
 use super::{ApiError, App};
 use crate::audit::Outcome;
 use crate::model::{Environment, WorkspaceBackup};

@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
 
 use super::context::{checked_id, Json, Paging, Query, UserCaller};
 use super::{ApiError, App};
@@ -13,21 +12,7 @@ use crate::model::{Page, SshKey, Token, TokenKind};
 use crate::rbac::Permission;
 use crate::store::keys;
 use crate::{auth, ids, validate};
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateToken {
-    pub name: String,
-    /// Days until the token expires (default 30, at most 365).
-    pub expires_in_days: Option<u32>,
-}
-
-#[derive(Serialize)]
-pub struct NewToken {
-    /// The token itself; shown only here. Send it as `Authorization: Bearer <token>`.
-    pub token: String,
-    pub info: Token,
-}
+use airlock_api::{AddSshKey, CreateToken, NewToken};
 
 pub async fn list_tokens(
     State(app): State<App>,
@@ -138,14 +123,6 @@ pub async fn revoke_token(
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AddSshKey {
-    pub name: String,
-    /// One line as in `~/.ssh/id_ed25519.pub`.
-    pub public_key: String,
 }
 
 pub async fn list_keys(

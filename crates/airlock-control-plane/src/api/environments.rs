@@ -19,16 +19,7 @@ use crate::model::{
 use crate::rbac::Permission;
 use crate::store::keys;
 use crate::{ids, validate};
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateEnvironment {
-    pub project_id: String,
-    /// Defaults to the project name and a random suffix.
-    pub name: Option<String>,
-    /// Overrides the project's environment class.
-    pub class_id: Option<String>,
-}
+use airlock_api::CreateEnvironment;
 
 #[derive(Deserialize, Default)]
 pub struct ListFilter {

@@ -1,9 +1,9 @@
 //! One error type for every route, rendered as
 //! `{"error": {"code", "message", "field"?, "request_id"}}` with a matching status.
 
+use airlock_api::{ErrorBody, ErrorDetail};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 
 use crate::secrets::SecretsError;
 use crate::store::StoreError;
@@ -106,34 +106,20 @@ impl From<SecretsError> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Detail<'a>,
-}
-
-#[derive(Serialize)]
-struct Detail<'a> {
-    code: &'a str,
-    message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
-    request_id: String,
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let request_id = REQUEST_ID.try_with(|id| id.clone()).unwrap_or_default();
         let field = match &self {
-            ApiError::Invalid { field, .. } => Some(field.as_str()),
+            ApiError::Invalid { field, .. } => Some(field.clone()),
             _ => None,
         };
         let message = match &self {
             ApiError::Invalid { message, .. } => message.clone(),
             other => other.to_string(),
         };
-        let body = Body {
-            error: Detail {
-                code: self.code(),
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code().to_string(),
                 message,
                 field,
                 request_id,

@@ -2,52 +2,17 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
 
 use super::context::{Json, Paging, Query, UserCaller};
 use super::{ApiError, App};
 use crate::audit::Outcome;
 use crate::model::{
-    EnvPhase, Environment, EnvironmentClass, Page, Project, Resources, Secret, SecretScope, Task,
+    EnvPhase, Environment, EnvironmentClass, Page, Project, Secret, SecretScope, Task,
 };
 use crate::rbac::Permission;
 use crate::store::{keys, Txn};
 use crate::{ids, validate};
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateClass {
-    pub name: String,
-    pub resources: Resources,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateClass {
-    pub name: Option<String>,
-    pub resources: Option<Resources>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateProject {
-    pub name: String,
-    pub repository_url: String,
-    pub image: String,
-    pub class_id: String,
-    #[serde(default)]
-    pub tasks: Vec<Task>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateProject {
-    pub name: Option<String>,
-    pub repository_url: Option<String>,
-    pub image: Option<String>,
-    pub class_id: Option<String>,
-    pub tasks: Option<Vec<Task>>,
-}
+use airlock_api::{CreateClass, CreateProject, UpdateClass, UpdateProject};
 
 /// 409 if another object of `kind` in the org already has `name`.
 fn unique_name<T: serde::de::DeserializeOwned>(

@@ -3,7 +3,6 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
 
 use super::context::{Json, Paging, Query, UserCaller};
 use super::{ApiError, App};
@@ -12,35 +11,7 @@ use crate::model::{Org, OrgPolicy, Page, User};
 use crate::rbac::{Permission, Role};
 use crate::store::keys;
 use crate::{auth, ids, validate};
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateOrg {
-    pub name: String,
-    pub owner_email: String,
-    pub owner_password: String,
-    pub policy: Option<OrgPolicy>,
-}
-
-#[derive(Serialize)]
-pub struct NewOrg {
-    pub org: Org,
-    pub owner: User,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateOrg {
-    pub name: Option<String>,
-    pub policy: Option<PolicyChange>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyChange {
-    pub max_running_environments_per_user: Option<u32>,
-    pub idle_timeout_minutes: Option<u32>,
-}
+use airlock_api::{CreateOrg, NewOrg, UpdateOrg};
 
 fn check_policy(p: &OrgPolicy) -> Result<(), ApiError> {
     if !(1..=100_000).contains(&p.max_running_environments_per_user) {

@@ -7,34 +7,21 @@
 use std::collections::HashSet;
 
 use axum::extract::{Path, State};
-use serde::{Deserialize, Serialize};
 
 use super::context::{checked_id, Json, Meta, Paging, Query, RunnerCaller};
 use super::{ApiError, App};
 use crate::audit::{Actor, ActorKind, AuditEvent, Outcome};
 use crate::environments::{effective_runner_phase, place_queued, runner_may_report, set_phase};
 use crate::model::{
-    Delivery, DesiredState, EnvEvent, EnvPhase, EnvSpec, Environment, Page, Runner, RunnerPhase,
-    SealedValue, SshEndpoint, SshKey, Token, TokenKind, User, WorkspaceBackup,
+    EnvEvent, EnvPhase, Environment, Page, Runner, RunnerPhase, SealedValue, SshKey, Token,
+    TokenKind, User,
 };
 use crate::store::keys;
-use crate::time::Timestamp;
 use crate::{auth, ids};
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExchangeRequest {
-    pub exchange_token: String,
-}
-
-#[derive(Serialize)]
-pub struct RunnerCredential {
-    pub runner_id: String,
-    pub org_id: String,
-    /// The runner's bearer token for every other runner route. Keep it secret.
-    pub credential: String,
-    pub heartbeat_interval_seconds: u64,
-}
+use airlock_api::{
+    EventsAccepted, EventsReport, ExchangeRequest, Heartbeat, HeartbeatResponse, Owner,
+    RunnerCredential, RunnerEnvironment, SecretRef, SecretValue, SecretValues, StatusReport,
+};
 
 pub async fn exchange(
     State(app): State<App>,
@@ -91,37 +78,6 @@ pub async fn exchange(
     })?;
     app.store.flush().await?;
     outcome.map(axum::Json).map_err(ApiError::Unauthenticated)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Heartbeat {
-    /// `active` (default) or `degraded`.
-    pub status: Option<RunnerPhase>,
-    pub message: Option<String>,
-    pub version: Option<String>,
-    /// Latest user activity per hosted environment, for the idle timeout.
-    #[serde(default)]
-    pub environments: Vec<Activity>,
-    /// The runner's SSH gateway, for users' ssh-config.
-    pub ssh: Option<SshEndpoint>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Activity {
-    pub id: String,
-    pub last_activity: Timestamp,
-}
-
-#[derive(Serialize)]
-pub struct HeartbeatResponse {
-    pub runner_id: String,
-    pub phase: RunnerPhase,
-    pub heartbeat_interval_seconds: u64,
-    pub inactive_after_seconds: u64,
-    /// Ids in the heartbeat this runner does not host (any more): clean them up.
-    pub unknown_environments: Vec<String>,
 }
 
 pub async fn heartbeat(
@@ -219,42 +175,6 @@ pub async fn heartbeat(
     }))
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct Owner {
-    pub id: String,
-    pub email: String,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct SecretRef {
-    pub id: String,
-    pub name: String,
-    pub delivery: Delivery,
-}
-
-/// An environment as its runner needs it.
-#[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct RunnerEnvironment {
-    pub id: String,
-    pub name: String,
-    pub org_id: String,
-    pub project_id: String,
-    pub owner: Owner,
-    pub phase: EnvPhase,
-    pub desired_state: DesiredState,
-    pub failure_reason: Option<String>,
-    pub spec: EnvSpec,
-    /// Secrets to inject; fetch their values from `.../secrets`.
-    pub secrets: Vec<SecretRef>,
-    /// The owner's SSH public keys, for `authorized_keys`.
-    pub ssh_authorized_keys: Vec<String>,
-    pub updated_at: Timestamp,
-    pub last_activity: Timestamp,
-    /// The latest workspace snapshot: restore it (GET .../backup) before the first start on
-    /// this runner.
-    pub backup: Option<WorkspaceBackup>,
-}
-
 pub(super) fn runner_view(app: &App, env: Environment) -> Result<RunnerEnvironment, ApiError> {
     let owner: Option<User> = app
         .store
@@ -348,19 +268,6 @@ pub async fn get_environment(
     Ok(axum::Json(runner_view(&app, env)?))
 }
 
-#[derive(Serialize, Deserialize, Debug)]
-pub struct SecretValue {
-    pub id: String,
-    pub name: String,
-    pub delivery: Delivery,
-    pub value: String,
-}
-
-#[derive(Serialize, Deserialize, Debug)]
-pub struct SecretValues {
-    pub items: Vec<SecretValue>,
-}
-
 /// Secret values for an environment this runner hosts. Every value read is audited.
 pub async fn secrets(
     State(app): State<App>,
@@ -406,15 +313,6 @@ pub async fn secrets(
     })
     .await?;
     Ok(axum::Json(SecretValues { items }))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StatusReport {
-    pub phase: EnvPhase,
-    /// Required with `failed`: what went wrong, for the user.
-    pub reason: Option<String>,
-    pub last_activity: Option<Timestamp>,
 }
 
 pub async fn report_status(
@@ -474,26 +372,6 @@ pub async fn report_status(
         })
         .await?;
     Ok(axum::Json(runner_view(&app, env)?))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EventsReport {
-    pub events: Vec<NewEvent>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewEvent {
-    /// When it happened; defaults to when it arrived.
-    pub time: Option<Timestamp>,
-    pub kind: String,
-    pub message: String,
-}
-
-#[derive(Serialize)]
-pub struct EventsAccepted {
-    pub accepted: usize,
 }
 
 pub const MAX_EVENTS_PER_REPORT: usize = 100;

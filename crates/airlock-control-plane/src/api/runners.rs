@@ -3,7 +3,6 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
 
 use super::context::{Json, Paging, Query, UserCaller};
 use super::{ApiError, App};
@@ -12,48 +11,10 @@ use crate::environments::effective_runner_phase;
 use crate::model::{Page, Runner, RunnerPhase, TokenKind};
 use crate::rbac::Permission;
 use crate::store::{keys, Txn};
-use crate::time::Timestamp;
 use crate::{auth, ids, validate};
+use airlock_api::{CreateRunner, NewRunner, RunnerView, UpdateRunner};
 
 pub const MAX_CAPACITY: u32 = 100_000;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateRunner {
-    pub name: String,
-    /// Most environments the runner hosts at once.
-    pub capacity: u32,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateRunner {
-    pub name: Option<String>,
-    pub capacity: Option<u32>,
-}
-
-/// A runner with its phase as of now and how many environments it hosts.
-#[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct RunnerView {
-    pub id: String,
-    pub org_id: String,
-    pub name: String,
-    pub capacity: u32,
-    pub environments: u64,
-    pub phase: RunnerPhase,
-    pub message: Option<String>,
-    pub version: Option<String>,
-    pub last_heartbeat: Option<Timestamp>,
-    pub created_at: Timestamp,
-}
-
-#[derive(Serialize)]
-pub struct NewRunner {
-    pub runner: RunnerView,
-    /// One-time token for `POST /api/v1/runner/exchange`; shown only here.
-    pub exchange_token: String,
-    pub exchange_expires_at: Timestamp,
-}
 
 pub fn view(app: &App, r: Runner) -> Result<RunnerView, ApiError> {
     let load: u64 = app.store.get(&keys::runner_load(&r.id))?.unwrap_or(0);

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::context::{Json, Query, UserCaller};
 use super::{ApiError, App};
@@ -14,35 +14,13 @@ use crate::model::{Delivery, Environment, Page, SealedValue, Secret, SecretScope
 use crate::rbac::Permission;
 use crate::store::keys;
 use crate::{ids, validate};
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateSecret {
-    pub name: String,
-    pub scope: SecretScope,
-    /// Defaults to a file at `/run/secrets/<name>`.
-    pub delivery: Option<Delivery>,
-    pub value: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SetSecretValue {
-    pub value: String,
-}
+use airlock_api::{CreateSecret, RotateKekResult, SetSecretValue};
 
 #[derive(Deserialize, Default)]
 pub struct ListFilter {
     pub project_id: Option<String>,
     pub limit: Option<usize>,
     pub cursor: Option<String>,
-}
-
-#[derive(Serialize, Deserialize, Debug)]
-pub struct RotateKekResult {
-    pub current_kek_id: String,
-    pub rewrapped: usize,
-    pub already_current: usize,
 }
 
 fn subject(id: &str) -> String {

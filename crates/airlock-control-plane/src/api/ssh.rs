@@ -3,7 +3,6 @@
 //! gateways report.
 
 use axum::extract::{Path, State};
-use serde::{Deserialize, Serialize};
 
 use super::context::{Json, RunnerCaller, UserCaller};
 use super::runner_api::hosted;
@@ -11,25 +10,10 @@ use super::{ApiError, App};
 use crate::audit::Outcome;
 use crate::model::{Environment, Runner};
 use crate::store::keys;
-use crate::time::Timestamp;
+use airlock_api::{SshAccess, SshSessionEvent, SshSessionsAccepted, SshSessionsReport};
 
 /// The suffix of the host aliases `airlock ssh-config` writes: `<env-id>.airlock.environment`.
 pub const HOST_SUFFIX: &str = "airlock.environment";
-
-#[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct SshAccess {
-    pub environment_id: String,
-    pub environment_name: String,
-    /// The name to give `ssh`: `<env-id>.airlock.environment`.
-    pub host_alias: String,
-    /// Where the runner's gateway listens.
-    pub host: String,
-    pub port: u16,
-    /// The SSH user name: the environment id.
-    pub user: String,
-    /// The gateway's host key (OpenSSH public key line), to pin in known_hosts.
-    pub host_key: String,
-}
 
 /// Where and how the caller reaches one of their environments over SSH.
 pub async fn access(
@@ -65,54 +49,15 @@ pub async fn access(
     }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SessionsReport {
-    pub sessions: Vec<SessionRecord>,
-}
-
-#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum SessionEvent {
-    /// Key accepted for the environment.
-    Accepted,
-    /// Authentication refused (unknown key, another user's environment).
-    Refused,
-    /// A command or shell ended.
-    Ended,
-    /// The gateway closed a connection whose key is no longer listed (owner disabled or
-    /// deleted, key removed).
-    Withdrawn,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SessionRecord {
-    pub time: Option<Timestamp>,
-    pub event: SessionEvent,
-    /// Client address as the gateway saw it.
-    pub peer: String,
-    /// `SHA256:...` of the offered public key.
-    pub key_fingerprint: String,
-    /// The command, or `shell` for an interactive session.
-    pub command: Option<String>,
-    pub exit_status: Option<i32>,
-}
-
 pub const MAX_SESSIONS_PER_REPORT: usize = 100;
-
-#[derive(Serialize)]
-pub struct SessionsAccepted {
-    pub accepted: usize,
-}
 
 /// Puts a gateway's connection records on the audit log (actor: the runner).
 pub async fn report_sessions(
     State(app): State<App>,
     caller: RunnerCaller,
     Path(id): Path<String>,
-    Json(req): Json<SessionsReport>,
-) -> Result<axum::Json<SessionsAccepted>, ApiError> {
+    Json(req): Json<SshSessionsReport>,
+) -> Result<axum::Json<SshSessionsAccepted>, ApiError> {
     hosted(&app, &caller, &id)?;
     if req.sessions.len() > MAX_SESSIONS_PER_REPORT {
         return Err(ApiError::invalid(
@@ -140,22 +85,22 @@ pub async fn report_sessions(
             let at = s.time.unwrap_or(now).min(now);
             let what = s.command.as_deref().unwrap_or("connection");
             let (outcome, detail) = match s.event {
-                SessionEvent::Accepted => (
+                SshSessionEvent::Accepted => (
                     Outcome::Success,
                     format!("{at}: key {} from {} accepted", s.key_fingerprint, s.peer),
                 ),
-                SessionEvent::Refused => (
+                SshSessionEvent::Refused => (
                     Outcome::Denied,
                     format!("{at}: key {} from {} refused", s.key_fingerprint, s.peer),
                 ),
-                SessionEvent::Withdrawn => (
+                SshSessionEvent::Withdrawn => (
                     Outcome::Denied,
                     format!(
                         "{at}: connection with key {} from {} closed: access withdrawn",
                         s.key_fingerprint, s.peer
                     ),
                 ),
-                SessionEvent::Ended => (
+                SshSessionEvent::Ended => (
                     Outcome::Success,
                     format!(
                         "{at}: `{what}` by key {} from {} ended with status {}",
@@ -171,7 +116,10 @@ pub async fn report_sessions(
                 outcome,
                 Some(detail),
             ));
-            if !matches!(s.event, SessionEvent::Refused | SessionEvent::Withdrawn) {
+            if !matches!(
+                s.event,
+                SshSessionEvent::Refused | SshSessionEvent::Withdrawn
+            ) {
                 latest = latest.max(Some(at));
             }
         }
@@ -186,5 +134,5 @@ pub async fn report_sessions(
         Ok(())
     })
     .await?;
-    Ok(axum::Json(SessionsAccepted { accepted }))
+    Ok(axum::Json(SshSessionsAccepted { accepted }))
 }

@@ -2,7 +2,6 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
 
 use super::context::{Json, Paging, Query, UserCaller};
 use super::{ApiError, App};
@@ -10,32 +9,7 @@ use crate::model::{TokenKind, User};
 use crate::rbac::{may_manage_role, Permission, Role};
 use crate::store::{keys, Txn};
 use crate::{auth, ids, validate};
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateUser {
-    pub email: String,
-    pub name: Option<String>,
-    pub role: Role,
-    /// Initial password chosen by the admin (at least 12 characters).
-    pub password: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateUser {
-    pub name: Option<String>,
-    pub role: Option<Role>,
-    pub disabled: Option<bool>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SetPassword {
-    /// Needed when changing one's own password and one is set.
-    pub current_password: Option<String>,
-    pub new_password: String,
-}
+use airlock_api::{CreateUser, SetPassword, UpdateUser};
 
 fn subject(id: &str) -> String {
     format!("user/{id}")

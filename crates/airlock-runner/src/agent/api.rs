@@ -1,17 +1,21 @@
 //! The control plane's runner-facing API (docs/control-plane-api.md), as a blocking client.
-//! Wire types are declared here rather than borrowed from the control-plane crate, so the
-//! runner depends only on the documented JSON, as a runner on another host would.
+//! The wire types come from `airlock-api`, the contract the control plane serves and
+//! documents; the runner does not depend on the control plane itself.
 
 use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
+use airlock_api::{
+    Activity, EnvPhase, EventsReport, ExchangeRequest, Heartbeat, HeartbeatResponse, NewEvent,
+    Page, RunnerCredential, RunnerPhase, RunnerEnvironment, SecretValue, SecretValues, SshEndpoint,
+    SshSessionRecord, SshSessionsReport, StatusReport,
+};
 use airlock_egress::EgressGuard;
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -37,145 +41,6 @@ impl ApiError {
             _ => None,
         }
     }
-}
-
-#[derive(Deserialize, Serialize, Debug, Clone)]
-pub struct Credential {
-    pub runner_id: String,
-    pub org_id: String,
-    pub credential: String,
-    pub heartbeat_interval_seconds: u64,
-}
-
-#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Phase {
-    Creating,
-    Starting,
-    Running,
-    Stopping,
-    Stopped,
-    Deleting,
-    Deleted,
-    Failed,
-}
-
-impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Creating => "creating",
-            Phase::Starting => "starting",
-            Phase::Running => "running",
-            Phase::Stopping => "stopping",
-            Phase::Stopped => "stopped",
-            Phase::Deleting => "deleting",
-            Phase::Deleted => "deleted",
-            Phase::Failed => "failed",
-        }
-    }
-}
-
-#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Desired {
-    Running,
-    Stopped,
-    Deleted,
-}
-
-#[derive(Deserialize, Debug, Clone, PartialEq)]
-pub struct Task {
-    pub name: String,
-    pub command: String,
-}
-
-#[derive(Deserialize, Debug, Clone, PartialEq)]
-pub struct Resources {
-    pub cpu_millis: u32,
-    pub memory_mib: u32,
-    pub pids: u32,
-}
-
-#[derive(Deserialize, Debug, Clone, PartialEq)]
-pub struct Spec {
-    pub image: String,
-    pub repository_url: String,
-    #[serde(default)]
-    pub tasks: Vec<Task>,
-    pub class_name: String,
-    pub resources: Resources,
-}
-
-#[derive(Deserialize, Debug, Clone, PartialEq)]
-pub struct Backup {
-    pub digest: String,
-    pub size: u64,
-}
-
-#[derive(Deserialize, Debug, Clone, PartialEq)]
-pub struct Environment {
-    pub id: String,
-    pub name: String,
-    pub phase: Phase,
-    pub desired_state: Desired,
-    pub spec: Spec,
-    #[serde(default)]
-    pub ssh_authorized_keys: Vec<String>,
-    #[serde(default)]
-    pub backup: Option<Backup>,
-}
-
-#[derive(Deserialize, Debug, Clone)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Delivery {
-    File { path: String },
-    Env { name: String },
-}
-
-#[derive(Deserialize, Debug, Clone)]
-pub struct SecretValue {
-    pub name: String,
-    pub delivery: Delivery,
-    pub value: String,
-}
-
-#[derive(Serialize, Debug, Clone)]
-pub struct SshEndpoint {
-    pub host: String,
-    pub port: u16,
-    pub host_key: String,
-}
-
-#[derive(Serialize, Debug, Clone)]
-pub struct Activity {
-    pub id: String,
-    pub last_activity: String,
-}
-
-#[derive(Deserialize, Debug, Clone)]
-pub struct HeartbeatAnswer {
-    pub heartbeat_interval_seconds: u64,
-    #[serde(default)]
-    pub unknown_environments: Vec<String>,
-}
-
-#[derive(Serialize, Debug, Clone)]
-pub struct Event {
-    pub kind: String,
-    pub message: String,
-}
-
-/// One SSH gateway record for the audit log.
-#[derive(Serialize, Debug, Clone)]
-pub struct SshSession {
-    pub time: String,
-    pub event: &'static str,
-    pub peer: String,
-    pub key_fingerprint: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub command: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exit_status: Option<i32>,
 }
 
 pub struct ControlPlane {
@@ -259,32 +124,28 @@ impl ControlPlane {
         })
     }
 
-    pub fn exchange(&self, exchange_token: &str) -> Result<Credential, ApiError> {
+    pub fn exchange(&self, exchange_token: &str) -> Result<RunnerCredential, ApiError> {
         self.json(
             "the exchange token",
             self.request(reqwest::Method::POST, "/api/v1/runner/exchange")
-                .json(&json!({ "exchange_token": exchange_token })),
+                .json(&ExchangeRequest { exchange_token: exchange_token.to_string() }),
         )
     }
 
     pub fn heartbeat(
         &self,
-        status: &str,
+        status: RunnerPhase,
         message: Option<String>,
-        environments: &[Activity],
-        ssh: Option<&SshEndpoint>,
-    ) -> Result<HeartbeatAnswer, ApiError> {
-        let mut body = json!({
-            "status": status,
-            "version": concat!("airlock ", env!("CARGO_PKG_VERSION")),
-            "environments": environments,
-        });
-        if let Some(m) = message {
-            body["message"] = json!(m);
-        }
-        if let Some(s) = ssh {
-            body["ssh"] = json!(s);
-        }
+        environments: Vec<Activity>,
+        ssh: Option<SshEndpoint>,
+    ) -> Result<HeartbeatResponse, ApiError> {
+        let body = Heartbeat {
+            status: Some(status),
+            message,
+            version: Some(concat!("airlock ", env!("CARGO_PKG_VERSION")).to_string()),
+            environments,
+            ssh,
+        };
         self.json(
             "the heartbeat",
             self.request(reqwest::Method::POST, "/api/v1/runner/heartbeat")
@@ -293,7 +154,7 @@ impl ControlPlane {
     }
 
     /// Every environment assigned to this runner (all pages).
-    pub fn environments(&self) -> Result<Vec<Environment>, ApiError> {
+    pub fn environments(&self) -> Result<Vec<RunnerEnvironment>, ApiError> {
         let mut all = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
@@ -303,21 +164,16 @@ impl ControlPlane {
             if let Some(c) = &cursor {
                 req = req.query(&[("cursor", c)]);
             }
-            let page: Value = self.json("the environment list", req)?;
-            let items: Vec<Environment> = serde_json::from_value(page["items"].clone())
-                .map_err(|e| ApiError::Unexpected {
-                    what: "the environment list".into(),
-                    detail: e.to_string(),
-                })?;
-            all.extend(items);
-            match page["next_cursor"].as_str() {
-                Some(c) => cursor = Some(c.to_string()),
+            let page: Page<RunnerEnvironment> = self.json("the environment list", req)?;
+            all.extend(page.items);
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
                 None => return Ok(all),
             }
         }
     }
 
-    pub fn environment(&self, id: &str) -> Result<Environment, ApiError> {
+    pub fn environment(&self, id: &str) -> Result<RunnerEnvironment, ApiError> {
         self.json(
             &format!("environment {id}"),
             self.request(
@@ -328,24 +184,22 @@ impl ControlPlane {
     }
 
     pub fn secrets(&self, id: &str) -> Result<Vec<SecretValue>, ApiError> {
-        let v: Value = self.json(
+        let values: SecretValues = self.json(
             &format!("the secrets of {id}"),
             self.request(
                 reqwest::Method::GET,
                 &format!("/api/v1/runner/environments/{id}/secrets"),
             ),
         )?;
-        serde_json::from_value(v["items"].clone()).map_err(|e| ApiError::Unexpected {
-            what: format!("the secrets of {id}"),
-            detail: e.to_string(),
-        })
+        Ok(values.items)
     }
 
-    pub fn report(&self, id: &str, phase: Phase, reason: Option<&str>) -> Result<Environment, ApiError> {
-        let mut body = json!({ "phase": phase.as_str() });
-        if let Some(r) = reason {
-            body["reason"] = json!(truncate(r, 4000));
-        }
+    pub fn report(&self, id: &str, phase: EnvPhase, reason: Option<&str>) -> Result<RunnerEnvironment, ApiError> {
+        let body = StatusReport {
+            phase,
+            reason: reason.map(|r| truncate(r, 4000)),
+            last_activity: None,
+        };
         self.json(
             &format!("phase {} for {id}", phase.as_str()),
             self.request(
@@ -356,13 +210,13 @@ impl ControlPlane {
         )
     }
 
-    pub fn events(&self, id: &str, events: &[Event]) -> Result<(), ApiError> {
+    pub fn events(&self, id: &str, events: &[NewEvent]) -> Result<(), ApiError> {
         for chunk in events.chunks(100) {
-            let chunk: Vec<Event> = chunk
+            let chunk: Vec<NewEvent> = chunk
                 .iter()
-                .map(|e| Event {
-                    kind: e.kind.clone(),
+                .map(|e| NewEvent {
                     message: truncate(&e.message, 4000),
+                    ..e.clone()
                 })
                 .collect();
             self.send(
@@ -371,13 +225,13 @@ impl ControlPlane {
                     reqwest::Method::POST,
                     &format!("/api/v1/runner/environments/{id}/events"),
                 )
-                .json(&json!({ "events": chunk })),
+                .json(&EventsReport { events: chunk }),
             )?;
         }
         Ok(())
     }
 
-    pub fn ssh_sessions(&self, id: &str, sessions: &[SshSession]) -> Result<(), ApiError> {
+    pub fn ssh_sessions(&self, id: &str, sessions: &[SshSessionRecord]) -> Result<(), ApiError> {
         for chunk in sessions.chunks(100) {
             self.send(
                 &format!("SSH records for {id}"),
@@ -385,7 +239,7 @@ impl ControlPlane {
                     reqwest::Method::POST,
                     &format!("/api/v1/runner/environments/{id}/ssh-sessions"),
                 )
-                .json(&json!({ "sessions": chunk })),
+                .json(&SshSessionsReport { sessions: chunk.to_vec() }),
             )?;
         }
         Ok(())

@@ -7,8 +7,9 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use super::api::{Phase, SshSession};
-use super::{rfc3339, Shared};
+use airlock_api::{EnvPhase, SshSessionEvent, SshSessionRecord, Timestamp};
+
+use super::Shared;
 use crate::exec::{ExecProcess, ExecRequest};
 use crate::ssh::{ConnectionEvent, ConnectionEventKind, SessionBackend, SessionExit};
 
@@ -31,7 +32,7 @@ impl SessionBackend for GatewayBackend {
     fn authorized_keys(&self, env_id: &str) -> Option<Vec<String>> {
         let assigned = self.shared.assigned.lock().unwrap();
         let env = assigned.get(env_id)?;
-        (env.phase == Phase::Running).then(|| env.ssh_authorized_keys.clone())
+        (env.phase == EnvPhase::Running).then(|| env.ssh_authorized_keys.clone())
     }
 
     fn spawn(&self, env_id: &str, req: &ExecRequest) -> io::Result<ExecProcess> {
@@ -52,16 +53,16 @@ impl SessionBackend for GatewayBackend {
             return;
         };
         let (kind, command, exit_status) = match &event.kind {
-            ConnectionEventKind::AuthAccepted => ("accepted", None, None),
-            ConnectionEventKind::AuthRefused { .. } => ("refused", None, None),
-            ConnectionEventKind::AccessWithdrawn => ("withdrawn", None, None),
+            ConnectionEventKind::AuthAccepted => (SshSessionEvent::Accepted, None, None),
+            ConnectionEventKind::AuthRefused { .. } => (SshSessionEvent::Refused, None, None),
+            ConnectionEventKind::AccessWithdrawn => (SshSessionEvent::Withdrawn, None, None),
             ConnectionEventKind::SessionStarted { channel, command, .. } => {
                 let command = command.clone().unwrap_or_else(|| "shell".into());
                 self.commands.lock().unwrap().insert((event.connection_id, *channel), command);
                 return;
             }
             ConnectionEventKind::SessionEnded { channel, exit, .. } => (
-                "ended",
+                SshSessionEvent::Ended,
                 self.commands.lock().unwrap().remove(&(event.connection_id, *channel)),
                 match exit {
                     SessionExit::Status(code) => Some(*code as i32),
@@ -71,15 +72,15 @@ impl SessionBackend for GatewayBackend {
             ),
             _ => return,
         };
-        if kind != "refused" && kind != "withdrawn" {
+        if !matches!(kind, SshSessionEvent::Refused | SshSessionEvent::Withdrawn) {
             self.shared
                 .activity
                 .lock()
                 .unwrap()
                 .insert(env.clone(), event.time);
         }
-        let record = SshSession {
-            time: rfc3339(event.time),
+        let record = SshSessionRecord {
+            time: Some(Timestamp::from_system(event.time)),
             event: kind,
             peer: event.peer.map(|p| p.to_string()).unwrap_or_else(|| "unknown".into()),
             key_fingerprint: event.key_fingerprint.clone().unwrap_or_else(|| "none".into()),

@@ -18,12 +18,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use airlock_api::{
+    Activity, DesiredState, EnvPhase, NewEvent, RunnerCredential, RunnerEnvironment, RunnerPhase,
+    SshEndpoint, SshSessionRecord, Timestamp,
+};
 use airlock_egress::EgressGuard;
 
 use crate::engine::{Engine, EngineOptions, EnvStatus, LocalEnvironment};
 use crate::ssh::{self, Gateway, GatewayConfig, SshError};
 pub use api::ControlPlane;
-use api::{Activity, Credential, Desired, Environment, Phase, SshEndpoint, SshSession};
 use gateway::GatewayBackend;
 
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +66,7 @@ pub struct Shared {
     data_dir: PathBuf,
     capacity: usize,
     /// The latest view of every assigned environment.
-    assigned: Mutex<HashMap<String, Environment>>,
+    assigned: Mutex<HashMap<String, RunnerEnvironment>>,
     /// Environments with an operation in flight.
     busy: Mutex<HashSet<String>>,
     /// Environments told they wait for a free place (told once).
@@ -71,7 +74,7 @@ pub struct Shared {
     /// Latest SSH use per environment, for the idle timeout.
     activity: Mutex<HashMap<String, SystemTime>>,
     /// SSH records not yet on the control plane's audit log.
-    ssh_records: Mutex<Vec<(String, SshSession)>>,
+    ssh_records: Mutex<Vec<(String, SshSessionRecord)>>,
     ssh_endpoint: Mutex<Option<SshEndpoint>>,
     egress: EgressGuard,
     /// A worker finished: what runs here may have changed.
@@ -196,11 +199,11 @@ impl Agent {
             .iter()
             .map(|(id, at)| Activity {
                 id: id.clone(),
-                last_activity: rfc3339(*at),
+                last_activity: Timestamp::from_system(*at),
             })
             .collect();
         let ssh = self.shared.ssh_endpoint.lock().unwrap().clone();
-        let answer = self.shared.cp.heartbeat("active", None, &activity, ssh.as_ref())?;
+        let answer = self.shared.cp.heartbeat(RunnerPhase::Active, None, activity, ssh)?;
         let mut seen = self.shared.activity.lock().unwrap();
         for id in &answer.unknown_environments {
             seen.remove(id);
@@ -250,17 +253,17 @@ impl Agent {
         Ok(cached.0.clone())
     }
 
-    fn decide(&self, env: &Environment, here: Option<&LocalEnvironment>, running_here: &mut usize) -> Option<work::Job> {
+    fn decide(&self, env: &RunnerEnvironment, here: Option<&LocalEnvironment>, running_here: &mut usize) -> Option<work::Job> {
         let status = here.map(|l| &l.status);
         let runs = matches!(status, Some(EnvStatus::Running { .. }));
         match (env.desired_state, env.phase) {
-            (Desired::Deleted, Phase::Deleted) => None,
-            (Desired::Deleted, _) => Some(work::Job::Delete),
-            (Desired::Stopped, Phase::Stopping | Phase::Running | Phase::Creating | Phase::Starting) => {
+            (DesiredState::Deleted, EnvPhase::Deleted) => None,
+            (DesiredState::Deleted, _) => Some(work::Job::Delete),
+            (DesiredState::Stopped, EnvPhase::Stopping | EnvPhase::Running | EnvPhase::Creating | EnvPhase::Starting) => {
                 Some(work::Job::Stop)
             }
-            (Desired::Running, Phase::Creating | Phase::Starting) if runs => Some(work::Job::Adopt),
-            (Desired::Running, Phase::Creating | Phase::Starting) => {
+            (DesiredState::Running, EnvPhase::Creating | EnvPhase::Starting) if runs => Some(work::Job::Adopt),
+            (DesiredState::Running, EnvPhase::Creating | EnvPhase::Starting) => {
                 if self.shared.busy.lock().unwrap().contains(&env.id) {
                     return None;
                 }
@@ -278,7 +281,7 @@ impl Agent {
                 self.shared.waiting.lock().unwrap().remove(&env.id);
                 Some(work::Job::Start)
             }
-            (Desired::Running, Phase::Running) if !runs && !self.shared.busy.lock().unwrap().contains(&env.id) => {
+            (DesiredState::Running, EnvPhase::Running) if !runs && !self.shared.busy.lock().unwrap().contains(&env.id) => {
                 let reason = match status {
                     Some(EnvStatus::Lost { reason }) => format!("the environment stopped running on this runner: {reason}"),
                     Some(EnvStatus::Stopped) => "the environment was stopped on the runner outside the control plane".to_string(),
@@ -324,7 +327,8 @@ impl Shared {
         tracing::info!(env = id, kind, "{message}");
         self.cp.events(
             id,
-            &[api::Event {
+            &[NewEvent {
+                time: None,
                 kind: kind.to_string(),
                 message: message.to_string(),
             }],
@@ -333,7 +337,7 @@ impl Shared {
 
     fn flush_ssh_records(&self) {
         let records = std::mem::take(&mut *self.ssh_records.lock().unwrap());
-        let mut by_env: HashMap<String, Vec<SshSession>> = HashMap::new();
+        let mut by_env: HashMap<String, Vec<SshSessionRecord>> = HashMap::new();
         for (env, record) in records {
             by_env.entry(env).or_default().push(record);
         }
@@ -357,10 +361,10 @@ impl Shared {
     }
 }
 
-fn credential(cp: &ControlPlane, dir: &Path, token: Option<&str>) -> Result<Credential, AgentError> {
+fn credential(cp: &ControlPlane, dir: &Path, token: Option<&str>) -> Result<RunnerCredential, AgentError> {
     let path = dir.join(CREDENTIAL_FILE);
     if let Ok(text) = fs::read_to_string(&path) {
-        let stored: Credential = serde_json::from_str(&text).map_err(|e| {
+        let stored: RunnerCredential = serde_json::from_str(&text).map_err(|e| {
             AgentError::Setup(format!("{} is damaged ({e}); delete it and start again with a new --token", path.display()))
         })?;
         return Ok(stored);
@@ -386,42 +390,4 @@ fn credential(cp: &ControlPlane, dir: &Path, token: Option<&str>) -> Result<Cred
     };
     write().map_err(|e| AgentError::Setup(format!("cannot store the runner credential in {}: {e}", path.display())))?;
     Ok(credential)
-}
-
-/// `2030-01-01T10:00:00.000Z`, as the API writes times.
-pub(crate) fn rfc3339(at: SystemTime) -> String {
-    let d = at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_are_written_as_the_api_reads_them() {
-        let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_893_492_000_123);
-        assert_eq!(rfc3339(at), "2030-01-01T10:00:00.123Z");
-        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-        let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
-        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000Z");
-    }
 }

@@ -7,7 +7,8 @@ use std::io::Read;
 use std::path::Path;
 use std::process::Command;
 
-use super::api::{Delivery, Environment, Phase};
+use airlock_api::{Delivery, EnvPhase, RunnerEnvironment};
+
 use super::backup;
 use super::Shared;
 use crate::engine::{EngineEvent, EnvironmentSpec, Resources, SecretFile};
@@ -34,20 +35,20 @@ pub fn run(shared: &Shared, id: &str, job: Job) {
         Job::Start => start(shared, id),
         Job::Stop => stop(shared, id),
         Job::Delete => delete(shared, id),
-        Job::Adopt => report(shared, id, Phase::Running),
+        Job::Adopt => report(shared, id, EnvPhase::Running),
         Job::Fail(reason) => Err(reason),
         Job::Forget => forget(shared, id),
     };
     if let Err(reason) = outcome {
         tracing::warn!(env = id, "{reason}");
         let _ = shared.event(id, "error", &reason);
-        if let Err(e) = shared.cp.report(id, Phase::Failed, Some(&reason)) {
+        if let Err(e) = shared.cp.report(id, EnvPhase::Failed, Some(&reason)) {
             tracing::warn!(env = id, error = %e, "cannot report the failure");
         }
     }
 }
 
-fn report(shared: &Shared, id: &str, phase: Phase) -> Result<(), String> {
+fn report(shared: &Shared, id: &str, phase: EnvPhase) -> Result<(), String> {
     let updated = shared.cp.report(id, phase, None).map_err(|e| e.to_string())?;
     // The gateway admits logins by this view: it must not wait for the next poll.
     if let Some(env) = shared.assigned.lock().unwrap().get_mut(id) {
@@ -56,7 +57,7 @@ fn report(shared: &Shared, id: &str, phase: Phase) -> Result<(), String> {
     Ok(())
 }
 
-fn assigned(shared: &Shared, id: &str) -> Result<Environment, String> {
+fn assigned(shared: &Shared, id: &str) -> Result<RunnerEnvironment, String> {
     if let Some(env) = shared.assigned.lock().unwrap().get(id) {
         return Ok(env.clone());
     }
@@ -65,8 +66,8 @@ fn assigned(shared: &Shared, id: &str) -> Result<Environment, String> {
 
 fn start(shared: &Shared, id: &str) -> Result<(), String> {
     let env = assigned(shared, id)?;
-    if env.phase == Phase::Creating {
-        report(shared, id, Phase::Starting)?;
+    if env.phase == EnvPhase::Creating {
+        report(shared, id, EnvPhase::Starting)?;
     }
     check_registry(shared, &env.spec.image)?;
     let _ = shared.event(id, "image-pull", &format!("pulling {}", env.spec.image));
@@ -119,14 +120,14 @@ fn start(shared: &Shared, id: &str) -> Result<(), String> {
         .map_err(|e| format!("cannot start the environment: {e}"))?;
     prepare_workspace(shared, &env)?;
     run_tasks(shared, &env);
-    report(shared, id, Phase::Running)?;
+    report(shared, id, EnvPhase::Running)?;
     let _ = shared.event(id, "started", "the environment is running; reach it with `ssh` (see `airlock ssh-config`)");
     Ok(())
 }
 
 /// Fills the workspace on the first start on this runner: from the latest snapshot if the
 /// environment has one (it ran elsewhere before), else by cloning the project's repository.
-fn prepare_workspace(shared: &Shared, env: &Environment) -> Result<(), String> {
+fn prepare_workspace(shared: &Shared, env: &RunnerEnvironment) -> Result<(), String> {
     let dir = shared.env_dir(&env.id);
     let marker = dir.join(WORKSPACE_READY);
     if marker.exists() {
@@ -200,7 +201,7 @@ fn clone(url: &str, workspace: &Path) -> Result<(), String> {
 /// Runs the project's tasks in order in /workspace; each one's outcome and the tail of its
 /// output become an event. A failing task is reported but does not fail the environment:
 /// the user can fix things from inside.
-fn run_tasks(shared: &Shared, env: &Environment) {
+fn run_tasks(shared: &Shared, env: &RunnerEnvironment) {
     for task in &env.spec.tasks {
         let (message, kind) = match run_task(shared, &env.id, &task.command) {
             Ok((0, out)) => (format!("task `{}` succeeded\n{out}", task.name), "task"),
@@ -268,7 +269,7 @@ fn stop(shared: &Shared, id: &str) -> Result<(), String> {
             .map_err(|e| format!("cannot stop the environment: {e}"))?;
         snapshot(shared, id);
     }
-    report(shared, id, Phase::Stopped)
+    report(shared, id, EnvPhase::Stopped)
 }
 
 /// Stores the workspace with the control plane, so the environment can start on any runner.
@@ -299,7 +300,7 @@ fn snapshot(shared: &Shared, id: &str) {
 
 fn delete(shared: &Shared, id: &str) -> Result<(), String> {
     forget(shared, id)?;
-    report(shared, id, Phase::Deleted)
+    report(shared, id, EnvPhase::Deleted)
 }
 
 fn forget(shared: &Shared, id: &str) -> Result<(), String> {
