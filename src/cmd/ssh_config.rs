@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use airlock_control_plane::client::{Client, Method};
-use airlock_runner::ssh::config::{include_directive, write_files, SshEntry};
+use airlock_ssh_gateway::config::{include_directive, write_files, SshEntry};
 use anyhow::Context;
 use serde_json::Value;
 

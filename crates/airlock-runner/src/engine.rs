@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::error::EngineError;
-use crate::exec::{ExecProcess, ExecRequest};
+use airlock_ssh_gateway::{ExecProcess, ExecRequest};
 use crate::ids::{validate_env_id, Slots};
 use crate::image::{ImageStore, PulledImage};
 use crate::locks::KeyedLocks;

@@ -1,7 +1,6 @@
 //! airlock's runner: provisions development environments from mirror images.
 
 pub mod agent;
-pub mod exec;
 pub mod unpack;
 pub mod engine;
 pub mod error;
@@ -14,7 +13,6 @@ pub mod rootfs;
 pub mod runc;
 pub mod session;
 pub mod spec;
-pub mod ssh;
 pub mod state;
 pub mod sys;
 pub mod users;

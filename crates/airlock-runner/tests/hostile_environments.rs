@@ -11,9 +11,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use airlock_runner::exec::{ExecProcess, ExecRequest};
-use airlock_runner::ssh::config::{self, SshEntry};
-use airlock_runner::ssh::{bind, ConnectionEvent, ConnectionEventKind, GatewayConfig, SessionBackend, SessionExit};
+use airlock_ssh_gateway::config::{self, SshEntry};
+use airlock_ssh_gateway::{bind, ConnectionEvent, ConnectionEventKind, ExecProcess, ExecRequest, GatewayConfig, SessionBackend, SessionExit};
 use airlock_testkit::wait_for;
 use support::*;
 

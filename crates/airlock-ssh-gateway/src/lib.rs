@@ -16,153 +16,15 @@
 //! * Every connection attempt is reported to [`SessionBackend::record`] as
 //!   [`ConnectionEvent`]s, so the control plane can put them in its audit log.
 
-use std::fmt;
-use std::io;
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::time::SystemTime;
-
-use crate::exec::{ExecProcess, ExecRequest};
-
+mod backend;
 pub mod config;
+mod error;
+mod exec;
 mod host_key;
 mod server;
 mod session;
 
+pub use backend::{AuthRefusal, ConnectionEvent, ConnectionEventKind, SessionBackend, SessionExit};
+pub use error::SshError;
+pub use exec::{restore_default_signals, ExecIo, ExecProcess, ExecRequest, PtyRequest};
 pub use server::{bind, Gateway, GatewayConfig};
-
-/// What the gateway needs from the runner: who may log into an environment, how to start a
-/// process in it, and where audit records go.
-pub trait SessionBackend: Send + Sync + 'static {
-    /// The OpenSSH `authorized_keys` lines allowed to log into `env_id`
-    /// (`ssh-ed25519 AAAA… comment`), or `None` when no such environment runs here. Asked at
-    /// login and again every [`GatewayConfig::access_recheck_interval`] for open connections,
-    /// which are closed once their key is no longer listed.
-    /// Lines with options (`from=…`, `command=…`) are not honoured and never match: the
-    /// gateway cannot enforce them, and ignoring a restriction would widen access.
-    fn authorized_keys(&self, env_id: &str) -> Option<Vec<String>>;
-
-    /// Starts a process inside the environment. Blocking: the gateway calls it on a blocking
-    /// thread (`spawn_blocking`).
-    fn spawn(&self, env_id: &str, req: &ExecRequest) -> io::Result<ExecProcess>;
-
-    /// Receives one audit record. Called from async tasks: must not block for long.
-    fn record(&self, event: ConnectionEvent);
-}
-
-/// One audit record about a connection to the gateway.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectionEvent {
-    pub time: SystemTime,
-    /// Ties together the records of one TCP connection (unique per gateway process).
-    pub connection_id: u64,
-    /// The environment (SSH user name) the client asked for; `None` when the client never
-    /// got as far as naming one (e.g. a port scan or a failed key exchange).
-    pub env_id: Option<String>,
-    pub peer: Option<SocketAddr>,
-    /// `SHA256:…` of the client key concerned (offered, or accepted for the sessions).
-    pub key_fingerprint: Option<String>,
-    pub kind: ConnectionEventKind,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConnectionEventKind {
-    /// The client proved it holds a key listed for the environment.
-    AuthAccepted,
-    /// An authentication attempt was refused.
-    AuthRefused { reason: AuthRefusal },
-    /// A process was started for a channel.
-    SessionStarted {
-        channel: u32,
-        /// `None` for a login shell (`ssh host` with no command).
-        command: Option<String>,
-        pty: bool,
-    },
-    /// A channel's process is gone.
-    SessionEnded {
-        channel: u32,
-        exit: SessionExit,
-        /// Bytes received from the client (the process's stdin).
-        bytes_in: u64,
-        /// Bytes sent to the client (stdout + stderr, or the terminal output).
-        bytes_out: u64,
-    },
-    /// The client asked for something the gateway never serves (port forwarding, a subsystem…).
-    RequestRefused { request: String },
-    /// The key the connection logged in with is no longer listed for its environment (its
-    /// owner was disabled or deleted, or removed the key): the connection is closed and its
-    /// processes hung up.
-    AccessWithdrawn,
-    /// The TCP connection is closed. Always the last record of a connection.
-    ConnectionClosed,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthRefusal {
-    /// No environment with that id runs on this runner.
-    UnknownEnvironment,
-    /// The environment exists but the key is not in its authorized list.
-    KeyNotAuthorized,
-}
-
-/// How a session's process ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SessionExit {
-    /// Exited by itself with this status (sent to the client as `exit-status`).
-    Status(u32),
-    /// Killed by a signal (sent to the client as `exit-signal`), e.g. `KILL`.
-    Signal(String),
-    /// The client went away (disconnect or channel close) first; the gateway hung the process
-    /// up (SIGHUP, then SIGKILL after a grace period). Carries what the process then died of.
-    Disconnected {
-        status: Option<i32>,
-        signal: Option<String>,
-    },
-    /// The backend could not start the process.
-    SpawnFailed(String),
-}
-
-impl fmt::Display for ConnectionEventKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::AuthAccepted => f.write_str("auth-accepted"),
-            Self::AuthRefused { reason } => write!(f, "auth-refused ({reason:?})"),
-            Self::SessionStarted { channel, command, pty } => {
-                let pty = if *pty { "yes" } else { "no" };
-                match command {
-                    Some(c) => write!(f, "session-started channel={channel} command={c:?} pty={pty}"),
-                    None => write!(f, "session-started channel={channel} shell pty={pty}"),
-                }
-            }
-            Self::SessionEnded { channel, exit, bytes_in, bytes_out } => write!(
-                f,
-                "session-ended channel={channel} exit={exit:?} bytes_in={bytes_in} bytes_out={bytes_out}"
-            ),
-            Self::RequestRefused { request } => write!(f, "request-refused {request}"),
-            Self::AccessWithdrawn => f.write_str("access-withdrawn"),
-            Self::ConnectionClosed => f.write_str("connection-closed"),
-        }
-    }
-}
-
-/// Errors of the gateway. Each says what failed and on which path or address.
-#[derive(Debug, thiserror::Error)]
-pub enum SshError {
-    #[error("cannot listen for SSH on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: io::Error },
-    #[error("cannot read the SSH host key {path}: {source}")]
-    HostKeyRead { path: PathBuf, source: io::Error },
-    #[error("cannot write the SSH host key {path}: {source}")]
-    HostKeyWrite { path: PathBuf, source: io::Error },
-    #[error("the SSH host key {path} is not a valid OpenSSH ed25519 private key: {reason}")]
-    HostKeyInvalid { path: PathBuf, reason: String },
-    #[error(
-        "the SSH host key {path} is readable by other users (mode {mode:o}); \
-         run `chmod 600 {path}` or delete it to have a new one generated"
-    )]
-    HostKeyPermissions { path: PathBuf, mode: u32 },
-    #[error("SSH protocol error: {0}")]
-    Protocol(#[from] russh::Error),
-    #[error("SSH key error: {0}")]
-    Key(#[from] russh::keys::ssh_key::Error),
-}

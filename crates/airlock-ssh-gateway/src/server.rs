@@ -20,11 +20,10 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::exec::{ExecRequest, PtyRequest};
 
-use super::session::{self, Control, GatedStream, InputGate, PtyMaster, SessionTask, StdinSender};
-use super::{
-    host_key, AuthRefusal, ConnectionEvent, ConnectionEventKind, SessionBackend, SessionExit,
-    SshError,
-};
+use crate::backend::{AuthRefusal, ConnectionEvent, ConnectionEventKind, SessionBackend, SessionExit};
+use crate::error::SshError;
+use crate::host_key;
+use crate::session::{self, Control, GatedStream, InputGate, PtyMaster, SessionTask, StdinSender};
 
 /// Settings of the gateway. [`GatewayConfig::new`] gives sensible defaults for the rest.
 #[derive(Debug, Clone)]

@@ -1,4 +1,4 @@
-//! Moving bytes between a process started by the [`SessionBackend`](super::SessionBackend)
+//! Moving bytes between a process started by the [`SessionBackend`](crate::SessionBackend)
 //! and its SSH channel, and ending the process when the client goes away.
 //!
 //! * Output (stdout, stderr, or the pty master) is read from non-blocking fds registered with
@@ -38,7 +38,7 @@ use tokio::sync::mpsc;
 
 use crate::exec::{ExecIo, ExecProcess};
 
-use super::SessionExit;
+use crate::backend::SessionExit;
 
 /// Client input queued (all channels of a connection) above which the gateway stops reading
 /// the connection's socket, so TCP pushes back on the client.

@@ -13,11 +13,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use airlock_runner::exec::{restore_default_signals, ExecIo, ExecProcess, ExecRequest};
-use airlock_runner::ssh::config::{self, SshEntry};
-use airlock_runner::ssh::{
-    bind, AuthRefusal, ConnectionEvent, ConnectionEventKind, Gateway, GatewayConfig,
-    SessionBackend, SessionExit,
+use airlock_ssh_gateway::config::{self, SshEntry};
+use airlock_ssh_gateway::{
+    bind, restore_default_signals, AuthRefusal, ConnectionEvent, ConnectionEventKind, ExecIo,
+    ExecProcess, ExecRequest, Gateway, GatewayConfig, SessionBackend, SessionExit,
 };
 use rustix::fs::{Mode, OFlags};
 use rustix::pty::OpenptFlags;

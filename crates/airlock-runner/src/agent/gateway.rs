@@ -9,8 +9,9 @@ use std::time::SystemTime;
 
 use super::api::{Phase, SshSession};
 use super::{rfc3339, Shared};
-use crate::exec::{ExecProcess, ExecRequest};
-use crate::ssh::{ConnectionEvent, ConnectionEventKind, SessionBackend, SessionExit};
+use airlock_ssh_gateway::{
+    ConnectionEvent, ConnectionEventKind, ExecProcess, ExecRequest, SessionBackend, SessionExit,
+};
 
 pub struct GatewayBackend {
     shared: Arc<Shared>,

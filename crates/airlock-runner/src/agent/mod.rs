@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 use airlock_egress::EgressGuard;
 
 use crate::engine::{Engine, EngineOptions, EnvStatus, LocalEnvironment};
-use crate::ssh::{self, Gateway, GatewayConfig, SshError};
+use airlock_ssh_gateway::{self as ssh, Gateway, GatewayConfig, SshError};
 pub use api::ControlPlane;
 use api::{Activity, Credential, Desired, Environment, Phase, SshEndpoint, SshSession};
 use gateway::GatewayBackend;

@@ -11,7 +11,7 @@ use super::api::{Delivery, Environment, Phase};
 use super::backup;
 use super::Shared;
 use crate::engine::{EngineEvent, EnvironmentSpec, Resources, SecretFile};
-use crate::exec::{ExecIo, ExecRequest};
+use airlock_ssh_gateway::{ExecIo, ExecRequest};
 
 pub enum Job {
     Start,
