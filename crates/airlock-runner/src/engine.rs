@@ -22,11 +22,10 @@ use std::os::unix::fs::{fchown, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use airlock_ssh_gateway::{ExecProcess, ExecRequest};
 use serde_json::json;
 
 use crate::error::EngineError;
-use airlock_ssh_gateway::{ExecProcess, ExecRequest};
 use crate::ids::{validate_env_id, Slots};
 use crate::image::{ImageStore, PulledImage};
 use crate::locks::KeyedLocks;
@@ -34,6 +33,8 @@ use crate::registry::RegistryOptions;
 use crate::rootfs::{self, EnvPaths};
 use crate::runc::Runc;
 use crate::state::{now, Desired, EnvRecord};
+pub use crate::progress::EngineEvent;
+pub use crate::spec::Resources;
 use crate::{session, spec, sys, users};
 
 /// How to open an [`Engine`].
@@ -71,17 +72,6 @@ impl EngineOptions {
             runc_timeout: Duration::from_secs(120),
         }
     }
-}
-
-/// Limits of one environment; 0 means "no limit" for that resource.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Resources {
-    /// CPU time per wall second, in thousandths of a core (1500 = 1.5 cores): a CFS quota.
-    pub cpu_millis: u32,
-    /// Memory limit (swap included where the kernel accounts it).
-    pub memory_mib: u32,
-    /// Most processes and threads at once.
-    pub pids: u32,
 }
 
 /// A file placed in the environment, never written to the host's disk.
@@ -128,22 +118,6 @@ impl fmt::Debug for EnvironmentSpec {
             .field("hostname", &self.hostname)
             .finish()
     }
-}
-
-/// Progress of a pull or a start.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum EngineEvent {
-    ManifestResolved { reference: String, digest: String },
-    BlobCached { digest: String, size: u64 },
-    BlobDownloading { digest: String, size: u64 },
-    BlobProgress { digest: String, received: u64, size: u64 },
-    BlobDownloaded { digest: String, size: u64 },
-    LayerUnpacking { digest: String, index: usize, count: usize },
-    /// Device nodes in a layer are never created (the runtime provides `/dev`).
-    DevicesSkipped { layer: String, count: usize },
-    ImageReady { digest: String, rootfs: PathBuf },
-    RootfsMounted { env: String },
-    Started { env: String, pid: i32 },
 }
 
 /// An environment this runner has on disk.

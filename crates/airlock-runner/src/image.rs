@@ -13,9 +13,9 @@ use flate2::read::MultiGzDecoder;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::engine::EngineEvent;
 use crate::error::EngineError;
 use crate::locks::KeyedLocks;
+use crate::progress::EngineEvent;
 use crate::reference::{check_digest, Reference};
 use crate::registry::{RegistryClient, RegistryOptions};
 use crate::unpack::{self, Compression};

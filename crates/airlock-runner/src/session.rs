@@ -19,10 +19,10 @@ use std::process::Stdio;
 use rustix::fs::{MemfdFlags, Mode, OFlags};
 use rustix::pty::OpenptFlags;
 use rustix::termios::{OptionalActions, Winsize};
+use airlock_ssh_gateway::{ExecIo, ExecProcess, PtyRequest};
 use serde_json::Value;
 
 use crate::error::EngineError;
-use airlock_ssh_gateway::{ExecIo, ExecProcess, PtyRequest};
 use crate::runc::Runc;
 
 pub(crate) fn spawn(runc: &Runc, id: &str, process: &Value, pty: Option<&PtyRequest>) -> Result<ExecProcess, EngineError> {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use super::api::{Phase, SshSession};
-use super::{rfc3339, Shared};
+use super::shared::{rfc3339, Shared};
 use airlock_ssh_gateway::{
     ConnectionEvent, ConnectionEventKind, ExecProcess, ExecRequest, SessionBackend, SessionExit,
 };

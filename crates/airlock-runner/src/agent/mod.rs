@@ -8,23 +8,26 @@
 pub mod api;
 pub mod backup;
 mod gateway;
+mod shared;
 mod work;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap};
 use std::fs;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use airlock_egress::EgressGuard;
 
-use crate::engine::{Engine, EngineOptions, EnvStatus, LocalEnvironment};
 use airlock_ssh_gateway::{self as ssh, Gateway, GatewayConfig, SshError};
+
+use crate::engine::{Engine, EngineOptions, EnvStatus, LocalEnvironment};
 pub use api::ControlPlane;
-use api::{Activity, Credential, Desired, Environment, Phase, SshEndpoint, SshSession};
+use api::{Activity, Credential, Desired, Environment, Phase, SshEndpoint};
 use gateway::GatewayBackend;
+use shared::{rfc3339, Shared};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -56,27 +59,6 @@ pub struct AgentOptions {
     pub egress: EgressGuard,
 }
 
-/// State shared by the loop, the per-environment workers and the SSH gateway.
-pub struct Shared {
-    cp: ControlPlane,
-    engine: Engine,
-    data_dir: PathBuf,
-    capacity: usize,
-    /// The latest view of every assigned environment.
-    assigned: Mutex<HashMap<String, Environment>>,
-    /// Environments with an operation in flight.
-    busy: Mutex<HashSet<String>>,
-    /// Environments told they wait for a free place (told once).
-    waiting: Mutex<HashSet<String>>,
-    /// Latest SSH use per environment, for the idle timeout.
-    activity: Mutex<HashMap<String, SystemTime>>,
-    /// SSH records not yet on the control plane's audit log.
-    ssh_records: Mutex<Vec<(String, SshSession)>>,
-    ssh_endpoint: Mutex<Option<SshEndpoint>>,
-    egress: EgressGuard,
-    /// A worker finished: what runs here may have changed.
-    changed: AtomicBool,
-}
 
 pub struct Agent {
     shared: Arc<Shared>,
@@ -306,57 +288,6 @@ impl Agent {
     }
 }
 
-impl Shared {
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
-    fn starts_in_flight(&self, local: &HashMap<String, LocalEnvironment>) -> usize {
-        self.busy
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|id| !local.get(*id).is_some_and(|l| matches!(l.status, EnvStatus::Running { .. })))
-            .count()
-    }
-
-    fn event(&self, id: &str, kind: &str, message: &str) -> Result<(), api::ApiError> {
-        tracing::info!(env = id, kind, "{message}");
-        self.cp.events(
-            id,
-            &[api::Event {
-                kind: kind.to_string(),
-                message: message.to_string(),
-            }],
-        )
-    }
-
-    fn flush_ssh_records(&self) {
-        let records = std::mem::take(&mut *self.ssh_records.lock().unwrap());
-        let mut by_env: HashMap<String, Vec<SshSession>> = HashMap::new();
-        for (env, record) in records {
-            by_env.entry(env).or_default().push(record);
-        }
-        for (env, records) in by_env {
-            if let Err(e) = self.cp.ssh_sessions(&env, &records) {
-                // A 404 means the environment is gone; the records cannot be filed under it.
-                if e.status() != Some(404) {
-                    tracing::warn!(env, error = %e, "cannot send SSH records; will retry");
-                    self.ssh_records
-                        .lock()
-                        .unwrap()
-                        .extend(records.into_iter().map(|r| (env.clone(), r)));
-                }
-            }
-        }
-    }
-
-    /// The agent's own folder for an environment (markers, temporary snapshots).
-    fn env_dir(&self, id: &str) -> PathBuf {
-        self.data_dir.join("agent").join(id)
-    }
-}
-
 fn credential(cp: &ControlPlane, dir: &Path, token: Option<&str>) -> Result<Credential, AgentError> {
     let path = dir.join(CREDENTIAL_FILE);
     if let Ok(text) = fs::read_to_string(&path) {
@@ -386,42 +317,4 @@ fn credential(cp: &ControlPlane, dir: &Path, token: Option<&str>) -> Result<Cred
     };
     write().map_err(|e| AgentError::Setup(format!("cannot store the runner credential in {}: {e}", path.display())))?;
     Ok(credential)
-}
-
-/// `2030-01-01T10:00:00.000Z`, as the API writes times.
-pub(crate) fn rfc3339(at: SystemTime) -> String {
-    let d = at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_are_written_as_the_api_reads_them() {
-        let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_893_492_000_123);
-        assert_eq!(rfc3339(at), "2030-01-01T10:00:00.123Z");
-        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-        let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
-        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000Z");
-    }
 }

@@ -7,11 +7,12 @@ use std::io::Read;
 use std::path::Path;
 use std::process::Command;
 
+use airlock_ssh_gateway::{ExecIo, ExecRequest};
+
 use super::api::{Delivery, Environment, Phase};
 use super::backup;
-use super::Shared;
+use super::shared::Shared;
 use crate::engine::{EngineEvent, EnvironmentSpec, Resources, SecretFile};
-use airlock_ssh_gateway::{ExecIo, ExecRequest};
 
 pub enum Job {
     Start,
