@@ -17,7 +17,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::{fchown, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
@@ -160,6 +161,9 @@ pub enum EnvStatus {
 
 /// Secrets (files and env) of one environment may not exceed this.
 const MAX_SECRETS: usize = 16 << 20;
+/// A server on an environment's loopback accepts (or refuses) at once; this only bounds one
+/// whose accept queue is full.
+const FORWARD_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// Keeps the environment alive, exits on SIGTERM, and reaps orphans (`wait` in a shell
 /// collects any child, adopted ones included).
@@ -548,11 +552,7 @@ impl Engine {
         }
         let p = self.paths(env_id);
         let rec = EnvRecord::load(&p.state)?.ok_or_else(|| EngineError::NotFound(env_id.to_string()))?;
-        let pid = match self.runc.state(env_id)? {
-            Some(s) if s.status == "running" => s.pid,
-            Some(s) => return Err(EngineError::NotRunning { env: env_id.into(), state: s.status }),
-            None => return Err(EngineError::NotRunning { env: env_id.into(), state: "no container".into() }),
-        };
+        let pid = self.running_pid(env_id)?;
         let root = PathBuf::from(format!("/proc/{pid}/root"));
         let user = users::resolve_in(&root, &rec.image_config.user)
             .map_err(|reason| EngineError::User { env: env_id.into(), user: rec.image_config.user.clone(), reason })?;
@@ -590,6 +590,29 @@ impl Engine {
             process["consoleSize"] = json!({"height": pty.rows, "width": pty.cols});
         }
         session::spawn(&self.runc, env_id, &process, req.pty.as_ref())
+    }
+
+    /// The host pid of a running environment's init process.
+    fn running_pid(&self, env_id: &str) -> Result<i32, EngineError> {
+        match self.runc.state(env_id)? {
+            Some(s) if s.status == "running" => Ok(s.pid),
+            Some(s) => Err(EngineError::NotRunning { env: env_id.into(), state: s.status }),
+            None => Err(EngineError::NotRunning { env: env_id.into(), state: "no container".into() }),
+        }
+    }
+
+    /// Connects to `addr` on a running environment's loopback, from inside its network
+    /// namespace (the SSH gateway's `direct-tcpip`): the socket never exists in the runner's
+    /// namespace, so nothing on the host or beyond is reachable this way.
+    pub fn connect_loopback(&self, env_id: &str, addr: SocketAddr) -> Result<TcpStream, EngineError> {
+        validate_env_id(env_id)?;
+        if !addr.ip().is_loopback() {
+            return Err(EngineError::Forward { env: env_id.into(), addr, source: io::Error::new(io::ErrorKind::PermissionDenied, "only the environment's loopback may be connected to") });
+        }
+        let pid = self.running_pid(env_id)?;
+        let netns = PathBuf::from(format!("/proc/{pid}/ns/net"));
+        airlock_ssh_gateway::connect_in_netns(&netns, addr, FORWARD_CONNECT_TIMEOUT)
+            .map_err(|source| EngineError::Forward { env: env_id.into(), addr, source })
     }
 
     /// The environment variables of the init process: from the bundle on the tmpfs, or (if a

@@ -31,6 +31,9 @@ impl SessionBackend for EngineBackend {
     fn spawn(&self, env_id: &str, req: &ExecRequest) -> std::io::Result<ExecProcess> {
         self.t.engine.exec(env_id, req).map_err(std::io::Error::other)
     }
+    fn connect_loopback(&self, env_id: &str, addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpStream> {
+        self.t.engine.connect_loopback(env_id, addr).map_err(std::io::Error::other)
+    }
     fn record(&self, event: ConnectionEvent) {
         self.events.lock().unwrap().push(event);
     }

@@ -3,8 +3,8 @@
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
-use std::time::SystemTime;
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, SystemTime};
 
 use crate::exec::{ExecProcess, ExecRequest};
 
@@ -22,6 +22,13 @@ pub trait SessionBackend: Send + Sync + 'static {
     /// Starts a process inside the environment. Blocking: the gateway calls it on a blocking
     /// thread (`spawn_blocking`).
     fn spawn(&self, env_id: &str, req: &ExecRequest) -> io::Result<ExecProcess>;
+
+    /// Opens a TCP connection to `addr` — always a loopback address (`127.0.0.1` or `::1`),
+    /// the gateway checks that first — from *inside* the environment's network namespace, for
+    /// a `direct-tcpip` channel (`ssh -L`, `ssh -W`). It must never connect from the runner's
+    /// own namespace: [`connect_in_netns`](crate::connect_in_netns) does it safely. Blocking:
+    /// called on a blocking thread.
+    fn connect_loopback(&self, env_id: &str, addr: SocketAddr) -> io::Result<TcpStream>;
 
     /// Receives one audit record. Called from async tasks: must not block for long.
     fn record(&self, event: ConnectionEvent);
@@ -51,7 +58,8 @@ pub enum ConnectionEventKind {
     /// A process was started for a channel.
     SessionStarted {
         channel: u32,
-        /// `None` for a login shell (`ssh host` with no command).
+        /// `None` for a login shell (`ssh host` with no command); `subsystem sftp` for the
+        /// SFTP server (`sftp`, `scp`).
         command: Option<String>,
         pty: bool,
     },
@@ -63,8 +71,28 @@ pub enum ConnectionEventKind {
         bytes_in: u64,
         /// Bytes sent to the client (stdout + stderr, or the terminal output).
         bytes_out: u64,
+        /// From the process's start to its end.
+        duration: Duration,
     },
-    /// The client asked for something the gateway never serves (port forwarding, a subsystem…).
+    /// A forwarded connection to the environment's loopback (`direct-tcpip`) ended: one
+    /// record per connection.
+    ForwardEnded {
+        channel: u32,
+        /// The destination as the client asked for it (`localhost`, `127.0.0.1`, `::1`).
+        host: String,
+        port: u16,
+        /// Bytes from the client to the environment's server.
+        bytes_in: u64,
+        /// Bytes from the environment's server to the client.
+        bytes_out: u64,
+        duration: Duration,
+    },
+    /// A forward to the environment's loopback could not be connected there (nothing
+    /// listens on that port, or the environment is not running).
+    ForwardFailed { host: String, port: u16, reason: String },
+    /// The client asked for something the gateway never serves (a forward to anything but the
+    /// environment's loopback, remote forwarding, agent or X11 forwarding, a subsystem other
+    /// than sftp…).
     RequestRefused { request: String },
     /// The key the connection logged in with is no longer listed for its environment (its
     /// owner was disabled or deleted, or removed the key): the connection is closed and its
@@ -111,10 +139,17 @@ impl fmt::Display for ConnectionEventKind {
                     None => write!(f, "session-started channel={channel} shell pty={pty}"),
                 }
             }
-            Self::SessionEnded { channel, exit, bytes_in, bytes_out } => write!(
+            Self::SessionEnded { channel, exit, bytes_in, bytes_out, duration } => write!(
                 f,
-                "session-ended channel={channel} exit={exit:?} bytes_in={bytes_in} bytes_out={bytes_out}"
+                "session-ended channel={channel} exit={exit:?} bytes_in={bytes_in} bytes_out={bytes_out} duration={duration:?}"
             ),
+            Self::ForwardEnded { channel, host, port, bytes_in, bytes_out, duration } => write!(
+                f,
+                "forward-ended channel={channel} to={host}:{port} bytes_in={bytes_in} bytes_out={bytes_out} duration={duration:?}"
+            ),
+            Self::ForwardFailed { host, port, reason } => {
+                write!(f, "forward-failed to={host}:{port} reason={reason:?}")
+            }
             Self::RequestRefused { request } => write!(f, "request-refused {request}"),
             Self::AccessWithdrawn => f.write_str("access-withdrawn"),
             Self::ConnectionClosed => f.write_str("connection-closed"),

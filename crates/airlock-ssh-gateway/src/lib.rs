@@ -8,18 +8,23 @@
 //! * The SSH user name is the environment id; there is no other account concept.
 //! * Only `publickey` authentication exists: no passwords, no keyboard-interactive, so there
 //!   is nothing to brute-force and nothing to phish.
-//! * Only `session` channels (`exec`, `shell`, `pty-req`, `window-change`, a few `env`
-//!   variables, `signal`) are served. Port forwarding, agent and X11 forwarding and
-//!   subsystems (sftp) are refused: on an air-gapped network the gateway must not become a
-//!   tunnel into or out of an environment, and file transfer goes through `ssh … cat` / `scp -O`,
-//!   which run as ordinary audited commands.
-//! * Every connection attempt is reported to [`SessionBackend::record`] as
-//!   [`ConnectionEvent`]s, so the control plane can put them in its audit log.
+//! * `session` channels (`exec`, `shell`, `pty-req`, `window-change`, a few `env`
+//!   variables, `signal`, and the `sftp` subsystem, which runs the image's own `sftp-server`
+//!   inside the environment like any command) are served.
+//! * `direct-tcpip` channels (`ssh -L`, `ssh -W`, IDE tunnels) are served only to the
+//!   environment's own loopback, connected from inside its network namespace (see
+//!   [`connect_in_netns`]). Every other destination, remote forwarding (`-R`), agent and X11
+//!   forwarding are refused: on an air-gapped network the gateway must not become a tunnel
+//!   between networks, or between environments.
+//! * Every connection attempt, session and forwarded connection is reported to
+//!   [`SessionBackend::record`] as [`ConnectionEvent`]s (one per session or forward when it
+//!   ends, with bytes and duration), so the control plane can put them in its audit log.
 
 mod backend;
 pub mod config;
 mod error;
 mod exec;
+mod forward;
 mod host_key;
 mod server;
 mod session;
@@ -27,4 +32,5 @@ mod session;
 pub use backend::{AuthRefusal, ConnectionEvent, ConnectionEventKind, SessionBackend, SessionExit};
 pub use error::SshError;
 pub use exec::{restore_default_signals, ExecIo, ExecProcess, ExecRequest, PtyRequest};
+pub use forward::connect_in_netns;
 pub use server::{bind, Gateway, GatewayConfig};

@@ -1,5 +1,9 @@
 //! The SSH gateway driven by the stock OpenSSH client, through the config `write_files`
-//! renders, against a backend that runs host processes (`sh -c`), with real ptys.
+//! renders, against a backend that runs host processes (`sh -c`), with real ptys, and
+//! connects forwards inside network namespaces the tests create (`unshare -n`).
+
+#[path = "ssh_gateway/ide_traffic.rs"]
+mod ide_traffic;
 
 use std::collections::HashMap;
 use std::fs;
@@ -15,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use airlock_ssh_gateway::config::{self, SshEntry};
 use airlock_ssh_gateway::{
-    bind, restore_default_signals, AuthRefusal, ConnectionEvent, ConnectionEventKind, ExecIo,
+    bind, connect_in_netns, restore_default_signals, AuthRefusal, ConnectionEvent, ConnectionEventKind, ExecIo,
     ExecProcess, ExecRequest, Gateway, GatewayConfig, SessionBackend, SessionExit,
 };
 use rustix::fs::{Mode, OFlags};
@@ -28,6 +32,8 @@ use rustix::termios::Winsize;
 #[derive(Default)]
 struct HostBackend {
     keys: Mutex<HashMap<String, Vec<String>>>,
+    /// Each environment's network namespace (`/proc/PID/ns/net`), where it has one.
+    netns: Mutex<HashMap<String, PathBuf>>,
     events: Mutex<Vec<ConnectionEvent>>,
 }
 
@@ -125,6 +131,14 @@ impl SessionBackend for HostBackend {
                 })
             }
         }
+    }
+
+    fn connect_loopback(&self, env_id: &str, addr: SocketAddr) -> std::io::Result<TcpStream> {
+        let netns = self.netns.lock().unwrap().get(env_id).cloned();
+        let netns = netns.ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotFound, format!("{env_id} has no network namespace"))
+        })?;
+        connect_in_netns(&netns, addr, Duration::from_secs(5))
     }
 
     fn record(&self, event: ConnectionEvent) {
@@ -251,7 +265,18 @@ impl Fixture {
     }
 
     fn ssh(&self, config: &Path) -> Command {
-        let mut cmd = Command::new("ssh");
+        self.openssh("ssh", config)
+    }
+
+    /// `program` (`ssh`, `sftp`, `scp`) with the config and non-interactive options.
+    fn openssh(&self, program: &str, config: &Path) -> Command {
+        self.openssh_logging(program, config, "ERROR")
+    }
+
+    /// As [`Fixture::openssh`], printing the client's messages from `level` up (`INFO`
+    /// shows why a channel could not be opened).
+    fn openssh_logging(&self, program: &str, config: &Path, level: &str) -> Command {
+        let mut cmd = Command::new(program);
         cmd.arg("-F")
             .arg(config)
             .args([
@@ -260,7 +285,7 @@ impl Fixture {
                 "-o",
                 "ConnectTimeout=10",
                 "-o",
-                "LogLevel=ERROR",
+                &format!("LogLevel={level}"),
             ])
             .env_remove("SSH_AUTH_SOCK")
             .stdin(Stdio::null());
@@ -479,12 +504,18 @@ async fn refusals_and_their_audit_records() {
     let out = output(cmd).await;
     assert!(denied(&out), "{out:?}");
 
-    // Port forwarding: -W (direct-tcpip on the main channel) and -R (tcpip-forward).
-    let target = fx.gateway.local_addr().to_string();
-    let mut cmd = fx.ssh(&alice_cfg);
+    // Port forwarding anywhere but the environment's loopback: -W (direct-tcpip on the main
+    // channel) to the runner host's own address, and -R (tcpip-forward).
+    let target = format!("{}:22", ide_traffic::host_address());
+    let mut cmd = fx.openssh_logging("ssh", &alice_cfg, "INFO");
     cmd.args(["-W", &target, "env_a.airlock.environment"]);
     let out = output(cmd).await;
     assert_eq!(out.status.code(), Some(255), "{out:?}");
+    assert!(
+        text(&out.stderr).contains("administratively prohibited"),
+        "{}",
+        text(&out.stderr)
+    );
     let mut cmd = fx.ssh(&alice_cfg);
     cmd.args([
         "-N",
@@ -544,9 +575,9 @@ async fn refusals_and_their_audit_records() {
     let _ = tunnel.wait();
     assert!(got.is_empty(), "the tunnel carried data: {:?}", text(&got));
 
-    // sftp is refused with an explanation.
+    // Subsystems other than sftp are refused with an explanation.
     let mut cmd = fx.ssh(&alice_cfg);
-    cmd.args(["-s", "env_a.airlock.environment", "sftp"]);
+    cmd.args(["-s", "env_a.airlock.environment", "netconf"]);
     let out = output(cmd).await;
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(
@@ -602,7 +633,7 @@ async fn refusals_and_their_audit_records() {
             _ => None,
         })
         .collect();
-    for wanted in ["direct-tcpip", "tcpip-forward", "subsystem sftp"] {
+    for wanted in ["direct-tcpip", "tcpip-forward", "subsystem netconf"] {
         assert!(
             requests.iter().any(|r| r.starts_with(wanted)),
             "{wanted} not in {requests:?}"

@@ -94,9 +94,14 @@ pub struct SessionRecord {
     pub peer: String,
     /// `SHA256:...` of the offered public key.
     pub key_fingerprint: String,
-    /// The command, or `shell` for an interactive session.
+    /// The command, or `shell` for an interactive session, `subsystem sftp` for a file
+    /// session, `direct-tcpip HOST:PORT` for a forwarded connection (or a refused one).
     pub command: Option<String>,
     pub exit_status: Option<i32>,
+    /// For ended sessions and forwards: bytes from the client, bytes to it, duration.
+    pub bytes_in: Option<u64>,
+    pub bytes_out: Option<u64>,
+    pub duration_ms: Option<u64>,
 }
 
 pub const MAX_SESSIONS_PER_REPORT: usize = 100;
@@ -146,7 +151,13 @@ pub async fn report_sessions(
                 ),
                 SessionEvent::Refused => (
                     Outcome::Denied,
-                    format!("{at}: key {} from {} refused", s.key_fingerprint, s.peer),
+                    match &s.command {
+                        Some(what) => format!(
+                            "{at}: `{what}` by key {} from {} refused",
+                            s.key_fingerprint, s.peer
+                        ),
+                        None => format!("{at}: key {} from {} refused", s.key_fingerprint, s.peer),
+                    },
                 ),
                 SessionEvent::Withdrawn => (
                     Outcome::Denied,
@@ -158,10 +169,15 @@ pub async fn report_sessions(
                 SessionEvent::Ended => (
                     Outcome::Success,
                     format!(
-                        "{at}: `{what}` by key {} from {} ended with status {}",
+                        "{at}: `{what}` by key {} from {} ended with status {}{}",
                         s.key_fingerprint,
                         s.peer,
-                        s.exit_status.map_or("unknown".into(), |c| c.to_string())
+                        s.exit_status.map_or("unknown".into(), |c| c.to_string()),
+                        match (s.bytes_in, s.bytes_out, s.duration_ms) {
+                            (Some(i), Some(o), Some(ms)) =>
+                                format!(" ({i} bytes in, {o} bytes out, {ms} ms)"),
+                            _ => String::new(),
+                        }
                     ),
                 ),
             };

@@ -176,6 +176,14 @@ pub struct SshSession {
     pub command: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_status: Option<i32>,
+    /// For `ended` sessions and forwards: bytes from the client, bytes to it, and how long
+    /// it lasted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_in: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_out: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
 }
 
 pub struct ControlPlane {
