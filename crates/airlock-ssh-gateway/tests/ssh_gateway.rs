@@ -414,6 +414,20 @@ async fn exec_with_generated_config_and_strict_host_key_checking() {
     imposter.shutdown().await;
 }
 
+/// The wildcard block carries the gateway and its pinned key: an environment started after
+/// the config was written is reachable with no rerun, naming itself as the user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_environment_needs_no_rerun() {
+    let fx = Fixture::new().await;
+    let cfg = fx.config_for(&fx.alice);
+    fx.backend.keys.lock().unwrap().insert("env_new".into(), vec![fx.alice.public.clone()]);
+    let mut cmd = fx.ssh(&cfg);
+    cmd.args(["env_new@env_new.airlock.environment", "echo \"$AIRLOCK_ENV\""]);
+    let out = output(cmd).await;
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "env_new\n");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_stdin_and_stdout_stream_through() {
     let fx = Fixture::new().await;
