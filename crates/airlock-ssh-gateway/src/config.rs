@@ -155,18 +155,10 @@ pub fn render_config(
     known_hosts_path: &Path,
 ) -> String {
     let mut out = String::from(HEADER);
-    let known_hosts = match quote_path(known_hosts_path) {
-        Ok(q) => q,
-        Err(e) => {
-            out.push_str(&format!(
-                "# skipped every environment: {}\n",
-                comment_text(&e)
-            ));
-            return out;
-        }
-    };
-    let identity = match identity_file.map(quote_path).transpose() {
-        Ok(q) => q,
+    let paths = quote_path(known_hosts_path)
+        .and_then(|known_hosts| Ok((known_hosts, identity_file.map(quote_path).transpose()?)));
+    let (known_hosts, identity) = match paths {
+        Ok(quoted) => quoted,
         Err(e) => {
             out.push_str(&format!(
                 "# skipped every environment: {}\n",

@@ -481,6 +481,14 @@ impl ConnHandler {
         self.record_session(ConnectionEventKind::RequestRefused { request });
     }
 
+    /// Refuses a channel the gateway never serves, and records it.
+    async fn refuse_channel(&self, reply: ChannelOpenHandle, request: &str) {
+        reply
+            .reject(ChannelOpenFailure::AdministrativelyProhibited)
+            .await;
+        self.refuse_request(request.into());
+    }
+
     fn note_user(&self, user: &str) {
         if plausible_env_id(user) {
             self.conn
@@ -889,10 +897,7 @@ impl russh::server::Handler for ConnHandler {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        reply
-            .reject(ChannelOpenFailure::AdministrativelyProhibited)
-            .await;
-        self.refuse_request("direct-streamlocal".into());
+        self.refuse_channel(reply, "direct-streamlocal").await;
         Ok(())
     }
 
@@ -904,10 +909,7 @@ impl russh::server::Handler for ConnHandler {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        reply
-            .reject(ChannelOpenFailure::AdministrativelyProhibited)
-            .await;
-        self.refuse_request("x11 channel".into());
+        self.refuse_channel(reply, "x11 channel").await;
         Ok(())
     }
 
@@ -921,10 +923,7 @@ impl russh::server::Handler for ConnHandler {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        reply
-            .reject(ChannelOpenFailure::AdministrativelyProhibited)
-            .await;
-        self.refuse_request("forwarded-tcpip".into());
+        self.refuse_channel(reply, "forwarded-tcpip").await;
         Ok(())
     }
 

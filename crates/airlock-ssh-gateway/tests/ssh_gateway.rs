@@ -979,17 +979,16 @@ async fn client_disconnect_kills_the_process() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_connections_and_channels() {
-    let fx = Fixture::new().await;
-    let cfg = fx.config_for(&fx.alice);
-
-    let clients: Vec<Child> = (0..20)
+/// Runs `count` clients at once (with `options`), client `i` running `echo LABEL-i` after a
+/// pause, and checks that each succeeded and printed its own line.
+async fn clients_at_once(fx: &Fixture, cfg: &Path, options: &[String], label: &str, count: usize) {
+    let clients: Vec<Child> = (0..count)
         .map(|i| {
-            fx.ssh(&cfg)
+            fx.ssh(cfg)
+                .args(options)
                 .args([
                     "env_a.airlock.environment",
-                    &format!("sleep 0.3; echo client-{i}"),
+                    &format!("sleep 0.3; echo {label}-{i}"),
                 ])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -1006,9 +1005,17 @@ async fn concurrent_connections_and_channels() {
     .await
     .unwrap();
     for (i, out) in outputs.iter().enumerate() {
-        assert!(out.status.success(), "client {i}: {}", text(&out.stderr));
-        assert_eq!(text(&out.stdout), format!("client-{i}\n"));
+        assert!(out.status.success(), "{label} client {i}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), format!("{label}-{i}\n"));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_connections_and_channels() {
+    let fx = Fixture::new().await;
+    let cfg = fx.config_for(&fx.alice);
+
+    clients_at_once(&fx, &cfg, &[], "client", 20).await;
 
     // Several channels on one connection: OpenSSH connection multiplexing.
     let control = fx.dir.path().join("cm");
@@ -1027,37 +1034,13 @@ async fn concurrent_connections_and_channels() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let muxed: Vec<Child> = (0..5)
-        .map(|i| {
-            fx.ssh(&cfg)
-                .args(["-o", "ControlMaster=no", "-o"])
-                .arg(format!("ControlPath={}", control.display()))
-                .args([
-                    "env_a.airlock.environment",
-                    &format!("sleep 0.3; echo mux-{i}"),
-                ])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let outputs = tokio::task::spawn_blocking(move || {
-        muxed
-            .into_iter()
-            .map(|c| c.wait_with_output().unwrap())
-            .collect::<Vec<_>>()
-    })
-    .await
-    .unwrap();
-    for (i, out) in outputs.iter().enumerate() {
-        assert!(
-            out.status.success(),
-            "mux client {i}: {}",
-            text(&out.stderr)
-        );
-        assert_eq!(text(&out.stdout), format!("mux-{i}\n"));
-    }
+    let mux_options = [
+        "-o".to_owned(),
+        "ControlMaster=no".to_owned(),
+        "-o".to_owned(),
+        format!("ControlPath={}", control.display()),
+    ];
+    clients_at_once(&fx, &cfg, &mux_options, "mux", 5).await;
     let _ = master.kill();
     let _ = master.wait();
 
