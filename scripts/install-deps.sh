@@ -20,6 +20,9 @@ needs=(
   "runc:runc"
   "ssh:openssh-client"
   "ssh-keygen:openssh-client"
+  "sftp:openssh-client"
+  # The SSH gateway's sftp tests run OpenSSH's SFTP server as an environment would.
+  "/usr/lib/openssh/sftp-server:openssh-sftp-server"
   "git:git"
   "ip:iproute2"
   "unshare:util-linux"

@@ -5,15 +5,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use airlock_control_plane::client::{Client, Method};
-use airlock_runner::ssh::config::{include_directive, write_files, SshEntry};
+use airlock_ssh_gateway::config::{include_directive, write_files, SshEntry};
 use anyhow::Context;
 use serde_json::Value;
 
 #[derive(clap::Args)]
 #[command(after_help = "Example:\n  airlock ssh-config --url https://cp.acme.internal:8443 --token $AIRLOCK_TOKEN\n  \
     ssh env_0123abcd.airlock.environment\n\n\
-    Writes DIR/config and DIR/known_hosts for your running environments; run it again after\n\
-    starting new ones. With --install, adds the Include line to ~/.ssh/config once.")]
+    Writes DIR/config and DIR/known_hosts: one wildcard entry for *.airlock.environment with\n\
+    the gateway's pinned host key, and each running environment's user name. An environment\n\
+    started later on the same runner needs no rerun: ssh ENV_ID@ENV_ID.airlock.environment\n\
+    (rerun to drop the ENV_ID@). With --install, adds the Include line to ~/.ssh/config once.")]
 pub struct Args {
     /// The control plane's URL.
     #[arg(long, env = "AIRLOCK_URL", value_name = "URL")]

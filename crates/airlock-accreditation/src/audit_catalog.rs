@@ -144,7 +144,7 @@ mod tests {
         let mut files = Vec::new();
         rust_files(&root, &mut files);
         let mut in_source = BTreeSet::new();
-        for file in files.iter().filter(|f| f.file_name().is_some_and(|n| n != "openapi.rs")) {
+        for file in &files {
             in_source.extend(dotted_literals(&std::fs::read_to_string(file).unwrap()));
         }
         let catalogued: BTreeSet<String> = CONTROL_PLANE.iter().map(|a| a.name.to_string()).collect();

@@ -631,6 +631,9 @@ impl Example for SshSessionsReport {
                 key_fingerprint: "SHA256:Qm9ndXNGaW5nZXJwcmludA".into(),
                 command: Some("shell".into()),
                 exit_status: Some(0),
+                bytes_in: Some(1_532),
+                bytes_out: Some(48_210),
+                duration_ms: Some(95_400),
             }],
         }
     }

@@ -155,7 +155,7 @@ pub enum SshSessionEvent {
     Accepted,
     /// Authentication refused (unknown key, another user's environment).
     Refused,
-    /// A command or shell ended.
+    /// A command, shell, sftp session or port forward ended.
     Ended,
     /// The gateway closed a connection whose key is no longer listed (owner disabled or
     /// deleted, key removed).
@@ -173,11 +173,21 @@ pub struct SshSessionRecord {
     pub peer: String,
     /// `SHA256:...` of the offered public key.
     pub key_fingerprint: String,
-    /// The command, or `shell` for an interactive session.
+    /// The command, `shell` for an interactive session, `subsystem sftp` for a file session,
+    /// `direct-tcpip HOST:PORT` for a forwarded connection (or a refused one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_status: Option<i32>,
+    /// For `ended` sessions and forwards: bytes from the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_in: Option<u64>,
+    /// For `ended` sessions and forwards: bytes to the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_out: Option<u64>,
+    /// For `ended` sessions and forwards: how long it lasted, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]

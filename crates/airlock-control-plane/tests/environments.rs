@@ -762,14 +762,21 @@ async fn ssh_access_session_records_and_a_workspace_snapshot_that_follows_the_en
         {"event": "accepted", "peer": "10.0.0.9:50000", "key_fingerprint": "SHA256:abc"},
         {"event": "ended", "peer": "10.0.0.9:50000", "key_fingerprint": "SHA256:abc", "command": "make test", "exit_status": 2},
         {"event": "refused", "peer": "10.0.0.66:40000", "key_fingerprint": "SHA256:evil"},
+        {"event": "ended", "peer": "10.0.0.9:50000", "key_fingerprint": "SHA256:abc", "command": "direct-tcpip localhost:8080",
+         "bytes_in": 120, "bytes_out": 4096, "duration_ms": 1500},
+        {"event": "refused", "peer": "10.0.0.9:50000", "key_fingerprint": "SHA256:abc", "command": "direct-tcpip 10.0.0.1:22"},
     ]});
     let records = format!("/api/v1/runner/environments/{id}/ssh-sessions");
     h.ok("POST", &records, &first, Some(sessions), 200).await;
     let audit = h.ok("GET", "/api/v1/audit?action=environment.ssh", auditor, None, 200).await;
     let audit = items(&audit);
-    assert_eq!(audit.len(), 3, "{audit:?}");
+    assert_eq!(audit.len(), 5, "{audit:?}");
     assert!(audit.iter().any(|r| r["outcome"] == "denied" && r["detail"].as_str().unwrap().contains("SHA256:evil")));
     assert!(audit.iter().any(|r| r["detail"].as_str().unwrap().contains("`make test`") && r["detail"].as_str().unwrap().contains("status 2")));
+    let detail = |r: &serde_json::Value| r["detail"].as_str().unwrap().to_owned();
+    assert!(audit.iter().any(|r| detail(r).contains("`direct-tcpip localhost:8080`")
+        && detail(r).contains("120 bytes in, 4096 bytes out, 1500 ms")));
+    assert!(audit.iter().any(|r| r["outcome"] == "denied" && detail(r).contains("`direct-tcpip 10.0.0.1:22`")));
     assert!(audit.iter().all(|r| r["actor"]["kind"] == "runner"));
 
     // Stop, and the runner stores a snapshot; a wrong digest is refused and records nothing.

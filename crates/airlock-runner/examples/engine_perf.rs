@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use airlock_runner::engine::{Engine, EngineOptions, EnvironmentSpec, Resources};
-use airlock_runner::exec::{ExecIo, ExecRequest};
+use airlock_ssh_gateway::{ExecIo, ExecRequest};
 use airlock_runner::registry::RegistryOptions;
 use sha2::{Digest, Sha256};
 

@@ -17,16 +17,16 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::{fchown, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use airlock_ssh_gateway::{ExecProcess, ExecRequest};
 use serde_json::json;
 
 use crate::error::EngineError;
-use crate::exec::{ExecProcess, ExecRequest};
 use crate::ids::{validate_env_id, Slots};
 use crate::image::{ImageStore, PulledImage};
 use crate::locks::KeyedLocks;
@@ -34,6 +34,8 @@ use crate::registry::RegistryOptions;
 use crate::rootfs::{self, EnvPaths};
 use crate::runc::Runc;
 use crate::state::{now, Desired, EnvRecord};
+pub use crate::progress::EngineEvent;
+pub use crate::spec::Resources;
 use crate::{session, spec, sys, users};
 
 /// How to open an [`Engine`].
@@ -71,17 +73,6 @@ impl EngineOptions {
             runc_timeout: Duration::from_secs(120),
         }
     }
-}
-
-/// Limits of one environment; 0 means "no limit" for that resource.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Resources {
-    /// CPU time per wall second, in thousandths of a core (1500 = 1.5 cores): a CFS quota.
-    pub cpu_millis: u32,
-    /// Memory limit (swap included where the kernel accounts it).
-    pub memory_mib: u32,
-    /// Most processes and threads at once.
-    pub pids: u32,
 }
 
 /// A file placed in the environment, never written to the host's disk.
@@ -130,22 +121,6 @@ impl fmt::Debug for EnvironmentSpec {
     }
 }
 
-/// Progress of a pull or a start.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum EngineEvent {
-    ManifestResolved { reference: String, digest: String },
-    BlobCached { digest: String, size: u64 },
-    BlobDownloading { digest: String, size: u64 },
-    BlobProgress { digest: String, received: u64, size: u64 },
-    BlobDownloaded { digest: String, size: u64 },
-    LayerUnpacking { digest: String, index: usize, count: usize },
-    /// Device nodes in a layer are never created (the runtime provides `/dev`).
-    DevicesSkipped { layer: String, count: usize },
-    ImageReady { digest: String, rootfs: PathBuf },
-    RootfsMounted { env: String },
-    Started { env: String, pid: i32 },
-}
-
 /// An environment this runner has on disk.
 #[derive(Clone, Debug)]
 pub struct LocalEnvironment {
@@ -186,6 +161,9 @@ pub enum EnvStatus {
 
 /// Secrets (files and env) of one environment may not exceed this.
 const MAX_SECRETS: usize = 16 << 20;
+/// A server on an environment's loopback accepts (or refuses) at once; this only bounds one
+/// whose accept queue is full.
+const FORWARD_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// Keeps the environment alive, exits on SIGTERM, and reaps orphans (`wait` in a shell
 /// collects any child, adopted ones included).
@@ -578,11 +556,7 @@ impl Engine {
         }
         let p = self.paths(env_id);
         let rec = EnvRecord::load(&p.state)?.ok_or_else(|| EngineError::NotFound(env_id.to_string()))?;
-        let pid = match self.runc.state(env_id)? {
-            Some(s) if s.status == "running" => s.pid,
-            Some(s) => return Err(EngineError::NotRunning { env: env_id.into(), state: s.status }),
-            None => return Err(EngineError::NotRunning { env: env_id.into(), state: "no container".into() }),
-        };
+        let pid = self.running_pid(env_id)?;
         let root = PathBuf::from(format!("/proc/{pid}/root"));
         let user = users::resolve_in(&root, &rec.image_config.user)
             .map_err(|reason| EngineError::User { env: env_id.into(), user: rec.image_config.user.clone(), reason })?;
@@ -620,6 +594,29 @@ impl Engine {
             process["consoleSize"] = json!({"height": pty.rows, "width": pty.cols});
         }
         session::spawn(&self.runc, env_id, &process, req.pty.as_ref())
+    }
+
+    /// The host pid of a running environment's init process.
+    fn running_pid(&self, env_id: &str) -> Result<i32, EngineError> {
+        match self.runc.state(env_id)? {
+            Some(s) if s.status == "running" => Ok(s.pid),
+            Some(s) => Err(EngineError::NotRunning { env: env_id.into(), state: s.status }),
+            None => Err(EngineError::NotRunning { env: env_id.into(), state: "no container".into() }),
+        }
+    }
+
+    /// Connects to `addr` on a running environment's loopback, from inside its network
+    /// namespace (the SSH gateway's `direct-tcpip`): the socket never exists in the runner's
+    /// namespace, so nothing on the host or beyond is reachable this way.
+    pub fn connect_loopback(&self, env_id: &str, addr: SocketAddr) -> Result<TcpStream, EngineError> {
+        validate_env_id(env_id)?;
+        if !addr.ip().is_loopback() {
+            return Err(EngineError::Forward { env: env_id.into(), addr, source: io::Error::new(io::ErrorKind::PermissionDenied, "only the environment's loopback may be connected to") });
+        }
+        let pid = self.running_pid(env_id)?;
+        let netns = PathBuf::from(format!("/proc/{pid}/ns/net"));
+        airlock_ssh_gateway::connect_in_netns(&netns, addr, FORWARD_CONNECT_TIMEOUT)
+            .map_err(|source| EngineError::Forward { env: env_id.into(), addr, source })
     }
 
     /// The environment variables of the init process: from the bundle on the tmpfs, or (if a

@@ -42,6 +42,14 @@ pub enum EngineError {
     #[error("environment {env} is not running ({state}); start it first")]
     NotRunning { env: String, state: String },
 
+    #[error("cannot connect to {addr} inside environment {env}: {source}; is a server listening on the environment's loopback at that port?")]
+    Forward {
+        env: String,
+        addr: std::net::SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+
     #[error("environment {env} was created from image {existing}; {requested} was asked: delete the environment to change its image")]
     ImageChanged { env: String, existing: String, requested: String },
 

@@ -14,9 +14,9 @@ use airlock_oci::{MEDIA_TYPE_DOCKER_CONFIG, MEDIA_TYPE_IMAGE_CONFIG};
 use flate2::read::MultiGzDecoder;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::EngineEvent;
 use crate::error::EngineError;
 use crate::locks::KeyedLocks;
+use crate::progress::EngineEvent;
 use crate::registry::{RegistryClient, RegistryOptions};
 use crate::unpack::{self, Compression};
 

@@ -1,19 +1,18 @@
 //! airlock's runner: provisions development environments from mirror images.
 
 pub mod agent;
-pub mod exec;
 pub mod unpack;
 pub mod engine;
 pub mod error;
 pub mod ids;
 pub mod image;
 pub mod locks;
+pub mod progress;
 pub mod registry;
 pub mod rootfs;
 pub mod runc;
 pub mod session;
 pub mod spec;
-pub mod ssh;
 pub mod state;
 pub mod sys;
 pub mod users;

@@ -19,10 +19,10 @@ use std::process::Stdio;
 use rustix::fs::{MemfdFlags, Mode, OFlags};
 use rustix::pty::OpenptFlags;
 use rustix::termios::{OptionalActions, Winsize};
+use airlock_ssh_gateway::{ExecIo, ExecProcess, PtyRequest};
 use serde_json::Value;
 
 use crate::error::EngineError;
-use crate::exec::{ExecIo, ExecProcess, PtyRequest};
 use crate::runc::Runc;
 
 pub(crate) fn spawn(runc: &Runc, id: &str, process: &Value, pty: Option<&PtyRequest>) -> Result<ExecProcess, EngineError> {
@@ -51,7 +51,7 @@ pub(crate) fn spawn(runc: &Runc, id: &str, process: &Value, pty: Option<&PtyRequ
     // setsid, ioctl, dup2, fcntl).
     unsafe {
         cmd.pre_exec(move || {
-            crate::exec::restore_default_signals()?;
+            airlock_ssh_gateway::restore_default_signals()?;
             if with_terminal {
                 // runc must lead a session whose controlling terminal is the host pty, so that
                 // a resize reaches it as SIGWINCH.

@@ -9,10 +9,21 @@
 
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::engine::Resources;
 use crate::ids::RANGE;
+
+/// Limits of one environment; 0 means "no limit" for that resource.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    /// CPU time per wall second, in thousandths of a core (1500 = 1.5 cores): a CFS quota.
+    pub cpu_millis: u32,
+    /// Memory limit (swap included where the kernel accounts it).
+    pub memory_mib: u32,
+    /// Most processes and threads at once.
+    pub pids: u32,
+}
 
 /// Docker's default capabilities minus NET_RAW (raw and packet sockets: of no use on a
 /// loopback-only network, and a recurring kernel attack surface) and MKNOD (device nodes).

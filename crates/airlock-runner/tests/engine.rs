@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use airlock_runner::engine::{Engine, EngineEvent, EngineOptions, EnvStatus, SecretFile};
 use airlock_runner::error::EngineError;
-use airlock_runner::exec::{ExecIo, ExecRequest, PtyRequest};
+use airlock_ssh_gateway::{ExecIo, ExecRequest, PtyRequest};
 use support::*;
 
 /// A registry with the test image, and an engine.

@@ -11,9 +11,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use airlock_runner::exec::{ExecProcess, ExecRequest};
-use airlock_runner::ssh::config::{self, SshEntry};
-use airlock_runner::ssh::{bind, ConnectionEvent, ConnectionEventKind, GatewayConfig, SessionBackend, SessionExit};
+use airlock_ssh_gateway::config::{self, SshEntry};
+use airlock_ssh_gateway::{bind, ConnectionEvent, ConnectionEventKind, ExecProcess, ExecRequest, GatewayConfig, SessionBackend, SessionExit};
 use airlock_testkit::wait_for;
 use support::*;
 
@@ -31,6 +30,9 @@ impl SessionBackend for EngineBackend {
     }
     fn spawn(&self, env_id: &str, req: &ExecRequest) -> std::io::Result<ExecProcess> {
         self.t.engine.exec(env_id, req).map_err(std::io::Error::other)
+    }
+    fn connect_loopback(&self, env_id: &str, addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpStream> {
+        self.t.engine.connect_loopback(env_id, addr).map_err(std::io::Error::other)
     }
     fn record(&self, event: ConnectionEvent) {
         self.events.lock().unwrap().push(event);
@@ -95,28 +97,9 @@ fn a_fifo_at_etc_passwd_fails_that_login_fast_and_never_stalls_the_gateway() {
     guard.start(&spec("env_fifo", &image));
     guard.start(&spec("env_fine", &image));
 
-    let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("id_ed25519");
-    let out = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let public = fs::read_to_string(key.with_extension("pub")).unwrap().trim().to_string();
-    let mut cfg = GatewayConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), dir.path().join("host_key"));
-    cfg.auth_rejection_time = Duration::from_millis(50);
     // Two slots: two stuck logins would be enough to lock everyone out.
-    cfg.max_connections = 2;
-    let backend = Arc::new(EngineBackend { t: t.clone(), key: public, events: Mutex::default() });
-    let gateway = runtime.block_on(bind(cfg, backend.clone())).unwrap();
-    let entries: Vec<SshEntry> = ["env_fifo", "env_fine"]
-        .iter()
-        .map(|env| SshEntry {
-            env_id: env.to_string(),
-            env_name: env.to_string(),
-            host: "127.0.0.1".into(),
-            port: gateway.local_addr().port(),
-            host_key: gateway.host_public_key_openssh(),
-        })
-        .collect();
-    let files = config::write_files(&dir.path().join("ssh"), &entries, Some(&key)).unwrap();
+    let gw = EngineGateway::start(&t, &runtime, &["env_fifo", "env_fine"], 2);
+    let (backend, files) = (&gw.backend, &gw.files);
     assert_eq!(String::from_utf8_lossy(&finished(&mut ssh(&files.config, "env_fine", "echo up").spawn().unwrap(), "a first login").stdout), "up\n");
 
     // As root inside the environment: replace /etc/passwd with a named pipe nobody writes.
@@ -152,7 +135,121 @@ fn a_fifo_at_etc_passwd_fails_that_login_fast_and_never_stalls_the_gateway() {
         let out = finished(&mut ssh(&files.config, "env_fine", "echo still-up").spawn().unwrap(), "a login to the other environment");
         assert_eq!(String::from_utf8_lossy(&out.stdout), "still-up\n", "{}", String::from_utf8_lossy(&out.stderr));
     }
-    runtime.block_on(gateway.shutdown());
+    runtime.block_on(gw.gateway.shutdown());
+}
+
+/// A gateway into real environments with one key allowed everywhere, and the client config
+/// `config::write_files` renders for `envs`.
+struct EngineGateway {
+    _dir: tempfile::TempDir,
+    gateway: airlock_ssh_gateway::Gateway,
+    backend: Arc<EngineBackend>,
+    files: config::SshFiles,
+}
+
+impl EngineGateway {
+    fn start(t: &Arc<TestEngine>, runtime: &tokio::runtime::Runtime, envs: &[&str], max_connections: usize) -> EngineGateway {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("id_ed25519");
+        let out = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let public = fs::read_to_string(key.with_extension("pub")).unwrap().trim().to_string();
+        let mut cfg = GatewayConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), dir.path().join("host_key"));
+        cfg.auth_rejection_time = Duration::from_millis(50);
+        cfg.max_connections = max_connections;
+        let backend = Arc::new(EngineBackend { t: t.clone(), key: public, events: Mutex::default() });
+        let gateway = runtime.block_on(bind(cfg, backend.clone())).unwrap();
+        let entries: Vec<SshEntry> = envs
+            .iter()
+            .map(|env| SshEntry {
+                env_id: env.to_string(),
+                env_name: env.to_string(),
+                host: "127.0.0.1".into(),
+                port: gateway.local_addr().port(),
+                host_key: gateway.host_public_key_openssh(),
+            })
+            .collect();
+        let files = config::write_files(&dir.path().join("ssh"), &entries, Some(&key)).unwrap();
+        EngineGateway { _dir: dir, gateway, backend, files }
+    }
+}
+
+/// `ssh -W 127.0.0.1:PORT` into `env` with an HTTP request on stdin.
+fn http_over_stdio_forward(config: &Path, env: &str, port: u16) -> Output {
+    let mut child = Command::new("ssh")
+        .arg("-F")
+        .arg(config)
+        .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "LogLevel=INFO", "-W", &format!("127.0.0.1:{port}")])
+        .arg(format!("{env}.airlock.environment"))
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"GET /hello.txt HTTP/1.0\r\n\r\n");
+    drop(child.stdin.take());
+    finished(&mut child, "an ssh -W client")
+}
+
+/// IDE traffic into real environments: a forward reaches a server on the environment's own
+/// loopback (entered through its network namespace), never another environment's; sftp into
+/// an image without sftp-server says what to add.
+#[test]
+fn forwards_reach_only_their_own_environment() {
+    let registry = Registry::start();
+    let image = registry.push(&test_image(), "devcontainers/test:1");
+    let t = Arc::new(TestEngine::new(&registry.addr));
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let guard = EnvGuard::new(&t.engine);
+    guard.start(&spec("env_web", &image));
+    guard.start(&spec("env_other", &image));
+    for (env, port, text) in [("env_web", 8080, "served inside env_web"), ("env_other", 9090, "secret of env_other")] {
+        run_ok(&t.engine, env, &format!("mkdir -p /tmp/www && echo '{text}' > /tmp/www/hello.txt && busybox httpd -p 127.0.0.1:{port} -h /tmp/www"));
+    }
+    let gw = EngineGateway::start(&t, &runtime, &["env_web", "env_other"], 16);
+
+    let out = http_over_stdio_forward(&gw.files.config, "env_web", 8080);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("served inside env_web"), "{out:?}");
+    // env_other's server, from env_web: its loopback is not env_web's.
+    let out = http_over_stdio_forward(&gw.files.config, "env_web", 9090);
+    assert_eq!(out.status.code(), Some(255), "{out:?}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("secret"), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("open failed"), "{out:?}");
+    // Its own owner reaches it.
+    let out = http_over_stdio_forward(&gw.files.config, "env_other", 9090);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("secret of env_other"), "{out:?}");
+
+    // The busybox image has no sftp-server: the client is told what to add.
+    let mut sftp = Command::new("sftp")
+        .arg("-F")
+        .arg(&gw.files.config)
+        .args(["-o", "BatchMode=yes", "-b", "-", "env_web.airlock.environment"])
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = finished(&mut sftp, "sftp into an image without sftp-server");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("this environment has no sftp-server") && stderr.contains("openssh-sftp-server"), "{stderr}");
+
+    let events = backend_events_when(&gw.backend, |ev| ev.iter().filter(|e| matches!(e.kind, ConnectionEventKind::ForwardEnded { .. })).count() >= 2);
+    assert!(events.iter().any(|e| e.env_id.as_deref() == Some("env_web")
+        && matches!(&e.kind, ConnectionEventKind::ForwardEnded { port: 8080, bytes_out, .. } if *bytes_out > 0)), "{events:#?}");
+    assert!(events.iter().any(|e| e.env_id.as_deref() == Some("env_web")
+        && matches!(&e.kind, ConnectionEventKind::ForwardFailed { port: 9090, .. })), "{events:#?}");
+    runtime.block_on(gw.gateway.shutdown());
+}
+
+/// The backend's records once `ready` holds for them.
+fn backend_events_when(backend: &EngineBackend, ready: impl Fn(&[ConnectionEvent]) -> bool) -> Vec<ConnectionEvent> {
+    wait_for("the gateway's records", Duration::from_secs(10), || {
+        let events = backend.events.lock().unwrap().clone();
+        if ready(&events) { Ok(events) } else { Err(events.len()) }
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -91,7 +91,13 @@ pub async fn report_sessions(
                 ),
                 SshSessionEvent::Refused => (
                     Outcome::Denied,
-                    format!("{at}: key {} from {} refused", s.key_fingerprint, s.peer),
+                    match &s.command {
+                        Some(what) => format!(
+                            "{at}: `{what}` by key {} from {} refused",
+                            s.key_fingerprint, s.peer
+                        ),
+                        None => format!("{at}: key {} from {} refused", s.key_fingerprint, s.peer),
+                    },
                 ),
                 SshSessionEvent::Withdrawn => (
                     Outcome::Denied,
@@ -103,10 +109,15 @@ pub async fn report_sessions(
                 SshSessionEvent::Ended => (
                     Outcome::Success,
                     format!(
-                        "{at}: `{what}` by key {} from {} ended with status {}",
+                        "{at}: `{what}` by key {} from {} ended with status {}{}",
                         s.key_fingerprint,
                         s.peer,
-                        s.exit_status.map_or("unknown".into(), |c| c.to_string())
+                        s.exit_status.map_or("unknown".into(), |c| c.to_string()),
+                        match (s.bytes_in, s.bytes_out, s.duration_ms) {
+                            (Some(i), Some(o), Some(ms)) =>
+                                format!(" ({i} bytes in, {o} bytes out, {ms} ms)"),
+                            _ => String::new(),
+                        }
                     ),
                 ),
             };

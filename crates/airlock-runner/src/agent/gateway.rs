@@ -4,14 +4,16 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use airlock_api::{EnvPhase, SshSessionEvent, SshSessionRecord, Timestamp};
+use airlock_ssh_gateway::{
+    ConnectionEvent, ConnectionEventKind, ExecProcess, ExecRequest, SessionBackend, SessionExit,
+};
 
-use super::Shared;
-use crate::exec::{ExecProcess, ExecRequest};
-use crate::ssh::{ConnectionEvent, ConnectionEventKind, SessionBackend, SessionExit};
+use super::shared::Shared;
 
 pub struct GatewayBackend {
     shared: Arc<Shared>,
@@ -28,6 +30,17 @@ impl GatewayBackend {
     }
 }
 
+impl GatewayBackend {
+    /// SSH use counts as activity for the idle timeout.
+    fn touch(&self, env_id: &str) {
+        self.shared.activity.lock().unwrap().insert(env_id.to_string(), SystemTime::now());
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 impl SessionBackend for GatewayBackend {
     fn authorized_keys(&self, env_id: &str) -> Option<Vec<String>> {
         let assigned = self.shared.assigned.lock().unwrap();
@@ -36,14 +49,18 @@ impl SessionBackend for GatewayBackend {
     }
 
     fn spawn(&self, env_id: &str, req: &ExecRequest) -> io::Result<ExecProcess> {
-        self.shared
-            .activity
-            .lock()
-            .unwrap()
-            .insert(env_id.to_string(), SystemTime::now());
+        self.touch(env_id);
         self.shared
             .engine
             .exec(env_id, req)
+            .map_err(|e| io::Error::other(e.to_string()))
+    }
+
+    fn connect_loopback(&self, env_id: &str, addr: SocketAddr) -> io::Result<TcpStream> {
+        self.touch(env_id);
+        self.shared
+            .engine
+            .connect_loopback(env_id, addr)
             .map_err(|e| io::Error::other(e.to_string()))
     }
 
@@ -52,25 +69,36 @@ impl SessionBackend for GatewayBackend {
             tracing::info!(peer = ?event.peer, "{}", event.kind);
             return;
         };
+        let mut traffic = None;
         let (kind, command, exit_status) = match &event.kind {
             ConnectionEventKind::AuthAccepted => (SshSessionEvent::Accepted, None, None),
             ConnectionEventKind::AuthRefused { .. } => (SshSessionEvent::Refused, None, None),
             ConnectionEventKind::AccessWithdrawn => (SshSessionEvent::Withdrawn, None, None),
+            ConnectionEventKind::RequestRefused { request } => (SshSessionEvent::Refused, Some(request.clone()), None),
+            ConnectionEventKind::ForwardFailed { host, port, reason } => (
+                SshSessionEvent::Refused,
+                Some(format!("direct-tcpip {host}:{port} ({reason})")),
+                None,
+            ),
+            ConnectionEventKind::ForwardEnded { host, port, bytes_in, bytes_out, duration, .. } => {
+                traffic = Some((*bytes_in, *bytes_out, *duration));
+                (SshSessionEvent::Ended, Some(format!("direct-tcpip {host}:{port}")), None)
+            }
             ConnectionEventKind::SessionStarted { channel, command, .. } => {
                 let command = command.clone().unwrap_or_else(|| "shell".into());
                 self.commands.lock().unwrap().insert((event.connection_id, *channel), command);
                 return;
             }
-            ConnectionEventKind::SessionEnded { channel, exit, .. } => (
-                SshSessionEvent::Ended,
-                self.commands.lock().unwrap().remove(&(event.connection_id, *channel)),
-                match exit {
+            ConnectionEventKind::SessionEnded { channel, exit, bytes_in, bytes_out, duration } => {
+                traffic = Some((*bytes_in, *bytes_out, *duration));
+                let status = match exit {
                     SessionExit::Status(code) => Some(*code as i32),
                     SessionExit::Disconnected { status, .. } => *status,
                     _ => None,
-                },
-            ),
-            _ => return,
+                };
+                (SshSessionEvent::Ended, self.commands.lock().unwrap().remove(&(event.connection_id, *channel)), status)
+            }
+            ConnectionEventKind::ConnectionClosed => return,
         };
         if !matches!(kind, SshSessionEvent::Refused | SshSessionEvent::Withdrawn) {
             self.shared
@@ -86,6 +114,9 @@ impl SessionBackend for GatewayBackend {
             key_fingerprint: event.key_fingerprint.clone().unwrap_or_else(|| "none".into()),
             command,
             exit_status,
+            bytes_in: traffic.map(|t| t.0),
+            bytes_out: traffic.map(|t| t.1),
+            duration_ms: traffic.map(|t| millis(t.2)),
         };
         // Refusals for environments this runner does not host cannot be filed under them.
         if self.shared.assigned.lock().unwrap().contains_key(&env) {

@@ -8,26 +8,29 @@
 pub mod api;
 pub mod backup;
 mod gateway;
+mod shared;
 mod work;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap};
 use std::fs;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use airlock_api::{
-    Activity, DesiredState, EnvPhase, NewEvent, RunnerCredential, RunnerEnvironment, RunnerPhase,
-    SshEndpoint, SshSessionRecord, Timestamp,
+    Activity, DesiredState, EnvPhase, RunnerCredential, RunnerEnvironment, RunnerPhase, SshEndpoint,
+    Timestamp,
 };
 use airlock_egress::EgressGuard;
 
+use airlock_ssh_gateway::{self as ssh, Gateway, GatewayConfig, SshError};
+
 use crate::engine::{Engine, EngineOptions, EnvStatus, LocalEnvironment};
-use crate::ssh::{self, Gateway, GatewayConfig, SshError};
 pub use api::ControlPlane;
 use gateway::GatewayBackend;
+use shared::Shared;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -59,27 +62,6 @@ pub struct AgentOptions {
     pub egress: EgressGuard,
 }
 
-/// State shared by the loop, the per-environment workers and the SSH gateway.
-pub struct Shared {
-    cp: ControlPlane,
-    engine: Engine,
-    data_dir: PathBuf,
-    capacity: usize,
-    /// The latest view of every assigned environment.
-    assigned: Mutex<HashMap<String, RunnerEnvironment>>,
-    /// Environments with an operation in flight.
-    busy: Mutex<HashSet<String>>,
-    /// Environments told they wait for a free place (told once).
-    waiting: Mutex<HashSet<String>>,
-    /// Latest SSH use per environment, for the idle timeout.
-    activity: Mutex<HashMap<String, SystemTime>>,
-    /// SSH records not yet on the control plane's audit log.
-    ssh_records: Mutex<Vec<(String, SshSessionRecord)>>,
-    ssh_endpoint: Mutex<Option<SshEndpoint>>,
-    egress: EgressGuard,
-    /// A worker finished: what runs here may have changed.
-    changed: AtomicBool,
-}
 
 pub struct Agent {
     shared: Arc<Shared>,
@@ -306,58 +288,6 @@ impl Agent {
                 shared.busy.lock().unwrap().remove(&id);
             })
             .expect("spawn an environment worker thread");
-    }
-}
-
-impl Shared {
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
-    fn starts_in_flight(&self, local: &HashMap<String, LocalEnvironment>) -> usize {
-        self.busy
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|id| !local.get(*id).is_some_and(|l| matches!(l.status, EnvStatus::Running { .. })))
-            .count()
-    }
-
-    fn event(&self, id: &str, kind: &str, message: &str) -> Result<(), api::ApiError> {
-        tracing::info!(env = id, kind, "{message}");
-        self.cp.events(
-            id,
-            &[NewEvent {
-                time: None,
-                kind: kind.to_string(),
-                message: message.to_string(),
-            }],
-        )
-    }
-
-    fn flush_ssh_records(&self) {
-        let records = std::mem::take(&mut *self.ssh_records.lock().unwrap());
-        let mut by_env: HashMap<String, Vec<SshSessionRecord>> = HashMap::new();
-        for (env, record) in records {
-            by_env.entry(env).or_default().push(record);
-        }
-        for (env, records) in by_env {
-            if let Err(e) = self.cp.ssh_sessions(&env, &records) {
-                // A 404 means the environment is gone; the records cannot be filed under it.
-                if e.status() != Some(404) {
-                    tracing::warn!(env, error = %e, "cannot send SSH records; will retry");
-                    self.ssh_records
-                        .lock()
-                        .unwrap()
-                        .extend(records.into_iter().map(|r| (env.clone(), r)));
-                }
-            }
-        }
-    }
-
-    /// The agent's own folder for an environment (markers, temporary snapshots).
-    fn env_dir(&self, id: &str) -> PathBuf {
-        self.data_dir.join("agent").join(id)
     }
 }
 

@@ -8,11 +8,11 @@ use std::path::Path;
 use std::process::Command;
 
 use airlock_api::{Delivery, EnvPhase, RunnerEnvironment};
+use airlock_ssh_gateway::{ExecIo, ExecRequest};
 
 use super::backup;
-use super::Shared;
+use super::shared::Shared;
 use crate::engine::{EngineEvent, EnvironmentSpec, Resources, SecretFile};
-use crate::exec::{ExecIo, ExecRequest};
 
 pub enum Job {
     Start,

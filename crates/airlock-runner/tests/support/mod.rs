@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use airlock_runner::engine::{Engine, EngineEvent, EngineOptions, EnvironmentSpec, Resources};
-use airlock_runner::exec::{ExecIo, ExecRequest};
+use airlock_ssh_gateway::{ExecIo, ExecRequest};
 use airlock_runner::registry::RegistryOptions;
 use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use russh::keys::{HashAlg, PublicKey};
 use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
@@ -20,11 +20,11 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::exec::{ExecRequest, PtyRequest};
 
-use super::session::{self, Control, GatedStream, InputGate, PtyMaster, SessionTask, StdinSender};
-use super::{
-    host_key, AuthRefusal, ConnectionEvent, ConnectionEventKind, SessionBackend, SessionExit,
-    SshError,
-};
+use crate::backend::{AuthRefusal, ConnectionEvent, ConnectionEventKind, SessionBackend, SessionExit};
+use crate::error::SshError;
+use crate::forward::{self, ForwardTask};
+use crate::host_key;
+use crate::session::{self, Control, GatedStream, InputGate, PtyMaster, SessionTask, StdinSender};
 
 /// Settings of the gateway. [`GatewayConfig::new`] gives sensible defaults for the rest.
 #[derive(Debug, Clone)]
@@ -48,6 +48,9 @@ pub struct GatewayConfig {
     pub max_connections: usize,
     /// Session channels per connection (sshd's `MaxSessions`).
     pub max_sessions_per_connection: usize,
+    /// Forwarded connections (`direct-tcpip` channels) open at once per connection; an IDE
+    /// opens a few per window.
+    pub max_forwards_per_connection: usize,
     /// How often an open connection checks that its key is still listed for its environment
     /// (a disabled or deleted user, a removed key); it is closed when not.
     pub access_recheck_interval: Duration,
@@ -65,6 +68,7 @@ impl GatewayConfig {
             kill_grace: Duration::from_secs(2),
             max_connections: 512,
             max_sessions_per_connection: 10,
+            max_forwards_per_connection: 64,
             access_recheck_interval: Duration::from_secs(2),
         }
     }
@@ -400,6 +404,8 @@ struct ConnHandler {
 }
 
 struct ChannelState {
+    /// A forwarded connection rather than a session.
+    forward: bool,
     /// Until the process starts; then it belongs to the session task.
     writer: Option<ChannelWriteHalf<Msg>>,
     pty: Option<PtyRequest>,
@@ -475,6 +481,14 @@ impl ConnHandler {
         self.record_session(ConnectionEventKind::RequestRefused { request });
     }
 
+    /// Refuses a channel the gateway never serves, and records it.
+    async fn refuse_channel(&self, reply: ChannelOpenHandle, request: &str) {
+        reply
+            .reject(ChannelOpenFailure::AdministrativelyProhibited)
+            .await;
+        self.refuse_request(request.into());
+    }
+
     fn note_user(&self, user: &str) {
         if plausible_env_id(user) {
             self.conn
@@ -540,11 +554,13 @@ impl ConnHandler {
         }
     }
 
-    /// Starts the channel's process (`exec` or `shell`) and its session task.
+    /// Starts the channel's process (`exec`, `shell` or a subsystem) and its session task.
+    /// `recorded_as` replaces the command in the audit records (a subsystem's name).
     async fn start(
         &mut self,
         channel: ChannelId,
         command: Option<String>,
+        recorded_as: Option<String>,
         session: &mut Session,
     ) -> Result<(), SshError> {
         let Some(auth) = self.auth.clone() else {
@@ -596,6 +612,7 @@ impl ConnHandler {
                     exit: SessionExit::SpawnFailed(e.to_string()),
                     bytes_in: 0,
                     bytes_out: 0,
+                    duration: Duration::ZERO,
                 });
                 return Ok(());
             }
@@ -612,9 +629,10 @@ impl ConnHandler {
         session.channel_success(channel)?;
         self.record_session(ConnectionEventKind::SessionStarted {
             channel: channel_number(channel),
-            command,
+            command: recorded_as.or(command),
             pty,
         });
+        let started = Instant::now();
 
         let task = SessionTask {
             channel,
@@ -639,15 +657,138 @@ impl ConnHandler {
                     exit: outcome.exit,
                     bytes_in: outcome.bytes_in,
                     bytes_out: outcome.bytes_out,
+                    duration: started.elapsed(),
                 },
             );
         });
-        let mut sessions = self.conn.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        sessions.retain(|task| !task.is_finished());
-        sessions.push(join);
+        self.track(join);
         Ok(())
     }
+
+    /// Keeps a channel task so the connection-closed record waits for its end record.
+    fn track(&self, task: JoinHandle<()>) {
+        let mut tasks = self.conn.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        tasks.retain(|task| !task.is_finished());
+        tasks.push(task);
+    }
+
+    /// Open channels of one kind: forwards or sessions.
+    fn open_channels(&self, forward: bool) -> usize {
+        self.channels.values().filter(|c| c.forward == forward).count()
+    }
+
+    /// A `direct-tcpip` request: refused unless it names the environment's loopback; then
+    /// connected from inside the environment by the backend and served by a forward task.
+    async fn open_forward(
+        &mut self,
+        channel: Channel<Msg>,
+        host: &str,
+        port: u32,
+        reply: ChannelOpenHandle,
+    ) {
+        let host: String = host.chars().filter(|c| !c.is_control()).take(255).collect();
+        let Some(auth) = self.auth.clone() else {
+            reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await;
+            return;
+        };
+        let Some(addr) = forward::loopback_destination(&host, port) else {
+            // The runner host, the site network, another environment: never.
+            reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await;
+            self.refuse_request(format!(
+                "direct-tcpip {host}:{port} (only the environment's own loopback may be forwarded to)"
+            ));
+            return;
+        };
+        let port = addr.port();
+        if self.open_channels(true) >= self.shared.config.max_forwards_per_connection {
+            reply.reject(ChannelOpenFailure::ResourceShortage).await;
+            self.record_session(ConnectionEventKind::ForwardFailed {
+                host,
+                port,
+                reason: "too many forwarded connections open on this SSH connection".into(),
+            });
+            return;
+        }
+        let backend = self.shared.backend.clone();
+        let env_id = auth.env_id.clone();
+        // Connecting on the environment's loopback is quick (accepted or refused at once);
+        // the client waits for the reply anyway.
+        let connected = tokio::task::spawn_blocking(move || {
+            backend
+                .connect_loopback(&env_id, addr)
+                .and_then(|socket| socket.set_nodelay(true).map(|()| socket))
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        let socket = match connected {
+            Ok(socket) => socket,
+            Err(e) => {
+                reply.reject(ChannelOpenFailure::ConnectFailed).await;
+                self.record_session(ConnectionEventKind::ForwardFailed {
+                    host,
+                    port,
+                    reason: e.to_string(),
+                });
+                return;
+            }
+        };
+        let id = channel.id();
+        // As for sessions: client data arrives through `data`, into the input queue.
+        let (_read, writer) = channel.split();
+        let (input_tx, input_rx) = session::stdin_queue(self.gate.clone());
+        let (control_tx, control_rx) = mpsc::unbounded_channel();
+        self.channels.insert(
+            id,
+            ChannelState {
+                forward: true,
+                writer: None,
+                pty: None,
+                env: Vec::new(),
+                eof: false,
+                running: Some(Running {
+                    stdin: Some(input_tx),
+                    master: None,
+                    control: control_tx,
+                }),
+            },
+        );
+        reply.accept().await;
+        let task = ForwardTask {
+            writer,
+            input: input_rx,
+            control: control_rx,
+            socket,
+        };
+        let shared = self.shared.clone();
+        let conn = self.conn.clone();
+        let started = Instant::now();
+        let join = tokio::spawn(async move {
+            let outcome = forward::run(task).await;
+            shared.record(
+                &conn,
+                Some(auth.env_id),
+                Some(auth.fingerprint),
+                ConnectionEventKind::ForwardEnded {
+                    channel: channel_number(id),
+                    host,
+                    port,
+                    bytes_in: outcome.bytes_in,
+                    bytes_out: outcome.bytes_out,
+                    duration: started.elapsed(),
+                },
+            );
+        });
+        self.track(join);
+    }
 }
+
+/// Runs the image's OpenSSH SFTP server (where Debian/Ubuntu, Alpine, Fedora/RHEL and Arch
+/// put it), or explains what the image lacks.
+const SFTP_SERVER_COMMAND: &str = "for p in /usr/lib/openssh/sftp-server /usr/libexec/sftp-server \
+/usr/libexec/openssh/sftp-server /usr/lib/ssh/sftp-server; do [ -x \"$p\" ] && exec \"$p\"; done; \
+echo 'airlock: this environment has no sftp-server, so sftp and scp cannot work; add OpenSSH'\\''s \
+SFTP server to the image (Debian/Ubuntu/Alpine: the openssh-sftp-server package; Fedora/RHEL: \
+openssh-server), or copy with `scp -O` or `ssh HOST '\\''cat > FILE'\\'' < FILE`' >&2; exit 1";
 
 fn channel_number(id: ChannelId) -> u32 {
     // ChannelId's Display is the number itself.
@@ -710,7 +851,7 @@ impl russh::server::Handler for ConnHandler {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         if self.auth.is_none()
-            || self.channels.len() >= self.shared.config.max_sessions_per_connection
+            || self.open_channels(false) >= self.shared.config.max_sessions_per_connection
         {
             reply.reject(ChannelOpenFailure::ResourceShortage).await;
             return Ok(());
@@ -722,6 +863,7 @@ impl russh::server::Handler for ConnHandler {
         self.channels.insert(
             id,
             ChannelState {
+                forward: false,
                 writer: Some(writer),
                 pty: None,
                 env: Vec::new(),
@@ -735,7 +877,7 @@ impl russh::server::Handler for ConnHandler {
 
     async fn channel_open_direct_tcpip(
         &mut self,
-        _channel: Channel<Msg>,
+        channel: Channel<Msg>,
         host_to_connect: &str,
         port_to_connect: u32,
         _originator_address: &str,
@@ -743,11 +885,8 @@ impl russh::server::Handler for ConnHandler {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        // `ssh -L` / `-W`: the gateway must not become a tunnel between networks.
-        reply
-            .reject(ChannelOpenFailure::AdministrativelyProhibited)
+        self.open_forward(channel, host_to_connect, port_to_connect, reply)
             .await;
-        self.refuse_request(format!("direct-tcpip {host_to_connect}:{port_to_connect}"));
         Ok(())
     }
 
@@ -758,10 +897,7 @@ impl russh::server::Handler for ConnHandler {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        reply
-            .reject(ChannelOpenFailure::AdministrativelyProhibited)
-            .await;
-        self.refuse_request("direct-streamlocal".into());
+        self.refuse_channel(reply, "direct-streamlocal").await;
         Ok(())
     }
 
@@ -773,10 +909,7 @@ impl russh::server::Handler for ConnHandler {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        reply
-            .reject(ChannelOpenFailure::AdministrativelyProhibited)
-            .await;
-        self.refuse_request("x11 channel".into());
+        self.refuse_channel(reply, "x11 channel").await;
         Ok(())
     }
 
@@ -790,10 +923,7 @@ impl russh::server::Handler for ConnHandler {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        reply
-            .reject(ChannelOpenFailure::AdministrativelyProhibited)
-            .await;
-        self.refuse_request("forwarded-tcpip".into());
+        self.refuse_channel(reply, "forwarded-tcpip").await;
         Ok(())
     }
 
@@ -950,7 +1080,7 @@ impl russh::server::Handler for ConnHandler {
     ) -> Result<(), Self::Error> {
         match String::from_utf8(data.to_vec()) {
             Ok(command) if !command.contains('\0') => {
-                self.start(channel, Some(command), session).await
+                self.start(channel, Some(command), None, session).await
             }
             _ => {
                 session.channel_failure(channel)?;
@@ -964,7 +1094,7 @@ impl russh::server::Handler for ConnHandler {
         channel: ChannelId,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.start(channel, None, session).await
+        self.start(channel, None, None, session).await
     }
 
     async fn subsystem_request(
@@ -973,13 +1103,24 @@ impl russh::server::Handler for ConnHandler {
         name: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        // sftp would be a second, unaudited path for files in and out of the environment, and
-        // needs an sftp-server inside every image. A plain failure reply makes OpenSSH exit
-        // with only "subsystem request failed", before it prints anything we send; so accept
-        // the request, explain on stderr, and end the channel with status 1.
+        if name == "sftp" {
+            // The image's own sftp-server, started like any command: it runs as the
+            // environment's user and sees only the environment's files.
+            if let Some(state) = self.channels.get_mut(&channel) {
+                state.pty = None;
+                state.env.clear();
+            }
+            let command = Some(SFTP_SERVER_COMMAND.to_owned());
+            return self
+                .start(channel, command, Some("subsystem sftp".into()), session)
+                .await;
+        }
+        // A plain failure reply makes OpenSSH exit with only "subsystem request failed",
+        // before it prints anything we send; so accept the request, explain on stderr, and
+        // end the channel with status 1.
         let name: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
         let msg = format!(
-            "airlock: the {name:?} subsystem is not supported; copy files with `scp -O` or `ssh HOST 'cat > FILE' < FILE`\r\n"
+            "airlock: the {name:?} subsystem is not supported (only \"sftp\" is)\r\n"
         );
         self.refuse_request(format!("subsystem {name}"));
         // Taking the writer also means no process can be started on this channel any more.

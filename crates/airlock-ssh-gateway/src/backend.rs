@@ -1,35 +1,12 @@
-//! The runner's SSH gateway: how users reach their environments with stock OpenSSH.
-//!
-//! `ssh env_….airlock.environment` (thanks to the entries [`config::render_config`] writes)
-//! connects to the runner's gateway, authenticates with a public key that must be listed for
-//! that environment, and gets a process spawned *inside* the environment through a
-//! [`SessionBackend`] (the runc driver in production, host processes in tests).
-//!
-//! * The SSH user name is the environment id; there is no other account concept.
-//! * Only `publickey` authentication exists: no passwords, no keyboard-interactive, so there
-//!   is nothing to brute-force and nothing to phish.
-//! * Only `session` channels (`exec`, `shell`, `pty-req`, `window-change`, a few `env`
-//!   variables, `signal`) are served. Port forwarding, agent and X11 forwarding and
-//!   subsystems (sftp) are refused: on an air-gapped network the gateway must not become a
-//!   tunnel into or out of an environment, and file transfer goes through `ssh … cat` / `scp -O`,
-//!   which run as ordinary audited commands.
-//! * Every connection attempt is reported to [`SessionBackend::record`] as
-//!   [`ConnectionEvent`]s, so the control plane can put them in its audit log.
+//! The contract between the gateway and whatever runs the environments: the
+//! [`SessionBackend`] trait the runner implements, and the audit records the gateway hands it.
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::time::SystemTime;
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, SystemTime};
 
 use crate::exec::{ExecProcess, ExecRequest};
-
-pub mod config;
-mod host_key;
-mod server;
-mod session;
-
-pub use server::{bind, Gateway, GatewayConfig};
 
 /// What the gateway needs from the runner: who may log into an environment, how to start a
 /// process in it, and where audit records go.
@@ -45,6 +22,13 @@ pub trait SessionBackend: Send + Sync + 'static {
     /// Starts a process inside the environment. Blocking: the gateway calls it on a blocking
     /// thread (`spawn_blocking`).
     fn spawn(&self, env_id: &str, req: &ExecRequest) -> io::Result<ExecProcess>;
+
+    /// Opens a TCP connection to `addr` — always a loopback address (`127.0.0.1` or `::1`),
+    /// the gateway checks that first — from *inside* the environment's network namespace, for
+    /// a `direct-tcpip` channel (`ssh -L`, `ssh -W`). It must never connect from the runner's
+    /// own namespace: [`connect_in_netns`](crate::connect_in_netns) does it safely. Blocking:
+    /// called on a blocking thread.
+    fn connect_loopback(&self, env_id: &str, addr: SocketAddr) -> io::Result<TcpStream>;
 
     /// Receives one audit record. Called from async tasks: must not block for long.
     fn record(&self, event: ConnectionEvent);
@@ -74,7 +58,8 @@ pub enum ConnectionEventKind {
     /// A process was started for a channel.
     SessionStarted {
         channel: u32,
-        /// `None` for a login shell (`ssh host` with no command).
+        /// `None` for a login shell (`ssh host` with no command); `subsystem sftp` for the
+        /// SFTP server (`sftp`, `scp`).
         command: Option<String>,
         pty: bool,
     },
@@ -86,8 +71,28 @@ pub enum ConnectionEventKind {
         bytes_in: u64,
         /// Bytes sent to the client (stdout + stderr, or the terminal output).
         bytes_out: u64,
+        /// From the process's start to its end.
+        duration: Duration,
     },
-    /// The client asked for something the gateway never serves (port forwarding, a subsystem…).
+    /// A forwarded connection to the environment's loopback (`direct-tcpip`) ended: one
+    /// record per connection.
+    ForwardEnded {
+        channel: u32,
+        /// The destination as the client asked for it (`localhost`, `127.0.0.1`, `::1`).
+        host: String,
+        port: u16,
+        /// Bytes from the client to the environment's server.
+        bytes_in: u64,
+        /// Bytes from the environment's server to the client.
+        bytes_out: u64,
+        duration: Duration,
+    },
+    /// A forward to the environment's loopback could not be connected there (nothing
+    /// listens on that port, or the environment is not running).
+    ForwardFailed { host: String, port: u16, reason: String },
+    /// The client asked for something the gateway never serves (a forward to anything but the
+    /// environment's loopback, remote forwarding, agent or X11 forwarding, a subsystem other
+    /// than sftp…).
     RequestRefused { request: String },
     /// The key the connection logged in with is no longer listed for its environment (its
     /// owner was disabled or deleted, or removed the key): the connection is closed and its
@@ -134,35 +139,20 @@ impl fmt::Display for ConnectionEventKind {
                     None => write!(f, "session-started channel={channel} shell pty={pty}"),
                 }
             }
-            Self::SessionEnded { channel, exit, bytes_in, bytes_out } => write!(
+            Self::SessionEnded { channel, exit, bytes_in, bytes_out, duration } => write!(
                 f,
-                "session-ended channel={channel} exit={exit:?} bytes_in={bytes_in} bytes_out={bytes_out}"
+                "session-ended channel={channel} exit={exit:?} bytes_in={bytes_in} bytes_out={bytes_out} duration={duration:?}"
             ),
+            Self::ForwardEnded { channel, host, port, bytes_in, bytes_out, duration } => write!(
+                f,
+                "forward-ended channel={channel} to={host}:{port} bytes_in={bytes_in} bytes_out={bytes_out} duration={duration:?}"
+            ),
+            Self::ForwardFailed { host, port, reason } => {
+                write!(f, "forward-failed to={host}:{port} reason={reason:?}")
+            }
             Self::RequestRefused { request } => write!(f, "request-refused {request}"),
             Self::AccessWithdrawn => f.write_str("access-withdrawn"),
             Self::ConnectionClosed => f.write_str("connection-closed"),
         }
     }
-}
-
-/// Errors of the gateway. Each says what failed and on which path or address.
-#[derive(Debug, thiserror::Error)]
-pub enum SshError {
-    #[error("cannot listen for SSH on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: io::Error },
-    #[error("cannot read the SSH host key {path}: {source}")]
-    HostKeyRead { path: PathBuf, source: io::Error },
-    #[error("cannot write the SSH host key {path}: {source}")]
-    HostKeyWrite { path: PathBuf, source: io::Error },
-    #[error("the SSH host key {path} is not a valid OpenSSH ed25519 private key: {reason}")]
-    HostKeyInvalid { path: PathBuf, reason: String },
-    #[error(
-        "the SSH host key {path} is readable by other users (mode {mode:o}); \
-         run `chmod 600 {path}` or delete it to have a new one generated"
-    )]
-    HostKeyPermissions { path: PathBuf, mode: u32 },
-    #[error("SSH protocol error: {0}")]
-    Protocol(#[from] russh::Error),
-    #[error("SSH key error: {0}")]
-    Key(#[from] russh::keys::ssh_key::Error),
 }

@@ -1,4 +1,4 @@
-//! Moving bytes between a process started by the [`SessionBackend`](super::SessionBackend)
+//! Moving bytes between a process started by the [`SessionBackend`](crate::SessionBackend)
 //! and its SSH channel, and ending the process when the client goes away.
 //!
 //! * Output (stdout, stderr, or the pty master) is read from non-blocking fds registered with
@@ -38,7 +38,7 @@ use tokio::sync::mpsc;
 
 use crate::exec::{ExecIo, ExecProcess};
 
-use super::SessionExit;
+use crate::backend::SessionExit;
 
 /// Client input queued (all channels of a connection) above which the gateway stops reading
 /// the connection's socket, so TCP pushes back on the client.
@@ -210,7 +210,7 @@ impl StdinSender {
 /// The session task's side of the input queue.
 pub(crate) struct StdinReceiver {
     rx: mpsc::UnboundedReceiver<Bytes>,
-    gate: Arc<InputGate>,
+    pub(crate) gate: Arc<InputGate>,
 }
 
 pub(crate) fn stdin_queue(gate: Arc<InputGate>) -> (StdinSender, StdinReceiver) {
@@ -238,7 +238,7 @@ impl Drop for StdinReceiver {
 pub(crate) struct NbFd(AsyncFd<OwnedFd>);
 
 impl NbFd {
-    fn new(fd: OwnedFd, interest: Interest) -> io::Result<Self> {
+    pub(crate) fn new(fd: OwnedFd, interest: Interest) -> io::Result<Self> {
         // O_NONBLOCK is per open file description: the process's end of a pipe or the pty
         // slave are separate descriptions and stay blocking.
         rustix::io::ioctl_fionbio(&fd, true)?;
@@ -483,7 +483,7 @@ pub(crate) async fn run(task: SessionTask) -> SessionOutcome {
 }
 
 /// The channel cannot be written any more: the client or the connection is gone.
-struct ChannelGone;
+pub(crate) struct ChannelGone;
 
 async fn send_chunk(
     writer: &ChannelWriteHalf<Msg>,
@@ -514,8 +514,8 @@ async fn send_chunk(
     Ok(())
 }
 
-/// Forwards one output pipe until EOF.
-async fn pump(
+/// Forwards one output pipe (or a forwarded socket) until EOF.
+pub(crate) async fn pump(
     fd: &NbFd,
     writer: &ChannelWriteHalf<Msg>,
     gate: &InputGate,
@@ -578,9 +578,12 @@ async fn pump_pty(
     Ok(())
 }
 
-enum InputFd {
+pub(crate) enum InputFd {
     Owned(NbFd),
     Shared(Arc<PtyMaster>),
+    /// A forwarded connection: the client's EOF half-closes it (`shutdown(SHUT_WR)`), so the
+    /// server inside the environment still sends its answer.
+    Socket(Arc<NbFd>),
 }
 
 impl InputFd {
@@ -588,12 +591,13 @@ impl InputFd {
         match self {
             InputFd::Owned(fd) => fd,
             InputFd::Shared(master) => &master.0,
+            InputFd::Socket(socket) => socket,
         }
     }
 }
 
-/// Writes the client's input to the process until the client's EOF.
-async fn write_input(fd: InputFd, mut queue: StdinReceiver, counter: &AtomicU64) {
+/// Writes the client's input to the process (or socket) until the client's EOF.
+pub(crate) async fn write_input(fd: InputFd, mut queue: StdinReceiver, counter: &AtomicU64) {
     let mut fd = Some(fd);
     while let Some(chunk) = queue.rx.recv().await {
         counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
@@ -608,6 +612,9 @@ async fn write_input(fd: InputFd, mut queue: StdinReceiver, counter: &AtomicU64)
         queue.gate.consumed(chunk.len());
     }
     // EOF from the client (the handler dropped its sender). Dropping an owned stdin closes it.
+    if let Some(InputFd::Socket(socket)) = &fd {
+        let _ = rustix::net::shutdown(socket.0.get_ref(), rustix::net::Shutdown::Write);
+    }
     drop(fd);
 }
 

@@ -1,11 +1,13 @@
-//! What `airlock ssh-config` writes: an OpenSSH client config with one `Host` block per
-//! environment, and the known_hosts file that pins each runner's gateway host key.
+//! What `airlock ssh-config` writes: an OpenSSH client config with one wildcard block,
+//! `Host *.airlock.environment`, for the gateway most environments are on, and the known_hosts
+//! file that pins each runner's gateway host key.
 //!
-//! Each environment gets the alias `<env-id>.airlock.environment` (a name that never resolves
-//! in DNS, so nothing leaks to a resolver), and `HostKeyAlias` set to that same alias: the
-//! known_hosts entry is bound to the environment name rather than to `host:port`, so it
-//! survives a runner changing address, and `StrictHostKeyChecking yes` can be on from the
-//! first connection because the key comes from the control plane, not from trust-on-first-use.
+//! Each environment is reached as `<env-id>.airlock.environment` (a name that never resolves
+//! in DNS, so nothing leaks to a resolver). Its own block only sets `User` (the OpenSSH of Debian 12,
+//! 9.2, does not expand tokens in `User`, so it cannot come from the host name) and, if it runs on another runner, that runner's
+//! gateway. Keys are pinned under a `HostKeyAlias` per gateway (`airlock-gateway-N`), not
+//! under `host:port`, so `StrictHostKeyChecking yes` can be on from the first connection: the
+//! key comes from the control plane, not from trust-on-first-use.
 
 use std::fs;
 use std::io::{self, Write};
@@ -94,17 +96,69 @@ fn comment_text(s: &str) -> String {
 
 const HEADER: &str = "# Written by `airlock ssh-config`; rewritten on every run, do not edit.\n";
 
-/// Renders the ssh_config blocks. Entries that fail [`SshEntry::validate`] (and everything,
-/// if a path cannot be written) are left out with a comment saying why; [`write_files`]
-/// refuses them outright instead.
+/// One runner's gateway, as the environments' entries name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Gateway {
+    host: String,
+    port: u16,
+    /// Normalized (no comment).
+    host_key: String,
+    /// The `HostKeyAlias` its key is pinned under in known_hosts.
+    alias: String,
+}
+
+/// The distinct gateways of the valid entries, the one most environments use first (it
+/// serves the wildcard block), then in order of appearance.
+fn gateways(entries: &[SshEntry]) -> Vec<Gateway> {
+    let mut found: Vec<(Gateway, usize)> = Vec::new();
+    for entry in entries {
+        let Ok(host_key) = entry.validate().and_then(|()| normalized_host_key(&entry.host_key)) else {
+            continue;
+        };
+        match found.iter_mut().find(|(g, _)| {
+            g.host == entry.host && g.port == entry.port && g.host_key == host_key
+        }) {
+            Some((_, count)) => *count += 1,
+            None => {
+                let alias = format!("airlock-gateway-{}", found.len() + 1);
+                let gateway = Gateway { host: entry.host.clone(), port: entry.port, host_key, alias };
+                found.push((gateway, 1));
+            }
+        }
+    }
+    // Stable: ties keep their order of appearance.
+    found.sort_by(|a, b| b.1.cmp(&a.1));
+    found.into_iter().map(|(g, _)| g).collect()
+}
+
+fn gateway_of<'a>(gateways: &'a [Gateway], entry: &SshEntry) -> Option<&'a Gateway> {
+    let key = normalized_host_key(&entry.host_key).ok()?;
+    gateways.iter().find(|g| g.host == entry.host && g.port == entry.port && g.host_key == key)
+}
+
+fn push_gateway(out: &mut String, gateway: &Gateway) {
+    out.push_str(&format!("    HostName {}\n", gateway.host));
+    out.push_str(&format!("    Port {}\n", gateway.port));
+    out.push_str(&format!("    HostKeyAlias {}\n", gateway.alias));
+}
+
+/// Renders the ssh_config: a small block per environment (its `User`, which OpenSSH cannot
+/// derive from the host name, and its gateway when that is not the usual one), then one
+/// `Host *.airlock.environment` block with the usual gateway, its pinned key and the
+/// settings every environment shares. An environment started later, on the usual gateway,
+/// needs no rerun: `ssh ENV_ID@ENV_ID.airlock.environment`. Entries that fail
+/// [`SshEntry::validate`] (and everything, if a path cannot be written) are left out with a
+/// comment saying why; [`write_files`] refuses them outright instead.
 pub fn render_config(
     entries: &[SshEntry],
     identity_file: Option<&Path>,
     known_hosts_path: &Path,
 ) -> String {
     let mut out = String::from(HEADER);
-    let known_hosts = match quote_path(known_hosts_path) {
-        Ok(q) => q,
+    let paths = quote_path(known_hosts_path)
+        .and_then(|known_hosts| Ok((known_hosts, identity_file.map(quote_path).transpose()?)));
+    let (known_hosts, identity) = match paths {
+        Ok(quoted) => quoted,
         Err(e) => {
             out.push_str(&format!(
                 "# skipped every environment: {}\n",
@@ -113,61 +167,61 @@ pub fn render_config(
             return out;
         }
     };
-    let identity = match identity_file.map(quote_path).transpose() {
-        Ok(q) => q,
-        Err(e) => {
-            out.push_str(&format!(
-                "# skipped every environment: {}\n",
-                comment_text(&e)
-            ));
-            return out;
-        }
-    };
+    let gateways = gateways(entries);
     for entry in entries {
         out.push('\n');
         if let Err(e) = entry.validate() {
             out.push_str(&format!("# skipped an environment: {}\n", comment_text(&e)));
             continue;
         }
-        let alias = entry.host_alias();
         out.push_str(&format!(
             "# airlock environment {} ({})\n",
             comment_text(&entry.env_name),
             entry.env_id
         ));
-        out.push_str(&format!("Host {alias}\n"));
-        out.push_str(&format!("    HostName {}\n", entry.host));
-        out.push_str(&format!("    Port {}\n", entry.port));
+        out.push_str(&format!("Host {}\n", entry.host_alias()));
         out.push_str(&format!("    User {}\n", entry.env_id));
-        out.push_str(&format!("    HostKeyAlias {alias}\n"));
-        out.push_str(&format!("    UserKnownHostsFile {known_hosts}\n"));
-        out.push_str("    StrictHostKeyChecking yes\n");
-        // The pinned key comes from the control plane; the client must not rewrite the file.
-        out.push_str("    UpdateHostKeys no\n");
-        // The gateway only does public keys: do not prompt for anything else.
-        out.push_str("    PreferredAuthentications publickey\n");
-        out.push_str("    PasswordAuthentication no\n");
-        out.push_str("    KbdInteractiveAuthentication no\n");
-        if let Some(identity) = &identity {
-            out.push_str("    IdentitiesOnly yes\n");
-            out.push_str(&format!("    IdentityFile {identity}\n"));
+        match gateway_of(&gateways, entry) {
+            // Another runner's gateway: its own address and pinned key.
+            Some(gateway) if Some(gateway) != gateways.first() => push_gateway(&mut out, gateway),
+            _ => {}
         }
+    }
+    let Some(usual) = gateways.first() else {
+        return out;
+    };
+    out.push_str(&format!(
+        "\n# Every airlock environment (later ones too), through the gateway at {}:{}\n",
+        usual.host, usual.port
+    ));
+    out.push_str(&format!("Host *{HOST_SUFFIX}\n"));
+    push_gateway(&mut out, usual);
+    out.push_str(&format!("    UserKnownHostsFile {known_hosts}\n"));
+    out.push_str("    StrictHostKeyChecking yes\n");
+    // The pinned key comes from the control plane; the client must not rewrite the file.
+    out.push_str("    UpdateHostKeys no\n");
+    // The gateway only does public keys: do not prompt for anything else.
+    out.push_str("    PreferredAuthentications publickey\n");
+    out.push_str("    PasswordAuthentication no\n");
+    out.push_str("    KbdInteractiveAuthentication no\n");
+    if let Some(identity) = &identity {
+        out.push_str("    IdentitiesOnly yes\n");
+        out.push_str(&format!("    IdentityFile {identity}\n"));
     }
     out
 }
 
-/// Renders known_hosts lines binding each environment's alias to its runner's host key.
-/// Invalid entries are left out (with a comment).
+/// Renders known_hosts: each gateway's host key under its `HostKeyAlias`. Invalid entries
+/// are left out (with a comment).
 pub fn render_known_hosts(entries: &[SshEntry]) -> String {
     let mut out = String::from(HEADER);
     for entry in entries {
-        match entry
-            .validate()
-            .and_then(|()| normalized_host_key(&entry.host_key))
-        {
-            Ok(key) => out.push_str(&format!("{} {key}\n", entry.host_alias())),
-            Err(e) => out.push_str(&format!("# skipped an environment: {}\n", comment_text(&e))),
+        if let Err(e) = entry.validate() {
+            out.push_str(&format!("# skipped an environment: {}\n", comment_text(&e)));
         }
+    }
+    for gateway in gateways(entries) {
+        out.push_str(&format!("{} {}\n", gateway.alias, gateway.host_key));
     }
     out
 }
@@ -269,38 +323,38 @@ mod tests {
     }
 
     #[test]
-    fn renders_one_block_per_environment() {
-        let entries = [entry("env_a", 2222, 1), entry("env_b", 2223, 2)];
+    fn one_wildcard_block_carries_the_gateway_and_its_pinned_key() {
+        let entries = [entry("env_a", 2222, 1), entry("env_b", 2222, 1)];
         let cfg = render_config(
             &entries,
             Some(Path::new("/home/u/.ssh/id 50%")),
             Path::new("/x/known_hosts"),
         );
-        assert!(cfg.contains("# airlock environment backend-env_a (env_a)\nHost env_a.airlock.environment\n    HostName 127.0.0.1\n    Port 2222\n    User env_a\n    HostKeyAlias env_a.airlock.environment\n    UserKnownHostsFile \"/x/known_hosts\"\n    StrictHostKeyChecking yes\n"), "{cfg}");
+        assert!(cfg.contains("# airlock environment backend-env_a (env_a)\nHost env_a.airlock.environment\n    User env_a\n\n"), "{cfg}");
+        assert!(cfg.contains("Host env_b.airlock.environment\n    User env_b\n\n"), "{cfg}");
+        assert!(cfg.contains("Host *.airlock.environment\n    HostName 127.0.0.1\n    Port 2222\n    HostKeyAlias airlock-gateway-1\n    UserKnownHostsFile \"/x/known_hosts\"\n    StrictHostKeyChecking yes\n"), "{cfg}");
+        assert_eq!(cfg.matches("HostName").count(), 1, "{cfg}");
         assert!(
-            cfg.contains("    IdentitiesOnly yes\n    IdentityFile \"/home/u/.ssh/id 50%%\"\n"),
+            cfg.ends_with("    IdentitiesOnly yes\n    IdentityFile \"/home/u/.ssh/id 50%%\"\n"),
             "{cfg}"
-        );
-        assert!(
-            cfg.contains("Host env_b.airlock.environment\n    HostName 127.0.0.1\n    Port 2223\n")
         );
         let without = render_config(&entries, None, Path::new("/x/known_hosts"));
         assert!(!without.contains("IdentityFile") && !without.contains("IdentitiesOnly"));
+        // No environment yet: no gateway is known, so there is nothing to point at.
+        assert!(!render_config(&[], None, Path::new("/k")).contains("Host "));
     }
 
     #[test]
-    fn known_hosts_binds_aliases_to_keys_without_comments() {
-        let kh = render_known_hosts(&[entry("env_a", 2222, 1), entry("env_b", 2222, 1)]);
+    fn environments_on_another_runner_name_its_gateway() {
+        let entries = [entry("env_a", 2222, 1), entry("env_b", 3333, 2), entry("env_c", 2222, 1)];
+        let cfg = render_config(&entries, None, Path::new("/x/known_hosts"));
+        // The wildcard goes to the gateway most environments use; env_b gets its own.
+        assert!(cfg.contains("Host env_b.airlock.environment\n    User env_b\n    HostName 127.0.0.1\n    Port 3333\n    HostKeyAlias airlock-gateway-2\n"), "{cfg}");
+        assert!(cfg.contains("Host *.airlock.environment\n    HostName 127.0.0.1\n    Port 2222\n    HostKeyAlias airlock-gateway-1\n"), "{cfg}");
+        let kh = render_known_hosts(&entries);
         let lines: Vec<&str> = kh.lines().filter(|l| !l.starts_with('#')).collect();
-        let key = key_line(1);
-        let bare = key.rsplit_once(' ').unwrap().0;
-        assert_eq!(
-            lines,
-            [
-                format!("env_a.airlock.environment {bare}"),
-                format!("env_b.airlock.environment {bare}")
-            ]
-        );
+        let bare = |seed| key_line(seed).rsplit_once(' ').unwrap().0.to_owned();
+        assert_eq!(lines, [format!("airlock-gateway-1 {}", bare(1)), format!("airlock-gateway-2 {}", bare(2))]);
     }
 
     #[test]

@@ -1,5 +1,9 @@
 //! The SSH gateway driven by the stock OpenSSH client, through the config `write_files`
-//! renders, against a backend that runs host processes (`sh -c`), with real ptys.
+//! renders, against a backend that runs host processes (`sh -c`), with real ptys, and
+//! connects forwards inside network namespaces the tests create (`unshare -n`).
+
+#[path = "ssh_gateway/ide_traffic.rs"]
+mod ide_traffic;
 
 use std::collections::HashMap;
 use std::fs;
@@ -13,11 +17,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use airlock_runner::exec::{restore_default_signals, ExecIo, ExecProcess, ExecRequest};
-use airlock_runner::ssh::config::{self, SshEntry};
-use airlock_runner::ssh::{
-    bind, AuthRefusal, ConnectionEvent, ConnectionEventKind, Gateway, GatewayConfig,
-    SessionBackend, SessionExit,
+use airlock_ssh_gateway::config::{self, SshEntry};
+use airlock_ssh_gateway::{
+    bind, connect_in_netns, restore_default_signals, AuthRefusal, ConnectionEvent, ConnectionEventKind, ExecIo,
+    ExecProcess, ExecRequest, Gateway, GatewayConfig, SessionBackend, SessionExit,
 };
 use rustix::fs::{Mode, OFlags};
 use rustix::pty::OpenptFlags;
@@ -29,6 +32,8 @@ use rustix::termios::Winsize;
 #[derive(Default)]
 struct HostBackend {
     keys: Mutex<HashMap<String, Vec<String>>>,
+    /// Each environment's network namespace (`/proc/PID/ns/net`), where it has one.
+    netns: Mutex<HashMap<String, PathBuf>>,
     events: Mutex<Vec<ConnectionEvent>>,
 }
 
@@ -126,6 +131,14 @@ impl SessionBackend for HostBackend {
                 })
             }
         }
+    }
+
+    fn connect_loopback(&self, env_id: &str, addr: SocketAddr) -> std::io::Result<TcpStream> {
+        let netns = self.netns.lock().unwrap().get(env_id).cloned();
+        let netns = netns.ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotFound, format!("{env_id} has no network namespace"))
+        })?;
+        connect_in_netns(&netns, addr, Duration::from_secs(5))
     }
 
     fn record(&self, event: ConnectionEvent) {
@@ -252,7 +265,18 @@ impl Fixture {
     }
 
     fn ssh(&self, config: &Path) -> Command {
-        let mut cmd = Command::new("ssh");
+        self.openssh("ssh", config)
+    }
+
+    /// `program` (`ssh`, `sftp`, `scp`) with the config and non-interactive options.
+    fn openssh(&self, program: &str, config: &Path) -> Command {
+        self.openssh_logging(program, config, "ERROR")
+    }
+
+    /// As [`Fixture::openssh`], printing the client's messages from `level` up (`INFO`
+    /// shows why a channel could not be opened).
+    fn openssh_logging(&self, program: &str, config: &Path, level: &str) -> Command {
+        let mut cmd = Command::new(program);
         cmd.arg("-F")
             .arg(config)
             .args([
@@ -261,7 +285,7 @@ impl Fixture {
                 "-o",
                 "ConnectTimeout=10",
                 "-o",
-                "LogLevel=ERROR",
+                &format!("LogLevel={level}"),
             ])
             .env_remove("SSH_AUTH_SOCK")
             .stdin(Stdio::null());
@@ -390,6 +414,20 @@ async fn exec_with_generated_config_and_strict_host_key_checking() {
     imposter.shutdown().await;
 }
 
+/// The wildcard block carries the gateway and its pinned key: an environment started after
+/// the config was written is reachable with no rerun, naming itself as the user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_environment_needs_no_rerun() {
+    let fx = Fixture::new().await;
+    let cfg = fx.config_for(&fx.alice);
+    fx.backend.keys.lock().unwrap().insert("env_new".into(), vec![fx.alice.public.clone()]);
+    let mut cmd = fx.ssh(&cfg);
+    cmd.args(["env_new@env_new.airlock.environment", "echo \"$AIRLOCK_ENV\""]);
+    let out = output(cmd).await;
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "env_new\n");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_stdin_and_stdout_stream_through() {
     let fx = Fixture::new().await;
@@ -480,12 +518,18 @@ async fn refusals_and_their_audit_records() {
     let out = output(cmd).await;
     assert!(denied(&out), "{out:?}");
 
-    // Port forwarding: -W (direct-tcpip on the main channel) and -R (tcpip-forward).
-    let target = fx.gateway.local_addr().to_string();
-    let mut cmd = fx.ssh(&alice_cfg);
+    // Port forwarding anywhere but the environment's loopback: -W (direct-tcpip on the main
+    // channel) to the runner host's own address, and -R (tcpip-forward).
+    let target = format!("{}:22", ide_traffic::host_address());
+    let mut cmd = fx.openssh_logging("ssh", &alice_cfg, "INFO");
     cmd.args(["-W", &target, "env_a.airlock.environment"]);
     let out = output(cmd).await;
     assert_eq!(out.status.code(), Some(255), "{out:?}");
+    assert!(
+        text(&out.stderr).contains("administratively prohibited"),
+        "{}",
+        text(&out.stderr)
+    );
     let mut cmd = fx.ssh(&alice_cfg);
     cmd.args([
         "-N",
@@ -545,9 +589,9 @@ async fn refusals_and_their_audit_records() {
     let _ = tunnel.wait();
     assert!(got.is_empty(), "the tunnel carried data: {:?}", text(&got));
 
-    // sftp is refused with an explanation.
+    // Subsystems other than sftp are refused with an explanation.
     let mut cmd = fx.ssh(&alice_cfg);
-    cmd.args(["-s", "env_a.airlock.environment", "sftp"]);
+    cmd.args(["-s", "env_a.airlock.environment", "netconf"]);
     let out = output(cmd).await;
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(
@@ -603,7 +647,7 @@ async fn refusals_and_their_audit_records() {
             _ => None,
         })
         .collect();
-    for wanted in ["direct-tcpip", "tcpip-forward", "subsystem sftp"] {
+    for wanted in ["direct-tcpip", "tcpip-forward", "subsystem netconf"] {
         assert!(
             requests.iter().any(|r| r.starts_with(wanted)),
             "{wanted} not in {requests:?}"
@@ -935,17 +979,16 @@ async fn client_disconnect_kills_the_process() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_connections_and_channels() {
-    let fx = Fixture::new().await;
-    let cfg = fx.config_for(&fx.alice);
-
-    let clients: Vec<Child> = (0..20)
+/// Runs `count` clients at once (with `options`), client `i` running `echo LABEL-i` after a
+/// pause, and checks that each succeeded and printed its own line.
+async fn clients_at_once(fx: &Fixture, cfg: &Path, options: &[String], label: &str, count: usize) {
+    let clients: Vec<Child> = (0..count)
         .map(|i| {
-            fx.ssh(&cfg)
+            fx.ssh(cfg)
+                .args(options)
                 .args([
                     "env_a.airlock.environment",
-                    &format!("sleep 0.3; echo client-{i}"),
+                    &format!("sleep 0.3; echo {label}-{i}"),
                 ])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -962,9 +1005,17 @@ async fn concurrent_connections_and_channels() {
     .await
     .unwrap();
     for (i, out) in outputs.iter().enumerate() {
-        assert!(out.status.success(), "client {i}: {}", text(&out.stderr));
-        assert_eq!(text(&out.stdout), format!("client-{i}\n"));
+        assert!(out.status.success(), "{label} client {i}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), format!("{label}-{i}\n"));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_connections_and_channels() {
+    let fx = Fixture::new().await;
+    let cfg = fx.config_for(&fx.alice);
+
+    clients_at_once(&fx, &cfg, &[], "client", 20).await;
 
     // Several channels on one connection: OpenSSH connection multiplexing.
     let control = fx.dir.path().join("cm");
@@ -983,37 +1034,13 @@ async fn concurrent_connections_and_channels() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let muxed: Vec<Child> = (0..5)
-        .map(|i| {
-            fx.ssh(&cfg)
-                .args(["-o", "ControlMaster=no", "-o"])
-                .arg(format!("ControlPath={}", control.display()))
-                .args([
-                    "env_a.airlock.environment",
-                    &format!("sleep 0.3; echo mux-{i}"),
-                ])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let outputs = tokio::task::spawn_blocking(move || {
-        muxed
-            .into_iter()
-            .map(|c| c.wait_with_output().unwrap())
-            .collect::<Vec<_>>()
-    })
-    .await
-    .unwrap();
-    for (i, out) in outputs.iter().enumerate() {
-        assert!(
-            out.status.success(),
-            "mux client {i}: {}",
-            text(&out.stderr)
-        );
-        assert_eq!(text(&out.stdout), format!("mux-{i}\n"));
-    }
+    let mux_options = [
+        "-o".to_owned(),
+        "ControlMaster=no".to_owned(),
+        "-o".to_owned(),
+        format!("ControlPath={}", control.display()),
+    ];
+    clients_at_once(&fx, &cfg, &mux_options, "mux", 5).await;
     let _ = master.kill();
     let _ = master.wait();
 

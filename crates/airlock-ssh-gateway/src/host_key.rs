@@ -10,7 +10,7 @@ use russh::keys::ssh_key::private::{Ed25519Keypair, KeypairData};
 use russh::keys::ssh_key::LineEnding;
 use russh::keys::PrivateKey;
 
-use super::SshError;
+use crate::error::SshError;
 
 /// Loads the host key at `path`, or creates it (mode 0600, OpenSSH private key format, the
 /// same file `ssh-keygen -t ed25519` writes) when the file does not exist.
