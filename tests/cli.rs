@@ -4,7 +4,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{airlock, fails, ok, stdout, MirrorServer};
+use common::{airlock, fails, ok, stdout, MirrorServer, Sample};
 
 #[test]
 fn bash_completions_load_and_complete_subcommands() {
@@ -107,4 +107,59 @@ fn mirror_serve_names_a_busy_address_and_accepts_localhost() {
     assert!(server.addr.starts_with("127.0.0.1:"));
     let err = fails(airlock().args(["mirror", "serve", "--listen", "mirror.acme.internal:443", "--data-dir"]).arg(dir.path()));
     assert!(err.contains("is not an IP address"), "{err}");
+}
+
+/// Files that are not bundles are named for what they are, and the mirror stays unchanged.
+#[test]
+fn importing_a_file_that_is_not_a_bundle_says_what_it_is() {
+    let sample = Sample::new();
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("content.tar");
+    ok(Command::new("tar").arg("cf").arg(&tar).arg("-C").arg(sample.dir.path()).arg("sample.toml"));
+    let cases: [(&str, Vec<u8>, &str); 5] = [
+        ("empty.airlock.tar.zst", Vec::new(), "the file is empty (0 bytes), not an airlock bundle"),
+        ("random.bin", (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect(), "are not a zstd frame"),
+        ("content.tar", std::fs::read(&tar).unwrap(), "it is an uncompressed tar archive"),
+        ("key.pub", std::fs::read(sample.path("key.pub")).unwrap(), "it is a minisign key or signature"),
+        ("notes.json", b"{\"bundle\": 1}".to_vec(), "it is a JSON file"),
+    ];
+    let mirror = dir.path().join("mirror");
+    for (name, bytes, expected) in cases {
+        let file = dir.path().join(format!("in-{name}"));
+        std::fs::write(&file, bytes).unwrap();
+        let err = fails(airlock().args(["mirror", "import"]).arg(&file).arg("--trusted-key").arg(sample.path("key.pub")).arg("--data-dir").arg(&mirror));
+        assert!(err.contains(expected) && err.contains("the mirror is unchanged"), "{name}: {err}");
+        if !expected.contains("empty") {
+            assert!(err.contains("a bundle is the zstd-compressed tar (NAME.airlock.tar.zst)"), "{name}: {err}");
+        }
+    }
+    let history = stdout(&ok(airlock().args(["mirror", "history", "--data-dir"]).arg(&mirror)));
+    assert!(history.contains("refused") && !history.contains("null"), "refusals without a sequence print `-`: {history}");
+    assert!(history.ends_with('\n'));
+}
+
+/// Commands that report a result print it as one JSON document with `--output json`, and
+/// keep progress notes off standard output.
+#[test]
+fn results_are_json_with_output_json() {
+    let sample = Sample::new();
+    let out = sample.path("json.airlock.tar.zst");
+    let created = ok(sample.create_command("sample.toml", &out).args(["--created", "2030-01-01T00:00:00Z", "--sequence", "3", "--output", "json"]));
+    let created: serde_json::Value = serde_json::from_slice(&created.stdout).expect("bundle create prints JSON");
+    assert_eq!(created["sequence"], 3);
+    assert_eq!(created["bundle"].as_str(), Some(out.to_str().unwrap()));
+    assert!(created["size"].as_u64().unwrap() > 0 && created["artifacts"].as_u64().unwrap() > 0, "{created}");
+
+    let data = tempfile::tempdir().unwrap();
+    ok(airlock().args(["mirror", "import"]).arg(&out).arg("--trusted-key").arg(sample.path("key.pub")).arg("--data-dir").arg(data.path()));
+    let gc = ok(airlock().args(["mirror", "gc", "--dry-run", "--output", "json", "--data-dir"]).arg(data.path()));
+    let gc: serde_json::Value = serde_json::from_slice(&gc.stdout).expect("mirror gc prints JSON");
+    assert_eq!((gc["dry_run"].as_bool(), gc["removed"].as_array().map(Vec::len)), (Some(true), Some(0)), "{gc}");
+    assert!(gc["kept"].as_u64().unwrap() > 0, "{gc}");
+
+    let tls = ok(airlock().args(["mirror", "tls", "issue", "--name", "mirror.acme.internal", "--output", "json", "--out"]).arg(data.path().join("tls")));
+    let tls: serde_json::Value = serde_json::from_slice(&tls.stdout).expect("mirror tls issue prints JSON");
+    assert_eq!(tls["reused_ca"], false);
+    assert!(tls["dns_names"].as_array().unwrap().iter().any(|n| n == "mirror.acme.internal"), "{tls}");
+    assert!(std::path::Path::new(tls["server_cert"].as_str().unwrap()).is_file());
 }

@@ -930,3 +930,101 @@ fn a_control_plane_that_cannot_listen_says_why_and_names_the_setting() {
     assert!(!err.contains("channel closed"), "{err}");
     drop(taken);
 }
+
+/// `airlock admin` takes a resource's name wherever it takes its id; a name that matches
+/// nothing, several resources, or an id of another kind is an error saying what to run.
+#[test]
+fn admin_commands_take_names_where_they_take_ids() {
+    let tmp = tempfile::tempdir().unwrap();
+    let token = set_up(tmp.path());
+    let server = Server::start(tmp.path(), &[]);
+    let env = [("AIRLOCK_URL", server.url.as_str()), ("AIRLOCK_TOKEN", token.as_str())];
+    let json_of = |args: &[&str]| -> Value {
+        let mut all = args.to_vec();
+        all.extend(["--output", "json"]);
+        let out = airlock(&all, &env, None);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let refused = |args: &[&str]| -> String {
+        let out = airlock(args, &env, None);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        text(&out.stderr)
+    };
+    let resources = ["--cpu-millis", "1000", "--memory-mib", "512", "--disk-gib", "1", "--pids", "128"];
+    let small = json_of(&[&["admin", "classes", "create", "--name", "small"][..], &resources].concat());
+    // The class is named, not given by id.
+    let project = json_of(&[
+        "admin", "projects", "create", "--name", "backend", "--repository-url", "git://git.acme.internal/backend",
+        "--image", "mirror.acme.internal/devcontainers/base:1", "--class-id", "small",
+    ]);
+    assert_eq!(project["class_id"], small["id"]);
+    assert_eq!(json_of(&["admin", "projects", "get", "backend"])["id"], project["id"]);
+    assert_eq!(json_of(&["admin", "users", "get", "admin@acme.internal"])["email"], "admin@acme.internal");
+    let renamed = json_of(&["admin", "classes", "update", "small", "--name", "tiny"]);
+    assert_eq!(renamed["id"], small["id"]);
+
+    let missing = refused(&["admin", "environments", "create", "--project-id", "frontend"]);
+    assert!(
+        missing.contains("no project has the name `frontend`") && missing.contains("airlock admin projects list"),
+        "{missing}"
+    );
+    let wrong_kind = refused(&["admin", "projects", "get", small["id"].as_str().unwrap()]);
+    assert!(
+        wrong_kind.contains("is a class id, not a project id") && wrong_kind.contains("airlock admin projects list"),
+        "{wrong_kind}"
+    );
+    // A secret's name is unique in its scope only: an org secret and a project secret may share it.
+    for scope in [&[][..], &["--project-id", "backend"][..]] {
+        let out = airlock(&[&["admin", "secrets", "create", "--name", "db-password"][..], scope].concat(), &env, Some("s3cret"));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let ambiguous = refused(&["admin", "secrets", "get", "db-password"]);
+    assert!(ambiguous.contains("2 secrets have the name `db-password`; give one of their ids:"), "{ambiguous}");
+    assert_eq!(ambiguous.matches("sec_").count(), 2, "both candidates are listed: {ambiguous}");
+}
+
+/// `airlock ssh-config` warns before ssh would answer `Permission denied (publickey)`: no key
+/// registered, or none of the keys ssh offers is one of the registered ones.
+#[test]
+fn ssh_config_warns_when_no_key_ssh_offers_is_registered() {
+    let tmp = tempfile::tempdir().unwrap();
+    let token = set_up(tmp.path());
+    let server = Server::start(tmp.path(), &[]);
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    let home_str = home.to_str().unwrap();
+    let env = [("AIRLOCK_URL", server.url.as_str()), ("AIRLOCK_TOKEN", token.as_str()), ("HOME", home_str), ("SSH_AUTH_SOCK", "")];
+    let ssh_config = |extra: &[&str]| -> String {
+        let dir = tmp.path().join("ssh");
+        let out = airlock(&[&["ssh-config", "--dir", dir.to_str().unwrap()][..], extra].concat(), &env, None);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stderr)
+    };
+    let keygen = |path: &Path| {
+        let out = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(path).output().unwrap();
+        assert!(out.status.success());
+    };
+
+    let none = ssh_config(&[]);
+    assert!(none.contains("warning: you have no SSH key registered with airlock") && none.contains("airlock admin ssh-keys add"), "{none}");
+
+    let default_key = home.join(".ssh/id_ed25519");
+    keygen(&default_key);
+    let add = airlock(&["admin", "ssh-keys", "add", "--name", "laptop", "--key-file", &format!("{}.pub", default_key.display())], &env, None);
+    assert!(add.status.success(), "{}", text(&add.stderr));
+    let fine = ssh_config(&[]);
+    assert!(!fine.contains("warning"), "the default key is registered: {fine}");
+
+    let other = tmp.path().join("other_key");
+    keygen(&other);
+    let unregistered = ssh_config(&["--identity-file", other.to_str().unwrap()]);
+    assert!(
+        unregistered.contains("warning: none of the SSH keys ssh will offer")
+            && unregistered.contains("other_key.pub")
+            && unregistered.contains("Registered: laptop (SHA256:"),
+        "{unregistered}"
+    );
+    let given = ssh_config(&["--identity-file", default_key.to_str().unwrap()]);
+    assert!(!given.contains("warning"), "{given}");
+}

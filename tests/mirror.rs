@@ -492,3 +492,66 @@ fn the_admin_socket_lives_in_a_private_directory_from_the_start() {
     let token = stdout(&ok(airlock().args(["mirror", "token", "create", "--name", "ci", "--data-dir"]).arg(&data)));
     assert!(token.trim().starts_with("alm_"), "{token}");
 }
+
+/// What an import reports while it runs, recorded.
+#[derive(Default)]
+struct Recorded {
+    total: std::sync::atomic::AtomicU64,
+    advanced: std::sync::atomic::AtomicU64,
+    entries: std::sync::Mutex<Vec<String>>,
+    finished: std::sync::atomic::AtomicBool,
+}
+
+impl airlock_bundle::Progress for Recorded {
+    fn start(&self, total_bytes: u64) {
+        self.total.store(total_bytes, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn entry(&self, label: &str) {
+        self.entries.lock().unwrap().push(label.to_string());
+    }
+    fn advance(&self, bytes: u64) {
+        self.advanced.fetch_add(bytes, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn finish(&self) {
+        self.finished.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// An import through the running server's admin socket reports its progress to the client
+/// (bytes, the entry being read, the end) as an import on the folder does.
+#[test]
+fn an_import_through_the_running_server_reports_its_progress() {
+    use airlock_mirror::admin::{self, Request};
+    use airlock_mirror::anchor::KeyRequirement;
+    use std::sync::atomic::Ordering;
+
+    let sample = big_sample();
+    let data = sample.path("mirror");
+    let _server = Server::start(&data, &[]);
+    assert!(admin::socket_path(&data).exists(), "the server holds the folder");
+    let bundle = sample.create("progress", &[]);
+    let manifest = bundle_manifest(&bundle);
+    let requirement = KeyRequirement::read(&[sample.path("key.pub")], 1, "the test").unwrap();
+    let request = Request::Import {
+        bundle: bundle.clone(),
+        requirements: requirement.into_iter().collect(),
+        signatures: Vec::new(),
+        allow_downgrade: false,
+        allow_expired: false,
+        actor: "test".into(),
+    };
+    let recorded = Recorded::default();
+    admin::run(&data, request, &recorded).unwrap();
+
+    let total: u64 = manifest["blobs"].as_array().unwrap().iter().map(|b| b["size"].as_u64().unwrap()).sum();
+    assert_eq!(recorded.total.load(Ordering::SeqCst), total, "start announces every blob byte");
+    assert!(recorded.advanced.load(Ordering::SeqCst) >= total, "every blob byte was reported read");
+    assert!(recorded.finished.load(Ordering::SeqCst));
+    let entries = recorded.entries.lock().unwrap();
+    let artifact = &manifest["artifacts"][0];
+    let label = format!("{} {}:{}", artifact["kind"].as_str().unwrap(), artifact["name"].as_str().unwrap(), artifact["version"].as_str().unwrap());
+    assert!(
+        entries.iter().any(|e| e == &label || e.starts_with("blob ")),
+        "entries are named by artifact or short digest: {entries:?} (expected e.g. {label})"
+    );
+}

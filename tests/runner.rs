@@ -477,3 +477,50 @@ fn disabling_the_owner_closes_their_open_ssh_session() {
         audit["items"].as_array().unwrap().iter().any(|r| r["detail"].as_str().is_some_and(|d| d.contains("access withdrawn")))
     });
 }
+
+/// `airlock admin environments create|stop|start|delete --wait` follows the environment to the
+/// state asked for, printing its events, and exits non-zero when it fails; names stand for ids.
+#[test]
+fn the_admin_cli_waits_for_the_state_it_asked_for() {
+    let site = Site::new();
+    let _runner = site.runner("rack-wait", 2, 7_000_000);
+    let admin = |args: &[&str]| {
+        airlock()
+            .arg("admin")
+            .args(args)
+            .env("AIRLOCK_URL", &site.cp.url)
+            .env("AIRLOCK_TOKEN", &site.member)
+            .output()
+            .unwrap()
+    };
+    let created = admin(&["environments", "create", "--project-id", "backend", "--name", "work", "--wait", "--timeout", "90s", "--output", "json"]);
+    let log = text(&created.stderr);
+    assert!(created.status.success(), "{log}");
+    let env: Value = serde_json::from_slice(&created.stdout).unwrap();
+    assert_eq!(env["phase"], "running", "{env}");
+    assert!(
+        log.contains("image-pull") && log.contains("started    the environment is running"),
+        "the events were printed while waiting: {log}"
+    );
+
+    for (verb, phase) in [("stop", "stopped"), ("start", "running"), ("delete", "deleted")] {
+        let out = admin(&["environments", verb, "work", "--wait", "--output", "json"]);
+        assert!(out.status.success(), "{verb}: {}", text(&out.stderr));
+        let env: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(env["phase"], phase, "{verb}: {env}");
+    }
+
+    // An image the mirror does not have: the environment fails and so does the command.
+    let owner = site.cp.client(&site.cp.owner);
+    let class = call(&owner, Method::GET, &format!("/api/v1/projects/{}", site.project), None)["class_id"].clone();
+    call(&owner, Method::POST, "/api/v1/projects", Some(&json!({
+        "name": "broken",
+        "repository_url": "git://127.0.0.1:9/none",
+        "image": format!("{}/devcontainers/absent:1", site.mirror.addr),
+        "class_id": class,
+    })));
+    let failed = admin(&["environments", "create", "--project-id", "broken", "--wait", "--timeout", "90s"]);
+    let err = text(&failed.stderr);
+    assert!(!failed.status.success(), "{err}");
+    assert!(err.contains("error: environment env_") && err.contains("failed:"), "{err}");
+}

@@ -1,6 +1,7 @@
 //! `airlock admin`: set up a control plane (`init`, on the data directory) and drive its
 //! API (everything else, with AIRLOCK_URL and AIRLOCK_TOKEN).
 
+mod names;
 mod render;
 mod resources;
 
@@ -23,7 +24,10 @@ use super::output::OutputFormat;
     export AIRLOCK_TOKEN=$(airlock admin init --data-dir /var/lib/airlock/cp --org acme --owner admin@acme.internal)\n  \
     export AIRLOCK_URL=https://cp.acme.internal:8443 AIRLOCK_CA_CERT=/etc/airlock/ca.pem\n  \
     airlock admin projects list\n  \
-    airlock admin environments list --output json")]
+    airlock admin environments create --project-id backend --wait\n  \
+    airlock admin environments list --output json\n\n\
+    Wherever an id is asked for, the resource's name works too (for a user, the email); \
+    a name several resources share is refused with their ids.")]
 pub struct Args {
     #[command(flatten)]
     conn: Connection,

@@ -1,24 +1,25 @@
 //! `airlock bundle …`: create, verify, print and inspect signed bundles.
 
-use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use airlock_bundle::volumes::{parse_size, VOLUMES_SUFFIX};
 use airlock_bundle::{read_head, verify_file, verify_volumes};
-use airlock_bundle::{BundleManifest, Progress, PublicKey, SecretKey, SignatureFile, Silent, TrustPolicy};
+use airlock_bundle::{BundleManifest, PublicKey, SecretKey, SignatureFile, TrustPolicy};
 use airlock_bundler::cache::ContentCache;
 use airlock_bundler::fetch::FetchOptions;
 use airlock_bundler::offline_manifest::OfflineManifest;
 use airlock_bundler::pack::{self, PackOptions};
 use airlock_bundler::{delta, lock, prepare, volumes};
 use clap::Subcommand;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::keygen::existing_password;
 use super::output::{OutputFormat, Table};
+use super::progress::progress_bar;
 
 #[derive(Subcommand)]
 pub enum Command {
@@ -119,6 +120,8 @@ pub struct LockArgs {
     out: Option<PathBuf>,
     #[command(flatten)]
     fetch: FetchArgs,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
 }
 
 #[derive(clap::Args)]
@@ -176,6 +179,9 @@ pub struct CreateArgs {
     volume_size: Option<String>,
     #[command(flatten)]
     fetch: FetchArgs,
+    /// `json` prints what was created as one JSON object (progress notes go to standard error).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
 }
 
 #[derive(clap::Args)]
@@ -271,14 +277,18 @@ fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
     let base = args.base.as_deref().map(delta::load_base).transpose()?;
 
     let prepared = prepare::prepare(&args.manifest, &offline, args.lock.as_deref(), args.fetch.options()?)?;
+    let say = |line: String| match args.output {
+        OutputFormat::Text => println!("{line}"),
+        OutputFormat::Json => eprintln!("{line}"),
+    };
     if let Some(lock) = &prepared.lock_path {
-        println!("fetched from the lock {}", lock.display());
+        say(format!("fetched from the lock {}", lock.display()));
     }
-    if let Some(stats) = prepared.stats {
-        println!(
+    if let Some(stats) = &prepared.stats {
+        say(format!(
             "content cache: {} blobs already there, {} fetched ({} bytes in {} requests)",
             stats.cached_blobs, stats.fetched_blobs, stats.bytes, stats.requests
-        );
+        ));
     }
     let mut plan = prepared.plan;
     if let Some(base) = &base {
@@ -299,56 +309,95 @@ fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
         threads,
         progress: progress.as_ref(),
     };
+    let delta = plan.delta.as_ref().map(|d| {
+        json!({
+            "base_bundle_id": d.base.bundle_id,
+            "base_sequence": d.base.sequence,
+            "blobs_left_out": d.base_blobs.len(),
+            "bytes_left_out": d.saved_bytes,
+        })
+    });
+    let mut report;
     if let Some(volume_size) = volume_size {
         let packed = volumes::write_volumes(&plan, &options, &out, volume_size)?;
         let m = &packed.manifest;
-        println!(
-            "created {} volumes of at most {volume_size} bytes ({} bytes in all): bundle {} channel {} sequence {}, {} artifacts, {} blobs, expires {}",
-            packed.list.volumes.len(),
-            packed.list.total_size,
-            m.bundle_id,
-            m.channel,
-            m.sequence,
-            m.artifacts.len(),
-            m.blobs.len(),
-            m.expires
-        );
-        for v in &packed.list.volumes {
-            println!("  {}  {} bytes  {}", v.name, v.size, v.sha256);
+        report = created_report(m, packed.list.total_size, &packed.manifest_copy_path);
+        report["volume_list"] = json!(packed.list_path);
+        report["volumes"] = json!(packed
+            .list
+            .volumes
+            .iter()
+            .map(|v| json!({ "name": v.name, "size": v.size, "sha256": v.sha256 }))
+            .collect::<Vec<_>>());
+        if args.output == OutputFormat::Text {
+            println!(
+                "created {} volumes of at most {volume_size} bytes ({} bytes in all): bundle {} channel {} sequence {}, {} artifacts, {} blobs, expires {}",
+                packed.list.volumes.len(),
+                packed.list.total_size,
+                m.bundle_id,
+                m.channel,
+                m.sequence,
+                m.artifacts.len(),
+                m.blobs.len(),
+                m.expires
+            );
+            for v in &packed.list.volumes {
+                println!("  {}  {} bytes  {}", v.name, v.size, v.sha256);
+            }
+            println!("signed volume list {} (verify with `airlock bundle verify {}`)", packed.list_path.display(), packed.list_path.display());
         }
-        println!("signed volume list {} (verify with `airlock bundle verify {}`)", packed.list_path.display(), packed.list_path.display());
-        println!("kept the manifest as {} (the base for a later delta)", packed.manifest_copy_path.display());
-        print_delta(&plan);
-        return Ok(ExitCode::SUCCESS);
+    } else {
+        let packed = pack::write_bundle(&plan, &options, &out)?;
+        let m = &packed.manifest;
+        report = created_report(m, packed.compressed_size, &packed.manifest_copy_path);
+        report["bundle"] = json!(packed.bundle_path);
+        if args.output == OutputFormat::Text {
+            println!(
+                "created {} ({} bytes): bundle {} channel {} sequence {}, {} artifacts, {} blobs, expires {}",
+                packed.bundle_path.display(),
+                packed.compressed_size,
+                m.bundle_id,
+                m.channel,
+                m.sequence,
+                m.artifacts.len(),
+                m.blobs.len(),
+                m.expires
+            );
+        }
     }
-    let packed = pack::write_bundle(&plan, &options, &out)?;
-    print_delta(&plan);
-    let m = &packed.manifest;
-    println!(
-        "created {} ({} bytes): bundle {} channel {} sequence {}, {} artifacts, {} blobs, expires {}",
-        packed.bundle_path.display(),
-        packed.compressed_size,
-        m.bundle_id,
-        m.channel,
-        m.sequence,
-        m.artifacts.len(),
-        m.blobs.len(),
-        m.expires
-    );
-    println!("kept the manifest as {} (the base for a later delta)", packed.manifest_copy_path.display());
+    match args.output {
+        OutputFormat::Json => {
+            report["delta"] = json!(delta);
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        OutputFormat::Text => {
+            if let Some(d) = &plan.delta {
+                println!(
+                    "delta of bundle {} (sequence {}): left out {} blobs ({} bytes) the base carried",
+                    d.base.bundle_id,
+                    d.base.sequence,
+                    d.base_blobs.len(),
+                    d.saved_bytes
+                );
+            }
+            println!("kept the manifest as {} (the base for a later delta)", report["manifest_copy"].as_str().unwrap_or_default());
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_delta(plan: &pack::Plan) {
-    if let Some(delta) = &plan.delta {
-        println!(
-            "delta of bundle {} (sequence {}): left out {} blobs ({} bytes) the base carried",
-            delta.base.bundle_id,
-            delta.base.sequence,
-            delta.base_blobs.len(),
-            delta.saved_bytes
-        );
-    }
+/// The fields `bundle create --output json` prints for a bundle and for volumes alike.
+fn created_report(m: &BundleManifest, size: u64, manifest_copy: &Path) -> Value {
+    json!({
+        "bundle_id": m.bundle_id,
+        "channel": m.channel,
+        "sequence": m.sequence,
+        "artifacts": m.artifacts.len(),
+        "blobs": m.blobs.len(),
+        "expires": m.expires,
+        "size": size,
+        "manifest_copy": manifest_copy,
+    })
 }
 
 fn lock(args: LockArgs) -> anyhow::Result<ExitCode> {
@@ -356,13 +405,24 @@ fn lock(args: LockArgs) -> anyhow::Result<ExitCode> {
     let out = args.out.unwrap_or_else(|| lock::default_lock_path(&args.manifest));
     let lock = prepare::resolve_lock(&args.manifest, &offline, args.fetch.options()?)?;
     lock.save(&out)?;
-    println!(
-        "locked {} images and {} files from {} into {}",
-        lock.images.len(),
-        lock.files.len(),
-        args.manifest.display(),
-        out.display()
-    );
+    match args.output {
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "lock": out,
+                "manifest": args.manifest,
+                "images": lock.images.len(),
+                "files": lock.files.len(),
+            }))?
+        ),
+        OutputFormat::Text => println!(
+            "locked {} images and {} files from {} into {}",
+            lock.images.len(),
+            lock.files.len(),
+            args.manifest.display(),
+            out.display()
+        ),
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -547,38 +607,3 @@ fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
-
-/// A byte progress bar on a terminal; nothing when standard error is not one.
-fn progress_bar(verb: &'static str) -> Box<dyn Progress> {
-    if !std::io::stderr().is_terminal() {
-        return Box::new(Silent);
-    }
-    Box::new(Bar { bar: indicatif::ProgressBar::hidden(), verb })
-}
-
-struct Bar {
-    bar: indicatif::ProgressBar,
-    verb: &'static str,
-}
-
-impl Progress for Bar {
-    fn start(&self, total_bytes: u64) {
-        self.bar.set_length(total_bytes);
-        self.bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-        self.bar.set_style(
-            indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        self.bar.set_message(self.verb);
-    }
-
-    fn advance(&self, bytes: u64) {
-        self.bar.inc(bytes);
-    }
-
-    fn finish(&self) {
-        self.bar.finish_and_clear();
-    }
-}
-

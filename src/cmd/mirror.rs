@@ -6,14 +6,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use airlock_bundle::{ArtifactKind, Silent};
+use airlock_bundle::{human_bytes, ArtifactKind, Silent};
 use airlock_mirror::admin::{self, Request};
 use airlock_mirror::anchor::{self, KeyRequirement};
 use airlock_mirror::serve::{self, ServeOptions};
 use clap::Subcommand;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::output::{OutputFormat, Table};
+use super::progress::progress_bar;
 
 #[derive(clap::Args)]
 pub struct DataDir {
@@ -88,6 +89,9 @@ pub enum TlsCommand {
         /// Validity of the server certificate in days.
         #[arg(long, default_value_t = 825)]
         days: u32,
+        /// `json` prints the paths written and the names certified.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
     },
 }
 
@@ -208,6 +212,9 @@ pub struct GcArgs {
     dry_run: bool,
     #[command(flatten)]
     data: DataDir,
+    /// `json` prints the removed blobs (digest, size) and the number kept.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
 }
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -239,6 +246,11 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             let result = admin::run(&args.data.data_dir, Request::Gc { dry_run: args.dry_run }, &Silent)?;
             let removed = result["removed"].as_array().cloned().unwrap_or_default();
             let bytes: u64 = removed.iter().filter_map(|r| r["size"].as_u64()).sum();
+            if args.output == OutputFormat::Json {
+                let report = json!({ "dry_run": args.dry_run, "removed": removed, "bytes": bytes, "kept": result["kept"] });
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                return Ok(ExitCode::SUCCESS);
+            }
             let verb = if args.dry_run { "would remove" } else { "removed" };
             println!("{verb} {} unreferenced blobs ({bytes} bytes); kept {}", removed.len(), result["kept"]);
             Ok(ExitCode::SUCCESS)
@@ -248,9 +260,22 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             print_history(&result, args.output)
         }
         Command::Push(args) => push(args),
-        Command::Tls(TlsCommand::Issue { out, names, ips, days }) => {
+        Command::Tls(TlsCommand::Issue { out, names, ips, days, output }) => {
             let names = if names.is_empty() { vec!["localhost".to_string()] } else { names };
             let issued = airlock_mirror::tls::issue(&out, &names, &ips, days)?;
+            if output == OutputFormat::Json {
+                let report = json!({
+                    "ca_cert": issued.ca_cert,
+                    "reused_ca": issued.reused_ca,
+                    "server_cert": issued.server_cert,
+                    "server_key": issued.server_key,
+                    "days": days,
+                    "dns_names": issued.dns_names,
+                    "ips": issued.ips,
+                });
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                return Ok(ExitCode::SUCCESS);
+            }
             let ca = if issued.reused_ca { "reused the CA" } else { "created a new CA" };
             println!("{ca} {}", issued.ca_cert.display());
             println!("server certificate {} (key {}), valid {days} days, for:", issued.server_cert.display(), issued.server_key.display());
@@ -327,8 +352,11 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
         allow_expired: args.allow_expired,
         actor: actor(),
     };
-    let result = admin::run(&args.data.data_dir, request, &Silent)
+    let started = std::time::Instant::now();
+    let progress = progress_bar("importing");
+    let result = admin::run(&args.data.data_dir, request, progress.as_ref())
         .with_context(|| format!("import of {} refused; the mirror is unchanged", args.bundle.display()))?;
+    let elapsed = started.elapsed();
     if args.output == OutputFormat::Json {
         println!("{}", serde_json::to_string_pretty(&result)?);
         return Ok(ExitCode::SUCCESS);
@@ -341,14 +369,24 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
             record["time"].as_str().unwrap_or(""),
             record["actor"].as_str().unwrap_or("")
         ),
-        _ => println!(
-            "imported bundle {} (channel {}, sequence {}), signed by {}: {}",
-            record["bundleId"].as_str().unwrap_or(""),
-            record["channel"].as_str().unwrap_or(""),
-            record["sequence"],
-            join(&record["signers"]),
-            record["message"].as_str().unwrap_or("")
-        ),
+        _ => {
+            println!(
+                "imported bundle {} (channel {}, sequence {}), signed by {}: {}",
+                record["bundleId"].as_str().unwrap_or(""),
+                record["channel"].as_str().unwrap_or(""),
+                record["sequence"],
+                join(&record["signers"]),
+                record["message"].as_str().unwrap_or("")
+            );
+            let size = fs::metadata(&args.bundle).map(|m| m.len()).unwrap_or(0);
+            let seconds = elapsed.as_secs_f64().max(0.001);
+            println!(
+                "read {} in {:.1} s ({}/s)",
+                human_bytes(size),
+                seconds,
+                human_bytes((size as f64 / seconds) as u64)
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -406,10 +444,15 @@ fn print_history(result: &Value, output: OutputFormat) -> anyhow::Result<ExitCod
         let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
         let overrides = join(&r["overrides"]);
         let detail = if overrides.is_empty() { s("message") } else { format!("override: {overrides}; {}", s("message")) };
-        table.row([s("time"), s("actor"), s("result"), s("bundleId"), s("channel"), r["sequence"].to_string(), join(&r["signers"]), detail]);
+        table.row([s("time"), s("actor"), s("result"), s("bundleId"), s("channel"), sequence(&r["sequence"]), join(&r["signers"]), detail]);
     }
     print!("{}", table.render(""));
     Ok(ExitCode::SUCCESS)
+}
+
+/// A record's sequence, or `-` for records that have none (a refusal before the manifest was read).
+fn sequence(value: &Value) -> String {
+    value.as_u64().map_or_else(|| "-".to_string(), |n| n.to_string())
 }
 
 /// The push settings of airlock.toml, for `mirror serve` and `airlock server` alike.

@@ -15,6 +15,7 @@ mod listen;
 mod manuals;
 mod mirror;
 mod output;
+mod progress;
 mod runner;
 mod server;
 mod ssh_config;

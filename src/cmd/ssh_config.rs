@@ -1,8 +1,8 @@
 //! `airlock ssh-config`: ssh_config entries so that `ssh <env-id>.airlock.environment` works
 //! with stock OpenSSH, pinned to each runner's host key.
 
-use std::path::PathBuf;
-use std::process::ExitCode;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
 
 use airlock_control_plane::client::{Client, Method};
 use airlock_ssh_gateway::config::{include_directive, write_files, SshEntry};
@@ -76,6 +76,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             None => break,
         }
     }
+    warn_without_registered_identity(&client, args.identity_file.as_deref(), home.as_deref())?;
     let files = write_files(&dir, &entries, args.identity_file.as_deref())
         .with_context(|| format!("cannot write the ssh configuration in {}", dir.display()))?;
     let include = include_directive(&files.config)?;
@@ -102,4 +103,80 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("add this line at the top of ~/.ssh/config (or run again with --install):\n  {include}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The keys ssh offers by default when no IdentityFile is set (OpenSSH's list, newest first).
+const DEFAULT_IDENTITIES: [&str; 5] = ["id_ed25519", "id_ecdsa", "id_ed25519_sk", "id_ecdsa_sk", "id_rsa"];
+
+/// Warns when none of the keys ssh would offer is registered with airlock: otherwise the
+/// first sign of it is the gateway's `Permission denied (publickey)`.
+fn warn_without_registered_identity(client: &Client, identity_file: Option<&Path>, home: Option<&Path>) -> anyhow::Result<()> {
+    let registered = client.list_all("/api/v1/ssh-keys", &[])?;
+    const ADD: &str = "airlock admin ssh-keys add --name laptop --key-file ~/.ssh/id_ed25519.pub";
+    if registered.is_empty() {
+        eprintln!(
+            "warning: you have no SSH key registered with airlock, so the gateway will answer \
+             `Permission denied (publickey)`; register yours:\n  {ADD}"
+        );
+        return Ok(());
+    }
+    // What ssh offers: the --identity-file, else the default files and the agent's keys.
+    let mut offered: Vec<(String, String)> = Vec::new();
+    let files: Vec<PathBuf> = match (identity_file, home) {
+        (Some(file), _) => vec![public_key_path(file)],
+        (None, Some(home)) => DEFAULT_IDENTITIES.iter().map(|n| home.join(".ssh").join(format!("{n}.pub"))).collect(),
+        (None, None) => Vec::new(),
+    };
+    for file in &files {
+        if let Ok(text) = std::fs::read_to_string(file) {
+            offered.extend(key_body(&text).map(|body| (body, file.display().to_string())));
+        }
+    }
+    if identity_file.is_none() && std::env::var_os("SSH_AUTH_SOCK").is_some() {
+        if let Ok(out) = Command::new("ssh-add").arg("-L").output() {
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                offered.extend(key_body(line).map(|body| (body, "ssh-agent".to_string())));
+            }
+        }
+    }
+    let registered_bodies: Vec<String> = registered
+        .iter()
+        .filter_map(|k| k["public_key"].as_str().and_then(key_body))
+        .collect();
+    if offered.iter().any(|(body, _)| registered_bodies.contains(body)) {
+        return Ok(());
+    }
+    let names: Vec<String> = registered
+        .iter()
+        .map(|k| format!("{} ({})", k["name"].as_str().unwrap_or("?"), k["fingerprint"].as_str().unwrap_or("?")))
+        .collect();
+    let looked = match identity_file {
+        Some(file) => format!("{} (the public half of --identity-file)", public_key_path(file).display()),
+        None => "~/.ssh/id_*.pub and ssh-agent".to_string(),
+    };
+    eprintln!(
+        "warning: none of the SSH keys ssh will offer ({looked}) is registered with airlock, so the \
+         gateway will answer `Permission denied (publickey)`. Registered: {}. Pass --identity-file \
+         with the private key of one of those, or register yours:\n  {ADD}",
+        names.join(", ")
+    );
+    Ok(())
+}
+
+/// `KEY.pub` beside a private key file (or the file itself when it is the public half).
+fn public_key_path(file: &Path) -> PathBuf {
+    if file.extension().is_some_and(|e| e == "pub") {
+        file.to_path_buf()
+    } else {
+        let mut name = file.as_os_str().to_owned();
+        name.push(".pub");
+        PathBuf::from(name)
+    }
+}
+
+/// The `TYPE BASE64` of an OpenSSH public key line, which identifies the key.
+fn key_body(line: &str) -> Option<String> {
+    let mut parts = line.split_whitespace();
+    let (kind, body) = (parts.next()?, parts.next()?);
+    Some(format!("{kind} {body}"))
 }

@@ -17,7 +17,7 @@ mod writeback;
 
 pub use artifact::{annotation, file_artifact_manifest, guess_media_type, tag_for, ArtifactKind, UnknownKind};
 pub use format::{format_time, Artifact, BlobRecord, BundleManifest, FileRecord, FormatError};
-pub use progress::{Progress, Silent};
+pub use progress::{human_bytes, EntryLabels, Progress, Silent};
 pub use read::{read_head, BundleError, BundleReader, EntryInfo, EntryKind, Limits, Summary, MAX_INDEX_SIZE, MAX_WINDOW_LOG};
 pub use signing::{with_suffix, write_key_pair, KeyError, KeyId, PublicKey, SecretKey, SignatureError, SignatureFile};
 pub use trust::{Requirement, Requirements, Signer, Trust, TrustError, TrustPolicy};

@@ -3,7 +3,7 @@
 //! caller asks. The mirror's import and `airlock bundle verify` both read through this.
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 
 use airlock_oci::{is_manifest_media_type, Digest, Hasher, ImageIndex, ManifestLinks, MAX_MANIFEST_SIZE, MEDIA_TYPE_IMAGE_INDEX};
 
@@ -52,6 +52,10 @@ pub enum BundleError {
     BadHeader { offset: u64, reason: String },
     #[error("the first entry must be airlock-bundle.json but is `{found}`: this is not an airlock bundle")]
     NotABundle { found: String },
+    #[error("the file is empty (0 bytes), not an airlock bundle; copy the NAME.airlock.tar.zst that `airlock bundle create` wrote again from the transfer medium")]
+    Empty,
+    #[error("this is not an airlock bundle: it is {found}; a bundle is the zstd-compressed tar (NAME.airlock.tar.zst) that `airlock bundle create` writes")]
+    NotZstd { found: String },
     #[error("airlock-bundle.json is {size} bytes, more than the {limit} allowed")]
     ManifestTooLarge { size: u64, limit: u64 },
     #[error("the signed manifest declares index.json as {size} bytes, more than the {limit} allowed; refusing the bundle before reading it (an index of so many artifacts is not something airlock makes: ask the connected side to split the bundle)")]
@@ -163,7 +167,16 @@ impl<R: Read> BundleReader<R> {
     }
 
     pub fn with_limits(reader: R, limits: Limits) -> Result<Self, BundleError> {
-        let mut decoder = zstd::stream::read::Decoder::new(reader)
+        let mut reader = BufReader::with_capacity(zstd::zstd_safe::DCtx::in_size(), reader);
+        let head = loop {
+            match reader.fill_buf() {
+                Ok(head) => break head,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => return Err(BundleError::Read { offset: 0, source }),
+            }
+        };
+        sniff(head)?;
+        let mut decoder = zstd::stream::read::Decoder::with_buffer(reader)
             .map_err(|source| BundleError::Read { offset: 0, source })?;
         decoder.window_log_max(MAX_WINDOW_LOG).map_err(|source| BundleError::Read { offset: 0, source })?;
         let mut input = Counting { inner: decoder, offset: 0 };
@@ -429,6 +442,44 @@ fn read_some(input: &mut Counting<impl Read>, buf: &mut [u8]) -> Result<usize, B
             Err(source) => return Err(read_error(input.offset, source)),
         }
     }
+}
+
+/// Names what a file that is not a zstd stream is, from its first bytes, so that a wrong
+/// file is reported as such rather than as a damaged bundle.
+fn sniff(head: &[u8]) -> Result<(), BundleError> {
+    const ZSTD: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+    // Skippable frames (0x184D2A50..=0x184D2A5F, little-endian) may precede the data.
+    let skippable = head.len() >= 4 && head[0] & 0xf0 == 0x50 && head[1..4] == [0x2a, 0x4d, 0x18];
+    if head.is_empty() {
+        return Err(BundleError::Empty);
+    }
+    // A short first read (a pipe) is left for the decoder to judge.
+    if head.len() < 4 || head.starts_with(&ZSTD) || skippable {
+        return Ok(());
+    }
+    let found = if head.len() > 262 && &head[257..262] == b"ustar" {
+        "an uncompressed tar archive".to_string()
+    } else if head.starts_with(&[0x1f, 0x8b]) {
+        "a gzip file".to_string()
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        "an xz file".to_string()
+    } else if head.starts_with(b"BZh") {
+        "a bzip2 file".to_string()
+    } else if head.starts_with(b"PK\x03\x04") {
+        "a zip file".to_string()
+    } else if head.starts_with(b"untrusted comment:") {
+        "a minisign key or signature".to_string()
+    } else if head.trim_ascii_start().starts_with(b"{") {
+        "a JSON file (a bundle cut into volumes is imported through its NAME.airlock-volumes.json; \
+         an airlock-bundle.json alone carries no content)"
+            .to_string()
+    } else {
+        format!(
+            "a file whose first bytes ({}) are not a zstd frame",
+            head[..4].iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+        )
+    };
+    Err(BundleError::NotZstd { found })
 }
 
 /// A read error, told apart when it is the zstd window cap that refused the stream.

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use crate::format::BundleManifest;
-use crate::progress::Progress;
+use crate::progress::{EntryLabels, Progress};
 use crate::read::{BundleError, BundleReader, Summary};
 use crate::signing::SignatureFile;
 use crate::trust::{Signer, TrustPolicy};
@@ -40,7 +40,9 @@ fn check_stream<R: std::io::Read>(
     let manifest = reader.manifest().clone();
     progress.start(manifest.total_blob_bytes());
     let mut sink = ProgressSink { progress };
-    while reader.next_entry()?.is_some() {
+    let labels = EntryLabels::new(&manifest);
+    while let Some(entry) = reader.next_entry()? {
+        progress.entry(&labels.label(&entry));
         reader.copy_entry(&mut sink)?;
     }
     let summary = reader.finish()?;

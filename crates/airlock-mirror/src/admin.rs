@@ -4,14 +4,16 @@
 //! a directory of mode 0700 created so before the socket exists: no other user can reach
 //! it at any moment (a socket bound in a shared folder and chmod'ed afterwards could be
 //! connected to in between).
-//! Requests and answers are one JSON line each.
+//! Requests and answers are one JSON line each; before the answer, an import sends progress
+//! lines (`{"progress": …}`, at most five a second) that the client shows as it would its own.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use airlock_bundle::{ArtifactKind, Progress, SignatureFile, Silent};
+use airlock_bundle::{ArtifactKind, Progress, SignatureFile};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -74,7 +76,7 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
 pub fn run(data_dir: &Path, request: Request, progress: &dyn Progress) -> Result<Value, AdminError> {
     let socket = socket_path(data_dir);
     if let Ok(stream) = UnixStream::connect(&socket) {
-        return send(stream, &socket, &request);
+        return send(stream, &socket, &request, progress);
     }
     let store = Store::open(data_dir)?;
     store.blobs.clear_staging().map_err(StoreError::from)?;
@@ -86,17 +88,107 @@ pub fn run(data_dir: &Path, request: Request, progress: &dyn Progress) -> Result
     Ok(answer)
 }
 
-fn send(mut stream: UnixStream, socket: &Path, request: &Request) -> Result<Value, AdminError> {
+fn send(mut stream: UnixStream, socket: &Path, request: &Request, progress: &dyn Progress) -> Result<Value, AdminError> {
     let fail = |message: String| AdminError::Socket { path: socket.to_path_buf(), message };
     let mut line = serde_json::to_vec(request).expect("requests serialize");
     line.push(b'\n');
     stream.write_all(&line).map_err(|e| fail(e.to_string()))?;
-    let mut answer = String::new();
-    BufReader::new(stream).read_line(&mut answer).map_err(|e| fail(e.to_string()))?;
-    let answer: Value = serde_json::from_str(&answer).map_err(|e| fail(format!("unreadable answer: {e}")))?;
-    match answer.get("error").and_then(Value::as_str) {
-        Some(error) => Err(AdminError::Failed(error.to_string())),
-        None => Ok(answer.get("result").cloned().unwrap_or(Value::Null)),
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut answer = String::new();
+        let n = reader.read_line(&mut answer).map_err(|e| fail(e.to_string()))?;
+        if n == 0 {
+            return Err(fail("the server closed the connection without an answer".into()));
+        }
+        let answer: Value = serde_json::from_str(&answer).map_err(|e| fail(format!("unreadable answer: {e}")))?;
+        if let Some(update) = answer.get("progress") {
+            ProgressLine::show(update, progress);
+            continue;
+        }
+        progress.finish();
+        return match answer.get("error").and_then(Value::as_str) {
+            Some(error) => Err(AdminError::Failed(error.to_string())),
+            None => Ok(answer.get("result").cloned().unwrap_or(Value::Null)),
+        };
+    }
+}
+
+/// One progress line of the admin socket.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct ProgressLine {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    start: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    entry: Option<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    advance: u64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    finish: bool,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl ProgressLine {
+    fn show(update: &Value, progress: &dyn Progress) {
+        let Ok(line) = ProgressLine::deserialize(update) else { return };
+        if let Some(total) = line.start {
+            progress.start(total);
+        }
+        if let Some(entry) = &line.entry {
+            progress.entry(entry);
+        }
+        if line.advance > 0 {
+            progress.advance(line.advance);
+        }
+        if line.finish {
+            progress.finish();
+        }
+    }
+}
+
+/// Sends a running import's progress to the socket client, a line at most every
+/// [`SOCKET_PROGRESS_EVERY`]: bytes and the latest entry are gathered in between.
+struct SocketProgress {
+    lines: tokio::sync::mpsc::UnboundedSender<ProgressLine>,
+    pending: Mutex<(ProgressLine, Instant)>,
+}
+
+const SOCKET_PROGRESS_EVERY: Duration = Duration::from_millis(200);
+
+impl SocketProgress {
+    fn send_now(&self, pending: &mut (ProgressLine, Instant)) {
+        let line = std::mem::take(&mut pending.0);
+        pending.1 = Instant::now();
+        // The client may have gone; the import carries on regardless.
+        let _ = self.lines.send(line);
+    }
+
+    fn update(&self, now: bool, change: impl FnOnce(&mut ProgressLine)) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        change(&mut pending.0);
+        if now || pending.1.elapsed() >= SOCKET_PROGRESS_EVERY {
+            self.send_now(&mut pending);
+        }
+    }
+}
+
+impl Progress for SocketProgress {
+    fn start(&self, total_bytes: u64) {
+        self.update(true, |line| line.start = Some(total_bytes));
+    }
+
+    fn entry(&self, label: &str) {
+        self.update(false, |line| line.entry = Some(label.to_string()));
+    }
+
+    fn advance(&self, bytes: u64) {
+        self.update(false, |line| line.advance += bytes);
+    }
+
+    fn finish(&self) {
+        self.update(true, |line| line.finish = true);
     }
 }
 
@@ -209,10 +301,16 @@ pub async fn serve_socket(listener: tokio::net::UnixListener, store: Arc<crate::
                 Err(e) => json!({ "error": format!("bad request: {e}") }),
                 Ok(request) => {
                     let state = state.clone();
-                    let result = tokio::task::spawn_blocking(move || execute(&state.store, Some(&state.metrics), request, &Silent))
-                        .await
-                        .unwrap_or_else(|e| Err(e.to_string()));
-                    match result {
+                    let (lines, mut updates) = tokio::sync::mpsc::unbounded_channel();
+                    let progress = SocketProgress { lines, pending: Mutex::new((ProgressLine::default(), Instant::now())) };
+                    let work = tokio::task::spawn_blocking(move || execute(&state.store, Some(&state.metrics), request, &progress));
+                    // Progress lines go out while the work runs; the channel closes when it ends.
+                    while let Some(update) = updates.recv().await {
+                        let mut bytes = serde_json::to_vec(&json!({ "progress": update })).expect("json");
+                        bytes.push(b'\n');
+                        let _ = write.write_all(&bytes).await;
+                    }
+                    match work.await.unwrap_or_else(|e| Err(e.to_string())) {
                         Ok(value) => json!({ "result": value }),
                         Err(error) => json!({ "error": error }),
                     }

@@ -16,7 +16,7 @@ use std::time::SystemTime;
 
 use airlock_bundle::format::{self, BundleManifest};
 use airlock_bundle::volumes;
-use airlock_bundle::{BundleError, BundleReader, EntryKind, Progress, SignatureFile, Trust, WritebackFile};
+use airlock_bundle::{BundleError, BundleReader, EntryKind, EntryLabels, Progress, SignatureFile, Trust, WritebackFile};
 use airlock_oci::{is_index_media_type, Digest, ManifestLinks, MAX_MANIFEST_SIZE, MEDIA_TYPE_EMPTY};
 use serde::Deserialize;
 
@@ -311,9 +311,11 @@ fn stream_entries(store: &Store, reader: &mut BundleReader<impl io::Read>, progr
         .filter_map(|b| b.media_type.clone().map(|m| (b.digest, m)))
         .collect();
     progress.start(reader.manifest().total_blob_bytes());
+    let labels = EntryLabels::new(reader.manifest());
     let mut manifests = HashMap::new();
     let (mut written, mut reused) = (0u64, 0usize);
     while let Some(entry) = reader.next_entry()? {
+        progress.entry(&labels.label(&entry));
         let capture = entry.kind == EntryKind::Blob && media_types.contains_key(&entry.digest) && entry.size <= MAX_MANIFEST_SIZE;
         let mut captured = Vec::new();
         if entry.kind != EntryKind::Blob || store.blobs.has(&entry.digest, entry.size) {

@@ -2,19 +2,22 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use airlock_api::{
-    AddSshKey, CreateClass, CreateEnvironment, CreateOrg, CreateProject, CreateRunner,
+    AddSshKey, CreateClass, CreateEnvironment, EnvEvent, EnvPhase, Environment, CreateOrg, CreateProject, CreateRunner,
     CreateSecret, CreateToken, CreateUser, Delivery, NewOrg, NewRunner, NewToken, PolicyChange,
     Resources, Role, RotateKekResult, SecretScope, SetPassword, SetSecretValue, Task, UpdateClass,
     UpdateOrg, UpdateProject, UpdateRunner, UpdateUser,
 };
 use airlock_control_plane::client::{Client, Method};
-use anyhow::Context;
+use anyhow::{bail, Context};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::names::{resolve, Kind};
 use super::render::{self, Columns};
 use super::{read_secret, read_stdin_value};
 use crate::cmd::output::OutputFormat;
@@ -122,7 +125,7 @@ pub fn users(client: Client, c: Users, out: OutputFormat) -> Done {
         Users::Get { id } => show(
             &client,
             Method::GET,
-            &format!("/api/v1/users/{id}"),
+            &format!("/api/v1/users/{}", resolve(&client, Kind::User, &id)?),
             None,
             render::USERS,
             out,
@@ -163,13 +166,13 @@ pub fn users(client: Client, c: Users, out: OutputFormat) -> Done {
             show(
                 &client,
                 Method::PATCH,
-                &format!("/api/v1/users/{id}"),
+                &format!("/api/v1/users/{}", resolve(&client, Kind::User, &id)?),
                 Some(body(&request)?),
                 render::USERS,
                 out,
             )
         }
-        Users::Delete { id } => delete(&client, &format!("/api/v1/users/{id}"), &id),
+        Users::Delete { id } => delete(&client, &format!("/api/v1/users/{}", resolve(&client, Kind::User, &id)?), &id),
         Users::SetPassword {
             id,
             current,
@@ -187,7 +190,7 @@ pub fn users(client: Client, c: Users, out: OutputFormat) -> Done {
             };
             client.call(
                 Method::PUT,
-                &format!("/api/v1/users/{id}/password"),
+                &format!("/api/v1/users/{}/password", resolve(&client, Kind::User, &id)?),
                 &[],
                 Some(&body(&request)?),
             )?;
@@ -247,7 +250,7 @@ pub fn tokens(client: Client, c: Tokens, out: OutputFormat) -> Done {
             Ok(ExitCode::SUCCESS)
         }
         Tokens::Revoke { id } => {
-            client.call(Method::DELETE, &format!("/api/v1/tokens/{id}"), &[], None)?;
+            client.call(Method::DELETE, &format!("/api/v1/tokens/{}", resolve(&client, Kind::Token, &id)?), &[], None)?;
             eprintln!("revoked {id}");
             Ok(ExitCode::SUCCESS)
         }
@@ -293,7 +296,7 @@ pub fn ssh_keys(client: Client, c: SshKeys, out: OutputFormat) -> Done {
                 out,
             )
         }
-        SshKeys::Delete { id } => delete(&client, &format!("/api/v1/ssh-keys/{id}"), &id),
+        SshKeys::Delete { id } => delete(&client, &format!("/api/v1/ssh-keys/{}", resolve(&client, Kind::SshKey, &id)?), &id),
     }
 }
 
@@ -340,7 +343,7 @@ pub fn orgs(client: Client, c: Orgs, out: OutputFormat) -> Done {
         Orgs::Get { id } => show(
             &client,
             Method::GET,
-            &format!("/api/v1/orgs/{id}"),
+            &format!("/api/v1/orgs/{}", resolve(&client, Kind::Org, &id)?),
             None,
             render::ORGS,
             out,
@@ -379,7 +382,7 @@ pub fn orgs(client: Client, c: Orgs, out: OutputFormat) -> Done {
             show(
                 &client,
                 Method::PATCH,
-                &format!("/api/v1/orgs/{id}"),
+                &format!("/api/v1/orgs/{}", resolve(&client, Kind::Org, &id)?),
                 Some(body(&request)?),
                 render::ORGS,
                 out,
@@ -454,7 +457,7 @@ pub fn classes(client: Client, c: Classes, out: OutputFormat) -> Done {
         Classes::Get { id } => show(
             &client,
             Method::GET,
-            &format!("/api/v1/classes/{id}"),
+            &format!("/api/v1/classes/{}", resolve(&client, Kind::Class, &id)?),
             None,
             render::CLASSES,
             out,
@@ -484,13 +487,13 @@ pub fn classes(client: Client, c: Classes, out: OutputFormat) -> Done {
             show(
                 &client,
                 Method::PATCH,
-                &format!("/api/v1/classes/{id}"),
+                &format!("/api/v1/classes/{}", resolve(&client, Kind::Class, &id)?),
                 Some(body(&request)?),
                 render::CLASSES,
                 out,
             )
         }
-        Classes::Delete { id } => delete(&client, &format!("/api/v1/classes/{id}"), &id),
+        Classes::Delete { id } => delete(&client, &format!("/api/v1/classes/{}", resolve(&client, Kind::Class, &id)?), &id),
     }
 }
 
@@ -562,7 +565,7 @@ pub fn projects(client: Client, c: Projects, out: OutputFormat) -> Done {
         Projects::Get { id } => show(
             &client,
             Method::GET,
-            &format!("/api/v1/projects/{id}"),
+            &format!("/api/v1/projects/{}", resolve(&client, Kind::Project, &id)?),
             None,
             render::PROJECTS,
             out,
@@ -578,7 +581,7 @@ pub fn projects(client: Client, c: Projects, out: OutputFormat) -> Done {
                 name,
                 repository_url,
                 image,
-                class_id,
+                class_id: resolve(&client, Kind::Class, &class_id)?,
                 tasks,
             };
             show(
@@ -602,19 +605,19 @@ pub fn projects(client: Client, c: Projects, out: OutputFormat) -> Done {
                 name,
                 repository_url,
                 image,
-                class_id,
+                class_id: class_id.map(|c| resolve(&client, Kind::Class, &c)).transpose()?,
                 tasks: (!tasks.is_empty()).then_some(tasks),
             };
             show(
                 &client,
                 Method::PATCH,
-                &format!("/api/v1/projects/{id}"),
+                &format!("/api/v1/projects/{}", resolve(&client, Kind::Project, &id)?),
                 Some(body(&request)?),
                 render::PROJECTS,
                 out,
             )
         }
-        Projects::Delete { id } => delete(&client, &format!("/api/v1/projects/{id}"), &id),
+        Projects::Delete { id } => delete(&client, &format!("/api/v1/projects/{}", resolve(&client, Kind::Project, &id)?), &id),
     }
 }
 
@@ -678,7 +681,7 @@ pub fn runners(client: Client, c: Runners, out: OutputFormat) -> Done {
         Runners::Get { id } => show(
             &client,
             Method::GET,
-            &format!("/api/v1/runners/{id}"),
+            &format!("/api/v1/runners/{}", resolve(&client, Kind::Runner, &id)?),
             None,
             render::RUNNERS,
             out,
@@ -695,16 +698,16 @@ pub fn runners(client: Client, c: Runners, out: OutputFormat) -> Done {
         Runners::Update { id, name, capacity } => show(
             &client,
             Method::PATCH,
-            &format!("/api/v1/runners/{id}"),
+            &format!("/api/v1/runners/{}", resolve(&client, Kind::Runner, &id)?),
             Some(body(&UpdateRunner { name, capacity })?),
             render::RUNNERS,
             out,
         ),
-        Runners::Delete { id } => delete(&client, &format!("/api/v1/runners/{id}"), &id),
+        Runners::Delete { id } => delete(&client, &format!("/api/v1/runners/{}", resolve(&client, Kind::Runner, &id)?), &id),
         Runners::ExchangeToken { id } => print_exchange(
             &client.call(
                 Method::POST,
-                &format!("/api/v1/runners/{id}/exchange-token"),
+                &format!("/api/v1/runners/{}/exchange-token", resolve(&client, Kind::Runner, &id)?),
                 &[],
                 None,
             )?,
@@ -716,8 +719,9 @@ pub fn runners(client: Client, c: Runners, out: OutputFormat) -> Done {
 #[derive(clap::Subcommand)]
 pub enum Environments {
     /// List environments (members: their own).
-    #[command(after_help = "Example:\n  airlock admin environments list --project-id prj_0190...")]
+    #[command(after_help = "Example:\n  airlock admin environments list --project-id backend")]
     List {
+        /// Project id or name.
         #[arg(long)]
         project_id: Option<String>,
         /// Include deleted environments.
@@ -725,42 +729,63 @@ pub enum Environments {
         include_deleted: bool,
     },
     /// Show one environment.
-    #[command(after_help = "Example:\n  airlock admin environments get env_0190...")]
+    #[command(after_help = "Example:\n  airlock admin environments get my-backend")]
     Get { id: String },
     /// Create (and start) an environment from a project.
     #[command(
-        after_help = "Example:\n  airlock admin environments create --project-id prj_0190... --name my-backend"
+        after_help = "Example:\n  airlock admin environments create --project-id backend --name my-backend --wait"
     )]
     Create {
+        /// Project id or name.
         #[arg(long)]
         project_id: String,
         #[arg(long)]
         name: Option<String>,
-        /// Use this class instead of the project's.
+        /// Use this class (id or name) instead of the project's.
         #[arg(long)]
         class_id: Option<String>,
+        #[command(flatten)]
+        wait: Wait,
     },
     /// Start a stopped environment.
-    #[command(after_help = "Example:\n  airlock admin environments start env_0190...")]
-    Start { id: String },
+    #[command(after_help = "Example:\n  airlock admin environments start my-backend --wait")]
+    Start {
+        id: String,
+        #[command(flatten)]
+        wait: Wait,
+    },
     /// Stop an environment.
-    #[command(after_help = "Example:\n  airlock admin environments stop env_0190...")]
-    Stop { id: String },
+    #[command(after_help = "Example:\n  airlock admin environments stop my-backend --wait --timeout 5m")]
+    Stop {
+        id: String,
+        #[command(flatten)]
+        wait: Wait,
+    },
     /// Delete an environment.
-    #[command(after_help = "Example:\n  airlock admin environments delete env_0190...")]
-    Delete { id: String },
+    #[command(after_help = "Example:\n  airlock admin environments delete my-backend --wait")]
+    Delete {
+        id: String,
+        #[command(flatten)]
+        wait: Wait,
+    },
     /// Events the runner reported for an environment.
-    #[command(after_help = "Example:\n  airlock admin environments events env_0190...")]
+    #[command(after_help = "Example:\n  airlock admin environments events my-backend")]
     Events { id: String },
 }
 
 pub fn environments(client: Client, c: Environments, out: OutputFormat) -> Done {
-    let env = |method, path: String| show(&client, method, &path, None, render::ENVIRONMENTS, out);
+    let env_id = |given: &str| resolve(&client, Kind::Environment, given);
+    // One request, then (with --wait) follow the environment to the phase it was asked for.
+    let act = |method, path: String, target, wait: Wait| -> Done {
+        let answer = client.call(method, &path, &[], None)?;
+        finish(&client, answer, target, wait, out)
+    };
     match c {
         Environments::List {
             project_id,
             include_deleted,
         } => {
+            let project_id = project_id.map(|p| resolve(&client, Kind::Project, &p)).transpose()?;
             let mut query: Vec<(&str, String)> =
                 project_id.map(|p| ("project_id", p)).into_iter().collect();
             if include_deleted {
@@ -774,36 +799,136 @@ pub fn environments(client: Client, c: Environments, out: OutputFormat) -> Done 
                 out,
             )
         }
-        Environments::Get { id } => env(Method::GET, format!("/api/v1/environments/{id}")),
+        Environments::Get { id } => show(
+            &client,
+            Method::GET,
+            &format!("/api/v1/environments/{}", env_id(&id)?),
+            None,
+            render::ENVIRONMENTS,
+            out,
+        ),
         Environments::Create {
             project_id,
             name,
             class_id,
+            wait,
         } => {
             let request = CreateEnvironment {
-                project_id,
+                project_id: resolve(&client, Kind::Project, &project_id)?,
                 name,
-                class_id,
+                class_id: class_id.map(|c| resolve(&client, Kind::Class, &c)).transpose()?,
             };
-            show(
-                &client,
+            let answer = client.call(
                 Method::POST,
                 "/api/v1/environments",
-                Some(body(&request)?),
-                render::ENVIRONMENTS,
-                out,
-            )
+                &[],
+                Some(&body(&request)?),
+            )?;
+            finish(&client, answer, EnvPhase::Running, wait, out)
         }
-        Environments::Start { id } => env(Method::POST, format!("/api/v1/environments/{id}/start")),
-        Environments::Stop { id } => env(Method::POST, format!("/api/v1/environments/{id}/stop")),
-        Environments::Delete { id } => env(Method::DELETE, format!("/api/v1/environments/{id}")),
+        Environments::Start { id, wait } => act(
+            Method::POST,
+            format!("/api/v1/environments/{}/start", env_id(&id)?),
+            EnvPhase::Running,
+            wait,
+        ),
+        Environments::Stop { id, wait } => act(
+            Method::POST,
+            format!("/api/v1/environments/{}/stop", env_id(&id)?),
+            EnvPhase::Stopped,
+            wait,
+        ),
+        Environments::Delete { id, wait } => act(
+            Method::DELETE,
+            format!("/api/v1/environments/{}", env_id(&id)?),
+            EnvPhase::Deleted,
+            wait,
+        ),
         Environments::Events { id } => list(
             &client,
-            &format!("/api/v1/environments/{id}/events"),
+            &format!("/api/v1/environments/{}/events", env_id(&id)?),
             &[],
             render::EVENTS,
             out,
         ),
+    }
+}
+
+#[derive(clap::Args, Clone, Copy)]
+pub struct Wait {
+    /// Wait until the environment reaches the state asked for, printing its events; exit
+    /// non-zero if it fails or the timeout passes.
+    #[arg(long)]
+    wait: bool,
+    /// How long --wait waits: seconds, or a number with s, m or h.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration, requires = "wait")]
+    timeout: Duration,
+}
+
+/// `90`, `90s`, `5m`, `1h`.
+fn duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration; write e.g. 90, 90s, 5m or 1h"))?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("`{text}`: the unit must be s, m or h")),
+    };
+    Ok(Duration::from_secs(seconds))
+}
+
+/// Prints the environment an action answered with, after following it to `target` when
+/// asked to wait.
+fn finish(client: &Client, answer: Value, target: EnvPhase, wait: Wait, out: OutputFormat) -> Done {
+    if !wait.wait {
+        render::one(&answer, render::ENVIRONMENTS, out);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let env: Environment = self::answer(&answer, "the environment request")?;
+    let path = format!("/api/v1/environments/{}", env.id);
+    let deadline = Instant::now() + wait.timeout;
+    let mut events_seen = 0;
+    loop {
+        let current = client.call(Method::GET, &path, &[], None)?;
+        let state: Environment = self::answer(&current, "the environment")?;
+        // Events first, so the last lines before the verdict say what happened.
+        let events = client.list_all(&format!("{path}/events"), &[])?;
+        for event in events.iter().skip(events_seen) {
+            if let Ok(event) = EnvEvent::deserialize(event) {
+                eprintln!("{}  {:<10} {}", event.time, event.kind, event.message);
+            }
+        }
+        events_seen = events_seen.max(events.len());
+        if state.phase == target {
+            render::one(&current, render::ENVIRONMENTS, out);
+            return Ok(ExitCode::SUCCESS);
+        }
+        if state.phase == EnvPhase::Failed {
+            render::one(&current, render::ENVIRONMENTS, out);
+            bail!(
+                "environment {} failed: {}",
+                state.id,
+                state.failure_reason.as_deref().unwrap_or("no reason given")
+            );
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "environment {} is still {} after {}s (waiting for {}); it carries on without \
+                 you: `airlock admin environments get {}` shows where it is",
+                state.id,
+                state.phase.as_str(),
+                wait.timeout.as_secs(),
+                target.as_str(),
+                state.id
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500).min(deadline - Instant::now()));
     }
 }
 
@@ -878,6 +1003,7 @@ pub enum Secrets {
 pub fn secrets(client: Client, c: Secrets, out: OutputFormat) -> Done {
     match c {
         Secrets::List { project_id } => {
+            let project_id = project_id.map(|p| resolve(&client, Kind::Project, &p)).transpose()?;
             let query: Vec<(&str, String)> =
                 project_id.map(|p| ("project_id", p)).into_iter().collect();
             list(&client, "/api/v1/secrets", &query, render::SECRETS, out)
@@ -885,7 +1011,7 @@ pub fn secrets(client: Client, c: Secrets, out: OutputFormat) -> Done {
         Secrets::Get { id } => show(
             &client,
             Method::GET,
-            &format!("/api/v1/secrets/{id}"),
+            &format!("/api/v1/secrets/{}", resolve(&client, Kind::Secret, &id)?),
             None,
             render::SECRETS,
             out,
@@ -898,7 +1024,9 @@ pub fn secrets(client: Client, c: Secrets, out: OutputFormat) -> Done {
             value,
         } => {
             let scope = match project_id {
-                Some(project_id) => SecretScope::Project { project_id },
+                Some(project) => SecretScope::Project {
+                    project_id: resolve(&client, Kind::Project, &project)?,
+                },
                 None => SecretScope::Org,
             };
             let delivery = match (file_path, env_name) {
@@ -924,14 +1052,14 @@ pub fn secrets(client: Client, c: Secrets, out: OutputFormat) -> Done {
         Secrets::SetValue { id, value } => show(
             &client,
             Method::PUT,
-            &format!("/api/v1/secrets/{id}/value"),
+            &format!("/api/v1/secrets/{}/value", resolve(&client, Kind::Secret, &id)?),
             Some(body(&SetSecretValue {
                 value: value.read()?,
             })?),
             render::SECRETS,
             out,
         ),
-        Secrets::Delete { id } => delete(&client, &format!("/api/v1/secrets/{id}"), &id),
+        Secrets::Delete { id } => delete(&client, &format!("/api/v1/secrets/{}", resolve(&client, Kind::Secret, &id)?), &id),
         Secrets::RotateKek => {
             let r = client.call(Method::POST, "/api/v1/secrets/rotate-kek", &[], None)?;
             match out {
