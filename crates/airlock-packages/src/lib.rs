@@ -25,11 +25,19 @@ pub struct LockFileError {
 
 impl LockFileError {
     pub fn new(path: &Path, line: Option<usize>, message: impl Into<String>) -> Self {
-        LockFileError { path: path.to_path_buf(), line, message: message.into() }
+        LockFileError {
+            path: path.to_path_buf(),
+            line,
+            message: message.into(),
+        }
     }
 }
 
 /// The 1-based line holding byte `offset` of `text`.
 pub(crate) fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }

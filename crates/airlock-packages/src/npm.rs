@@ -15,13 +15,16 @@ pub fn is_valid_name(name: &str) -> bool {
     let part_ok = |p: &str| {
         !p.is_empty()
             && !p.starts_with(['.', '_'])
-            && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
     };
     if name.len() > 214 {
         return false;
     }
     match name.strip_prefix('@') {
-        Some(scoped) => matches!(scoped.split_once('/'), Some((scope, rest)) if part_ok(scope) && part_ok(rest)),
+        Some(scoped) => {
+            matches!(scoped.split_once('/'), Some((scope, rest)) if part_ok(scope) && part_ok(rest))
+        }
         None => part_ok(name),
     }
 }
@@ -90,9 +93,18 @@ struct PackageEntry {
 /// workspace links and packages bundled inside another's tarball are skipped; git and local
 /// sources are refused, naming the line. Without `allow_unhashed`, an entry without
 /// `integrity` is refused.
-pub fn parse_package_lock(text: &str, path: &Path, allow_unhashed: bool) -> Result<Vec<LockEntry>, LockFileError> {
-    let lock: PackageLock = serde_json::from_str(text)
-        .map_err(|e| LockFileError::new(path, Some(e.line()), format!("not a package-lock.json: {e}")))?;
+pub fn parse_package_lock(
+    text: &str,
+    path: &Path,
+    allow_unhashed: bool,
+) -> Result<Vec<LockEntry>, LockFileError> {
+    let lock: PackageLock = serde_json::from_str(text).map_err(|e| {
+        LockFileError::new(
+            path,
+            Some(e.line()),
+            format!("not a package-lock.json: {e}"),
+        )
+    })?;
     let packages = match lock.packages {
         Some(packages) if lock.lockfile_version >= 2 => packages,
         _ => {
@@ -118,11 +130,17 @@ pub fn parse_package_lock(text: &str, path: &Path, allow_unhashed: bool) -> Resu
         if entry.link || entry.in_bundle {
             continue;
         }
-        let name = entry.name.clone().unwrap_or_else(|| key[at + "node_modules/".len()..].to_string());
+        let name = entry
+            .name
+            .clone()
+            .unwrap_or_else(|| key[at + "node_modules/".len()..].to_string());
         if !is_valid_name(&name) {
             return Err(err(format!("`{name}` is not an npm package name")));
         }
-        let version = entry.version.clone().ok_or_else(|| err("no version".into()))?;
+        let version = entry
+            .version
+            .clone()
+            .ok_or_else(|| err("no version".into()))?;
         if let Some(resolved) = &entry.resolved {
             if !(resolved.starts_with("https://") || resolved.starts_with("http://")) {
                 return Err(err(format!("resolved `{resolved}` is not a registry tarball; git and local packages cannot be carried")));
@@ -138,7 +156,14 @@ pub fn parse_package_lock(text: &str, path: &Path, allow_unhashed: bool) -> Resu
                 )))
             }
         };
-        out.push(LockEntry { key: key.clone(), name, version, resolved: entry.resolved, integrity, line: line.unwrap_or(0) });
+        out.push(LockEntry {
+            key: key.clone(),
+            name,
+            version,
+            resolved: entry.resolved,
+            integrity,
+            line: line.unwrap_or(0),
+        });
     }
     Ok(out)
 }
@@ -179,7 +204,9 @@ impl Integrity {
     pub fn parse(text: &str) -> Result<Integrity, String> {
         let mut best: Option<Integrity> = None;
         for token in text.split_whitespace() {
-            let Some((algorithm, b64)) = token.split_once('-') else { continue };
+            let Some((algorithm, b64)) = token.split_once('-') else {
+                continue;
+            };
             let algorithm = match algorithm {
                 "sha1" => Algorithm::Sha1,
                 "sha256" => Algorithm::Sha256,
@@ -198,13 +225,19 @@ impl Integrity {
                 Algorithm::Sha512 => 64,
             };
             if digest.len() != want {
-                return Err(format!("integrity `{token}` has {} bytes, {} has {want}", digest.len(), algorithm.name()));
+                return Err(format!(
+                    "integrity `{token}` has {} bytes, {} has {want}",
+                    digest.len(),
+                    algorithm.name()
+                ));
             }
             if best.as_ref().is_none_or(|b| algorithm > b.algorithm) {
                 best = Some(Integrity { algorithm, digest });
             }
         }
-        best.ok_or_else(|| format!("integrity `{text}` names no sha1, sha256, sha384 or sha512 digest"))
+        best.ok_or_else(|| {
+            format!("integrity `{text}` names no sha1, sha256, sha384 or sha512 digest")
+        })
     }
 
     /// Hashes with this integrity's algorithm.
@@ -221,7 +254,12 @@ impl Integrity {
 
 impl std::fmt::Display for Integrity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}-{}", self.algorithm.name(), base64::engine::general_purpose::STANDARD.encode(&self.digest))
+        write!(
+            f,
+            "{}-{}",
+            self.algorithm.name(),
+            base64::engine::general_purpose::STANDARD.encode(&self.digest)
+        )
     }
 }
 
@@ -277,7 +315,10 @@ pub fn dist_hashes(mut reader: impl std::io::Read) -> std::io::Result<(String, S
         sha512.update(&buf[..n]);
         sha1.update(&buf[..n]);
     }
-    let integrity = Integrity { algorithm: Algorithm::Sha512, digest: sha512.finalize().to_vec() };
+    let integrity = Integrity {
+        algorithm: Algorithm::Sha512,
+        digest: sha512.finalize().to_vec(),
+    };
     Ok((integrity.to_string(), hex::encode(sha1.finalize())))
 }
 
@@ -287,12 +328,24 @@ mod tests {
 
     #[test]
     fn names_tarballs_and_repositories() {
-        assert!(is_valid_name("left-pad") && is_valid_name("@airlock/scoped") && is_valid_name("JSONStream"));
-        for bad in ["", "@scope", "@/x", "a/b", ".hidden", "_x", "a b", "@s/../x"] {
+        assert!(
+            is_valid_name("left-pad")
+                && is_valid_name("@airlock/scoped")
+                && is_valid_name("JSONStream")
+        );
+        for bad in [
+            "", "@scope", "@/x", "a/b", ".hidden", "_x", "a b", "@s/../x",
+        ] {
             assert!(!is_valid_name(bad), "{bad}");
         }
-        assert_eq!(tarball_path("@airlock/scoped", "1.0.0"), "@airlock/scoped/-/scoped-1.0.0.tgz");
-        assert_eq!(tarball_path("left-pad", "1.3.0"), "left-pad/-/left-pad-1.3.0.tgz");
+        assert_eq!(
+            tarball_path("@airlock/scoped", "1.0.0"),
+            "@airlock/scoped/-/scoped-1.0.0.tgz"
+        );
+        assert_eq!(
+            tarball_path("left-pad", "1.3.0"),
+            "left-pad/-/left-pad-1.3.0.tgz"
+        );
         assert_eq!(repository_name("@Airlock/Scoped"), "airlock/scoped");
     }
 
@@ -303,11 +356,21 @@ mod tests {
         let integrity = Integrity::parse(&sri).unwrap();
         assert!(integrity.matches(data) && !integrity.matches(b"other"));
         assert_eq!(integrity.to_string(), sri);
-        let sha1 = Integrity { algorithm: Algorithm::Sha1, digest: hex::decode(&shasum).unwrap() };
-        assert!(Integrity::parse(&format!("{sha1} {sri}")).unwrap().algorithm == Algorithm::Sha512);
+        let sha1 = Integrity {
+            algorithm: Algorithm::Sha1,
+            digest: hex::decode(&shasum).unwrap(),
+        };
+        assert!(
+            Integrity::parse(&format!("{sha1} {sri}"))
+                .unwrap()
+                .algorithm
+                == Algorithm::Sha512
+        );
         assert!(Integrity::parse(&sha1.to_string()).unwrap().matches(data));
         assert!(Integrity::parse("md5-AAAA").is_err());
-        assert!(Integrity::parse("sha512-AAAA").unwrap_err().contains("bytes"));
+        assert!(Integrity::parse("sha512-AAAA")
+            .unwrap_err()
+            .contains("bytes"));
     }
 
     fn lock(packages: serde_json::Value) -> String {
@@ -319,7 +382,11 @@ mod tests {
 
     #[test]
     fn package_locks_list_registry_packages_with_their_lines() {
-        let sri = Integrity { algorithm: Algorithm::Sha512, digest: vec![7; 64] }.to_string();
+        let sri = Integrity {
+            algorithm: Algorithm::Sha512,
+            digest: vec![7; 64],
+        }
+        .to_string();
         let text = lock(serde_json::json!({
             "": { "name": "app", "version": "1.0.0", "dependencies": { "@airlock/scoped": "^1.0.0" } },
             "node_modules/@airlock/scoped": { "version": "1.0.0", "resolved": "http://r/@airlock/scoped/-/scoped-1.0.0.tgz", "integrity": sri },
@@ -330,22 +397,50 @@ mod tests {
             "packages/ws": { "name": "ws", "version": "0.0.1" },
         }));
         let entries = parse_package_lock(&text, Path::new("package-lock.json"), false).unwrap();
-        let names: Vec<_> = entries.iter().map(|e| (e.name.as_str(), e.version.as_str())).collect();
-        assert_eq!(names, [("@airlock/scoped", "1.0.0"), ("dep", "2.0.0"), ("real-name", "3.0.0")]);
+        let names: Vec<_> = entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.version.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("@airlock/scoped", "1.0.0"),
+                ("dep", "2.0.0"),
+                ("real-name", "3.0.0")
+            ]
+        );
         assert!(entries[0].line > 1 && entries[1].resolved.is_none());
     }
 
     #[test]
     fn package_locks_refuse_what_cannot_be_carried_naming_the_line() {
         let path = Path::new("package-lock.json");
-        let text = lock(serde_json::json!({ "": {}, "node_modules/x": { "version": "1.0.0", "resolved": "http://r/x/-/x-1.0.0.tgz" } }));
+        let text = lock(
+            serde_json::json!({ "": {}, "node_modules/x": { "version": "1.0.0", "resolved": "http://r/x/-/x-1.0.0.tgz" } }),
+        );
         let err = parse_package_lock(&text, path, false).unwrap_err();
-        assert!(err.message.contains("no integrity") && err.line == Some(6), "{err:?}");
-        assert!(parse_package_lock(&text, path, true).unwrap()[0].integrity.is_none());
-        let git = lock(serde_json::json!({ "node_modules/x": { "version": "1.0.0", "resolved": "git+ssh://git@github.com/a/b.git#abc" } }));
-        assert!(parse_package_lock(&git, path, true).unwrap_err().message.contains("git and local"));
+        assert!(
+            err.message.contains("no integrity") && err.line == Some(6),
+            "{err:?}"
+        );
+        assert!(parse_package_lock(&text, path, true).unwrap()[0]
+            .integrity
+            .is_none());
+        let git = lock(
+            serde_json::json!({ "node_modules/x": { "version": "1.0.0", "resolved": "git+ssh://git@github.com/a/b.git#abc" } }),
+        );
+        assert!(parse_package_lock(&git, path, true)
+            .unwrap_err()
+            .message
+            .contains("git and local"));
         let v1 = r#"{"lockfileVersion": 1, "dependencies": {}}"#;
-        assert!(parse_package_lock(v1, path, true).unwrap_err().message.contains("lockfileVersion 1"));
-        assert!(parse_package_lock("{", path, true).unwrap_err().line.is_some());
+        assert!(parse_package_lock(v1, path, true)
+            .unwrap_err()
+            .message
+            .contains("lockfileVersion 1"));
+        assert!(parse_package_lock("{", path, true)
+            .unwrap_err()
+            .line
+            .is_some());
     }
 }

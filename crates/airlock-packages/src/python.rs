@@ -32,7 +32,9 @@ pub fn is_valid_name(name: &str) -> bool {
     let bytes = name.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 200
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b))
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b))
         && bytes[0].is_ascii_alphanumeric()
         && bytes[bytes.len() - 1].is_ascii_alphanumeric()
 }
@@ -73,19 +75,32 @@ pub fn parse_dist_filename(filename: &str) -> Option<DistFile> {
     }
     if let Some(stem) = filename.strip_suffix(".whl") {
         let parts: Vec<&str> = stem.split('-').collect();
-        if !(5..=6).contains(&parts.len()) || parts.iter().any(|p| p.is_empty()) || !is_valid_name(parts[0]) {
+        if !(5..=6).contains(&parts.len())
+            || parts.iter().any(|p| p.is_empty())
+            || !is_valid_name(parts[0])
+        {
             return None;
         }
         let n = parts.len();
         let tag = format!("{}-{}-{}", parts[n - 3], parts[n - 2], parts[n - 1]);
-        return Some(DistFile { name: normalize_name(parts[0]), version: parts[1].to_string(), kind: DistKind::Wheel { tag } });
+        return Some(DistFile {
+            name: normalize_name(parts[0]),
+            version: parts[1].to_string(),
+            kind: DistKind::Wheel { tag },
+        });
     }
-    let stem = filename.strip_suffix(".tar.gz").or_else(|| filename.strip_suffix(".zip"))?;
+    let stem = filename
+        .strip_suffix(".tar.gz")
+        .or_else(|| filename.strip_suffix(".zip"))?;
     let (name, version) = stem.rsplit_once('-')?;
     if !is_valid_name(name) || version.is_empty() {
         return None;
     }
-    Some(DistFile { name: normalize_name(name), version: version.to_string(), kind: DistKind::Sdist })
+    Some(DistFile {
+        name: normalize_name(name),
+        version: version.to_string(),
+        kind: DistKind::Sdist,
+    })
 }
 
 /// One pinned requirement of a `requirements.txt`.
@@ -106,7 +121,11 @@ pub struct Requirement {
 /// comments, environment markers (kept: carrying a file a platform does not need is
 /// harmless) and global options (ignored). Anything not pinned to one version is refused,
 /// naming the line; so is a requirement without a hash unless `allow_unhashed`.
-pub fn parse_requirements(text: &str, path: &Path, allow_unhashed: bool) -> Result<Vec<Requirement>, LockFileError> {
+pub fn parse_requirements(
+    text: &str,
+    path: &Path,
+    allow_unhashed: bool,
+) -> Result<Vec<Requirement>, LockFileError> {
     let mut out = Vec::new();
     for (line, logical) in logical_lines(text) {
         let err = |message: String| LockFileError::new(path, Some(line), message);
@@ -163,7 +182,12 @@ pub fn parse_requirements(text: &str, path: &Path, allow_unhashed: bool) -> Resu
                  `allow_unhashed = true` in the manifest to hash files on first fetch"
             )));
         }
-        out.push(Requirement { name, version, sha256, line });
+        out.push(Requirement {
+            name,
+            version,
+            sha256,
+            line,
+        });
     }
     Ok(out)
 }
@@ -203,20 +227,29 @@ fn strip_comment(line: &str) -> &str {
 
 /// `name[extras]==version` (or `===`) → (name, version).
 fn parse_pin(spec: &str) -> Result<(String, String), String> {
-    let name_end = spec.find(|c: char| !(c.is_ascii_alphanumeric() || "._-".contains(c))).unwrap_or(spec.len());
+    let name_end = spec
+        .find(|c: char| !(c.is_ascii_alphanumeric() || "._-".contains(c)))
+        .unwrap_or(spec.len());
     let name = &spec[..name_end];
     if !is_valid_name(name) {
         return Err(format!("`{spec}` does not start with a project name"));
     }
     let mut rest = spec[name_end..].trim_start();
     if rest.starts_with('[') {
-        let close = rest.find(']').ok_or_else(|| format!("`{spec}`: the extras' `[` is never closed"))?;
+        let close = rest
+            .find(']')
+            .ok_or_else(|| format!("`{spec}`: the extras' `[` is never closed"))?;
         rest = rest[close + 1..].trim_start();
     }
     if rest.starts_with('@') {
-        return Err(format!("`{spec}` is a direct URL requirement; only packages from an index can be carried"));
+        return Err(format!(
+            "`{spec}` is a direct URL requirement; only packages from an index can be carried"
+        ));
     }
-    let version = rest.strip_prefix("===").or_else(|| rest.strip_prefix("==")).map(str::trim);
+    let version = rest
+        .strip_prefix("===")
+        .or_else(|| rest.strip_prefix("=="))
+        .map(str::trim);
     match version {
         Some(v) if !v.is_empty() && !v.contains([',', '*', ' ', '<', '>', '!', '~', '=']) => Ok((name.to_string(), v.to_string())),
         _ => Err(format!(
@@ -273,7 +306,11 @@ struct UvFile {
 
 /// Every registry file of a `uv.lock`: each package's sdist and wheels. The project itself
 /// (`editable`/`virtual` sources) is skipped; git, path and URL sources are refused.
-pub fn parse_uv_lock(text: &str, path: &Path, allow_unhashed: bool) -> Result<Vec<LockedDist>, LockFileError> {
+pub fn parse_uv_lock(
+    text: &str,
+    path: &Path,
+    allow_unhashed: bool,
+) -> Result<Vec<LockedDist>, LockFileError> {
     let lock: UvLock = toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| line_of(text, s.start));
         LockFileError::new(path, line, format!("not a uv.lock: {}", e.message()))
@@ -282,20 +319,45 @@ pub fn parse_uv_lock(text: &str, path: &Path, allow_unhashed: bool) -> Result<Ve
     for spanned in &lock.packages {
         let line = line_of(text, spanned.span().start);
         let package = spanned.get_ref();
-        let err = |message: String| LockFileError::new(path, Some(line), format!("package `{}`: {message}", package.name));
-        let kind = package.source.keys().next().map(String::as_str).unwrap_or("registry");
+        let err = |message: String| {
+            LockFileError::new(
+                path,
+                Some(line),
+                format!("package `{}`: {message}", package.name),
+            )
+        };
+        let kind = package
+            .source
+            .keys()
+            .next()
+            .map(String::as_str)
+            .unwrap_or("registry");
         match kind {
             "registry" => {}
             "editable" | "virtual" => continue,
             other => {
-                return Err(err(format!("a `{other}` source cannot be carried; only packages from an index can")));
+                return Err(err(format!(
+                    "a `{other}` source cannot be carried; only packages from an index can"
+                )));
             }
         }
-        let version = package.version.clone().ok_or_else(|| err("no version".into()))?;
+        let version = package
+            .version
+            .clone()
+            .ok_or_else(|| err("no version".into()))?;
         for file in package.sdist.iter().chain(&package.wheels) {
-            let url = file.url.clone().ok_or_else(|| err("a file without `url` (a local index?) cannot be fetched".into()))?;
+            let url = file.url.clone().ok_or_else(|| {
+                err("a file without `url` (a local index?) cannot be fetched".into())
+            })?;
             let sha256 = checked_hash(file.hash.as_deref(), &url, allow_unhashed).map_err(err)?;
-            out.push(LockedDist { name: package.name.clone(), version: version.clone(), url, sha256, size: file.size, line });
+            out.push(LockedDist {
+                name: package.name.clone(),
+                version: version.clone(),
+                url,
+                sha256,
+                size: file.size,
+                line,
+            });
         }
     }
     Ok(out)
@@ -337,34 +399,68 @@ struct PyLockFile {
 }
 
 /// Every file of a PEP 751 `pylock.toml`: each package's sdist and wheels.
-pub fn parse_pylock(text: &str, path: &Path, allow_unhashed: bool) -> Result<Vec<LockedDist>, LockFileError> {
+pub fn parse_pylock(
+    text: &str,
+    path: &Path,
+    allow_unhashed: bool,
+) -> Result<Vec<LockedDist>, LockFileError> {
     let lock: PyLock = toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| line_of(text, s.start));
         LockFileError::new(path, line, format!("not a pylock.toml: {}", e.message()))
     })?;
     if !lock.lock_version.starts_with("1.") {
-        return Err(LockFileError::new(path, None, format!("lock-version {} is not one this airlock reads (1.x)", lock.lock_version)));
+        return Err(LockFileError::new(
+            path,
+            None,
+            format!(
+                "lock-version {} is not one this airlock reads (1.x)",
+                lock.lock_version
+            ),
+        ));
     }
     let mut out = Vec::new();
     for spanned in &lock.packages {
         let line = line_of(text, spanned.span().start);
         let package = spanned.get_ref();
-        let err = |message: String| LockFileError::new(path, Some(line), format!("package `{}`: {message}", package.name));
+        let err = |message: String| {
+            LockFileError::new(
+                path,
+                Some(line),
+                format!("package `{}`: {message}", package.name),
+            )
+        };
         if package.vcs.is_some() || package.directory.is_some() || package.archive.is_some() {
             return Err(err("a vcs, directory or archive source cannot be carried; only packages from an index can".into()));
         }
-        let version = package.version.clone().ok_or_else(|| err("no version".into()))?;
+        let version = package
+            .version
+            .clone()
+            .ok_or_else(|| err("no version".into()))?;
         for file in package.sdist.iter().chain(&package.wheels) {
-            let url = file.url.clone().ok_or_else(|| err("a file without `url` cannot be fetched".into()))?;
+            let url = file
+                .url
+                .clone()
+                .ok_or_else(|| err("a file without `url` cannot be fetched".into()))?;
             let hash = file.hashes.get("sha256").map(|h| format!("sha256:{h}"));
             let sha256 = checked_hash(hash.as_deref(), &url, allow_unhashed).map_err(err)?;
-            out.push(LockedDist { name: package.name.clone(), version: version.clone(), url, sha256, size: file.size, line });
+            out.push(LockedDist {
+                name: package.name.clone(),
+                version: version.clone(),
+                url,
+                sha256,
+                size: file.size,
+                line,
+            });
         }
     }
     Ok(out)
 }
 
-fn checked_hash(hash: Option<&str>, url: &str, allow_unhashed: bool) -> Result<Option<String>, String> {
+fn checked_hash(
+    hash: Option<&str>,
+    url: &str,
+    allow_unhashed: bool,
+) -> Result<Option<String>, String> {
     match hash {
         Some(hash) => match hash.split_once(':') {
             Some(("sha256", hex)) if is_sha256_hex(hex) => Ok(Some(hex.to_ascii_lowercase())),
@@ -397,7 +493,9 @@ pub fn metadata_headers(text: &str) -> BTreeMap<String, Vec<String>> {
         }
         if let Some((key, value)) = line.split_once(':') {
             let key = key.trim().to_ascii_lowercase();
-            out.entry(key.clone()).or_default().push(value.trim().to_string());
+            out.entry(key.clone())
+                .or_default()
+                .push(value.trim().to_string());
             last = Some(key);
         }
     }
@@ -416,17 +514,37 @@ mod tests {
         assert_eq!(normalize_name("Friendly-Bard"), "friendly-bard");
         assert_eq!(normalize_name("FRIENDLY._.bard"), "friendly-bard");
         assert_eq!(normalize_name("zope.interface"), "zope-interface");
-        assert!(is_valid_name("a") && is_valid_name("zope.interface") && !is_valid_name("-a") && !is_valid_name("a b"));
+        assert!(
+            is_valid_name("a")
+                && is_valid_name("zope.interface")
+                && !is_valid_name("-a")
+                && !is_valid_name("a b")
+        );
     }
 
     #[test]
     fn wheel_and_sdist_names_come_apart() {
         let wheel = parse_dist_filename("Airlock_Alpha-1.0.0-py3-none-any.whl").unwrap();
-        assert_eq!((wheel.name.as_str(), wheel.version.as_str(), wheel.platform()), ("airlock-alpha", "1.0.0", "py3-none-any"));
-        let built = parse_dist_filename("numpy-2.1.0-1-cp312-cp312-manylinux_2_17_x86_64.whl").unwrap();
+        assert_eq!(
+            (
+                wheel.name.as_str(),
+                wheel.version.as_str(),
+                wheel.platform()
+            ),
+            ("airlock-alpha", "1.0.0", "py3-none-any")
+        );
+        let built =
+            parse_dist_filename("numpy-2.1.0-1-cp312-cp312-manylinux_2_17_x86_64.whl").unwrap();
         assert_eq!(built.platform(), "cp312-cp312-manylinux_2_17_x86_64");
         let sdist = parse_dist_filename("airlock_beta-2.0.tar.gz").unwrap();
-        assert_eq!((sdist.name.as_str(), sdist.version.as_str(), sdist.platform()), ("airlock-beta", "2.0", "sdist"));
+        assert_eq!(
+            (
+                sdist.name.as_str(),
+                sdist.version.as_str(),
+                sdist.platform()
+            ),
+            ("airlock-beta", "2.0", "sdist")
+        );
         for bad in ["x.whl", "../a-1.tar.gz", "a-1-py3.whl", "readme.txt"] {
             assert_eq!(parse_dist_filename(bad), None, "{bad}");
         }
@@ -441,9 +559,23 @@ mod tests {
         );
         let reqs = parse_requirements(&text, Path::new("req.txt"), false).unwrap();
         assert_eq!(reqs.len(), 2);
-        assert_eq!((reqs[0].name.as_str(), reqs[0].version.as_str(), reqs[0].line), ("airlock-alpha", "1.0.0", 6));
+        assert_eq!(
+            (
+                reqs[0].name.as_str(),
+                reqs[0].version.as_str(),
+                reqs[0].line
+            ),
+            ("airlock-alpha", "1.0.0", 6)
+        );
         assert_eq!(reqs[0].sha256, vec![HASH_A.to_string(), HASH_B.to_string()]);
-        assert_eq!((reqs[1].name.as_str(), reqs[1].version.as_str(), reqs[1].line), ("Airlock_Beta", "2.0", 10));
+        assert_eq!(
+            (
+                reqs[1].name.as_str(),
+                reqs[1].version.as_str(),
+                reqs[1].line
+            ),
+            ("Airlock_Beta", "2.0", 10)
+        );
     }
 
     #[test]
@@ -452,8 +584,14 @@ mod tests {
         assert!(parse_requirements(&format!("a==1 --hash=sha256:{HASH_A}\n"), path, false).is_ok());
         let err = parse_requirements("# top\nrequests==2.0\n", path, false).unwrap_err();
         assert_eq!(err.line, Some(2));
-        assert!(err.to_string().contains("req.txt line 2") && err.message.contains("no --hash"), "{err}");
-        assert_eq!(parse_requirements("requests==2.0\n", path, true).unwrap()[0].sha256, Vec::<String>::new());
+        assert!(
+            err.to_string().contains("req.txt line 2") && err.message.contains("no --hash"),
+            "{err}"
+        );
+        assert_eq!(
+            parse_requirements("requests==2.0\n", path, true).unwrap()[0].sha256,
+            Vec::<String>::new()
+        );
         for (text, expect) in [
             ("requests>=2\n", "not pinned"),
             ("requests==2.*\n", "not pinned"),
@@ -492,7 +630,10 @@ source = {{ virtual = "." }}
         );
         let files = parse_uv_lock(&text, Path::new("uv.lock"), false).unwrap();
         assert_eq!(files.len(), 2);
-        assert_eq!((files[0].line, files[0].sha256.as_deref(), files[0].size), (4, Some(HASH_A), Some(10)));
+        assert_eq!(
+            (files[0].line, files[0].sha256.as_deref(), files[0].size),
+            (4, Some(HASH_A), Some(10))
+        );
         assert!(files[1].url.ends_with(".whl"));
 
         let git = text.replace("{ virtual = \".\" }", "{ git = \"https://x/y\" }");
@@ -503,8 +644,14 @@ source = {{ virtual = "." }}
         let err = parse_uv_lock(&unhashed, Path::new("uv.lock"), false).unwrap_err();
         assert_eq!(err.line, Some(4));
         assert!(err.message.contains("no sha256 hash"), "{err}");
-        assert_eq!(parse_uv_lock(&unhashed, Path::new("uv.lock"), true).unwrap()[1].sha256, None);
-        assert!(parse_uv_lock("[[package]\n", Path::new("uv.lock"), false).unwrap_err().line.is_some());
+        assert_eq!(
+            parse_uv_lock(&unhashed, Path::new("uv.lock"), true).unwrap()[1].sha256,
+            None
+        );
+        assert!(parse_uv_lock("[[package]\n", Path::new("uv.lock"), false)
+            .unwrap_err()
+            .line
+            .is_some());
     }
 
     #[test]
@@ -514,9 +661,17 @@ source = {{ virtual = "." }}
              wheels = [{{ name = \"airlock_alpha-1.0.0-py3-none-any.whl\", url = \"https://x/a.whl\", hashes = {{ sha256 = \"{HASH_A}\" }} }}]\n"
         );
         let files = parse_pylock(&text, Path::new("pylock.toml"), false).unwrap();
-        assert_eq!((files.len(), files[0].line, files[0].sha256.as_deref()), (1, 4, Some(HASH_A)));
-        let vcs = format!("{text}\n[[packages]]\nname = \"x\"\nvcs = {{ type = \"git\", url = \"https://x\" }}\n");
-        assert!(parse_pylock(&vcs, Path::new("pylock.toml"), false).unwrap_err().message.contains("vcs"));
+        assert_eq!(
+            (files.len(), files[0].line, files[0].sha256.as_deref()),
+            (1, 4, Some(HASH_A))
+        );
+        let vcs = format!(
+            "{text}\n[[packages]]\nname = \"x\"\nvcs = {{ type = \"git\", url = \"https://x\" }}\n"
+        );
+        assert!(parse_pylock(&vcs, Path::new("pylock.toml"), false)
+            .unwrap_err()
+            .message
+            .contains("vcs"));
     }
 
     #[test]

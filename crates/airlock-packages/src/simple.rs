@@ -20,7 +20,9 @@ pub struct Meta {
 
 impl Default for Meta {
     fn default() -> Self {
-        Meta { api_version: API_VERSION.into() }
+        Meta {
+            api_version: API_VERSION.into(),
+        }
     }
 }
 
@@ -72,7 +74,11 @@ pub struct ProjectFile {
     pub url: String,
     #[serde(default)]
     pub hashes: BTreeMap<String, String>,
-    #[serde(rename = "requires-python", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "requires-python",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub requires_python: Option<String>,
     /// `true`, or the reason as text.
     #[serde(default, skip_serializing_if = "is_unset")]
@@ -81,7 +87,11 @@ pub struct ProjectFile {
     #[serde(rename = "core-metadata", default, skip_serializing_if = "is_unset")]
     pub core_metadata: Flag<BTreeMap<String, String>>,
     /// The PEP 691 name of the same, which older clients read.
-    #[serde(rename = "dist-info-metadata", default, skip_serializing_if = "is_unset")]
+    #[serde(
+        rename = "dist-info-metadata",
+        default,
+        skip_serializing_if = "is_unset"
+    )]
     pub dist_info_metadata: Flag<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
@@ -128,18 +138,32 @@ pub fn render_project_html(page: &ProjectPage) -> String {
         }
         let mut attrs = format!("href=\"{}\"", escape_html(&href));
         if let Some(requires) = &file.requires_python {
-            attrs.push_str(&format!(" data-requires-python=\"{}\"", escape_html(requires)));
+            attrs.push_str(&format!(
+                " data-requires-python=\"{}\"",
+                escape_html(requires)
+            ));
         }
         match &file.yanked {
             Flag::Bool(false) => {}
             Flag::Bool(true) => attrs.push_str(" data-yanked=\"\""),
-            Flag::Value(reason) => attrs.push_str(&format!(" data-yanked=\"{}\"", escape_html(reason))),
+            Flag::Value(reason) => {
+                attrs.push_str(&format!(" data-yanked=\"{}\"", escape_html(reason)))
+            }
         }
         if let Flag::Value(hashes) = &file.core_metadata {
-            let value = hashes.iter().next().map(|(k, v)| format!("{k}={v}")).unwrap_or_else(|| "true".into());
-            attrs.push_str(&format!(" data-core-metadata=\"{value}\" data-dist-info-metadata=\"{value}\""));
+            let value = hashes
+                .iter()
+                .next()
+                .map(|(k, v)| format!("{k}={v}"))
+                .unwrap_or_else(|| "true".into());
+            attrs.push_str(&format!(
+                " data-core-metadata=\"{value}\" data-dist-info-metadata=\"{value}\""
+            ));
         }
-        html.push_str(&format!("    <a {attrs}>{}</a><br />\n", escape_html(&file.filename)));
+        html.push_str(&format!(
+            "    <a {attrs}>{}</a><br />\n",
+            escape_html(&file.filename)
+        ));
     }
     html.push_str("  </body>\n</html>\n");
     html
@@ -205,18 +229,33 @@ mod tests {
     #[test]
     fn the_json_form_round_trips_with_pep_691_names() {
         let text = serde_json::to_string(&page()).unwrap();
-        assert!(text.contains("\"requires-python\":\">=3.8\"") && text.contains("\"core-metadata\":{\"sha256\":\"def\"}"), "{text}");
+        assert!(
+            text.contains("\"requires-python\":\">=3.8\"")
+                && text.contains("\"core-metadata\":{\"sha256\":\"def\"}"),
+            "{text}"
+        );
         assert_eq!(serde_json::from_str::<ProjectPage>(&text).unwrap(), page());
-        let plain: ProjectFile = serde_json::from_str(r#"{"filename":"a-1.tar.gz","url":"a","hashes":{},"yanked":true}"#).unwrap();
+        let plain: ProjectFile = serde_json::from_str(
+            r#"{"filename":"a-1.tar.gz","url":"a","hashes":{},"yanked":true}"#,
+        )
+        .unwrap();
         assert!(plain.yanked.is_set() && !plain.core_metadata.is_set());
     }
 
     #[test]
     fn the_html_form_carries_hash_requires_python_yank_and_metadata() {
         let html = render_project_html(&page());
-        assert!(html.contains("href=\"../../files/abc/airlock_alpha-1.0.0-py3-none-any.whl#sha256=abc\""), "{html}");
+        assert!(
+            html.contains(
+                "href=\"../../files/abc/airlock_alpha-1.0.0-py3-none-any.whl#sha256=abc\""
+            ),
+            "{html}"
+        );
         assert!(html.contains("data-requires-python=\"&gt;=3.8\""), "{html}");
-        assert!(html.contains("data-yanked=\"broken &quot;build&quot;\""), "{html}");
+        assert!(
+            html.contains("data-yanked=\"broken &quot;build&quot;\""),
+            "{html}"
+        );
         assert!(html.contains("data-core-metadata=\"sha256=def\""), "{html}");
     }
 
@@ -226,6 +265,8 @@ mod tests {
         assert!(wants_json(Some(JSON_MEDIA_TYPE)));
         assert!(!wants_json(Some("text/html")));
         assert!(!wants_json(None));
-        assert!(!wants_json(Some("application/vnd.pypi.simple.v1+json;q=0.1, text/html")));
+        assert!(!wants_json(Some(
+            "application/vnd.pypi.simple.v1+json;q=0.1, text/html"
+        )));
     }
 }

@@ -22,12 +22,19 @@ pub const NPM_NAME: &str = "vnd.airlock.npm.name";
 /// The `integrity` the lock pinned the tarball to.
 pub const NPM_INTEGRITY: &str = "vnd.airlock.npm.integrity";
 
-pub(super) async fn resolve(ctx: &Ctx, source: &NpmSource, lock_path: &Path, text: &str) -> Result<Vec<LockedFile>, FetchError> {
+pub(super) async fn resolve(
+    ctx: &Ctx,
+    source: &NpmSource,
+    lock_path: &Path,
+    text: &str,
+) -> Result<Vec<LockedFile>, FetchError> {
     let entries = npm::parse_package_lock(text, lock_path, source.allow_unhashed)?;
     // The same name@version installed at several places in the tree is carried once.
     let mut unique: BTreeMap<(String, String), LockEntry> = BTreeMap::new();
     for entry in entries {
-        unique.entry((entry.name.clone(), entry.version.clone())).or_insert(entry);
+        unique
+            .entry((entry.name.clone(), entry.version.clone()))
+            .or_insert(entry);
     }
     futures_util::stream::iter(unique.values())
         .map(|entry| fetch_tarball(ctx, source, lock_path, entry))
@@ -41,24 +48,37 @@ pub(super) async fn resolve(ctx: &Ctx, source: &NpmSource, lock_path: &Path, tex
 fn tarball_url(source: &NpmSource, entry: &LockEntry) -> String {
     let registry = source.registry.trim_end_matches('/');
     match &entry.resolved {
-        Some(resolved) if registry != DEFAULT_NPM_URL => match resolved.strip_prefix(DEFAULT_NPM_URL) {
-            Some(path) => format!("{registry}{path}"),
-            None => resolved.clone(),
-        },
+        Some(resolved) if registry != DEFAULT_NPM_URL => {
+            match resolved.strip_prefix(DEFAULT_NPM_URL) {
+                Some(path) => format!("{registry}{path}"),
+                None => resolved.clone(),
+            }
+        }
         Some(resolved) => resolved.clone(),
-        None => format!("{registry}/{}", npm::tarball_path(&entry.name, &entry.version)),
+        None => format!(
+            "{registry}/{}",
+            npm::tarball_path(&entry.name, &entry.version)
+        ),
     }
 }
 
-async fn fetch_tarball(ctx: &Ctx, source: &NpmSource, lock_path: &Path, entry: &LockEntry) -> Result<LockedFile, FetchError> {
+async fn fetch_tarball(
+    ctx: &Ctx,
+    source: &NpmSource,
+    lock_path: &Path,
+    entry: &LockEntry,
+) -> Result<LockedFile, FetchError> {
     let url = tarball_url(source, entry);
     let label = format!("npm-package {}@{}", entry.name, entry.version);
     let done = ctx.http.download(&url, &label, None, &ctx.cache).await?;
     let mut annotations = BTreeMap::from([(NPM_NAME.to_string(), entry.name.clone())]);
     let verified_by = match &entry.integrity {
         Some(integrity) => {
-            let measured = integrity_of(&done.path, integrity)
-                .map_err(|e| FetchError::Upstream { what: done.path.display().to_string(), message: e.to_string() })?;
+            let measured =
+                integrity_of(&done.path, integrity).map_err(|e| FetchError::Upstream {
+                    what: done.path.display().to_string(),
+                    message: e.to_string(),
+                })?;
             if measured != *integrity {
                 return Err(FetchError::LockFile(LockFileError::new(
                     lock_path,
@@ -115,16 +135,42 @@ mod tests {
     use super::*;
 
     fn entry(resolved: Option<&str>) -> LockEntry {
-        LockEntry { key: "node_modules/@s/p".into(), name: "@s/p".into(), version: "1.0.0".into(), resolved: resolved.map(Into::into), integrity: None, line: 1 }
+        LockEntry {
+            key: "node_modules/@s/p".into(),
+            name: "@s/p".into(),
+            version: "1.0.0".into(),
+            resolved: resolved.map(Into::into),
+            integrity: None,
+            line: 1,
+        }
     }
 
     #[test]
     fn tarball_urls_follow_the_configured_registry() {
-        let source = |registry: &str| NpmSource { lock: "package-lock.json".into(), registry: registry.into(), allow_unhashed: false };
+        let source = |registry: &str| NpmSource {
+            lock: "package-lock.json".into(),
+            registry: registry.into(),
+            allow_unhashed: false,
+        };
         let public = "https://registry.npmjs.org/@s/p/-/p-1.0.0.tgz";
-        assert_eq!(tarball_url(&source(DEFAULT_NPM_URL), &entry(Some(public))), public);
-        assert_eq!(tarball_url(&source("https://proxy.site/npm/"), &entry(Some(public))), "https://proxy.site/npm/@s/p/-/p-1.0.0.tgz");
-        assert_eq!(tarball_url(&source("https://proxy.site/npm"), &entry(Some("http://other/x.tgz"))), "http://other/x.tgz");
-        assert_eq!(tarball_url(&source("http://127.0.0.1:9"), &entry(None)), "http://127.0.0.1:9/@s/p/-/p-1.0.0.tgz");
+        assert_eq!(
+            tarball_url(&source(DEFAULT_NPM_URL), &entry(Some(public))),
+            public
+        );
+        assert_eq!(
+            tarball_url(&source("https://proxy.site/npm/"), &entry(Some(public))),
+            "https://proxy.site/npm/@s/p/-/p-1.0.0.tgz"
+        );
+        assert_eq!(
+            tarball_url(
+                &source("https://proxy.site/npm"),
+                &entry(Some("http://other/x.tgz"))
+            ),
+            "http://other/x.tgz"
+        );
+        assert_eq!(
+            tarball_url(&source("http://127.0.0.1:9"), &entry(None)),
+            "http://127.0.0.1:9/@s/p/-/p-1.0.0.tgz"
+        );
     }
 }

@@ -10,7 +10,9 @@ use futures_util::{StreamExt, TryStreamExt};
 
 use airlock_bundle::ArtifactKind;
 use airlock_oci::Digest;
-use airlock_packages::python::{self, normalize_name, parse_dist_filename, LockedDist, Requirement};
+use airlock_packages::python::{
+    self, normalize_name, parse_dist_filename, LockedDist, Requirement,
+};
 use airlock_packages::simple::{Flag, ProjectPage, ACCEPT};
 use airlock_packages::LockFileError;
 
@@ -23,8 +25,16 @@ pub const YANKED: &str = "vnd.airlock.python.yanked";
 /// Set on packages whose lock entry had no hash: the digest is what the first fetch measured.
 pub const HASHED_ON_FIRST_FETCH: &str = "vnd.airlock.package.hashed-on-first-fetch";
 
-pub(super) async fn resolve(ctx: &Ctx, source: &PythonSource, lock_path: &Path, text: &str) -> Result<Vec<LockedFile>, FetchError> {
-    let format = source.lock_format().map_err(|message| FetchError::Config { what: format!("[[python]] {}", source.lock), message })?;
+pub(super) async fn resolve(
+    ctx: &Ctx,
+    source: &PythonSource,
+    lock_path: &Path,
+    text: &str,
+) -> Result<Vec<LockedFile>, FetchError> {
+    let format = source.lock_format().map_err(|message| FetchError::Config {
+        what: format!("[[python]] {}", source.lock),
+        message,
+    })?;
     let jobs = ctx.options.jobs.max(1);
     let files: Vec<Vec<LockedFile>> = match format {
         PythonLockFormat::Requirements => {
@@ -53,24 +63,44 @@ pub(super) async fn resolve(ctx: &Ctx, source: &PythonSource, lock_path: &Path, 
 
 /// The files of one `name==version` the index lists whose sha256 the lock names (every file
 /// of that version when the entry is unhashed and that is allowed).
-async fn from_index(ctx: &Ctx, source: &PythonSource, lock_path: &Path, requirement: &Requirement) -> Result<Vec<LockedFile>, FetchError> {
+async fn from_index(
+    ctx: &Ctx,
+    source: &PythonSource,
+    lock_path: &Path,
+    requirement: &Requirement,
+) -> Result<Vec<LockedFile>, FetchError> {
     let name = normalize_name(&requirement.name);
     let page_url = format!("{}/{name}/", source.index_url.trim_end_matches('/'));
-    let at_line = |message: String| FetchError::LockFile(LockFileError::new(lock_path, Some(requirement.line), message));
+    let at_line = |message: String| {
+        FetchError::LockFile(LockFileError::new(
+            lock_path,
+            Some(requirement.line),
+            message,
+        ))
+    };
     let body = ctx
         .http
         .get_optional_accepting(&page_url, Some(ACCEPT))
         .await?
-        .ok_or_else(|| at_line(format!("{page_url} knows no project `{name}` (check the name and `index_url`)")))?;
+        .ok_or_else(|| {
+            at_line(format!(
+                "{page_url} knows no project `{name}` (check the name and `index_url`)"
+            ))
+        })?;
     let page: ProjectPage = serde_json::from_slice(&body).map_err(|e| FetchError::Upstream {
         what: page_url.clone(),
         message: format!("not a PEP 691 JSON project page ({e}); airlock reads indexes that answer `Accept: application/vnd.pypi.simple.v1+json`"),
     })?;
-    let base = url::Url::parse(&page_url).map_err(|e| FetchError::Upstream { what: page_url.clone(), message: e.to_string() })?;
+    let base = url::Url::parse(&page_url).map_err(|e| FetchError::Upstream {
+        what: page_url.clone(),
+        message: e.to_string(),
+    })?;
     let pinned: BTreeSet<&str> = requirement.sha256.iter().map(String::as_str).collect();
     let mut out = Vec::new();
     for file in &page.files {
-        let Some(dist) = parse_dist_filename(&file.filename) else { continue };
+        let Some(dist) = parse_dist_filename(&file.filename) else {
+            continue;
+        };
         let index_sha = file.sha256().map(str::to_ascii_lowercase);
         let wanted = if pinned.is_empty() {
             dist.name == name && dist.version == requirement.version
@@ -80,7 +110,10 @@ async fn from_index(ctx: &Ctx, source: &PythonSource, lock_path: &Path, requirem
         if !wanted {
             continue;
         }
-        let url = base.join(&file.url).map_err(|e| FetchError::Upstream { what: page_url.clone(), message: format!("file link `{}`: {e}", file.url) })?;
+        let url = base.join(&file.url).map_err(|e| FetchError::Upstream {
+            what: page_url.clone(),
+            message: format!("file link `{}`: {e}", file.url),
+        })?;
         let url = strip_fragment(url);
         let mut annotations = BTreeMap::new();
         if let Some(requires) = &file.requires_python {
@@ -102,41 +135,93 @@ async fn from_index(ctx: &Ctx, source: &PythonSource, lock_path: &Path, requirem
                 _ => measure(ctx, &url, &file.filename).await?,
             }
         } else {
-            (Digest::from_hex(index_sha.as_deref().unwrap_or_default()).expect("matched a 64-hex pin"), file.size, "lock-hash")
+            (
+                Digest::from_hex(index_sha.as_deref().unwrap_or_default())
+                    .expect("matched a 64-hex pin"),
+                file.size,
+                "lock-hash",
+            )
         };
-        out.push(locked_file(&dist, &requirement.version, url, &file.filename, sha256, size, verified_by, annotations));
+        out.push(locked_file(
+            &dist,
+            &requirement.version,
+            url,
+            &file.filename,
+            sha256,
+            size,
+            verified_by,
+            annotations,
+        ));
     }
     if out.is_empty() {
-        let what = if pinned.is_empty() { "no file".to_string() } else { format!("none of its {} hashes matches a file", pinned.len()) };
-        return Err(at_line(format!("{}=={}: {what} that {page_url} lists", requirement.name, requirement.version)));
+        let what = if pinned.is_empty() {
+            "no file".to_string()
+        } else {
+            format!("none of its {} hashes matches a file", pinned.len())
+        };
+        return Err(at_line(format!(
+            "{}=={}: {what} that {page_url} lists",
+            requirement.name, requirement.version
+        )));
     }
     Ok(out)
 }
 
 /// One file of a `uv.lock` / `pylock.toml`.
-async fn locked_dist(ctx: &Ctx, lock_path: &Path, dist: &LockedDist) -> Result<Vec<LockedFile>, FetchError> {
-    let at_line = |message: String| FetchError::LockFile(LockFileError::new(lock_path, Some(dist.line), message));
-    let url = url::Url::parse(&dist.url).map_err(|e| at_line(format!("`{}` is not a URL: {e}", dist.url)))?;
+async fn locked_dist(
+    ctx: &Ctx,
+    lock_path: &Path,
+    dist: &LockedDist,
+) -> Result<Vec<LockedFile>, FetchError> {
+    let at_line = |message: String| {
+        FetchError::LockFile(LockFileError::new(lock_path, Some(dist.line), message))
+    };
+    let url = url::Url::parse(&dist.url)
+        .map_err(|e| at_line(format!("`{}` is not a URL: {e}", dist.url)))?;
     let filename = percent_decode(&file_name_of(url.as_str()));
-    let parsed = parse_dist_filename(&filename).ok_or_else(|| at_line(format!("`{filename}` is not a wheel or sdist file name")))?;
+    let parsed = parse_dist_filename(&filename)
+        .ok_or_else(|| at_line(format!("`{filename}` is not a wheel or sdist file name")))?;
     if parsed.name != normalize_name(&dist.name) {
-        return Err(at_line(format!("`{filename}` is not a file of `{}`", dist.name)));
+        return Err(at_line(format!(
+            "`{filename}` is not a file of `{}`",
+            dist.name
+        )));
     }
     let url = strip_fragment(url);
     let mut annotations = BTreeMap::new();
     let (sha256, size, verified_by) = match &dist.sha256 {
-        Some(hex) => (Digest::from_hex(hex).map_err(|e| at_line(e.to_string()))?, dist.size, "lock-hash"),
+        Some(hex) => (
+            Digest::from_hex(hex).map_err(|e| at_line(e.to_string()))?,
+            dist.size,
+            "lock-hash",
+        ),
         None => {
             annotations.insert(HASHED_ON_FIRST_FETCH.to_string(), "true".into());
             measure(ctx, &url, &filename).await?
         }
     };
-    Ok(vec![locked_file(&parsed, &dist.version, url, &filename, sha256, size, verified_by, annotations)])
+    Ok(vec![locked_file(
+        &parsed,
+        &dist.version,
+        url,
+        &filename,
+        sha256,
+        size,
+        verified_by,
+        annotations,
+    )])
 }
 
 /// Downloads a file whose digest nothing names, and records what it measured.
-async fn measure(ctx: &Ctx, url: &str, filename: &str) -> Result<(Digest, Option<u64>, &'static str), FetchError> {
-    let done = ctx.http.download(url, &format!("python-package {filename}"), None, &ctx.cache).await?;
+async fn measure(
+    ctx: &Ctx,
+    url: &str,
+    filename: &str,
+) -> Result<(Digest, Option<u64>, &'static str), FetchError> {
+    let done = ctx
+        .http
+        .download(url, &format!("python-package {filename}"), None, &ctx.cache)
+        .await?;
     Ok((done.digest, Some(done.size), "first-fetch"))
 }
 
@@ -151,7 +236,11 @@ fn locked_file(
     verified_by: &str,
     annotations: BTreeMap<String, String>,
 ) -> LockedFile {
-    let media_type = if filename.ends_with(".tar.gz") { "application/gzip" } else { "application/zip" };
+    let media_type = if filename.ends_with(".tar.gz") {
+        "application/gzip"
+    } else {
+        "application/zip"
+    };
     LockedFile {
         kind: ArtifactKind::PythonPackage,
         name: dist.name.clone(),
@@ -175,5 +264,7 @@ fn strip_fragment(mut url: url::Url) -> String {
 }
 
 fn percent_decode(text: &str) -> String {
-    percent_encoding::percent_decode_str(text).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
 }

@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use airlock_bundle::ArtifactKind;
 use airlock_packages::python::normalize_name;
-use airlock_packages::simple::{self, Flag, Meta, ProjectFile, ProjectList, ProjectName, ProjectPage};
+use airlock_packages::simple::{
+    self, Flag, Meta, ProjectFile, ProjectList, ProjectName, ProjectPage,
+};
 use sha2::Digest as _;
 
 use super::catalog::{self, StoredFile};
@@ -29,16 +31,25 @@ pub fn handle(state: &AppState, req: &Req) -> Result<Option<Reply>> {
         _ => return Ok(None),
     };
     if !req.is_read() {
-        return Err(AdapterError::MethodNotAllowed("the package index is read-only".into()));
+        return Err(AdapterError::MethodNotAllowed(
+            "the package index is read-only".into(),
+        ));
     }
     let segments = req.segments();
     let s: Vec<&str> = segments.iter().skip(1).map(String::as_str).collect();
-    let accept = req.headers.get(axum::http::header::ACCEPT).and_then(|v| v.to_str().ok());
+    let accept = req
+        .headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
     let reply = match s.as_slice() {
         ["simple"] => project_list(state, accept)?,
         ["simple", project] => project_page(state, req, accept, project)?,
         ["files", sha256, filename] => file(state, sha256, filename)?,
-        _ => return Err(AdapterError::not_found(format!("nothing is served at {PREFIX}{rest}; the index is {PREFIX}/simple/"))),
+        _ => {
+            return Err(AdapterError::not_found(format!(
+                "nothing is served at {PREFIX}{rest}; the index is {PREFIX}/simple/"
+            )))
+        }
     };
     Ok(Some(reply))
 }
@@ -48,20 +59,33 @@ fn files(state: &AppState) -> Result<Vec<StoredFile>> {
 }
 
 fn project_list(state: &AppState, accept: Option<&str>) -> Result<Reply> {
-    let names: BTreeSet<String> = files(state)?.into_iter().map(|f| normalize_name(&f.name)).collect();
-    let list = ProjectList { meta: Meta::default(), projects: names.into_iter().map(|name| ProjectName { name }).collect() };
-    Ok(negotiated(accept, serde_json::to_vec(&list), || simple::render_list_html(&list)))
+    let names: BTreeSet<String> = files(state)?
+        .into_iter()
+        .map(|f| normalize_name(&f.name))
+        .collect();
+    let list = ProjectList {
+        meta: Meta::default(),
+        projects: names.into_iter().map(|name| ProjectName { name }).collect(),
+    };
+    Ok(negotiated(accept, serde_json::to_vec(&list), || {
+        simple::render_list_html(&list)
+    }))
 }
 
 fn project_page(state: &AppState, req: &Req, accept: Option<&str>, project: &str) -> Result<Reply> {
     let name = normalize_name(project);
-    let mut found: Vec<StoredFile> = files(state)?.into_iter().filter(|f| normalize_name(&f.name) == name).collect();
+    let mut found: Vec<StoredFile> = files(state)?
+        .into_iter()
+        .filter(|f| normalize_name(&f.name) == name)
+        .collect();
     if found.is_empty() {
         return Err(AdapterError::not_found(format!(
             "no project `{name}` was imported into this mirror; ask for it to be added to a bundle's Python lock"
         )));
     }
-    found.sort_by(|a, b| compare_versions(&a.version, &b.version).then_with(|| a.file_name.cmp(&b.file_name)));
+    found.sort_by(|a, b| {
+        compare_versions(&a.version, &b.version).then_with(|| a.file_name.cmp(&b.file_name))
+    });
     found.dedup_by(|a, b| a.layer == b.layer && a.file_name == b.file_name);
     let mut versions: Vec<String> = Vec::new();
     let mut entries = Vec::new();
@@ -71,7 +95,10 @@ fn project_page(state: &AppState, req: &Req, accept: Option<&str>, project: &str
         }
         let facts = catalog::package_facts(state, file);
         let metadata = match &facts.metadata {
-            Some(bytes) => Flag::Value(BTreeMap::from([("sha256".to_string(), hex::encode(sha2::Sha256::digest(bytes)))])),
+            Some(bytes) => Flag::Value(BTreeMap::from([(
+                "sha256".to_string(),
+                hex::encode(sha2::Sha256::digest(bytes)),
+            )])),
             None => Flag::Bool(false),
         };
         let yanked = match file.annotations.get(YANKED) {
@@ -83,28 +110,56 @@ fn project_page(state: &AppState, req: &Req, accept: Option<&str>, project: &str
             filename: file.file_name.clone(),
             url: req.origin.link(&file_path(file)),
             hashes: BTreeMap::from([("sha256".to_string(), file.layer.hex())]),
-            requires_python: file.annotation(REQUIRES_PYTHON).map(str::to_string).or_else(|| facts.requires_python.clone()),
+            requires_python: file
+                .annotation(REQUIRES_PYTHON)
+                .map(str::to_string)
+                .or_else(|| facts.requires_python.clone()),
             yanked,
             core_metadata: metadata.clone(),
             dist_info_metadata: metadata,
             size: Some(file.size),
         });
     }
-    let page = ProjectPage { meta: Meta::default(), name, files: entries, versions };
-    Ok(negotiated(accept, serde_json::to_vec(&page), || simple::render_project_html(&page)))
+    let page = ProjectPage {
+        meta: Meta::default(),
+        name,
+        files: entries,
+        versions,
+    };
+    Ok(negotiated(accept, serde_json::to_vec(&page), || {
+        simple::render_project_html(&page)
+    }))
 }
 
 fn file_path(file: &StoredFile) -> String {
-    format!("{PREFIX}/files/{}/{}", file.layer.hex(), seg(&file.file_name))
+    format!(
+        "{PREFIX}/files/{}/{}",
+        file.layer.hex(),
+        seg(&file.file_name)
+    )
 }
 
 /// PEP 691: JSON when the client ranks it first, else HTML (the PEP 503 form).
-fn negotiated(accept: Option<&str>, json: serde_json::Result<Vec<u8>>, html: impl FnOnce() -> String) -> Reply {
+fn negotiated(
+    accept: Option<&str>,
+    json: serde_json::Result<Vec<u8>>,
+    html: impl FnOnce() -> String,
+) -> Reply {
     if simple::wants_json(accept) {
-        Reply::Bytes { content_type: simple::JSON_MEDIA_TYPE.into(), body: json.expect("the index model serializes") }
+        Reply::Bytes {
+            content_type: simple::JSON_MEDIA_TYPE.into(),
+            body: json.expect("the index model serializes"),
+        }
     } else {
-        let content_type = if accept.is_some_and(|a| a.contains(simple::HTML_MEDIA_TYPE)) { simple::HTML_MEDIA_TYPE } else { "text/html; charset=utf-8" };
-        Reply::Bytes { content_type: content_type.into(), body: html().into_bytes() }
+        let content_type = if accept.is_some_and(|a| a.contains(simple::HTML_MEDIA_TYPE)) {
+            simple::HTML_MEDIA_TYPE
+        } else {
+            "text/html; charset=utf-8"
+        };
+        Reply::Bytes {
+            content_type: content_type.into(),
+            body: html().into_bytes(),
+        }
     }
 }
 
@@ -116,11 +171,24 @@ fn file(state: &AppState, sha256: &str, filename: &str) -> Result<Reply> {
     let file = files(state)?
         .into_iter()
         .find(|f| f.layer.hex() == sha256 && f.file_name == wanted)
-        .ok_or_else(|| AdapterError::not_found(format!("no package file {wanted} with sha256 {sha256} was imported")))?;
+        .ok_or_else(|| {
+            AdapterError::not_found(format!(
+                "no package file {wanted} with sha256 {sha256} was imported"
+            ))
+        })?;
     if !metadata {
-        return Ok(Reply::File { content_type: "application/octet-stream".into(), file: Box::new(file) });
+        return Ok(Reply::File {
+            content_type: "application/octet-stream".into(),
+            file: Box::new(file),
+        });
     }
     let facts = catalog::package_facts(state, &file);
-    let body = facts.metadata.clone().ok_or_else(|| AdapterError::not_found(format!("{wanted} has no core metadata file")))?;
-    Ok(Reply::Bytes { content_type: "text/plain; charset=utf-8".into(), body })
+    let body = facts
+        .metadata
+        .clone()
+        .ok_or_else(|| AdapterError::not_found(format!("{wanted} has no core metadata file")))?;
+    Ok(Reply::Bytes {
+        content_type: "text/plain; charset=utf-8".into(),
+        body,
+    })
 }
