@@ -92,3 +92,25 @@ sys.exit(any(m.version(p) != v for p, v in want.items() if v) or not m.version("
     fi
   fi
 fi
+
+# Real Python packaging clients for the package-mirror tests (tests/packages.rs): uv (`uv pip
+# compile --generate-hashes`, `uv pip install`) and build + setuptools + wheel to build the test
+# wheels and sdist without network (`python -m build --no-isolation`), pinned, from PyPI into a
+# project-local venv (.tools/pkg-venv). pip itself comes with the venv.
+if [[ $purpose == test ]]; then
+  pkg_venv="$(cd "$(dirname "$0")/.." && pwd)/.tools/pkg-venv"
+  pkg_pins=("uv==0.8.22" "build==1.3.0" "setuptools==80.9.0" "wheel==0.45.1")
+  pkg_check='import importlib.metadata as m, sys
+want = {"uv": "0.8.22", "build": "1.3.0", "setuptools": "80.9.0", "wheel": "0.45.1"}
+sys.exit(any(m.version(p) != v for p, v in want.items()))'
+  if ! "$pkg_venv/bin/python" -c "$pkg_check" 2>/dev/null || [[ ! -x "$pkg_venv/bin/uv" ]]; then
+    echo "installing ${pkg_pins[*]} into $pkg_venv" >&2
+    rm -rf "$pkg_venv"
+    if ! python3 -m venv "$pkg_venv" >&2 \
+      || ! "$pkg_venv/bin/pip" install --quiet --disable-pip-version-check "${pkg_pins[@]}" >&2 \
+      || ! "$pkg_venv/bin/python" -c "$pkg_check"; then
+      echo "error: cannot install ${pkg_pins[*]} into $pkg_venv; the package-mirror tests need them" >&2
+      exit 1
+    fi
+  fi
+fi

@@ -1,5 +1,6 @@
 //! `airlock bundle …`: create, verify, print and inspect signed bundles.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context};
 use airlock_bundle::volumes::{parse_size, VOLUMES_SUFFIX};
 use airlock_bundle::{read_head, verify_file, verify_volumes};
-use airlock_bundle::{BundleManifest, PublicKey, SecretKey, SignatureFile, TrustPolicy};
+use airlock_bundle::{ArtifactKind, BundleManifest, PublicKey, SecretKey, SignatureFile, TrustPolicy};
 use airlock_bundler::cache::ContentCache;
 use airlock_bundler::fetch::FetchOptions;
 use airlock_bundler::offline_manifest::OfflineManifest;
@@ -569,6 +570,17 @@ fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
             object.insert("blobCount".into(), json!(m.blobs.len()));
             object.insert("blobBytes".into(), json!(m.total_blob_bytes()));
             object.insert("signatures".into(), json!(signatures));
+            let packages: serde_json::Map<String, serde_json::Value> = packages_by_ecosystem(m)
+                .into_iter()
+                .map(|(ecosystem, list)| {
+                    let list: Vec<_> = list
+                        .into_iter()
+                        .map(|((name, version), files)| json!({ "name": name, "version": version, "files": files }))
+                        .collect();
+                    (ecosystem.to_string(), json!(list))
+                })
+                .collect();
+            object.insert("packages".into(), serde_json::Value::Object(packages));
             println!("{}", serde_json::to_string_pretty(&value)?);
         }
         OutputFormat::Text => {
@@ -603,7 +615,36 @@ fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
                 ]);
             }
             print!("{}", table.render("  "));
+            let packages = packages_by_ecosystem(m);
+            if !packages.is_empty() {
+                println!("packages by ecosystem:");
+                for (ecosystem, list) in packages {
+                    let files: usize = list.values().map(Vec::len).sum();
+                    println!("  {ecosystem}: {} packages, {files} files", list.len());
+                    for ((name, version), platforms) in list {
+                        println!("    {name} {version}  ({})", platforms.join(", "));
+                    }
+                }
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Language packages grouped by ecosystem, then by name and version, with the platform of
+/// each file (wheel tags, `sdist`; `tarball` for npm). npm names are shown as npm writes
+/// them (`@scope/name`): only scoped names hold a `/` in their repository-safe form.
+fn packages_by_ecosystem(m: &BundleManifest) -> BTreeMap<&'static str, BTreeMap<(String, String), Vec<String>>> {
+    let mut out: BTreeMap<&'static str, BTreeMap<(String, String), Vec<String>>> = BTreeMap::new();
+    for a in &m.artifacts {
+        let (ecosystem, name) = match a.kind {
+            ArtifactKind::PythonPackage => ("python", a.name.clone()),
+            ArtifactKind::NpmPackage if a.name.contains('/') => ("npm", format!("@{}", a.name)),
+            ArtifactKind::NpmPackage => ("npm", a.name.clone()),
+            _ => continue,
+        };
+        let platform = a.platform.clone().unwrap_or_else(|| "tarball".into());
+        out.entry(ecosystem).or_default().entry((name, a.version.clone())).or_default().push(platform);
+    }
+    out
 }

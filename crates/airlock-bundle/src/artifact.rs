@@ -20,16 +20,22 @@ pub enum ArtifactKind {
     JetbrainsIde,
     ReleaseFile,
     AmiDescriptor,
+    /// A Python distribution file (wheel or sdist), served under the simple index API.
+    PythonPackage,
+    /// An npm package tarball, served under the npm registry API.
+    NpmPackage,
 }
 
 impl ArtifactKind {
-    pub const ALL: [ArtifactKind; 6] = [
+    pub const ALL: [ArtifactKind; 8] = [
         ArtifactKind::Image,
         ArtifactKind::VscodeServer,
         ArtifactKind::VscodeExtension,
         ArtifactKind::JetbrainsIde,
         ArtifactKind::ReleaseFile,
         ArtifactKind::AmiDescriptor,
+        ArtifactKind::PythonPackage,
+        ArtifactKind::NpmPackage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -40,6 +46,8 @@ impl ArtifactKind {
             ArtifactKind::JetbrainsIde => "jetbrains-ide",
             ArtifactKind::ReleaseFile => "release-file",
             ArtifactKind::AmiDescriptor => "ami-descriptor",
+            ArtifactKind::PythonPackage => "python-package",
+            ArtifactKind::NpmPackage => "npm-package",
         }
     }
 

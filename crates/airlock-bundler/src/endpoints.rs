@@ -25,6 +25,7 @@ fn redirect_hosts(host: &str) -> &'static [&'static str] {
         "update.code.visualstudio.com" => &["vscode.download.prss.microsoft.com:443"],
         "open-vsx.org" => &["openvsxorg.blob.core.windows.net:443"],
         "data.services.jetbrains.com" => &["download.jetbrains.com:443", "download-cdn.jetbrains.com:443"],
+        "pypi.org" => &["files.pythonhosted.org:443"],
         _ => &[],
     }
 }
@@ -75,6 +76,12 @@ pub fn endpoints(manifest: &OfflineManifest, lock: Option<&Lock>) -> Vec<Endpoin
         for url in &ami.descriptor_urls {
             add_url(url, "AMI descriptors".into(), &mut add);
         }
+    }
+    for s in &manifest.python {
+        add_url(&s.index_url, format!("Python index for {}", s.lock), &mut add);
+    }
+    for s in &manifest.npm {
+        add_url(&s.registry, format!("npm registry for {}", s.lock), &mut add);
     }
     if let Some(lock) = lock {
         for file in lock.files.iter().filter(|f| f.inline.is_none()) {

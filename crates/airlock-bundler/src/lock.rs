@@ -24,6 +24,10 @@ pub enum LockError {
     Version { path: PathBuf, found: u32 },
     #[error("the lock {path} was made from a different version of {manifest} (run `airlock bundle lock --manifest {manifest}` again)")]
     Stale { path: PathBuf, manifest: PathBuf },
+    #[error("the lock {path} was made from a different version of the package lock {lock_file} (run `airlock bundle lock --manifest {manifest}` again)")]
+    StalePackageLock { path: PathBuf, lock_file: PathBuf, manifest: PathBuf },
+    #[error("cannot read the package lock {path}: {source}")]
+    ReadPackageLock { path: PathBuf, source: std::io::Error },
     #[error("cannot write the lock {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
 }
@@ -38,6 +42,18 @@ pub struct Lock {
     pub images: Vec<LockedImage>,
     #[serde(default, rename = "file", skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<LockedFile>,
+    /// The package lock files (`[[python]]`, `[[npm]]`) the packages came from, by digest: a
+    /// changed package lock makes this lock stale, as a changed manifest does.
+    #[serde(default, rename = "package_lock", skip_serializing_if = "Vec::is_empty")]
+    pub package_locks: Vec<LockedPackageLock>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedPackageLock {
+    /// As the offline manifest names it.
+    pub path: String,
+    pub sha256: Digest,
 }
 
 /// An image pinned to the digest its tag had when the lock was made.
@@ -110,7 +126,7 @@ impl LockedFile {
 
 impl Lock {
     pub fn new(manifest_digest: Digest) -> Self {
-        Lock { version: LOCK_VERSION, manifest_digest, images: Vec::new(), files: Vec::new() }
+        Lock { version: LOCK_VERSION, manifest_digest, images: Vec::new(), files: Vec::new(), package_locks: Vec::new() }
     }
 
     /// Sorts entries so the same resolution always prints the same text.
@@ -120,6 +136,8 @@ impl Lock {
             (a.kind, &a.name, &a.version, &a.platform).cmp(&(b.kind, &b.name, &b.version, &b.platform))
         });
         self.files.dedup_by(|a, b| a.repository() == b.repository() && a.version == b.version && a.platform == b.platform);
+        self.package_locks.sort_by(|a, b| a.path.cmp(&b.path));
+        self.package_locks.dedup();
     }
 
     pub fn to_text(&self) -> String {
@@ -143,6 +161,22 @@ impl Lock {
     pub fn check_matches(&self, lock_path: &Path, manifest_path: &Path, manifest_digest: Digest) -> Result<(), LockError> {
         if self.manifest_digest != manifest_digest {
             return Err(LockError::Stale { path: lock_path.to_path_buf(), manifest: manifest_path.to_path_buf() });
+        }
+        Ok(())
+    }
+
+    /// Refuses a lock whose package lock files changed since (each is read and hashed).
+    pub fn check_package_locks(&self, lock_path: &Path, manifest_path: &Path, manifest: &crate::offline_manifest::OfflineManifest) -> Result<(), LockError> {
+        for locked in &self.package_locks {
+            let path = manifest.package_lock_path(&locked.path);
+            let bytes = fs::read(&path).map_err(|source| LockError::ReadPackageLock { path: path.clone(), source })?;
+            if Digest::of(&bytes) != locked.sha256 {
+                return Err(LockError::StalePackageLock {
+                    path: lock_path.to_path_buf(),
+                    lock_file: path,
+                    manifest: manifest_path.to_path_buf(),
+                });
+            }
         }
         Ok(())
     }

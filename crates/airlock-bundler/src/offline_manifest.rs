@@ -40,6 +40,13 @@ pub struct OfflineManifest {
     pub https: Vec<HttpsSource>,
     #[serde(default)]
     pub ami: Option<AmiSource>,
+    #[serde(default)]
+    pub python: Vec<PythonSource>,
+    #[serde(default)]
+    pub npm: Vec<NpmSource>,
+    /// The manifest's folder: relative paths (layouts, files, package locks) resolve here.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -85,7 +92,10 @@ pub struct FileEntry {
     pub media_type: Option<String>,
 }
 
-pub use crate::sources::{AmiImage, AmiSource, HttpsSource, JetBrainsSource, OpenVsxSource, VscodeServerSource};
+pub use crate::sources::{
+    AmiImage, AmiSource, HttpsSource, JetBrainsSource, NpmSource, OpenVsxSource, PythonLockFormat, PythonSource,
+    VscodeServerSource,
+};
 
 /// Where an artifact's bytes come from, with relative paths already resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,10 +109,11 @@ impl OfflineManifest {
     pub fn load(path: &Path) -> Result<Self, ManifestError> {
         let text = fs::read_to_string(path)
             .map_err(|source| ManifestError::Read { path: path.to_path_buf(), source })?;
-        let manifest: OfflineManifest = toml::from_str(&text).map_err(|e| ManifestError::Parse {
+        let mut manifest: OfflineManifest = toml::from_str(&text).map_err(|e| ManifestError::Parse {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
+        manifest.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         manifest.validate(path)?;
         Ok(manifest)
     }
@@ -176,6 +187,15 @@ impl OfflineManifest {
             || !self.jetbrains.is_empty()
             || !self.https.is_empty()
             || self.ami.is_some()
+            || !self.python.is_empty()
+            || !self.npm.is_empty()
+    }
+}
+
+impl OfflineManifest {
+    /// Where a package lock named in the manifest is on disk.
+    pub fn package_lock_path(&self, lock: &str) -> PathBuf {
+        self.base_dir.join(lock)
     }
 }
 

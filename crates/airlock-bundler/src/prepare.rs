@@ -62,6 +62,7 @@ pub fn prepare(
         Some(path) => {
             let lock = Lock::load(path)?;
             lock.check_matches(path, manifest_path, digest)?;
+            lock.check_package_locks(path, manifest_path, offline)?;
             lock
         }
         None => fetcher.resolve(offline, digest)?,

@@ -15,6 +15,8 @@ use crate::offline_manifest::OfflineManifest;
 pub const DEFAULT_VSCODE_URL: &str = "https://update.code.visualstudio.com";
 pub const DEFAULT_OPENVSX_URL: &str = "https://open-vsx.org";
 pub const DEFAULT_JETBRAINS_URL: &str = "https://data.services.jetbrains.com";
+pub const DEFAULT_PYPI_URL: &str = "https://pypi.org/simple";
+pub const DEFAULT_NPM_URL: &str = "https://registry.npmjs.org";
 
 /// `[[vscode_server]]`: VS Code server archives from the update service.
 #[derive(Debug, Clone, Deserialize)]
@@ -77,6 +79,65 @@ pub struct HttpsSource {
     pub media_type: Option<String>,
 }
 
+/// `[[python]]`: every file a Python lock file names, each checked against the lock's sha256.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PythonSource {
+    /// `requirements.txt` with `--hash` pins, `uv.lock` or `pylock.toml`, relative to the
+    /// offline manifest.
+    pub lock: String,
+    /// The lock's format; guessed from the file name when absent.
+    pub format: Option<PythonLockFormat>,
+    /// The simple index `requirements.txt` entries are looked up in (PEP 691 JSON).
+    #[serde(default = "default_pypi_url")]
+    pub index_url: String,
+    /// Entries without a hash are fetched and hashed on first fetch (recorded in the lock and
+    /// the bundle) instead of refused.
+    #[serde(default)]
+    pub allow_unhashed: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PythonLockFormat {
+    Requirements,
+    UvLock,
+    Pylock,
+}
+
+impl PythonSource {
+    pub fn lock_format(&self) -> Result<PythonLockFormat, String> {
+        if let Some(format) = self.format {
+            return Ok(format);
+        }
+        let file = self.lock.rsplit('/').next().unwrap_or(&self.lock);
+        if file == "uv.lock" {
+            Ok(PythonLockFormat::UvLock)
+        } else if file.starts_with("pylock.") && file.ends_with(".toml") {
+            Ok(PythonLockFormat::Pylock)
+        } else if file.ends_with(".txt") {
+            Ok(PythonLockFormat::Requirements)
+        } else {
+            Err(format!("cannot tell the format of `{}` from its name: add format = \"requirements\", \"uv-lock\" or \"pylock\"", self.lock))
+        }
+    }
+}
+
+/// `[[npm]]`: every tarball a `package-lock.json` (or `npm-shrinkwrap.json`) names, each
+/// checked against its `integrity`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NpmSource {
+    /// The lock, relative to the offline manifest.
+    pub lock: String,
+    /// The registry tarballs come from when the lock has no `resolved` URL; `resolved` URLs
+    /// on registry.npmjs.org are fetched from here instead (npm's `replace-registry-host`).
+    #[serde(default = "default_npm_url")]
+    pub registry: String,
+    #[serde(default)]
+    pub allow_unhashed: bool,
+}
+
 /// `[ami]`: AMI descriptors, from descriptor URLs and inline, limited to allowed owners.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -113,6 +174,12 @@ fn default_openvsx_url() -> String {
 }
 fn default_jetbrains_url() -> String {
     DEFAULT_JETBRAINS_URL.into()
+}
+fn default_pypi_url() -> String {
+    DEFAULT_PYPI_URL.into()
+}
+fn default_npm_url() -> String {
+    DEFAULT_NPM_URL.into()
 }
 fn default_quality() -> String {
     "stable".into()
@@ -237,6 +304,18 @@ pub(crate) fn validate(m: &OfflineManifest) -> Result<(), (String, String)> {
             if s.sidecar {
                 return Err((what, "give either sha256 or sidecar = true, not both".into()));
             }
+        }
+    }
+    for (i, s) in m.python.iter().enumerate() {
+        let what = format!("[[python]] #{} ({})", i + 1, s.lock);
+        check_url(&s.index_url).map_err(|e| (what.clone(), e))?;
+        s.lock_format().map_err(|e| (what.clone(), e))?;
+    }
+    for (i, s) in m.npm.iter().enumerate() {
+        let what = format!("[[npm]] #{} ({})", i + 1, s.lock);
+        check_url(&s.registry).map_err(|e| (what.clone(), e))?;
+        if s.lock.is_empty() {
+            return Err((what, "lock must name a package-lock.json or npm-shrinkwrap.json".into()));
         }
     }
     if let Some(ami) = &m.ami {

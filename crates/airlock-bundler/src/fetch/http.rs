@@ -76,8 +76,17 @@ impl Http {
 
     /// GETs a small document, or `None` on 404.
     pub async fn get_optional(&self, url: &str) -> Result<Option<Vec<u8>>, FetchError> {
+        self.get_optional_accepting(url, None).await
+    }
+
+    /// GETs a small document asking for `accept` (content negotiation), or `None` on 404.
+    pub async fn get_optional_accepting(&self, url: &str, accept: Option<&str>) -> Result<Option<Vec<u8>>, FetchError> {
         self.with_retries(url, || async {
-            let response = self.client.get(url).send().await.map_err(|e| Attempt::Retry(describe(&e)))?;
+            let mut request = self.client.get(url);
+            if let Some(accept) = accept {
+                request = request.header(reqwest::header::ACCEPT, accept);
+            }
+            let response = request.send().await.map_err(|e| Attempt::Retry(describe(&e)))?;
             let status = response.status();
             if status == StatusCode::NOT_FOUND {
                 return Ok(None);

@@ -10,7 +10,9 @@ mod ami;
 pub(crate) mod http;
 mod https;
 mod jetbrains;
+mod npm;
 mod openvsx;
+pub mod python;
 mod registry;
 mod vscode;
 
@@ -24,7 +26,7 @@ use futures_util::{StreamExt, TryStreamExt};
 
 use crate::cache::{CacheError, ContentCache};
 use airlock_oci::{Descriptor, Digest};
-use crate::lock::{Lock, LockedFile, LockedImage};
+use crate::lock::{Lock, LockedFile, LockedImage, LockedPackageLock};
 use crate::layout::BlobSet;
 use crate::offline_manifest::OfflineManifest;
 
@@ -48,6 +50,8 @@ pub enum FetchError {
     Config { what: String, message: String },
     #[error(transparent)]
     Cache(#[from] CacheError),
+    #[error(transparent)]
+    LockFile(#[from] airlock_packages::LockFileError),
 }
 
 #[derive(Clone, Debug)]
@@ -222,11 +226,23 @@ impl Fetcher {
                 if let Some(ami) = &manifest.ami {
                     files.extend(ami::resolve(ctx, ami).await?);
                 }
-                Ok::<_, FetchError>(files)
+                let mut package_locks = Vec::new();
+                for source in &manifest.python {
+                    let (text, locked) = read_package_lock(manifest, &source.lock)?;
+                    files.extend(python::resolve(ctx, source, &manifest.package_lock_path(&source.lock), &text).await?);
+                    package_locks.push(locked);
+                }
+                for source in &manifest.npm {
+                    let (text, locked) = read_package_lock(manifest, &source.lock)?;
+                    files.extend(npm::resolve(ctx, source, &manifest.package_lock_path(&source.lock), &text).await?);
+                    package_locks.push(locked);
+                }
+                Ok::<_, FetchError>((files, package_locks))
             };
-            let (images, files) = futures_util::try_join!(images, files)?;
+            let (images, (files, package_locks)) = futures_util::try_join!(images, files)?;
             lock.images = images;
             lock.files = files;
+            lock.package_locks = package_locks;
             lock.normalize();
             Ok(lock)
         })
@@ -291,6 +307,16 @@ async fn ensure_file(ctx: &Ctx, file: &LockedFile) -> Result<FetchedFile, FetchE
     ctx.fetched_blobs.fetch_add(1, Ordering::Relaxed);
     tracing::info!(artifact = %label, bytes = done.size, "fetched");
     Ok(FetchedFile { locked: file.clone(), path: done.path, size: done.size })
+}
+
+/// A package lock's text and digest (the lock records the digest, so a changed package lock
+/// makes it stale).
+fn read_package_lock(manifest: &OfflineManifest, lock: &str) -> Result<(String, LockedPackageLock), FetchError> {
+    let path = manifest.package_lock_path(lock);
+    let bytes = std::fs::read(&path).map_err(|e| airlock_packages::LockFileError::new(&path, None, format!("cannot read it: {e}")))?;
+    let sha256 = Digest::of(&bytes);
+    let text = String::from_utf8(bytes).map_err(|_| airlock_packages::LockFileError::new(&path, None, "is not UTF-8 text"))?;
+    Ok((text, LockedPackageLock { path: lock.to_string(), sha256 }))
 }
 
 /// Splits a PEM bundle into its certificates.

@@ -31,6 +31,13 @@ impl<R: Read> Read for Counting<R> {
 /// The first JSON file named `wanted` at the archive root or one folder down
 /// (`vscode-server-linux-x64/product.json`), if any within `budget` decompressed bytes.
 pub fn json_in_targz(path: &Path, wanted: &str, budget: u64) -> io::Result<Option<Value>> {
+    member_in_targz(path, wanted, budget, |bytes| serde_json::from_slice::<Value>(bytes).ok())
+}
+
+/// The first file named `wanted` at the archive root or one folder down that `accept` takes,
+/// if any within `budget` decompressed bytes (`PKG-INFO` of an sdist, `package.json` of an
+/// npm tarball).
+pub fn member_in_targz<T>(path: &Path, wanted: &str, budget: u64, accept: impl Fn(&[u8]) -> Option<T>) -> io::Result<Option<T>> {
     let count = std::rc::Rc::new(std::cell::Cell::new(0));
     let gz = flate2::read::GzDecoder::new(BufReader::new(File::open(path)?));
     let mut archive = tar::Archive::new(Counting { inner: gz, count: count.clone() });
@@ -47,7 +54,7 @@ pub fn json_in_targz(path: &Path, wanted: &str, budget: u64) -> io::Result<Optio
         }
         let mut bytes = Vec::new();
         entry.by_ref().take(MAX_MEMBER).read_to_end(&mut bytes)?;
-        if let Ok(value) = serde_json::from_slice::<Value>(&bytes) {
+        if let Some(value) = accept(&bytes) {
             return Ok(Some(value));
         }
     }
@@ -64,6 +71,18 @@ impl Zip {
         let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
         let archive = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| format!("not a zip archive: {e}"))?;
         Ok(Zip { archive })
+    }
+
+    /// The `NAME.dist-info/METADATA` of a wheel: the one folder ending in `.dist-info` at
+    /// the root.
+    pub fn dist_info_metadata(&mut self) -> Result<Option<Vec<u8>>, String> {
+        let name = self.names().into_iter().find(|n| {
+            n.split_once('/').is_some_and(|(dir, rest)| dir.ends_with(".dist-info") && rest == "METADATA")
+        });
+        match name {
+            Some(name) => self.read(&name),
+            None => Ok(None),
+        }
     }
 
     pub fn names(&self) -> Vec<String> {

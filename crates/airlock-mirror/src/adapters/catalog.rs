@@ -92,6 +92,20 @@ pub struct Cache {
     vsix: Mutex<HashMap<Digest, Arc<VsixInfo>>>,
     archive_json: Mutex<HashMap<ArchiveMember, Option<Arc<Value>>>>,
     files: Mutex<HashMap<ArtifactKind, FilesAt>>,
+    packages: Mutex<HashMap<Digest, Arc<PackageFacts>>>,
+}
+
+/// What the package adapters read from a package file itself, once per layer digest.
+#[derive(Debug, Default)]
+pub struct PackageFacts {
+    /// A wheel's `*.dist-info/METADATA` (PEP 658 serves it beside the wheel).
+    pub metadata: Option<Vec<u8>>,
+    /// `Requires-Python` of a wheel's METADATA or an sdist's PKG-INFO.
+    pub requires_python: Option<String>,
+    /// An npm tarball's `package/package.json`.
+    pub package_json: Option<Value>,
+    /// An npm tarball's `dist.integrity` (sha512) and `dist.shasum` (sha1 hex).
+    pub npm_hashes: Option<(String, String)>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -217,6 +231,54 @@ pub fn json_in_archive(state: &AppState, file: &StoredFile, wanted: &'static str
     };
     lock(&state.adapters.archive_json).insert(key, found.clone());
     found
+}
+
+/// The facts of a package file, read once per layer digest. Unreadable parts are left empty
+/// with a warning: the file is still served, only without what could not be read.
+pub fn package_facts(state: &AppState, file: &StoredFile) -> Arc<PackageFacts> {
+    if let Some(facts) = lock(&state.adapters.packages).get(&file.layer) {
+        return facts.clone();
+    }
+    let path = state.store.blobs.path(&file.layer);
+    let warn = |what: &str, e: &dyn std::fmt::Display| tracing::warn!(artifact = %file.reference(), error = %e, "cannot read {what}");
+    let mut facts = PackageFacts::default();
+    let requires_python = |bytes: &[u8]| {
+        airlock_packages::python::metadata_headers(&String::from_utf8_lossy(bytes))
+            .remove("requires-python")
+            .and_then(|v| v.into_iter().next())
+            .filter(|v| !v.is_empty())
+    };
+    match file.kind {
+        ArtifactKind::PythonPackage if file.file_name.ends_with(".whl") => {
+            match archive::Zip::open(&path).and_then(|mut zip| zip.dist_info_metadata()) {
+                Ok(metadata) => {
+                    facts.requires_python = metadata.as_deref().and_then(requires_python);
+                    facts.metadata = metadata;
+                }
+                Err(e) => warn("the wheel's METADATA", &e),
+            }
+        }
+        ArtifactKind::PythonPackage if file.file_name.ends_with(".tar.gz") => {
+            match archive::member_in_targz(&path, "PKG-INFO", archive::SCAN_BUDGET, |b| Some(requires_python(b))) {
+                Ok(found) => facts.requires_python = found.flatten(),
+                Err(e) => warn("the sdist's PKG-INFO", &e),
+            }
+        }
+        ArtifactKind::NpmPackage => {
+            match archive::json_in_targz(&path, "package.json", archive::SCAN_BUDGET) {
+                Ok(json) => facts.package_json = json,
+                Err(e) => warn("the tarball's package.json", &e),
+            }
+            match std::fs::File::open(&path).and_then(airlock_packages::npm::dist_hashes) {
+                Ok(hashes) => facts.npm_hashes = Some(hashes),
+                Err(e) => warn("the tarball", &e),
+            }
+        }
+        _ => {}
+    }
+    let facts = Arc::new(facts);
+    lock(&state.adapters.packages).insert(file.layer, facts.clone());
+    facts
 }
 
 /// The channel each bundle was imported on, looked up once per answer.

@@ -9,6 +9,8 @@
 //! | [`jetbrains`]     | JetBrains products API and archives                              |
 //! | [`releases`]      | release files, `.sha256` sidecars, channel `manifest.json`       |
 //! | [`ami`]           | AMI descriptors                                                  |
+//! | [`pypi`]          | PyPI simple index (`/pypi/simple/…`) and package files           |
+//! | [`npm`]           | npm registry (`/npm/{name}`, tarballs)                           |
 //! | [`replay`]        | files at their upstream URL's path, for hosts pointed at the mirror |
 //!
 //! Which protocols answer depends on the `Host` the client used ([`hosts`]), so clients with
@@ -23,7 +25,9 @@ pub mod gallery;
 pub mod hosts;
 mod http;
 pub mod jetbrains;
+pub mod npm;
 pub mod openvsx;
+pub mod pypi;
 pub mod releases;
 mod replay;
 pub mod vscode_update;
@@ -82,6 +86,8 @@ pub fn family(host: &str, path: &str) -> &'static str {
         Face::Own if under("/products") || path == "/products.json" || under("/jetbrains") => "jetbrains",
         Face::Own if under("/releases") => "releases",
         Face::Own if under("/ami") => "ami",
+        Face::Own if under(pypi::PREFIX) => "pypi",
+        Face::Own if under(npm::PREFIX) => "npm",
         Face::Own => "other",
     }
 }
@@ -149,6 +155,8 @@ fn answer(state: &AppState, face: Face, req: &Req, host: &str) -> Result<Option<
     let jetbrains_api = || jetbrains::handle(state, req);
     let release_files = || releases::handle(state, req);
     let ami_descriptors = || ami::handle(state, req);
+    let python_index = || pypi::handle(state, req);
+    let npm_registry = || npm::handle(state, req);
     let upstream_paths = || replay::handle(state, req, host);
     let root_update = || {
         if req.path.starts_with("/commit:") || req.path.starts_with("/latest/") {
@@ -164,6 +172,8 @@ fn answer(state: &AppState, face: Face, req: &Req, host: &str) -> Result<Option<
         Face::JetBrainsData => vec![&jetbrains_api, &upstream_paths],
         Face::JetBrainsDownload => vec![&upstream_paths, &jetbrains_api],
         Face::Own => vec![
+            &python_index,
+            &npm_registry,
             &release_files,
             &ami_descriptors,
             &root_update,

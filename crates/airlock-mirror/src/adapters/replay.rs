@@ -13,12 +13,14 @@ use super::{jetbrains, releases};
 use crate::serve::AppState;
 
 /// Kinds whose upstream URLs are plain downloads (images have their own protocol).
-const KINDS: [ArtifactKind; 5] = [
+const KINDS: [ArtifactKind; 7] = [
     ArtifactKind::JetbrainsIde,
     ArtifactKind::ReleaseFile,
     ArtifactKind::VscodeServer,
     ArtifactKind::VscodeExtension,
     ArtifactKind::AmiDescriptor,
+    ArtifactKind::PythonPackage,
+    ArtifactKind::NpmPackage,
 ];
 
 /// Host and path of an `http(s)://` URL, without query or fragment.
