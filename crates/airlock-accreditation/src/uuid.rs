@@ -4,7 +4,7 @@
 //! over a hash of its content, so it changes exactly when the content does.
 
 use sha1::{Digest as _, Sha1};
-use sha2::{Digest as _, Sha256};
+use sha2::Sha256;
 
 /// airlock's namespace for name-based UUIDs. Never change it: every per-subject UUID in
 /// every generated document derives from it.
