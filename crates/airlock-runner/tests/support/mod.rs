@@ -4,6 +4,8 @@
 //! started, even when the test fails.
 #![allow(dead_code)]
 
+pub mod gateway;
+
 use std::collections::HashMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
