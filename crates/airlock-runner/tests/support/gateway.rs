@@ -79,3 +79,15 @@ pub fn finished(child: &mut Child, what: &str) -> Output {
     std::io::Read::read_to_end(child.stderr.as_mut().unwrap(), &mut out.stderr).unwrap();
     out
 }
+
+/// Kills the ssh clients a failing test leaves behind.
+pub struct Clients(pub Vec<Child>);
+
+impl Drop for Clients {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

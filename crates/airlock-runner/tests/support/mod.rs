@@ -320,6 +320,13 @@ impl StandIn {
     pub fn hits(&self, path: &str) -> usize {
         self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
     }
+
+    /// Every path asked for, sorted.
+    pub fn paths(&self) -> Vec<String> {
+        let mut paths: Vec<String> = self.hits.lock().unwrap().keys().cloned().collect();
+        paths.sort();
+        paths
+    }
 }
 
 impl Drop for StandIn {
