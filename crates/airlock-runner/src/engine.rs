@@ -271,6 +271,13 @@ impl Engine {
         self.images.pull_tree(reference, progress)
     }
 
+    /// The base URL of a registry (`host:port`) as this runner reaches it: `http://` for the
+    /// plain-HTTP registries it was given, `https://` for every other.
+    pub fn registry_base_url(&self, registry: &str) -> String {
+        let plain = crate::registry::matches_host(&self.opts.registry.plain_http, registry);
+        format!("{}://{registry}", if plain { "http" } else { "https" })
+    }
+
     /// Creates the environment (first time) or starts it again (after `stop`, or when it was
     /// lost), and returns with its init process running. Starting a running environment does
     /// nothing (new secrets and limits apply at the next start).

@@ -13,6 +13,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use airlock_oci::{Digest, ManifestLinks, Reference};
+use airlock_ssh_gateway::ExecRequest;
 use flate2::read::MultiGzDecoder;
 
 use crate::error::EngineError;
@@ -143,6 +144,33 @@ pub(crate) fn link_script(mounts: &[IdeMount]) -> String {
         }
     }
     script
+}
+
+/// The session that starts code-server (mounted as `mount`) in the background on the
+/// environment's loopback: the mirror's gallery, no telemetry, no update checks, no auth of
+/// its own (whoever reaches the port came through the gateway or, later, the authenticated
+/// proxy), the workspace opened. Its log is `~/.local/share/code-server/airlock.log`. No
+/// `nohup`: a session without a terminal sends no hangup, and minimal images lack the tool.
+pub fn code_server_launch(mount: &str, mirror_base_url: &str) -> ExecRequest {
+    let port = airlock_api::ide::CODE_SERVER_PORT;
+    let command = format!(
+        "mkdir -p \"$HOME/.local/share/code-server\" && cd /workspace 2>/dev/null; \
+         {IDE_ROOT}/{mount}/bin/code-server --bind-addr 127.0.0.1:{port} --auth none \
+         --disable-telemetry --disable-update-check /workspace \
+         > \"$HOME/.local/share/code-server/airlock.log\" 2>&1 < /dev/null &"
+    );
+    ExecRequest { command: Some(command), env: vec![("EXTENSIONS_GALLERY".into(), gallery(mirror_base_url))], ..ExecRequest::default() }
+}
+
+/// code-server's `EXTENSIONS_GALLERY`, pointing at the mirror's Open VSX-style gallery.
+pub fn gallery(mirror_base_url: &str) -> String {
+    let m = mirror_base_url;
+    serde_json::json!({
+        "serviceUrl": format!("{m}/vscode/gallery"),
+        "itemUrl": format!("{m}/vscode/item"),
+        "resourceUrlTemplate": format!("{m}/vscode/asset/{{publisher}}/{{name}}/{{version}}/Microsoft.VisualStudio.Code.WebResources/{{path}}"),
+    })
+    .to_string()
 }
 
 /// Whether an engine error is the registry saying the artifact is not there.

@@ -213,3 +213,52 @@ fn a_commit_the_mirror_does_not_carry_is_named_with_the_manifest_lines_that_brin
     assert!(artifact.manifest_lines.contains(&format!("commit = \"{missing}\"")), "{}", artifact.manifest_lines);
     assert!(fs::read_dir(t.data().join("images/ide")).unwrap().next().is_none(), "nothing unpacked");
 }
+
+/// code-server's release layout (`bin/code-server`); the launcher records how it was started
+/// and serves the workbench on the `--bind-addr` it is given.
+fn code_server_archive() -> Vec<u8> {
+    let launcher = format!(
+        "#!/bin/sh\necho \"$@\" > $HOME/code-server.args\necho \"$EXTENSIONS_GALLERY\" > $HOME/code-server.gallery\n\
+         while [ $# -gt 0 ]; do [ \"$1\" = --bind-addr ] && addr=$2; shift; done\n\
+         www=/tmp/code-server-web; mkdir -p $www; echo '{WORKBENCH}' > $www/index.html\n\
+         exec busybox httpd -f -p $addr -h $www\n"
+    );
+    let tar = LayerBuilder::default()
+        .dir("code-server-4.96.4-linux-amd64", 0o755, 0)
+        .dir("code-server-4.96.4-linux-amd64/bin", 0o755, 0)
+        .file("code-server-4.96.4-linux-amd64/bin/code-server", launcher.as_bytes(), 0o755, 0)
+        .tar();
+    gzip(&tar)
+}
+
+#[test]
+fn code_server_starts_on_loopback_with_the_mirror_gallery_and_no_telemetry_or_update_checks() {
+    let image = dev_user_image();
+    let mut routes = image.routes("devcontainers/test", "1");
+    let tag = format!("4.96.4-linux-{}", if cfg!(target_arch = "aarch64") { "arm64" } else { "amd64" });
+    routes.extend(artifact_routes(ArtifactKind::ReleaseFile, "code-server/code-server", &tag, code_server_archive()));
+    let mirror = StandIn::start(routes);
+    let t = TestEngine::new(&mirror.addr);
+    let guard = EnvGuard::new(&t.engine);
+    let artifact = ide::code_server(&mirror.addr, "4.96.4");
+    let tree = t.engine.pull_ide(&artifact.reference, &mut |_| {}).unwrap();
+    let mount = IdeMount { name: artifact.mount.clone(), tree, home_links: artifact.home_links };
+    guard.start(&EnvironmentSpec { ide: vec![mount], ..spec("env_browser", &format!("{}/devcontainers/test:1", mirror.addr)) });
+
+    let launch = ide::code_server_launch(&artifact.mount, &t.engine.registry_base_url(&mirror.addr));
+    let mut process = t.engine.exec("env_browser", &launch).unwrap();
+    assert!(process.child.wait().unwrap().success());
+    let addr = "127.0.0.1:13337".parse().unwrap();
+    let page = wait_for("code-server's workbench on the environment's loopback", Duration::from_secs(10), || {
+        let mut stream = t.engine.connect_loopback("env_browser", addr).map_err(|e| e.to_string())?;
+        stream.write_all(b"GET / HTTP/1.0\r\n\r\n").map_err(|e| e.to_string())?;
+        let mut page = String::new();
+        stream.read_to_string(&mut page).map_err(|e| e.to_string())?;
+        Ok::<_, String>(page)
+    });
+    assert!(page.contains(WORKBENCH), "{page}");
+    let args = run_ok(&t.engine, "env_browser", "cat $HOME/code-server.args");
+    assert_eq!(args, "--bind-addr 127.0.0.1:13337 --auth none --disable-telemetry --disable-update-check /workspace");
+    let gallery: serde_json::Value = serde_json::from_str(&run_ok(&t.engine, "env_browser", "cat $HOME/code-server.gallery")).unwrap();
+    assert_eq!(gallery["serviceUrl"], format!("http://{}/vscode/gallery", mirror.addr));
+}
