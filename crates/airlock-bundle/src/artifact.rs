@@ -20,16 +20,19 @@ pub enum ArtifactKind {
     JetbrainsIde,
     ReleaseFile,
     AmiDescriptor,
+    /// code-server, the browser build of VS Code: its release archive (docs/ide.md).
+    CodeServer,
 }
 
 impl ArtifactKind {
-    pub const ALL: [ArtifactKind; 6] = [
+    pub const ALL: [ArtifactKind; 7] = [
         ArtifactKind::Image,
         ArtifactKind::VscodeServer,
         ArtifactKind::VscodeExtension,
         ArtifactKind::JetbrainsIde,
         ArtifactKind::ReleaseFile,
         ArtifactKind::AmiDescriptor,
+        ArtifactKind::CodeServer,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -40,6 +43,7 @@ impl ArtifactKind {
             ArtifactKind::JetbrainsIde => "jetbrains-ide",
             ArtifactKind::ReleaseFile => "release-file",
             ArtifactKind::AmiDescriptor => "ami-descriptor",
+            ArtifactKind::CodeServer => "code-server",
         }
     }
 

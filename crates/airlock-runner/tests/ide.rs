@@ -236,7 +236,7 @@ fn code_server_starts_on_loopback_with_the_mirror_gallery_and_no_telemetry_or_up
     let image = dev_user_image();
     let mut routes = image.routes("devcontainers/test", "1");
     let tag = format!("4.96.4-linux-{}", if cfg!(target_arch = "aarch64") { "arm64" } else { "amd64" });
-    routes.extend(artifact_routes(ArtifactKind::ReleaseFile, "code-server/code-server", &tag, code_server_archive()));
+    routes.extend(artifact_routes(ArtifactKind::CodeServer, "code-server/code-server", &tag, code_server_archive()));
     let mirror = StandIn::start(routes);
     let t = TestEngine::new(&mirror.addr);
     let guard = EnvGuard::new(&t.engine);

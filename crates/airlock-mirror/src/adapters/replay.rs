@@ -13,12 +13,13 @@ use super::{jetbrains, releases};
 use crate::serve::AppState;
 
 /// Kinds whose upstream URLs are plain downloads (images have their own protocol).
-const KINDS: [ArtifactKind; 5] = [
+const KINDS: [ArtifactKind; 6] = [
     ArtifactKind::JetbrainsIde,
     ArtifactKind::ReleaseFile,
     ArtifactKind::VscodeServer,
     ArtifactKind::VscodeExtension,
     ArtifactKind::AmiDescriptor,
+    ArtifactKind::CodeServer,
 ];
 
 /// Host and path of an `http(s)://` URL, without query or fragment.
