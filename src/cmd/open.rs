@@ -9,10 +9,12 @@ use airlock_control_plane::client::{Client, Method};
 use anyhow::{bail, Context};
 
 #[derive(clap::Args)]
-#[command(after_help = "Examples:\n  airlock open backend-dev --vscode --launch\n  airlock open env_0123abcd --jetbrains\n\n\
+#[command(
+    after_help = "Examples:\n  airlock open backend-dev --vscode --launch\n  airlock open env_0123abcd --jetbrains\n\n\
     Prints the link for the IDE you choose (default --ssh). ENV is an environment id or the\n\
     name of one of your environments. Run `airlock ssh-config --install` once first: every\n\
-    link goes through the *.airlock.environment entry it writes.")]
+    link goes through the *.airlock.environment entry it writes."
+)]
 pub struct Args {
     /// Environment id or name.
     env: String,
@@ -36,11 +38,20 @@ pub struct Args {
     #[arg(long)]
     launch: bool,
     /// The site's IDE domain for --browser links.
-    #[arg(long, env = "AIRLOCK_IDE_DOMAIN", default_value = "ide.airlock.internal")]
+    #[arg(
+        long,
+        env = "AIRLOCK_IDE_DOMAIN",
+        default_value = "ide.airlock.internal"
+    )]
     ide_domain: String,
     #[arg(long, env = "AIRLOCK_URL", value_name = "URL")]
     url: String,
-    #[arg(long, env = "AIRLOCK_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    #[arg(
+        long,
+        env = "AIRLOCK_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
     token: String,
     #[arg(long, env = "AIRLOCK_CA_CERT", value_name = "FILE")]
     ca_cert: Option<PathBuf>,
@@ -69,7 +80,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let Some(backend) = env.spec.ide.jetbrains.as_deref() else {
             bail!("project of {} names no JetBrains backend: an admin sets it with `airlock admin projects update PROJECT --jetbrains NAME@VERSION`", env.name);
         };
-        let access: SshAccess = serde_json::from_value(client.call(Method::GET, &format!("/api/v1/environments/{}/ssh", env.id), &[], None)?)?;
+        let access: SshAccess = serde_json::from_value(client.call(
+            Method::GET,
+            &format!("/api/v1/environments/{}/ssh", env.id),
+            &[],
+            None,
+        )?)?;
         gateway_link(&access, &env.id, backend)
     } else {
         format!("ssh {host}")
@@ -82,7 +98,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
             bail!("--launch needs a desktop session (DISPLAY or WAYLAND_DISPLAY is not set): open the link above yourself");
         }
-        let status = Command::new("xdg-open").arg(&link).status().context("cannot run xdg-open (install xdg-utils)")?;
+        let status = Command::new("xdg-open")
+            .arg(&link)
+            .status()
+            .context("cannot run xdg-open (install xdg-utils)")?;
         if !status.success() {
             bail!("xdg-open {link} failed ({status})");
         }
@@ -93,7 +112,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// By id, or by name among the caller's environments.
 fn find(client: &Client, wanted: &str) -> anyhow::Result<Environment> {
     if wanted.starts_with("env_") {
-        let value = client.call(Method::GET, &format!("/api/v1/environments/{wanted}"), &[], None)?;
+        let value = client.call(
+            Method::GET,
+            &format!("/api/v1/environments/{wanted}"),
+            &[],
+            None,
+        )?;
         return Ok(serde_json::from_value(value)?);
     }
     let me = client.call(Method::GET, "/api/v1/auth/whoami", &[], None)?;
@@ -106,7 +130,10 @@ fn find(client: &Client, wanted: &str) -> anyhow::Result<Environment> {
         }
         let page = client.call(Method::GET, "/api/v1/environments", &query, None)?;
         for item in page["items"].as_array().into_iter().flatten() {
-            if item["name"] == wanted && item["owner_id"] == my_id.as_str() && item["phase"] != "deleted" {
+            if item["name"] == wanted
+                && item["owner_id"] == my_id.as_str()
+                && item["phase"] != "deleted"
+            {
                 return Ok(serde_json::from_value(item.clone())?);
             }
         }
@@ -139,7 +166,11 @@ fn check_vscode_commit(env: &Environment, given: Option<String>) -> anyhow::Resu
     if env.spec.ide.vscode_commits.contains(&commit) {
         return Ok(());
     }
-    let carried = if env.spec.ide.vscode_commits.is_empty() { "none".to_string() } else { env.spec.ide.vscode_commits.join(", ") };
+    let carried = if env.spec.ide.vscode_commits.is_empty() {
+        "none".to_string()
+    } else {
+        env.spec.ide.vscode_commits.join(", ")
+    };
     bail!(
         "your VS Code (commit {commit}) has no server in {}: it carries {carried}. Use a VS Code of a carried commit, \
          or ask the release officer to add to the offline manifest:\n{}\nand an admin to add `--vscode-commit {commit}` to the project",
@@ -154,7 +185,10 @@ fn vscode_link(host: &str) -> String {
 
 /// The form the authenticated proxy (issue #16 §3) will serve: `<port>--<env>.<domain>`.
 fn browser_url(env_id: &str, domain: &str) -> String {
-    format!("https://{CODE_SERVER_PORT}--{}.{domain}/", env_id.replace('_', "-"))
+    format!(
+        "https://{CODE_SERVER_PORT}--{}.{domain}/",
+        env_id.replace('_', "-")
+    )
 }
 
 fn gateway_link(access: &SshAccess, env_id: &str, backend: &str) -> String {
@@ -171,7 +205,13 @@ mod tests {
 
     #[test]
     fn links_name_the_environment_host_and_the_workspace() {
-        assert_eq!(vscode_link("env_a.airlock.environment"), "vscode://vscode-remote/ssh-remote+env_a.airlock.environment/workspace");
-        assert_eq!(browser_url("env_a1", "ide.acme.internal"), "https://13337--env-a1.ide.acme.internal/");
+        assert_eq!(
+            vscode_link("env_a.airlock.environment"),
+            "vscode://vscode-remote/ssh-remote+env_a.airlock.environment/workspace"
+        );
+        assert_eq!(
+            browser_url("env_a1", "ide.acme.internal"),
+            "https://13337--env-a1.ide.acme.internal/"
+        );
     }
 }

@@ -40,17 +40,26 @@ impl IdeSettings {
         }
         for ext in &self.extensions {
             let (id, version) = ext.split_once('@').unwrap_or((ext, ""));
-            let ok_id = id.split_once('.').is_some_and(|(p, n)| is_plain(p) && is_plain(n));
+            let ok_id = id
+                .split_once('.')
+                .is_some_and(|(p, n)| is_plain(p) && is_plain(n));
             if !ok_id || !(version.is_empty() || is_plain(version)) {
-                return Err(format!("ide.extensions: `{ext}` is not `publisher.name` or `publisher.name@version`"));
+                return Err(format!(
+                    "ide.extensions: `{ext}` is not `publisher.name` or `publisher.name@version`"
+                ));
             }
         }
         if let Some(v) = self.code_server.as_deref().filter(|v| !is_plain(v)) {
             return Err(format!("ide.code_server: `{v}` is not a version"));
         }
         if let Some(jb) = &self.jetbrains {
-            if !jb.split_once('@').is_some_and(|(n, v)| is_plain(n) && is_plain(v)) {
-                return Err(format!("ide.jetbrains: `{jb}` is not `name@version` (e.g. goland@2024.3)"));
+            if !jb
+                .split_once('@')
+                .is_some_and(|(n, v)| is_plain(n) && is_plain(v))
+            {
+                return Err(format!(
+                    "ide.jetbrains: `{jb}` is not `name@version` (e.g. goland@2024.3)"
+                ));
             }
         }
         Ok(())
@@ -66,11 +75,17 @@ pub fn vscode_manifest_lines(commit: &str, platform: &str) -> String {
 }
 
 pub fn is_commit(s: &str) -> bool {
-    s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    s.len() == 40
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 fn is_plain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b)) && !s.starts_with(['.', '-'])
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b))
+        && !s.starts_with(['.', '-'])
 }
 
 #[cfg(test)]
@@ -87,11 +102,41 @@ mod tests {
         };
         assert!(good.validate().is_ok());
         let cases = [
-            (IdeSettings { vscode_commits: vec!["main".into()], ..good.clone() }, "vscode_commits"),
-            (IdeSettings { extensions: vec!["python".into()], ..good.clone() }, "extensions"),
-            (IdeSettings { extensions: vec!["a.b@1 ; rm".into()], ..good.clone() }, "extensions"),
-            (IdeSettings { code_server: Some("../x".into()), ..good.clone() }, "code_server"),
-            (IdeSettings { jetbrains: Some("goland".into()), ..good.clone() }, "jetbrains"),
+            (
+                IdeSettings {
+                    vscode_commits: vec!["main".into()],
+                    ..good.clone()
+                },
+                "vscode_commits",
+            ),
+            (
+                IdeSettings {
+                    extensions: vec!["python".into()],
+                    ..good.clone()
+                },
+                "extensions",
+            ),
+            (
+                IdeSettings {
+                    extensions: vec!["a.b@1 ; rm".into()],
+                    ..good.clone()
+                },
+                "extensions",
+            ),
+            (
+                IdeSettings {
+                    code_server: Some("../x".into()),
+                    ..good.clone()
+                },
+                "code_server",
+            ),
+            (
+                IdeSettings {
+                    jetbrains: Some("goland".into()),
+                    ..good.clone()
+                },
+                "jetbrains",
+            ),
         ];
         for (bad, field) in cases {
             let e = bad.validate().unwrap_err();

@@ -56,7 +56,10 @@ pub fn vscode_server(registry: &str, commit: &str) -> IdeArtifact {
         reference: format!("{registry}/vscode-server/vscode-server:{commit}-{platform}"),
         mount: format!("vscode-server-{commit}"),
         home_links: vec![
-            (format!(".vscode-server/cli/servers/Stable-{commit}/server"), String::new()),
+            (
+                format!(".vscode-server/cli/servers/Stable-{commit}/server"),
+                String::new(),
+            ),
             (format!(".vscode-server/bin/{commit}"), String::new()),
         ],
         manifest_lines: airlock_api::ide::vscode_manifest_lines(commit, &platform),
@@ -90,7 +93,11 @@ pub fn code_server(registry: &str, version: &str) -> IdeArtifact {
 
 /// A JetBrains backend (`name` as the bundler names it, e.g. `goland`), for Gateway.
 pub fn jetbrains(registry: &str, name: &str, version: &str) -> IdeArtifact {
-    let platform = if cfg!(target_arch = "aarch64") { "linuxARM64" } else { "linux" };
+    let platform = if cfg!(target_arch = "aarch64") {
+        "linuxARM64"
+    } else {
+        "linux"
+    };
     IdeArtifact {
         reference: format!("{registry}/jetbrains-ide/{name}:{version}-{platform}"),
         mount: format!("jetbrains-{name}-{version}"),
@@ -119,10 +126,18 @@ fn oci_arch() -> &'static str {
 
 /// A mount name, link path or link target that is safe to write into a shell line and a path.
 pub(crate) fn check_mount(m: &IdeMount) -> Result<(), String> {
-    let plain = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b));
-    let relative = |s: &str| plain(s) && !s.starts_with('/') && !s.split('/').any(|part| part == ".." || part == ".");
+    let plain = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b))
+    };
+    let relative = |s: &str| {
+        plain(s) && !s.starts_with('/') && !s.split('/').any(|part| part == ".." || part == ".")
+    };
     if m.name.is_empty() || m.name.contains('/') || !plain(&m.name) || m.name.starts_with('.') {
-        return Err(format!("IDE mount name `{}` must be letters, digits, `.`, `_` or `-`", m.name));
+        return Err(format!(
+            "IDE mount name `{}` must be letters, digits, `.`, `_` or `-`",
+            m.name
+        ));
     }
     for (link, target) in &m.home_links {
         if link.is_empty() || !relative(link) || !(target.is_empty() || relative(target)) {
@@ -139,7 +154,11 @@ pub(crate) fn link_script(mounts: &[IdeMount]) -> String {
     );
     for m in mounts {
         for (link, target) in &m.home_links {
-            let target = if target.is_empty() { format!("{IDE_ROOT}/{}", m.name) } else { format!("{IDE_ROOT}/{}/{target}", m.name) };
+            let target = if target.is_empty() {
+                format!("{IDE_ROOT}/{}", m.name)
+            } else {
+                format!("{IDE_ROOT}/{}/{target}", m.name)
+            };
             script.push_str(&format!("link '{link}' '{target}'\n"));
         }
     }
@@ -159,7 +178,11 @@ pub fn code_server_launch(mount: &str, mirror_base_url: &str) -> ExecRequest {
          --disable-telemetry --disable-update-check /workspace \
          > \"$HOME/.local/share/code-server/airlock.log\" 2>&1 < /dev/null &"
     );
-    ExecRequest { command: Some(command), env: vec![("EXTENSIONS_GALLERY".into(), gallery(mirror_base_url))], ..ExecRequest::default() }
+    ExecRequest {
+        command: Some(command),
+        env: vec![("EXTENSIONS_GALLERY".into(), gallery(mirror_base_url))],
+        ..ExecRequest::default()
+    }
 }
 
 /// code-server's `EXTENSIONS_GALLERY`, pointing at the mirror's Open VSX-style gallery.
@@ -181,12 +204,22 @@ pub fn is_not_found(e: &EngineError) -> bool {
 impl ImageStore {
     /// Pulls an artifact whose one layer is an archive and unpacks it once; returns the tree
     /// (the archive's single top folder, when it has one, as upstream archives do).
-    pub(crate) fn pull_tree(&self, reference: &str, progress: &mut dyn FnMut(EngineEvent)) -> Result<PathBuf, EngineError> {
+    pub(crate) fn pull_tree(
+        &self,
+        reference: &str,
+        progress: &mut dyn FnMut(EngineEvent),
+    ) -> Result<PathBuf, EngineError> {
         let r = Reference::parse(reference)?;
         self.client.check_allowed(&r)?;
         let pinned = r.digest.map(|d| d.to_string());
         let (body, digest) = self.fetch_manifest(&r, &r.manifest_ref(), pinned.as_deref())?;
-        let hex = digest.parse::<Digest>().map_err(|e| EngineError::InvalidReference { reference: reference.into(), reason: e.to_string() })?.hex();
+        let hex = digest
+            .parse::<Digest>()
+            .map_err(|e| EngineError::InvalidReference {
+                reference: reference.into(),
+                reason: e.to_string(),
+            })?
+            .hex();
         let dir = self.root.join("ide").join(&hex);
         let tree = self.locks.with(&format!("ide:{digest}"), || {
             if !dir.is_dir() {
@@ -194,39 +227,77 @@ impl ImageStore {
             }
             Ok::<_, EngineError>(tree_root(&dir))
         })?;
-        progress(EngineEvent::ImageReady { digest, rootfs: tree.clone() });
+        progress(EngineEvent::ImageReady {
+            digest,
+            rootfs: tree.clone(),
+        });
         Ok(tree)
     }
 
-    fn unpack_tree(&self, r: &Reference, reference: &str, body: &[u8], dir: &Path, progress: &mut dyn FnMut(EngineEvent)) -> Result<(), EngineError> {
-        let bad = |reason: String| EngineError::Manifest { reference: reference.to_string(), reason };
-        let manifest: ManifestLinks = serde_json::from_slice(body).map_err(|e| bad(format!("the manifest is not valid JSON: {e}")))?;
+    fn unpack_tree(
+        &self,
+        r: &Reference,
+        reference: &str,
+        body: &[u8],
+        dir: &Path,
+        progress: &mut dyn FnMut(EngineEvent),
+    ) -> Result<(), EngineError> {
+        let bad = |reason: String| EngineError::Manifest {
+            reference: reference.to_string(),
+            reason,
+        };
+        let manifest: ManifestLinks = serde_json::from_slice(body)
+            .map_err(|e| bad(format!("the manifest is not valid JSON: {e}")))?;
         let [layer] = manifest.layers.as_slice() else {
-            return Err(bad(format!("an IDE artifact has one archive layer, this one has {}", manifest.layers.len())));
+            return Err(bad(format!(
+                "an IDE artifact has one archive layer, this one has {}",
+                manifest.layers.len()
+            )));
         };
         let compression = match layer.media_type.as_str() {
             "application/gzip" | "application/x-gzip" => Compression::Gzip,
             "application/x-tar" => Compression::None,
             "application/zstd" => Compression::Zstd,
-            other => unpack::compression_of(other)
-                .map_err(|_| bad(format!("layer type `{other}` is not a tar archive (gzip, zstd or plain)")))?,
+            other => unpack::compression_of(other).map_err(|_| {
+                bad(format!(
+                    "layer type `{other}` is not a tar archive (gzip, zstd or plain)"
+                ))
+            })?,
         };
         self.ensure_blob(r, layer, progress)?;
         let blob = self.blob_path(&layer.digest);
-        let file = io::BufReader::with_capacity(256 << 10, File::open(&blob).map_err(EngineError::io("open", &blob))?);
+        let file = io::BufReader::with_capacity(
+            256 << 10,
+            File::open(&blob).map_err(EngineError::io("open", &blob))?,
+        );
         let decoded: Box<dyn Read> = match compression {
             Compression::None => Box::new(file),
             Compression::Gzip => Box::new(MultiGzDecoder::new(file)),
-            Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(file).map_err(EngineError::io("decompress", &blob))?),
+            Compression::Zstd => Box::new(
+                zstd::stream::read::Decoder::with_buffer(file)
+                    .map_err(EngineError::io("decompress", &blob))?,
+            ),
         };
         let tmp = TempPath(self.root.join("tmp").join(format!("ide-{}", unique())));
         fs::create_dir(&tmp.0).map_err(EngineError::io("create", &tmp.0))?;
-        let budgeted = Budgeted { inner: decoded, count: 0, limit: self.max_unpacked };
-        unpack::apply_layer(&tmp.0, budgeted, Compression::None)
-            .map_err(|source| EngineError::Layer { image: reference.to_string(), layer: layer.digest.to_string(), source })?;
+        let budgeted = Budgeted {
+            inner: decoded,
+            count: 0,
+            limit: self.max_unpacked,
+        };
+        unpack::apply_layer(&tmp.0, budgeted, Compression::None).map_err(|source| {
+            EngineError::Layer {
+                image: reference.to_string(),
+                layer: layer.digest.to_string(),
+                source,
+            }
+        })?;
         let handle = File::open(&tmp.0).map_err(EngineError::io("open", &tmp.0))?;
         rustix::fs::syncfs(&handle).map_err(|e| EngineError::io("sync", &tmp.0)(e.into()))?;
-        fs::rename(&tmp.0, dir).map_err(EngineError::io(format!("rename {} to", tmp.0.display()), dir))?;
+        fs::rename(&tmp.0, dir).map_err(EngineError::io(
+            format!("rename {} to", tmp.0.display()),
+            dir,
+        ))?;
         std::mem::forget(tmp);
         sync_dir(dir.parent().expect("ide trees have a parent"))?;
         tracing::info!(artifact = reference, "IDE unpacked");
@@ -236,7 +307,9 @@ impl ImageStore {
 
 /// The archive's single top folder (`vscode-server-linux-x64/`), or the folder itself.
 fn tree_root(dir: &Path) -> PathBuf {
-    let entries: Vec<_> = fs::read_dir(dir).map(|d| d.flatten().collect()).unwrap_or_default();
+    let entries: Vec<_> = fs::read_dir(dir)
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
     match entries.as_slice() {
         [only] if only.file_type().is_ok_and(|t| t.is_dir()) => only.path(),
         _ => dir.to_path_buf(),
@@ -249,21 +322,46 @@ mod tests {
 
     #[test]
     fn links_are_quoted_paths_and_hostile_names_are_refused() {
-        let m = IdeMount { name: "vscode-server-abc".into(), tree: PathBuf::from("/x"), home_links: vscode_server("r", "abc").home_links };
+        let m = IdeMount {
+            name: "vscode-server-abc".into(),
+            tree: PathBuf::from("/x"),
+            home_links: vscode_server("r", "abc").home_links,
+        };
         assert!(check_mount(&m).is_ok());
         let script = link_script(&[m.clone()]);
         assert!(script.contains("link '.vscode-server/cli/servers/Stable-abc/server' '/opt/airlock/ide/vscode-server-abc'"), "{script}");
-        assert!(script.contains("link '.vscode-server/bin/abc' '/opt/airlock/ide/vscode-server-abc'"), "{script}");
-        for (name, link) in [("a b", "x"), ("..", "x"), ("ok", "../etc/passwd"), ("ok", "/etc"), ("ok", "x';rm -rf /;'")] {
-            let bad = IdeMount { name: name.into(), tree: PathBuf::from("/x"), home_links: vec![(link.into(), String::new())] };
+        assert!(
+            script.contains("link '.vscode-server/bin/abc' '/opt/airlock/ide/vscode-server-abc'"),
+            "{script}"
+        );
+        for (name, link) in [
+            ("a b", "x"),
+            ("..", "x"),
+            ("ok", "../etc/passwd"),
+            ("ok", "/etc"),
+            ("ok", "x';rm -rf /;'"),
+        ] {
+            let bad = IdeMount {
+                name: name.into(),
+                tree: PathBuf::from("/x"),
+                home_links: vec![(link.into(), String::new())],
+            };
             assert!(check_mount(&bad).is_err(), "{name} {link}");
         }
     }
 
     #[test]
     fn a_missing_commit_names_the_manifest_lines_that_bring_it() {
-        let a = vscode_server("mirror.internal", "0ee08df0cf4527e40edc9aa28f4b5bd38bbff2b2");
+        let a = vscode_server(
+            "mirror.internal",
+            "0ee08df0cf4527e40edc9aa28f4b5bd38bbff2b2",
+        );
         assert!(a.reference.starts_with("mirror.internal/vscode-server/vscode-server:0ee08df0cf4527e40edc9aa28f4b5bd38bbff2b2-server-linux-"));
-        assert!(a.manifest_lines.contains("commit = \"0ee08df0cf4527e40edc9aa28f4b5bd38bbff2b2\""), "{}", a.manifest_lines);
+        assert!(
+            a.manifest_lines
+                .contains("commit = \"0ee08df0cf4527e40edc9aa28f4b5bd38bbff2b2\""),
+            "{}",
+            a.manifest_lines
+        );
     }
 }
