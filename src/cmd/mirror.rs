@@ -188,7 +188,7 @@ pub struct ServeArgs {
 
 #[derive(clap::Args)]
 pub struct LsArgs {
-    /// Only this kind (image, vscode-server, vscode-extension, jetbrains-ide, release-file, ami-descriptor).
+    /// Only this kind (image, vscode-server, vscode-extension, jetbrains-ide, release-file, ami-descriptor, code-server).
     #[arg(long)]
     kind: Option<ArtifactKind>,
     #[command(flatten)]

@@ -14,6 +14,7 @@ mod keygen;
 mod listen;
 mod manuals;
 mod mirror;
+mod open;
 mod output;
 mod progress;
 mod runner;
@@ -44,6 +45,8 @@ pub enum Command {
     /// Write ssh_config entries so `ssh <env-id>.airlock.environment` reaches your environments.
     #[command(name = "ssh-config")]
     SshConfig(ssh_config::Args),
+    /// Print (or --launch) the link that opens an environment in VS Code, the browser, JetBrains Gateway or ssh.
+    Open(open::Args),
     /// Generate documents from the live system (`docs accreditation`: the ATO package).
     #[command(subcommand)]
     Docs(docs::Command),
@@ -67,6 +70,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Server(args) => server::run(args),
         Command::Demo(args) => demo::run(args),
         Command::SshConfig(args) => ssh_config::run(args),
+        Command::Open(args) => open::run(args),
         Command::Docs(command) => docs::run(command),
         Command::Egress(command) => egress::run(command),
         Command::Completions(args) => manuals::completions(args),

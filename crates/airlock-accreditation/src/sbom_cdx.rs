@@ -77,7 +77,7 @@ fn component_type(kind: ArtifactKind) -> &'static str {
     match kind {
         ArtifactKind::Image => "container",
         ArtifactKind::VscodeExtension | ArtifactKind::PythonPackage | ArtifactKind::NpmPackage => "library",
-        ArtifactKind::VscodeServer | ArtifactKind::JetbrainsIde | ArtifactKind::ReleaseFile => "application",
+        ArtifactKind::VscodeServer | ArtifactKind::JetbrainsIde | ArtifactKind::CodeServer | ArtifactKind::ReleaseFile => "application",
         ArtifactKind::AmiDescriptor => "file",
     }
 }

@@ -33,7 +33,7 @@ fn purpose(kind: ArtifactKind) -> &'static str {
     match kind {
         ArtifactKind::Image => "CONTAINER",
         ArtifactKind::VscodeExtension | ArtifactKind::PythonPackage | ArtifactKind::NpmPackage => "LIBRARY",
-        ArtifactKind::VscodeServer | ArtifactKind::JetbrainsIde | ArtifactKind::ReleaseFile => "APPLICATION",
+        ArtifactKind::VscodeServer | ArtifactKind::JetbrainsIde | ArtifactKind::CodeServer | ArtifactKind::ReleaseFile => "APPLICATION",
         ArtifactKind::AmiDescriptor => "FILE",
     }
 }

@@ -252,6 +252,7 @@ impl Example for Project {
             image: "mirror.internal/devcontainers/rust:1".into(),
             class_id: id("cls"),
             tasks: tasks(),
+            ide: ide(),
             created_at: T0,
             updated_at: T1,
         }
@@ -266,6 +267,7 @@ impl Example for CreateProject {
             image: "mirror.internal/devcontainers/rust:1".into(),
             class_id: id("cls"),
             tasks: tasks(),
+            ide: ide(),
         }
     }
 }
@@ -278,6 +280,7 @@ impl Example for UpdateProject {
             image: Some("mirror.internal/devcontainers/rust:2".into()),
             class_id: Some(id("cls")),
             tasks: Some(tasks()),
+            ide: Some(ide()),
         }
     }
 }
@@ -327,6 +330,15 @@ impl Example for NewRunner {
     }
 }
 
+fn ide() -> crate::IdeSettings {
+    crate::IdeSettings {
+        vscode_commits: vec!["0ee08df0cf4527e40edc9aa28f4b5bd38bbff2b2".into()],
+        extensions: vec!["rust-lang.rust-analyzer".into()],
+        code_server: Some("4.96.4".into()),
+        jetbrains: None,
+    }
+}
+
 fn spec() -> EnvSpec {
     EnvSpec {
         image: "mirror.internal/devcontainers/rust:1".into(),
@@ -335,6 +347,7 @@ fn spec() -> EnvSpec {
         class_id: id("cls"),
         class_name: "standard".into(),
         resources: resources(),
+        ide: ide(),
     }
 }
 

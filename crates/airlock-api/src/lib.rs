@@ -8,6 +8,7 @@
 mod audit;
 mod error;
 pub mod examples;
+pub mod ide;
 mod model;
 pub mod openapi;
 mod routes;
@@ -17,6 +18,7 @@ mod user_api;
 
 pub use audit::{Actor, ActorKind, AuditRecord, Head, Outcome, Problem, VerifyReport};
 pub use error::{ErrorBody, ErrorDetail};
+pub use ide::IdeSettings;
 pub use model::{
     Delivery, DesiredState, EnvEvent, EnvPhase, EnvSpec, Environment, EnvironmentClass, Org,
     OrgPolicy, Page, Project, Resources, Role, Runner, RunnerPhase, Secret, SecretScope,

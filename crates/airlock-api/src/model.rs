@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::ide::IdeSettings;
 use crate::time::Timestamp;
 
 #[derive(
@@ -162,6 +163,9 @@ pub struct Project {
     pub image: String,
     pub class_id: String,
     pub tasks: Vec<Task>,
+    /// IDEs its environments get from the mirror.
+    #[serde(default, skip_serializing_if = "IdeSettings::is_empty")]
+    pub ide: IdeSettings,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -262,6 +266,8 @@ pub struct EnvSpec {
     pub class_id: String,
     pub class_name: String,
     pub resources: Resources,
+    #[serde(default, skip_serializing_if = "IdeSettings::is_empty")]
+    pub ide: IdeSettings,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, ToSchema)]

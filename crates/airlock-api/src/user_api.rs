@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use crate::model::{
     Delivery, Org, OrgPolicy, Resources, Role, RunnerPhase, SecretScope, Task, Token, User,
 };
+use crate::ide::IdeSettings;
 use crate::time::Timestamp;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -148,6 +149,8 @@ pub struct CreateProject {
     pub class_id: String,
     #[serde(default)]
     pub tasks: Vec<Task>,
+    #[serde(default, skip_serializing_if = "IdeSettings::is_empty")]
+    pub ide: IdeSettings,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -163,6 +166,8 @@ pub struct UpdateProject {
     pub class_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tasks: Option<Vec<Task>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ide: Option<IdeSettings>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]

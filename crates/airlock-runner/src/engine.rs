@@ -27,6 +27,7 @@ use airlock_ssh_gateway::{ExecProcess, ExecRequest};
 use serde_json::json;
 
 use crate::error::EngineError;
+use crate::ide::{self, IdeMount};
 use crate::ids::{validate_env_id, Slots};
 use crate::image::{ImageStore, PulledImage};
 use crate::locks::KeyedLocks;
@@ -104,6 +105,8 @@ pub struct EnvironmentSpec {
     pub secret_env: Vec<(String, String)>,
     /// Default: the id with `_` replaced by `-`.
     pub hostname: Option<String>,
+    /// IDE trees from the mirror, mounted read-only at `/opt/airlock/ide/<name>` (`ide.rs`).
+    pub ide: Vec<IdeMount>,
 }
 
 impl fmt::Debug for EnvironmentSpec {
@@ -117,6 +120,7 @@ impl fmt::Debug for EnvironmentSpec {
             .field("secret_files", &self.secret_files)
             .field("secret_env (values redacted)", &secret_names)
             .field("hostname", &self.hostname)
+            .field("ide", &self.ide)
             .finish()
     }
 }
@@ -261,6 +265,19 @@ impl Engine {
         self.images.pull(reference, progress)
     }
 
+    /// Pulls an IDE artifact (one archive layer) from the mirror into the shared cache and
+    /// unpacks it once; returns the tree to mount (see `ide.rs`).
+    pub fn pull_ide(&self, reference: &str, progress: &mut dyn FnMut(EngineEvent)) -> Result<PathBuf, EngineError> {
+        self.images.pull_tree(reference, progress)
+    }
+
+    /// The base URL of a registry (`host:port`) as this runner reaches it: `http://` for the
+    /// plain-HTTP registries it was given, `https://` for every other.
+    pub fn registry_base_url(&self, registry: &str) -> String {
+        let plain = crate::registry::matches_host(&self.opts.registry.plain_http, registry);
+        format!("{}://{registry}", if plain { "http" } else { "https" })
+    }
+
     /// Creates the environment (first time) or starts it again (after `stop`, or when it was
     /// lost), and returns with its init process running. Starting a running environment does
     /// nothing (new secrets and limits apply at the next start).
@@ -358,7 +375,8 @@ impl Engine {
         }
         let secrets_size: usize = spec.secret_files.iter().map(|s| s.value.len()).sum::<usize>()
             + spec.secret_env.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
-        rootfs::mount_all(p, &image.rootfs, rec.host_uid, (4 << 20) + 2 * secrets_size as u64)?;
+        let ide_trees: Vec<(&str, &Path)> = spec.ide.iter().map(|m| (m.name.as_str(), m.tree.as_path())).collect();
+        rootfs::mount_all(p, &image.rootfs, rec.host_uid, (4 << 20) + 2 * secrets_size as u64, &ide_trees)?;
         progress(EngineEvent::RootfsMounted { env: rec.id.clone() });
         let run = self.write_bundle(p, rec, image, spec).and_then(|()| self.runc.run_detached(&rec.id, &p.run, &p.log));
         let pid = match run {
@@ -372,8 +390,37 @@ impl Engine {
         rec.desired = Desired::Running;
         rec.started = Some(now());
         rec.save(&p.state)?;
+        // After the record: sessions (this one included) find the environment by it.
+        if let Err(e) = self.link_ide(rec, &spec.ide) {
+            let _ = self.halt(p, &rec.id);
+            return Err(e);
+        }
         tracing::info!(env = rec.id, pid, host_uid = rec.host_uid, "environment running");
         progress(EngineEvent::Started { env: rec.id.clone(), pid });
+        Ok(())
+    }
+
+    /// Links the IDE mounts into the session user's home, in the layout clients look for. Run
+    /// inside the environment as that user, so nothing on the host is written or followed.
+    fn link_ide(&self, rec: &EnvRecord, mounts: &[IdeMount]) -> Result<(), EngineError> {
+        if mounts.iter().all(|m| m.home_links.is_empty()) {
+            return Ok(());
+        }
+        let req = ExecRequest { command: Some(ide::link_script(mounts)), ..ExecRequest::default() };
+        let mut process = self.exec(&rec.id, &req)?;
+        let airlock_ssh_gateway::ExecIo::Pipes { stdin, stdout, mut stderr } = process.io else {
+            return Err(EngineError::InvalidSpec { env: rec.id.clone(), reason: "linking the IDE got a terminal".into() });
+        };
+        drop((stdin, stdout));
+        let mut errors = String::new();
+        let _ = io::Read::read_to_string(&mut stderr, &mut errors);
+        let status = process.child.wait().map_err(EngineError::io("wait for the IDE links of", &rec.id))?;
+        if !status.success() {
+            return Err(EngineError::InvalidSpec {
+                env: rec.id.clone(),
+                reason: format!("cannot link the IDE into the user's home ({status}): {}", errors.trim()),
+            });
+        }
         Ok(())
     }
 
@@ -407,6 +454,7 @@ impl Engine {
             env: &env.to_list(),
             args: &args,
             secret_mounts: &secret_mounts,
+            ide_mounts: &spec.ide.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
             cgroups_path: &cgroups_path,
             swap_accounting: self.swap_accounting,
             nofile: self.nofile,
@@ -677,6 +725,13 @@ fn validate_spec(spec: &EnvironmentSpec) -> Result<(), EngineError> {
             && !h.ends_with('-');
         if !ok {
             return Err(bad(format!("hostname `{h}` is not 1-63 lowercase letters, digits or inner `-`")));
+        }
+    }
+    let mut names = std::collections::HashSet::new();
+    for m in &spec.ide {
+        ide::check_mount(m).map_err(bad)?;
+        if !names.insert(&m.name) {
+            return Err(bad(format!("IDE mount `{}` is given twice", m.name)));
         }
     }
     let mut seen = std::collections::HashSet::new();

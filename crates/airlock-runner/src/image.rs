@@ -77,16 +77,16 @@ const CONFIG_TYPES: &[&str] = &[MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_DOCKER_CONFI
 const PROGRESS_STEP: u64 = 8 << 20;
 
 pub(crate) struct ImageStore {
-    root: PathBuf,
-    client: RegistryClient,
-    locks: KeyedLocks,
-    max_unpacked: u64,
+    pub(crate) root: PathBuf,
+    pub(crate) client: RegistryClient,
+    pub(crate) locks: KeyedLocks,
+    pub(crate) max_unpacked: u64,
 }
 
 impl ImageStore {
     /// `root` is `DATA/images`, already created.
     pub(crate) fn open(root: PathBuf, registry: RegistryOptions, max_unpacked: u64) -> Result<ImageStore, EngineError> {
-        for dir in ["blobs/sha256", "rootfs", "manifests", "tmp"] {
+        for dir in ["blobs/sha256", "rootfs", "manifests", "tmp", "ide"] {
             let path = root.join(dir);
             fs::create_dir_all(&path).map_err(EngineError::io("create", &path))?;
         }
@@ -179,7 +179,7 @@ impl ImageStore {
     }
 
     /// Fetches a manifest and verifies it against `expected` and the registry's digest header.
-    fn fetch_manifest(&self, r: &Reference, manifest_ref: &str, expected: Option<&str>) -> Result<(Vec<u8>, String), EngineError> {
+    pub(crate) fn fetch_manifest(&self, r: &Reference, manifest_ref: &str, expected: Option<&str>) -> Result<(Vec<u8>, String), EngineError> {
         let fetched = self.client.manifest(r, manifest_ref)?;
         let actual = Digest::of(&fetched.body).to_string();
         let mismatch = |expected: &str, what: &str| EngineError::Verification {
@@ -297,7 +297,7 @@ impl ImageStore {
     }
 
     /// Makes sure a blob is in the cache, downloading and verifying it if not.
-    fn ensure_blob(&self, r: &Reference, desc: &Descriptor, progress: &mut dyn FnMut(EngineEvent)) -> Result<(), EngineError> {
+    pub(crate) fn ensure_blob(&self, r: &Reference, desc: &Descriptor, progress: &mut dyn FnMut(EngineEvent)) -> Result<(), EngineError> {
         self.locks.with(&format!("blob:{}", desc.digest), || {
             let path = self.blob_path(&desc.digest);
             if path.is_file() {
@@ -377,16 +377,16 @@ impl ImageStore {
         Ok((config, file.rootfs.map(|r| r.diff_ids).unwrap_or_default()))
     }
 
-    fn blob_path(&self, digest: &Digest) -> PathBuf {
+    pub(crate) fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.root.join("blobs/sha256").join(digest.hex())
     }
 }
 
 /// Counts what passes through and stops at the unpacked-size budget.
-struct Budgeted<R> {
-    inner: R,
-    count: u64,
-    limit: u64,
+pub(crate) struct Budgeted<R> {
+    pub(crate) inner: R,
+    pub(crate) count: u64,
+    pub(crate) limit: u64,
 }
 
 impl<R: Read> Read for Budgeted<R> {
@@ -404,7 +404,7 @@ impl<R: Read> Read for Budgeted<R> {
 }
 
 /// Removes a temporary file or folder unless forgotten.
-struct TempPath(PathBuf);
+pub(crate) struct TempPath(pub(crate) PathBuf);
 
 impl Drop for TempPath {
     fn drop(&mut self) {

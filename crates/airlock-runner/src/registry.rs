@@ -228,7 +228,7 @@ fn redirect_policy(allowed: Vec<String>, egress: Option<EgressGuard>) -> reqwest
 }
 
 /// Whether `registry` (`host` or `host:port`) is in `list` (entries `host` or `host:port`).
-fn matches_host(list: &[String], registry: &str) -> bool {
+pub(crate) fn matches_host(list: &[String], registry: &str) -> bool {
     list.iter().any(|entry| entry == registry || (!entry.contains(':') && entry == host_of(registry)))
 }
 

@@ -8,6 +8,8 @@
 //!   rootfs/        overlay of lower + upper: the container's /
 //!   workspace/     0700, mapped root (or image user): bind-mounted at /workspace, persists
 //!   run/           tmpfs 0700 root: config.json (carries secret env) and secrets/, gone at stop
+//!   ide/<name>/    ID-mapped, read-only clone of DATA/images/ide/<digest>/…: bound at
+//!                  /opt/airlock/ide/<name> (`ide.rs`)
 //!   init.log       runc's and the init process's output
 //! ```
 //!
@@ -82,7 +84,7 @@ fn make_dir(path: &Path, mode: u32, uid: u32, gid: u32) -> Result<(), EngineErro
 
 /// Mounts lower (ID-mapped image), the overlay root and the run tmpfs. On failure nothing
 /// stays mounted.
-pub(crate) fn mount_all(p: &EnvPaths, image_rootfs: &Path, host_uid: u32, tmpfs_size: u64) -> Result<(), EngineError> {
+pub(crate) fn mount_all(p: &EnvPaths, image_rootfs: &Path, host_uid: u32, tmpfs_size: u64, ide: &[(&str, &Path)]) -> Result<(), EngineError> {
     // Left over from a runner or host that died: start clean.
     unmount_all(p)?;
     let result = (|| {
@@ -97,6 +99,15 @@ pub(crate) fn mount_all(p: &EnvPaths, image_rootfs: &Path, host_uid: u32, tmpfs_
         })?;
         sys::mount_overlay(&p.lower, &p.upper, &p.work, &p.rootfs).map_err(EngineError::mount("overlay of the image and the environment's upper dir", &p.rootfs))?;
         sys::mount_tmpfs(&p.run, tmpfs_size).map_err(EngineError::mount("tmpfs for the runtime bundle and secrets", &p.run))?;
+        if !ide.is_empty() {
+            // Passable by the environment's root (runc binds from inside the user namespace).
+            make_dir(&p.dir.join("ide"), 0o711, 0, 0)?;
+        }
+        for (name, tree) in ide {
+            let target = p.dir.join("ide").join(name);
+            make_dir(&target, 0o755, 0, 0)?;
+            sys::idmapped_mount(tree, &target, &userns).map_err(EngineError::mount(format!("ID-mapped mount of IDE {}", tree.display()), &target))?;
+        }
         Ok(())
     })();
     if result.is_err() {

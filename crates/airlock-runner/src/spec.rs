@@ -72,6 +72,8 @@ pub(crate) struct SpecInput<'a> {
     pub(crate) args: &'a [String],
     /// (file on the tmpfs, absolute path in the container)
     pub(crate) secret_mounts: &'a [(String, String)],
+    /// Names of the IDE mounts prepared at `<env dir>/ide/<name>` (ID-mapped, read-only).
+    pub(crate) ide_mounts: &'a [String],
     pub(crate) cgroups_path: &'a str,
     /// Whether the memory controller accounts swap (cgroup v1 `memory.memsw.*`).
     pub(crate) swap_accounting: bool,
@@ -91,6 +93,12 @@ pub(crate) fn runtime_spec(input: &SpecInput) -> Value {
     ];
     for (source, destination) in input.secret_mounts {
         mounts.push(json!({"destination": destination, "type": "bind", "source": source, "options": ["bind", "ro", "nosuid", "nodev", "noexec"]}));
+    }
+    let env_dir = input.workspace.parent().expect("the workspace is inside the environment folder");
+    for name in input.ide_mounts {
+        let source = env_dir.join("ide").join(name);
+        let destination = format!("{}/{name}", crate::ide::IDE_ROOT);
+        mounts.push(json!({"destination": destination, "type": "bind", "source": source, "options": ["rbind", "ro", "nosuid", "nodev"]}));
     }
     let mut resources = json!({"devices": [{"allow": false, "access": "rwm"}]});
     let r = input.resources;
@@ -263,6 +271,7 @@ mod tests {
             env: &["PATH=/bin".into()],
             args: &["/bin/sh".into()],
             secret_mounts: &[("/d/envs/env_a/run/secrets/0".into(), "/run/secrets/db".into())],
+            ide_mounts: &["vscode-server-abc".into()],
             cgroups_path: "/airlock/env_a",
             swap_accounting: true,
             nofile: 1024,
@@ -273,6 +282,9 @@ mod tests {
         assert_eq!(spec["linux"]["resources"]["cpu"]["quota"], 150_000);
         assert_eq!(spec["linux"]["resources"]["pids"]["limit"], 300);
         assert_eq!(spec["process"]["noNewPrivileges"], true);
+        let ide = spec["mounts"].as_array().unwrap().iter().find(|m| m["destination"] == "/opt/airlock/ide/vscode-server-abc").unwrap();
+        assert_eq!(ide["source"], "/d/envs/env_a/ide/vscode-server-abc");
+        assert!(ide["options"].as_array().unwrap().iter().any(|o| o == "ro"), "{ide}");
         let caps = spec["process"]["capabilities"]["bounding"].as_array().unwrap();
         assert!(!caps.iter().any(|c| c == "CAP_NET_RAW" || c == "CAP_MKNOD" || c == "CAP_SYS_ADMIN"));
         let ns: Vec<&str> = spec["linux"]["namespaces"].as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap()).collect();

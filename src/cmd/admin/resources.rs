@@ -5,8 +5,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use airlock_api::{
-    AddSshKey, CreateClass, CreateEnvironment, EnvEvent, EnvPhase, Environment, CreateOrg, CreateProject, CreateRunner,
-    CreateSecret, CreateToken, CreateUser, Delivery, NewOrg, NewRunner, NewToken, PolicyChange,
+    AddSshKey, CreateClass, CreateEnvironment, CreateOrg, CreateProject, CreateRunner,
+    CreateSecret, CreateToken, CreateUser, Delivery, EnvEvent, EnvPhase, Environment, IdeSettings,
+    NewOrg, NewRunner, NewToken, PolicyChange,
     Resources, Role, RotateKekResult, SecretScope, SetPassword, SetSecretValue, Task, UpdateClass,
     UpdateOrg, UpdateProject, UpdateRunner, UpdateUser,
 };
@@ -508,6 +509,34 @@ fn task(text: &str) -> Result<Task, String> {
     })
 }
 
+/// The IDEs of a project's environments, from the mirror (docs/ide.md).
+#[derive(clap::Args)]
+pub struct IdeArgs {
+    /// VS Code commit (second line of `code --version`) mounted for Remote-SSH; repeat for more.
+    #[arg(long = "vscode-commit")]
+    vscode_commits: Vec<String>,
+    /// Extension installed before `running`: publisher.name[@version]; repeat for more.
+    #[arg(long = "extension")]
+    extensions: Vec<String>,
+    /// code-server version started on the environment's loopback (browser IDE).
+    #[arg(long)]
+    code_server: Option<String>,
+    /// JetBrains backend for Gateway: name@version as the mirror carries it (goland@2024.3).
+    #[arg(long)]
+    jetbrains: Option<String>,
+}
+
+impl IdeArgs {
+    fn settings(self) -> IdeSettings {
+        IdeSettings {
+            vscode_commits: self.vscode_commits,
+            extensions: self.extensions,
+            code_server: self.code_server,
+            jetbrains: self.jetbrains,
+        }
+    }
+}
+
 #[derive(clap::Subcommand)]
 pub enum Projects {
     /// List projects.
@@ -521,7 +550,8 @@ pub enum Projects {
         after_help = "Example:\n  airlock admin projects create --name backend \\\n    \
         --repository-url https://git.acme.internal/team/backend.git \\\n    \
         --image mirror.acme.internal:5000/devcontainers/rust:1 --class-id cls_0190... \\\n    \
-        --task 'build=cargo build' --task 'test=cargo test'"
+        --task 'build=cargo build' --task 'test=cargo test' \\\n    \
+        --vscode-commit 0ee08df0cf4527e40edc9aa28f4b5bd38bbff2b2 --extension rust-lang.rust-analyzer"
     )]
     Create {
         #[arg(long)]
@@ -536,6 +566,8 @@ pub enum Projects {
         /// NAME=COMMAND, run after start; repeat for more.
         #[arg(long = "task", value_parser = task)]
         tasks: Vec<Task>,
+        #[command(flatten)]
+        ide: IdeArgs,
     },
     /// Change a project (existing environments keep their spec). --task replaces all tasks.
     #[command(
@@ -553,6 +585,9 @@ pub enum Projects {
         class_id: Option<String>,
         #[arg(long = "task", value_parser = task)]
         tasks: Vec<Task>,
+        /// Any IDE option replaces the project's IDE settings as a whole.
+        #[command(flatten)]
+        ide: IdeArgs,
     },
     /// Delete a project with no environments left (its secrets go with it).
     #[command(after_help = "Example:\n  airlock admin projects delete prj_0190...")]
@@ -576,6 +611,7 @@ pub fn projects(client: Client, c: Projects, out: OutputFormat) -> Done {
             image,
             class_id,
             tasks,
+            ide,
         } => {
             let request = CreateProject {
                 name,
@@ -583,6 +619,7 @@ pub fn projects(client: Client, c: Projects, out: OutputFormat) -> Done {
                 image,
                 class_id: resolve(&client, Kind::Class, &class_id)?,
                 tasks,
+                ide: ide.settings(),
             };
             show(
                 &client,
@@ -600,13 +637,16 @@ pub fn projects(client: Client, c: Projects, out: OutputFormat) -> Done {
             image,
             class_id,
             tasks,
+            ide,
         } => {
+            let ide = ide.settings();
             let request = UpdateProject {
                 name,
                 repository_url,
                 image,
                 class_id: class_id.map(|c| resolve(&client, Kind::Class, &c)).transpose()?,
                 tasks: (!tasks.is_empty()).then_some(tasks),
+                ide: (!ide.is_empty()).then_some(ide),
             };
             show(
                 &client,

@@ -170,6 +170,7 @@ pub async fn create(
                     class_id: class.id.clone(),
                     class_name: class.name.clone(),
                     resources: class.resources.clone(),
+                    ide: project.ide.clone(),
                 },
                 created_at: now,
                 updated_at: now,

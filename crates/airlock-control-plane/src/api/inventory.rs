@@ -12,7 +12,7 @@ use crate::model::{
 use crate::rbac::Permission;
 use crate::store::{keys, Txn};
 use crate::{ids, validate};
-use airlock_api::{CreateClass, CreateProject, UpdateClass, UpdateProject};
+use airlock_api::{CreateClass, CreateProject, IdeSettings, UpdateClass, UpdateProject};
 
 /// 409 if another object of `kind` in the org already has `name`.
 fn unique_name<T: serde::de::DeserializeOwned>(
@@ -198,7 +198,11 @@ fn check_project_fields(
     repo: Option<&str>,
     image: Option<&str>,
     tasks: Option<&[Task]>,
+    ide: Option<&IdeSettings>,
 ) -> Result<(), ApiError> {
+    if let Some(v) = ide {
+        v.validate().map_err(|m| ApiError::invalid("ide", m))?;
+    }
     if let Some(v) = name {
         validate::name(v).map_err(|m| ApiError::invalid("name", m))?;
     }
@@ -278,6 +282,7 @@ pub async fn create_project(
         Some(&req.repository_url),
         Some(&req.image),
         Some(&req.tasks),
+        Some(&req.ide),
     )?;
     let now = app.now();
     let project = Project {
@@ -288,6 +293,7 @@ pub async fn create_project(
         image: req.image,
         class_id: req.class_id,
         tasks: req.tasks,
+        ide: req.ide,
         created_at: now,
         updated_at: now,
     };
@@ -337,6 +343,7 @@ pub async fn update_project(
         req.repository_url.as_deref(),
         req.image.as_deref(),
         req.tasks.as_deref(),
+        req.ide.as_ref(),
     )?;
     let now = app.now();
     let project = app
@@ -358,6 +365,7 @@ pub async fn update_project(
             p.repository_url = req.repository_url.unwrap_or(p.repository_url);
             p.image = req.image.unwrap_or(p.image);
             p.tasks = req.tasks.unwrap_or(p.tasks);
+            p.ide = req.ide.unwrap_or(p.ide);
             p.updated_at = now;
             tx.put(&key, &p);
             tx.audit(caller.success("project.update", &format!("project/{id}")));

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod backup;
 mod gateway;
+mod ide;
 mod shared;
 mod work;
 

@@ -90,6 +90,7 @@ fn start(shared: &Shared, id: &str) -> Result<(), String> {
             human_bytes(downloaded)
         ),
     );
+    let ide_mounts = super::ide::mounts(shared, &env)?;
     let secrets = shared
         .cp
         .secrets(id)
@@ -103,6 +104,7 @@ fn start(shared: &Shared, id: &str) -> Result<(), String> {
             pids: env.spec.resources.pids,
         },
         hostname: Some(env.name.clone()),
+        ide: ide_mounts.clone(),
         ..EnvironmentSpec::default()
     };
     for s in secrets {
@@ -119,6 +121,9 @@ fn start(shared: &Shared, id: &str) -> Result<(), String> {
         .start(&spec, &mut |_| {})
         .map_err(|e| format!("cannot start the environment: {e}"))?;
     prepare_workspace(shared, &env)?;
+    if let Err(e) = super::ide::start_code_server(shared, &env, &ide_mounts) {
+        let _ = shared.event(id, "ide-failed", &e);
+    }
     run_tasks(shared, &env);
     report(shared, id, EnvPhase::Running)?;
     let _ = shared.event(id, "started", "the environment is running; reach it with `ssh` (see `airlock ssh-config`)");

@@ -4,6 +4,8 @@
 //! started, even when the test fails.
 #![allow(dead_code)]
 
+pub mod gateway;
+
 use std::collections::HashMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -317,6 +319,13 @@ impl StandIn {
 
     pub fn hits(&self, path: &str) -> usize {
         self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+
+    /// Every path asked for, sorted.
+    pub fn paths(&self) -> Vec<String> {
+        let mut paths: Vec<String> = self.hits.lock().unwrap().keys().cloned().collect();
+        paths.sort();
+        paths
     }
 }
 
