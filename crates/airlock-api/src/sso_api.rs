@@ -129,7 +129,9 @@ impl Example for BrowserSession {
 impl Example for SsoLogout {
     fn example() -> Self {
         SsoLogout {
-            end_session_url: Some("https://idp.example.internal/session/end?id_token_hint=eyJ".into()),
+            end_session_url: Some(
+                "https://idp.example.internal/session/end?id_token_hint=eyJ".into(),
+            ),
         }
     }
 }
@@ -140,7 +142,9 @@ impl Example for DeviceLoginStart {
             login_id: "alk_dev_0123456789abcdef".into(),
             user_code: "WDJB-MJHT".into(),
             verification_uri: "https://idp.example.internal/device".into(),
-            verification_uri_complete: Some("https://idp.example.internal/device?user_code=WDJB-MJHT".into()),
+            verification_uri_complete: Some(
+                "https://idp.example.internal/device?user_code=WDJB-MJHT".into(),
+            ),
             interval_seconds: 5,
             expires_at: T1,
         }

@@ -118,12 +118,22 @@ fn provider_config(id: &str, issuer: &str, required_amr: &[&str]) -> OidcProvide
         issuer: issuer.into(),
         client_id: "airlock".into(),
         client_secret_file: None,
-        scopes: ["openid", "email", "profile", "groups"].map(String::from).to_vec(),
+        scopes: ["openid", "email", "profile", "groups"]
+            .map(String::from)
+            .to_vec(),
         ca_file: None,
         groups_claim: "groups".into(),
         mappings: vec![
-            GroupMapping { group: "airlock-admins".into(), org: "acme".into(), role: "admin".into() },
-            GroupMapping { group: "airlock-devs".into(), org: "acme".into(), role: "member".into() },
+            GroupMapping {
+                group: "airlock-admins".into(),
+                org: "acme".into(),
+                role: "admin".into(),
+            },
+            GroupMapping {
+                group: "airlock-devs".into(),
+                org: "acme".into(),
+                role: "member".into(),
+            },
         ],
         required_acr: vec![],
         required_amr: required_amr.iter().map(|s| s.to_string()).collect(),
@@ -161,14 +171,28 @@ impl Site {
         let mut mfa = provider_config("corp-mfa", &idp.issuer, &["otp", "hwk"]);
         corp.client_secret_file = Some(secret_file.clone());
         mfa.client_secret_file = Some(secret_file);
-        let settings = SsoConfig { local_passwords, providers: vec![corp, mfa], ..SsoConfig::default() };
+        let settings = SsoConfig {
+            local_passwords,
+            providers: vec![corp, mfa],
+            ..SsoConfig::default()
+        };
         // No egress.allow entries: the provider is on loopback, which the guard always allows.
         let guard = EgressGuard::from_allow_list::<&str>(&[], Arc::new(TracingAudit)).unwrap();
         let sso = Sso::new(&settings, &base, &guard).unwrap();
         let store = Store::temporary().unwrap();
-        let init = bootstrap::init_store(&store, "site", "root@site.internal", Clock::system().now()).unwrap();
-        let config = Config { sso: Some(Arc::new(sso)), ..Config::default() };
-        let app = App::new(store, Keyring::new(Kek::from_bytes([7; 32]), vec![]), Clock::system(), config);
+        let init =
+            bootstrap::init_store(&store, "site", "root@site.internal", Clock::system().now())
+                .unwrap();
+        let config = Config {
+            sso: Some(Arc::new(sso)),
+            ..Config::default()
+        };
+        let app = App::new(
+            store,
+            Keyring::new(Kek::from_bytes([7; 32]), vec![]),
+            Clock::system(),
+            config,
+        );
         let service = api::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -179,7 +203,16 @@ impl Site {
                 .await
                 .unwrap();
         });
-        let site = Site { base, app, site_token: init.token, idp, users, clients, stop: Some(stop), _dir: dir };
+        let site = Site {
+            base,
+            app,
+            site_token: init.token,
+            idp,
+            users,
+            clients,
+            stop: Some(stop),
+            _dir: dir,
+        };
         let (status, body) = site
             .api("POST", "/api/v1/orgs", &site.site_token.clone(), Some(json!({"name": "acme", "owner_email": "owner@acme.internal", "owner_password": "correct horse battery"})))
             .await;
@@ -191,7 +224,13 @@ impl Site {
         format!("{}{path}", self.base)
     }
 
-    async fn api(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+    async fn api(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut req = reqwest::Client::new()
             .request(method.parse().unwrap(), self.url(path))
             .bearer_auth(token);
@@ -203,9 +242,14 @@ impl Site {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
+    async fn whoami(&self, token: &str) -> (u16, Value) {
+        self.api("GET", "/api/v1/auth/whoami", token, None).await
+    }
+
     fn set_groups(&self, login: &str, groups: &[&str]) {
         let mut users = users_json();
-        let current: Value = serde_json::from_str(&std::fs::read_to_string(&self.users).unwrap()).unwrap();
+        let current: Value =
+            serde_json::from_str(&std::fs::read_to_string(&self.users).unwrap()).unwrap();
         users[login] = current[login].clone();
         users[login]["groups"] = json!(groups);
         for (k, v) in current.as_object().unwrap() {
@@ -227,9 +271,16 @@ impl Site {
     /// Audit records of `action` across the site (refusals before an account is known have
     /// no org; `airlock admin audit` on the host reads them the same way).
     async fn audit(&self, action: &str) -> Vec<Value> {
-        let filter = airlock_control_plane::audit::Filter { action: Some(action.into()), ..Default::default() };
-        let (records, _) = airlock_control_plane::audit::query(&self.app.store, &filter, None, 500).unwrap();
-        records.into_iter().map(|r| serde_json::to_value(r).unwrap()).collect()
+        let filter = airlock_control_plane::audit::Filter {
+            action: Some(action.into()),
+            ..Default::default()
+        };
+        let (records, _) =
+            airlock_control_plane::audit::query(&self.app.store, &filter, None, 500).unwrap();
+        records
+            .into_iter()
+            .map(|r| serde_json::to_value(r).unwrap())
+            .collect()
     }
 
     fn provider(&self, id: &str) -> Arc<OidcClient> {
@@ -257,7 +308,12 @@ fn browser() -> reqwest::Client {
 fn attr(tag: &str, name: &str) -> Option<String> {
     let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
     let len = tag[start..].find('"')?;
-    Some(tag[start..start + len].replace("&amp;", "&").replace("&#x2F;", "/").replace("&#47;", "/"))
+    Some(
+        tag[start..start + len]
+            .replace("&amp;", "&")
+            .replace("&#x2F;", "/")
+            .replace("&#47;", "/"),
+    )
 }
 
 /// The first form of a page: its action and its inputs' names and values.
@@ -282,7 +338,11 @@ fn first_form(html: &str) -> Option<(String, Vec<(String, String)>)> {
 /// Follows redirects and fills in the provider's pages (login as `login`, consent, device
 /// confirmation) until a page that is not one of them; returns its URL, status and body, and
 /// every URL visited.
-async fn walk(client: &reqwest::Client, start: &str, login: &str) -> (String, u16, String, Vec<String>) {
+async fn walk(
+    client: &reqwest::Client,
+    start: &str,
+    login: &str,
+) -> (String, u16, String, Vec<String>) {
     let mut visited = vec![start.to_string()];
     let mut resp = client.get(start).send().await.unwrap();
     for _ in 0..30 {
@@ -303,7 +363,9 @@ async fn walk(client: &reqwest::Client, start: &str, login: &str) -> (String, u1
         for (name, value) in fields.iter_mut() {
             match name.as_str() {
                 "login" => *value = login.to_string(),
-                "password" => *value = "any password: the development login page accepts any".to_string(),
+                "password" => {
+                    *value = "any password: the development login page accepts any".to_string()
+                }
                 _ => {}
             }
         }
@@ -316,12 +378,27 @@ async fn walk(client: &reqwest::Client, start: &str, login: &str) -> (String, u1
 
 /// Signs in with a new browser through provider `provider` as `login`, landing on the
 /// session route; returns the browser, the final status and body, and the callback URL.
-async fn sign_in(site: &Site, provider: &str, login: &str) -> (reqwest::Client, u16, Value, String) {
+async fn sign_in(
+    site: &Site,
+    provider: &str,
+    login: &str,
+) -> (reqwest::Client, u16, Value, String) {
     let client = browser();
-    let start = site.url(&format!("/api/v1/auth/sso/{provider}/start?return_to=/api/v1/auth/session"));
+    let start = site.url(&format!(
+        "/api/v1/auth/sso/{provider}/start?return_to=/api/v1/auth/session"
+    ));
     let (_, status, body, visited) = walk(&client, &start, login).await;
-    let callback = visited.iter().find(|u| u.contains("/callback?")).cloned().unwrap_or_default();
-    (client, status, serde_json::from_str(&body).unwrap_or(Value::String(body)), callback)
+    let callback = visited
+        .iter()
+        .find(|u| u.contains("/callback?"))
+        .cloned()
+        .unwrap_or_default();
+    (
+        client,
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+        callback,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -329,10 +406,18 @@ async fn browser_sign_in_provisions_maps_groups_and_logs_out() {
     let site = Site::start(false).await;
     // Passwords are off site-wide: even the right one is refused, and that is audited.
     let (status, body) = site
-        .api("POST", "/api/v1/auth/login", "none", Some(json!({"email": "owner@acme.internal", "password": "correct horse battery"})))
+        .api(
+            "POST",
+            "/api/v1/auth/login",
+            "none",
+            Some(json!({"email": "owner@acme.internal", "password": "correct horse battery"})),
+        )
         .await;
     assert_eq!(status, 403, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("sign in with your identity provider"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("sign in with your identity provider"));
 
     // First sign-in: alice is created in acme as admin (her first mapped group).
     let (browser, status, session, callback) = sign_in(&site, "corp", "alice").await;
@@ -347,7 +432,10 @@ async fn browser_sign_in_provisions_maps_groups_and_logs_out() {
     assert_eq!(provisioned.len(), 1);
     let logins = site.audit("auth.sso_login").await;
     let detail = logins.last().unwrap()["detail"].as_str().unwrap();
-    assert!(detail.contains("group airlock-admins -> org acme as admin"), "{detail}");
+    assert!(
+        detail.contains("group airlock-admins -> org acme as admin"),
+        "{detail}"
+    );
     assert!(detail.contains("amr [\"pwd\", \"otp\"]"), "{detail}");
 
     // The callback cannot be replayed, not even by the browser that used it.
@@ -355,7 +443,12 @@ async fn browser_sign_in_provisions_maps_groups_and_logs_out() {
     assert_eq!(replay.status(), 401);
 
     // The cookie works for reads; a state-changing call needs the CSRF token too.
-    let no_csrf = browser.post(site.url("/api/v1/tokens")).json(&json!({"name": "laptop"})).send().await.unwrap();
+    let no_csrf = browser
+        .post(site.url("/api/v1/tokens"))
+        .json(&json!({"name": "laptop"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(no_csrf.status(), 403);
     let with_csrf = browser
         .post(site.url("/api/v1/tokens"))
@@ -370,8 +463,17 @@ async fn browser_sign_in_provisions_maps_groups_and_logs_out() {
     site.set_groups("alice", &["airlock-devs"]);
     let (_, status, session, _) = sign_in(&site, "corp", "alice").await;
     assert_eq!(status, 200, "{session}");
-    assert_eq!((session["user"]["id"].as_str().unwrap(), session["user"]["role"].as_str().unwrap()), (alice_id.as_str(), "member"));
-    let detail = site.audit("auth.sso_login").await.last().unwrap()["detail"].as_str().unwrap().to_string();
+    assert_eq!(
+        (
+            session["user"]["id"].as_str().unwrap(),
+            session["user"]["role"].as_str().unwrap()
+        ),
+        (alice_id.as_str(), "member")
+    );
+    let detail = site.audit("auth.sso_login").await.last().unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(detail.contains("role admin -> member"), "{detail}");
 
     // In no mapped group: refused, with the groups in the audit record.
@@ -380,23 +482,53 @@ async fn browser_sign_in_provisions_maps_groups_and_logs_out() {
     let denied = site.audit("auth.sso_login").await;
     let last = denied.last().unwrap();
     assert_eq!(last["outcome"], "denied");
-    assert!(last["detail"].as_str().unwrap().contains("groups [\"sales\"]"), "{last}");
+    assert!(
+        last["detail"]
+            .as_str()
+            .unwrap()
+            .contains("groups [\"sales\"]"),
+        "{last}"
+    );
 
     // A disabled user stays refused, whatever the provider says.
     let owner_token = {
-        let (status, body) = site.api("GET", "/api/v1/orgs", &site.site_token, None).await;
+        let (status, body) = site
+            .api("GET", "/api/v1/orgs", &site.site_token, None)
+            .await;
         assert_eq!(status, 200);
-        let acme = body["items"].as_array().unwrap().iter().find(|o| o["name"] == "acme").unwrap()["id"].as_str().unwrap().to_string();
+        let acme = body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == "acme")
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
         // The org owner's session comes from the same store (passwords are off).
         owner_session(&site, &acme)
     };
-    let (status, body) = site.api("PATCH", &format!("/api/v1/users/{alice_id}"), &owner_token, Some(json!({"disabled": true}))).await;
+    let (status, body) = site
+        .api(
+            "PATCH",
+            &format!("/api/v1/users/{alice_id}"),
+            &owner_token,
+            Some(json!({"disabled": true})),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     let (_, status, body, _) = sign_in(&site, "corp", "alice").await;
     assert_eq!(status, 401, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("disabled"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("disabled"));
     // ...and her open browser session ends with it.
-    let gone = browser.get(site.url("/api/v1/auth/session")).send().await.unwrap();
+    let gone = browser
+        .get(site.url("/api/v1/auth/session"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(gone.status(), 401);
 
     // Logout: bob signs in, logs out (CSRF required), gets the provider's end-session URL,
@@ -404,13 +536,25 @@ async fn browser_sign_in_provisions_maps_groups_and_logs_out() {
     let (bob, status, session, _) = sign_in(&site, "corp", "bob").await;
     assert_eq!(status, 200, "{session}");
     let csrf = session["csrf_token"].as_str().unwrap();
-    let out = bob.post(site.url("/api/v1/auth/sso/logout")).header("x-csrf-token", csrf).send().await.unwrap();
+    let out = bob
+        .post(site.url("/api/v1/auth/sso/logout"))
+        .header("x-csrf-token", csrf)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(out.status(), 200);
     let out: Value = out.json().await.unwrap();
     let end = out["end_session_url"].as_str().unwrap();
-    assert!(end.starts_with(&format!("{}/session/end?", site.idp.issuer)), "{end}");
+    assert!(
+        end.starts_with(&format!("{}/session/end?", site.idp.issuer)),
+        "{end}"
+    );
     assert!(end.contains("id_token_hint="), "{end}");
-    let after = bob.get(site.url("/api/v1/auth/session")).send().await.unwrap();
+    let after = bob
+        .get(site.url("/api/v1/auth/session"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(after.status(), 401);
 }
 
@@ -421,15 +565,27 @@ fn owner_session(site: &Site, org_id: &str) -> String {
     let now = site.app.now();
     site.app
         .store
-        .commit(now, |tx| -> Result<String, airlock_control_plane::store::StoreError> {
-            let owner = tx
-                .scan_all::<User>(&format!("o/{org_id}/user/"))?
-                .into_iter()
-                .map(|(_, u)| u)
-                .find(|u| u.email == "owner@acme.internal")
-                .unwrap();
-            Ok(airlock_control_plane::auth::issue_token(tx, TokenKind::Personal, org_id, &owner.id, "test", now, Some(Duration::from_secs(3600))).0)
-        })
+        .commit(
+            now,
+            |tx| -> Result<String, airlock_control_plane::store::StoreError> {
+                let owner = tx
+                    .scan_all::<User>(&format!("o/{org_id}/user/"))?
+                    .into_iter()
+                    .map(|(_, u)| u)
+                    .find(|u| u.email == "owner@acme.internal")
+                    .unwrap();
+                Ok(airlock_control_plane::auth::issue_token(
+                    tx,
+                    TokenKind::Personal,
+                    org_id,
+                    &owner.id,
+                    "test",
+                    now,
+                    Some(Duration::from_secs(3600)),
+                )
+                .0)
+            },
+        )
         .unwrap()
 }
 
@@ -439,10 +595,22 @@ async fn mfa_is_required_where_configured() {
     // bob signed in with a password only: refused by the provider entry that requires MFA...
     let (_, status, body, _) = sign_in(&site, "corp-mfa", "bob").await;
     assert_eq!(status, 403, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("multi-factor"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("multi-factor"),
+        "{body}"
+    );
     let last = site.audit("auth.sso_login").await.last().unwrap().clone();
     assert_eq!(last["outcome"], "denied");
-    assert!(last["detail"].as_str().unwrap().contains("amr is [\"pwd\"]"), "{last}");
+    assert!(
+        last["detail"]
+            .as_str()
+            .unwrap()
+            .contains("amr is [\"pwd\"]"),
+        "{last}"
+    );
     // ...and was never created.
     assert!(site.audit("user.provision").await.is_empty());
     // alice used a one-time password: accepted.
@@ -453,30 +621,41 @@ async fn mfa_is_required_where_configured() {
 /// A real ID token from the provider for `client_id`, through the device grant, as `login`.
 async fn device_id_token(site: &Site, client_id: &str, secret: &str, login: &str) -> String {
     let http = reqwest::Client::new();
-    let discovery: Value = http.get(format!("{}/.well-known/openid-configuration", site.idp.issuer)).send().await.unwrap().json().await.unwrap();
-    let grant: Value = http
-        .post(discovery["device_authorization_endpoint"].as_str().unwrap())
-        .basic_auth(client_id, Some(secret))
-        .form(&[("scope", "openid email profile groups")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let (_, status, body, _) = walk(&browser(), grant["verification_uri_complete"].as_str().unwrap(), login).await;
+    let discovery = json_of(http.get(format!(
+        "{}/.well-known/openid-configuration",
+        site.idp.issuer
+    )))
+    .await;
+    let grant = json_of(
+        http.post(discovery["device_authorization_endpoint"].as_str().unwrap())
+            .basic_auth(client_id, Some(secret))
+            .form(&[("scope", "openid email profile groups")]),
+    )
+    .await;
+    let (_, status, body, _) = walk(
+        &browser(),
+        grant["verification_uri_complete"].as_str().unwrap(),
+        login,
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
-    let tokens: Value = http
-        .post(discovery["token_endpoint"].as_str().unwrap())
-        .basic_auth(client_id, Some(secret))
-        .form(&[("grant_type", "urn:ietf:params:oauth:grant-type:device_code"), ("device_code", grant["device_code"].as_str().unwrap())])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    tokens["id_token"].as_str().unwrap_or_else(|| panic!("no id_token: {tokens}")).to_string()
+    let tokens = json_of(
+        http.post(discovery["token_endpoint"].as_str().unwrap())
+            .basic_auth(client_id, Some(secret))
+            .form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                ("device_code", grant["device_code"].as_str().unwrap()),
+            ]),
+    )
+    .await;
+    tokens["id_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no id_token: {tokens}"))
+        .to_string()
+}
+
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
 }
 
 fn b64(value: &Value) -> String {
@@ -484,7 +663,12 @@ fn b64(value: &Value) -> String {
 }
 
 fn decode_part(part: &str) -> Value {
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -493,29 +677,56 @@ async fn hostile_id_tokens_are_refused_and_rotated_keys_are_fetched() {
     let corp = site.provider("corp");
     let now = site.app.now();
     let good = device_id_token(&site, "airlock", CLIENT_SECRET, "alice").await;
-    let claims = corp.validate(&good, None, now).await.expect("a real token for airlock is valid");
+    let claims = corp
+        .validate(&good, None, now)
+        .await
+        .expect("a real token for airlock is valid");
     assert_eq!(claims.sub, "alice");
     let refuse = |result: Result<_, airlock_control_plane::sso::OidcError>, expect: &str| {
-        let e = result.err().unwrap_or_else(|| panic!("accepted a token that should fail with {expect}"));
-        assert!(e.to_string().contains(expect), "{e} does not say {expect:?}");
+        let e = result
+            .err()
+            .unwrap_or_else(|| panic!("accepted a token that should fail with {expect}"));
+        assert!(
+            e.to_string().contains(expect),
+            "{e} does not say {expect:?}"
+        );
     };
 
     // Issued to another client: wrong audience.
     let other = device_id_token(&site, "other", "other-secret", "alice").await;
     refuse(corp.validate(&other, None, now).await, "audience");
     // Expired: the same real token, checked past its exp plus the allowed skew.
-    let exp = decode_part(good.split('.').nth(1).unwrap())["exp"].as_u64().unwrap();
-    refuse(corp.validate(&good, None, Timestamp((exp + 61) * 1000)).await, "expired");
+    let exp = decode_part(good.split('.').nth(1).unwrap())["exp"]
+        .as_u64()
+        .unwrap();
+    refuse(
+        corp.validate(&good, None, Timestamp((exp + 61) * 1000))
+            .await,
+        "expired",
+    );
     // Replayed into another sign-in: its nonce is not that sign-in's.
-    refuse(corp.validate(&good, Some("the-nonce-of-another-sign-in"), now).await, "nonce");
+    refuse(
+        corp.validate(&good, Some("the-nonce-of-another-sign-in"), now)
+            .await,
+        "nonce",
+    );
 
     let parts: Vec<&str> = good.split('.').collect();
     let header = decode_part(parts[0]);
     // Unsigned (alg none), with the real claims.
-    let none = format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT"})), parts[1]);
+    let none = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "typ": "JWT"})),
+        parts[1]
+    );
     refuse(corp.validate(&none, None, now).await, "not signed");
     // HS256 "signed" with the provider's public key as the HMAC secret (key confusion).
-    let hs = format!("{}.{}.{}", b64(&json!({"alg": "HS256", "kid": header["kid"]})), parts[1], parts[2]);
+    let hs = format!(
+        "{}.{}.{}",
+        b64(&json!({"alg": "HS256", "kid": header["kid"]})),
+        parts[1],
+        parts[2]
+    );
     refuse(corp.validate(&hs, None, now).await, "not allowed");
     // A payload edited to add the admins group, with the original signature.
     let mut payload = decode_part(parts[1]);
@@ -529,43 +740,78 @@ async fn hostile_id_tokens_are_refused_and_rotated_keys_are_fetched() {
     let (_, status, body, _) = sign_in(&site, "corp", "bob").await;
     assert_eq!(status, 200, "{body}");
     // The old key is gone from the set: a token signed with it is refused.
-    refuse(corp.validate(&good, None, site.app.now()).await, "key set does not hold");
+    refuse(
+        corp.validate(&good, None, site.app.now()).await,
+        "key set does not hold",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_device_sign_in_and_refresh() {
     let site = Site::start(true).await;
     let http = reqwest::Client::new();
-    let started: Value = http.post(site.url("/api/v1/auth/sso/corp/device")).send().await.unwrap().json().await.unwrap();
+    let started = json_of(http.post(site.url("/api/v1/auth/sso/corp/device"))).await;
     let login_id = started["login_id"].as_str().unwrap().to_string();
     let poll = || async {
-        let resp = http.post(site.url("/api/v1/auth/sso/device/poll")).json(&json!({"login_id": login_id})).send().await.unwrap();
+        let resp = http
+            .post(site.url("/api/v1/auth/sso/device/poll"))
+            .json(&json!({"login_id": login_id}))
+            .send()
+            .await
+            .unwrap();
         (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
     };
     let (status, state) = poll().await;
-    assert_eq!((status, state["status"].as_str().unwrap()), (200, "pending"), "{state}");
+    assert_eq!(
+        (status, state["status"].as_str().unwrap()),
+        (200, "pending"),
+        "{state}"
+    );
 
     // The user approves on the provider's own device pages.
-    let (_, status, body, _) = walk(&browser(), started["verification_uri_complete"].as_str().unwrap(), "bob").await;
+    let (_, status, body, _) = walk(
+        &browser(),
+        started["verification_uri_complete"].as_str().unwrap(),
+        "bob",
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let (status, state) = poll().await;
-    assert_eq!((status, state["status"].as_str().unwrap()), (200, "done"), "{state}");
+    assert_eq!(
+        (status, state["status"].as_str().unwrap()),
+        (200, "done"),
+        "{state}"
+    );
     let session = &state["session"];
     assert_eq!(session["user"]["email"], "bob@acme.internal");
-    let (status, me) = site.api("GET", "/api/v1/auth/whoami", session["token"].as_str().unwrap(), None).await;
-    assert_eq!((status, me["user"]["role"].as_str().unwrap()), (200, "member"), "{me}");
+    let (status, me) = site.whoami(session["token"].as_str().unwrap()).await;
+    assert_eq!(
+        (status, me["user"]["role"].as_str().unwrap()),
+        (200, "member"),
+        "{me}"
+    );
     // The handle is spent.
     assert_eq!(poll().await.0, 401);
 
     // Refresh: a new token, and the refresh token is single-use.
     let refresh = session["refresh_token"].as_str().unwrap();
-    let renewed = http.post(site.url("/api/v1/auth/refresh")).json(&json!({"refresh_token": refresh})).send().await.unwrap();
+    let renewed = http
+        .post(site.url("/api/v1/auth/refresh"))
+        .json(&json!({"refresh_token": refresh}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(renewed.status(), 200);
     let renewed: Value = renewed.json().await.unwrap();
     assert_ne!(renewed["token"], session["token"]);
-    let (status, _) = site.api("GET", "/api/v1/auth/whoami", renewed["token"].as_str().unwrap(), None).await;
+    let (status, _) = site.whoami(renewed["token"].as_str().unwrap()).await;
     assert_eq!(status, 200);
-    let again = http.post(site.url("/api/v1/auth/refresh")).json(&json!({"refresh_token": refresh})).send().await.unwrap();
+    let again = http
+        .post(site.url("/api/v1/auth/refresh"))
+        .json(&json!({"refresh_token": refresh}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), 401);
     assert!(!site.audit("auth.refresh").await.is_empty());
 }

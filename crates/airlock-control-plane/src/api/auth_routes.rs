@@ -204,21 +204,9 @@ pub async fn login(
                 now,
                 Some(ttl),
             );
-            tx.audit(AuditEvent {
-                org_id: Some(user.org_id.clone()),
-                actor: Actor {
-                    kind: ActorKind::User,
-                    id: user.id.clone(),
-                    name: user.email.clone(),
-                    token_id: Some(record.id.clone()),
-                },
-                action: "auth.login".into(),
-                subject: format!("user/{}", user.id),
-                outcome: Outcome::Success,
-                source: meta.source.clone(),
-                request_id: meta.request_id.clone(),
-                detail: None,
-            });
+            let token_id = Some(record.id.clone());
+            let event = super::sso_routes::user_success(&user, token_id, "auth.login", &meta, None);
+            tx.audit(event);
             Ok((token, record))
         })
         .await?;

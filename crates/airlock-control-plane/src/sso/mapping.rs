@@ -26,19 +26,43 @@ pub enum Refusal {
 /// The MFA rules first, then the first mapping (in file order) whose group the user is in
 /// decides org and role, so a site lists its most privileged groups first.
 pub fn decide(provider: &OidcProvider, claims: &Claims) -> Result<Decision, Refusal> {
-    if !provider.required_acr.is_empty() && !claims.acr.as_ref().is_some_and(|acr| provider.required_acr.contains(acr)) {
-        return Err(Refusal::NotMfa(format!("acr is {:?}, required one of {:?}", claims.acr.as_deref().unwrap_or(""), provider.required_acr)));
+    if !provider.required_acr.is_empty()
+        && !claims
+            .acr
+            .as_ref()
+            .is_some_and(|acr| provider.required_acr.contains(acr))
+    {
+        return Err(Refusal::NotMfa(format!(
+            "acr is {:?}, required one of {:?}",
+            claims.acr.as_deref().unwrap_or(""),
+            provider.required_acr
+        )));
     }
-    if !provider.required_amr.is_empty() && !claims.amr.iter().any(|m| provider.required_amr.contains(m)) {
-        return Err(Refusal::NotMfa(format!("amr is {:?}, required one of {:?}", claims.amr, provider.required_amr)));
+    if !provider.required_amr.is_empty()
+        && !claims.amr.iter().any(|m| provider.required_amr.contains(m))
+    {
+        return Err(Refusal::NotMfa(format!(
+            "amr is {:?}, required one of {:?}",
+            claims.amr, provider.required_amr
+        )));
     }
     let groups = groups(provider, claims);
     provider
         .mappings
         .iter()
         .find(|m| groups.contains(&m.group))
-        .map(|m| Decision { org: m.org.clone(), role: m.role.parse().unwrap_or(Role::Member), group: m.group.clone() })
-        .ok_or_else(|| Refusal::NoMappedGroup(if groups.is_empty() { format!("no `{}` claim", provider.groups_claim) } else { groups.join(", ") }))
+        .map(|m| Decision {
+            org: m.org.clone(),
+            role: m.role.parse().unwrap_or(Role::Member),
+            group: m.group.clone(),
+        })
+        .ok_or_else(|| {
+            Refusal::NoMappedGroup(if groups.is_empty() {
+                format!("no `{}` claim", provider.groups_claim)
+            } else {
+                groups.join(", ")
+            })
+        })
 }
 
 pub fn groups(provider: &OidcProvider, claims: &Claims) -> Vec<String> {
@@ -61,8 +85,16 @@ mod tests {
             ca_file: None,
             groups_claim: "groups".into(),
             mappings: vec![
-                GroupMapping { group: "admins".into(), org: "acme".into(), role: "admin".into() },
-                GroupMapping { group: "devs".into(), org: "acme".into(), role: "member".into() },
+                GroupMapping {
+                    group: "admins".into(),
+                    org: "acme".into(),
+                    role: "admin".into(),
+                },
+                GroupMapping {
+                    group: "devs".into(),
+                    org: "acme".into(),
+                    role: "member".into(),
+                },
             ],
             required_acr: vec![],
             required_amr: vec!["mfa".into()],
@@ -72,7 +104,15 @@ mod tests {
     fn claims(groups: &[&str], amr: &[&str]) -> Claims {
         let mut all = serde_json::Map::new();
         all.insert("groups".into(), serde_json::json!(groups));
-        Claims { sub: "s".into(), email: None, email_verified: false, name: None, acr: None, amr: amr.iter().map(|s| s.to_string()).collect(), all }
+        Claims {
+            sub: "s".into(),
+            email: None,
+            email_verified: false,
+            name: None,
+            acr: None,
+            amr: amr.iter().map(|s| s.to_string()).collect(),
+            all,
+        }
     }
 
     #[test]
@@ -85,7 +125,13 @@ mod tests {
 
     #[test]
     fn no_group_or_no_mfa_is_refused() {
-        assert!(matches!(decide(&provider(), &claims(&["sales"], &["mfa"])), Err(Refusal::NoMappedGroup(_))));
-        assert!(matches!(decide(&provider(), &claims(&["admins"], &["pwd"])), Err(Refusal::NotMfa(_))));
+        assert!(matches!(
+            decide(&provider(), &claims(&["sales"], &["mfa"])),
+            Err(Refusal::NoMappedGroup(_))
+        ));
+        assert!(matches!(
+            decide(&provider(), &claims(&["admins"], &["pwd"])),
+            Err(Refusal::NotMfa(_))
+        ));
     }
 }

@@ -37,16 +37,26 @@ pub struct Sso {
 
 impl std::fmt::Debug for Sso {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sso").field("local_passwords", &self.local_passwords).field("providers", &self.providers.keys()).finish()
+        f.debug_struct("Sso")
+            .field("local_passwords", &self.local_passwords)
+            .field("providers", &self.providers.keys())
+            .finish()
     }
 }
 
 impl Sso {
     /// From `[sso]` of airlock.toml; every provider's HTTP goes through `guard`.
-    pub fn new(config: &airlock_egress::config::Sso, public_url: &str, guard: &EgressGuard) -> Result<Sso, OidcError> {
+    pub fn new(
+        config: &airlock_egress::config::Sso,
+        public_url: &str,
+        guard: &EgressGuard,
+    ) -> Result<Sso, OidcError> {
         let mut providers = BTreeMap::new();
         for p in &config.providers {
-            providers.insert(p.id.clone(), Arc::new(OidcClient::new(p.clone(), public_url, guard)?));
+            providers.insert(
+                p.id.clone(),
+                Arc::new(OidcClient::new(p.clone(), public_url, guard)?),
+            );
         }
         Ok(Sso {
             local_passwords: config.local_passwords,
@@ -59,18 +69,29 @@ impl Sso {
     }
 
     pub fn session_cookie(&self) -> &'static str {
-        if self.secure_cookies { "__Host-airlock_session" } else { "airlock_session" }
+        if self.secure_cookies {
+            "__Host-airlock_session"
+        } else {
+            "airlock_session"
+        }
     }
 
     pub fn state_cookie(&self) -> &'static str {
-        if self.secure_cookies { "__Host-airlock_sso_state" } else { "airlock_sso_state" }
+        if self.secure_cookies {
+            "__Host-airlock_sso_state"
+        } else {
+            "airlock_sso_state"
+        }
     }
 
     /// A `Set-Cookie` value: HttpOnly, SameSite=Lax (the provider's redirect back is a
     /// top-level navigation from another site), Secure on https, path `/`.
     pub fn cookie(&self, name: &str, value: &str, max_age: Duration) -> String {
         let secure = if self.secure_cookies { "; Secure" } else { "" };
-        format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}", max_age.as_secs())
+        format!(
+            "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+            max_age.as_secs()
+        )
     }
 }
 
@@ -143,7 +164,15 @@ pub fn idle_expired(record: &BrowserRecord, idle: Duration, now: Timestamp) -> b
 /// an open redirect.
 pub fn safe_return_to(value: Option<&str>) -> String {
     match value {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') && p.len() <= 512 && p.bytes().all(|b| b.is_ascii_graphic()) => p.to_string(),
+        Some(p)
+            if p.starts_with('/')
+                && !p.starts_with("//")
+                && !p.contains('\\')
+                && p.len() <= 512
+                && p.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            p.to_string()
+        }
         _ => "/".to_string(),
     }
 }
@@ -154,7 +183,12 @@ mod tests {
     fn return_to_stays_on_this_server() {
         use super::safe_return_to as r;
         assert_eq!(r(Some("/dashboard?x=1")), "/dashboard?x=1");
-        for hostile in ["https://evil.example/", "//evil.example/", "/\\evil.example", "javascript:alert(1)"] {
+        for hostile in [
+            "https://evil.example/",
+            "//evil.example/",
+            "/\\evil.example",
+            "javascript:alert(1)",
+        ] {
             assert_eq!(r(Some(hostile)), "/", "{hostile}");
         }
         assert_eq!(r(None), "/");
