@@ -62,6 +62,21 @@ if [[ $purpose == test ]]; then
   fi
 fi
 
+# oidc-provider (node's certified OpenID Connect provider, from npm) for the control plane's
+# single sign-on tests (crates/airlock-control-plane/tests/sso.rs), pinned, into .tools/node.
+if [[ $purpose == test ]]; then
+  oidc_version=9.13.3
+  tools="$(cd "$(dirname "$0")/.." && pwd)/.tools/node"
+  installed=$(node -p "require('$tools/node_modules/oidc-provider/package.json').version" 2>/dev/null || true)
+  if [[ $installed != "$oidc_version" ]]; then
+    echo "installing oidc-provider@$oidc_version into $tools" >&2
+    if ! npm install --prefix "$tools" --no-audit --no-fund --loglevel=error "oidc-provider@$oidc_version" >&2; then
+      echo "error: cannot install oidc-provider@$oidc_version with npm into $tools; the SSO tests need it" >&2
+      exit 1
+    fi
+  fi
+fi
+
 # Independent validators for the accreditation package (tests/accreditation.rs runs
 # scripts/validate-accreditation.py with this python): compliance-trestle (`trestle validate`,
 # OSCAL), cyclonedx-python-lib's strict JSON validator (CycloneDX 1.6) and spdx-tools

@@ -63,14 +63,13 @@ impl Connection {
             .url
             .as_deref()
             .context("no control plane URL: set AIRLOCK_URL or pass --url")?;
-        if self.token.is_none() {
-            bail!("no token: set AIRLOCK_TOKEN (from `airlock admin init` or `airlock admin login`) or pass --token");
-        }
-        Ok(Client::new(
-            url,
-            self.token.clone(),
-            self.ca_cert.as_deref(),
-        )?)
+        let token = match &self.token {
+            Some(t) => t.clone(),
+            // The sign-in `airlock login` stored, refreshed when it is about to end.
+            None => super::login::fresh_token(&super::login::default_path()?, url, self.ca_cert.as_deref())?
+                .context("no token: run `airlock login`, set AIRLOCK_TOKEN (from `airlock admin init` or `airlock admin login`) or pass --token")?,
+        };
+        Ok(Client::new(url, Some(token), self.ca_cert.as_deref())?)
     }
 }
 

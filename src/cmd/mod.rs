@@ -12,6 +12,7 @@ mod docs;
 mod egress;
 mod keygen;
 mod listen;
+mod login;
 mod manuals;
 mod mirror;
 mod open;
@@ -42,6 +43,9 @@ pub enum Command {
     Server(server::Args),
     /// The whole chain on this machine: bundle, import, server, project, environment, SSH.
     Demo(demo::Args),
+    /// Sign in through the site's identity provider (device authorization grant); the
+    /// short-lived token is kept in a 0600 file and refreshed by `airlock admin`.
+    Login(login::Args),
     /// Write ssh_config entries so `ssh <env-id>.airlock.environment` reaches your environments.
     #[command(name = "ssh-config")]
     SshConfig(ssh_config::Args),
@@ -69,6 +73,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Runner(args) => runner::run(args),
         Command::Server(args) => server::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Login(args) => login::run(args),
         Command::SshConfig(args) => ssh_config::run(args),
         Command::Open(args) => open::run(args),
         Command::Docs(command) => docs::run(command),

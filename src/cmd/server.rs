@@ -239,10 +239,28 @@ fn control_plane_options(config: &Config, owner: &str, kek_flags: &[PathBuf]) ->
         data_dir: dir,
         kek_files,
         tls: config.control_plane.tls_cert.clone().zip(config.control_plane.tls_key.clone()),
-        config: ApiConfig::with_runner_inactive_after(Duration::from_secs(
-            config.control_plane.inactive_after_seconds,
-        )),
+        config: ApiConfig {
+            sso: single_sign_on(config)?,
+            ..ApiConfig::with_runner_inactive_after(Duration::from_secs(
+                config.control_plane.inactive_after_seconds,
+            ))
+        },
     })
+}
+
+/// The `[sso]` providers, their HTTP through the egress guard (the IdP must be in
+/// `egress.allow` unless it is on loopback).
+fn single_sign_on(config: &Config) -> anyhow::Result<Option<Arc<airlock_control_plane::sso::Sso>>> {
+    if config.sso.providers.is_empty() {
+        return Ok(None);
+    }
+    if config.control_plane.public_url.is_none() && config.control_plane.listen.port() == 0 {
+        anyhow::bail!("[[sso.providers]] needs control_plane.public_url (the identity provider redirects browsers back to it), or a fixed control_plane.listen port");
+    }
+    let audit = Arc::new(JsonLinesAudit::in_data_dir(&config.data_dir)?);
+    let guard = EgressGuard::from_config(config, audit)?.with_component("control-plane");
+    let sso = airlock_control_plane::sso::Sso::new(&config.sso, &config.control_plane_url(), &guard)?;
+    Ok(Some(Arc::new(sso)))
 }
 
 /// Registers the built-in runner with the control plane once (its credential then lives in

@@ -19,6 +19,9 @@ pub const CONTROL_PLANE: &[Action] = &[
     Action { name: "audit.verify", records: "a refused attempt to verify the audit chain through the API", outcomes: READ },
     Action { name: "auth.login", records: "a login with email and password (failures include unknown accounts, wrong passwords and rate limiting)", outcomes: "success, failure" },
     Action { name: "auth.logout", records: "a session token was ended by its holder", outcomes: "success" },
+    Action { name: "auth.refresh", records: "a CLI traded its single-use refresh token for a new short-lived session token (refusals: unknown, used, expired, disabled account)", outcomes: "success, denied" },
+    Action { name: "auth.sso_login", records: "a single sign-on through an OpenID Connect provider: the decision (org, role, group) or the refusal (invalid ID token, no mapped group, no MFA, disabled account) with the claims that drove it (provider, sub, email, groups, acr, amr)", outcomes: "success, denied, failure" },
+    Action { name: "auth.sso_logout", records: "a browser or CLI session ended through the SSO logout route", outcomes: "success" },
     Action { name: "class.create", records: "an environment class (resource limits) was created", outcomes: MANAGED },
     Action { name: "class.delete", records: "an environment class was deleted", outcomes: MANAGED },
     Action { name: "class.get", records: "a refused read of an environment class", outcomes: READ },
@@ -70,6 +73,7 @@ pub const CONTROL_PLANE: &[Action] = &[
     Action { name: "user.delete", records: "a user was deleted", outcomes: MANAGED },
     Action { name: "user.get", records: "a refused read of another user", outcomes: READ },
     Action { name: "user.list", records: "a refused listing of users", outcomes: READ },
+    Action { name: "user.provision", records: "a user was created just in time at their first single sign-on (email, role, provider)", outcomes: "success" },
     Action { name: "user.set_password", records: "a password was set or changed (never the password itself)", outcomes: "success, failure, denied" },
     Action { name: "user.update", records: "a user's name, role or disabled flag was changed", outcomes: MANAGED },
 ];

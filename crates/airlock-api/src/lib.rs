@@ -13,6 +13,7 @@ mod model;
 pub mod openapi;
 mod routes;
 mod runner_api;
+mod sso_api;
 mod time;
 mod user_api;
 
@@ -32,6 +33,10 @@ pub use runner_api::{
     Activity, EventsAccepted, EventsReport, ExchangeRequest, Heartbeat, HeartbeatResponse,
     NewEvent, Owner, RunnerCredential, RunnerEnvironment, SecretRef, SecretValue, SecretValues,
     SshSessionEvent, SshSessionRecord, SshSessionsAccepted, SshSessionsReport, StatusReport,
+};
+pub use sso_api::{
+    BrowserSession, CliSession, DeviceLoginPoll, DeviceLoginStart, DeviceLoginState,
+    DeviceLoginStatus, RefreshRequest, SsoLogout, SsoProvider, SsoProviders,
 };
 pub use time::Timestamp;
 pub use user_api::{

@@ -51,6 +51,10 @@ fn parameters(e: &Endpoint) -> Vec<Value> {
 
 fn operation(e: &Endpoint) -> Value {
     let success = match &e.response {
+        None if e.status == 302 => json!({
+            "description": "redirect",
+            "headers": { "Location": { "schema": string() } },
+        }),
         None => json!({ "description": "done" }),
         Some(payload) => json!({
             "description": if e.paged { "a page" } else { "ok" },
@@ -69,7 +73,7 @@ fn operation(e: &Endpoint) -> Value {
         "security": match e.auth {
             AuthKind::User => json!([{ "userToken": [] }]),
             AuthKind::Runner => json!([{ "runnerCredential": [] }]),
-            AuthKind::InBody => json!([]),
+            AuthKind::InBody | AuthKind::Public => json!([]),
         },
     });
     if let Some(body) = &e.request {
@@ -113,7 +117,7 @@ pub fn document() -> Value {
         "components": {
             "schemas": schemas(),
             "securitySchemes": {
-                "userToken": { "type": "http", "scheme": "bearer", "description": "session token from /api/v1/auth/login, or a personal access token" },
+                "userToken": { "type": "http", "scheme": "bearer", "description": "session token from /api/v1/auth/login, or a personal access token; a browser signed in through SSO sends its session cookie instead, plus x-csrf-token on state-changing requests" },
                 "runnerCredential": { "type": "http", "scheme": "bearer", "description": "runner credential from /api/v1/runner/exchange" },
             },
         },

@@ -21,6 +21,14 @@ pub enum Operation {
     Login,
     Logout,
     Whoami,
+    ListSsoProviders,
+    StartSso,
+    FinishSso,
+    GetSession,
+    SsoLogout,
+    StartDeviceLogin,
+    PollDeviceLogin,
+    RefreshSession,
     ListUsers,
     CreateUser,
     GetUser,
@@ -85,10 +93,18 @@ pub enum Operation {
 
 impl Operation {
     /// Every operation, in table order.
-    pub const ALL: [Operation; 63] = [
+    pub const ALL: [Operation; 71] = [
         Operation::Login,
         Operation::Logout,
         Operation::Whoami,
+        Operation::ListSsoProviders,
+        Operation::StartSso,
+        Operation::FinishSso,
+        Operation::GetSession,
+        Operation::SsoLogout,
+        Operation::StartDeviceLogin,
+        Operation::PollDeviceLogin,
+        Operation::RefreshSession,
         Operation::ListUsers,
         Operation::CreateUser,
         Operation::GetUser,
@@ -157,6 +173,14 @@ impl Operation {
             Operation::Login => "login",
             Operation::Logout => "logout",
             Operation::Whoami => "whoami",
+            Operation::ListSsoProviders => "listSsoProviders",
+            Operation::StartSso => "startSso",
+            Operation::FinishSso => "finishSso",
+            Operation::GetSession => "getSession",
+            Operation::SsoLogout => "ssoLogout",
+            Operation::StartDeviceLogin => "startDeviceLogin",
+            Operation::PollDeviceLogin => "pollDeviceLogin",
+            Operation::RefreshSession => "refreshSession",
             Operation::ListUsers => "listUsers",
             Operation::CreateUser => "createUser",
             Operation::GetUser => "getUser",
@@ -250,6 +274,9 @@ pub enum AuthKind {
     Runner,
     /// Credentials travel in the body (login, runner exchange).
     InBody,
+    /// No credentials: the start of a sign-in (the provider list, the redirect to a provider,
+    /// its redirect back, a device sign-in).
+    Public,
 }
 
 /// A JSON body type, as functions of the Rust type, so the table can be a constant.
@@ -444,6 +471,15 @@ impl Endpoint {
         self.auth = AuthKind::Runner;
         self
     }
+    const fn public(mut self) -> Self {
+        self.auth = AuthKind::Public;
+        self
+    }
+    /// Answers with a redirect (302) and no body.
+    const fn redirect(mut self) -> Self {
+        self.status = 302;
+        self
+    }
     const fn in_body(mut self) -> Self {
         self.auth = AuthKind::InBody;
         self
@@ -496,6 +532,85 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "The calling user, their org and role",
     )
     .returns(json::<Whoami>()),
+    ep(
+        Operation::ListSsoProviders,
+        Method::Get,
+        "/api/v1/auth/sso",
+        "auth",
+        "The identity providers users can sign in with, and whether passwords are accepted",
+    )
+    .public()
+    .returns(json::<SsoProviders>()),
+    ep(
+        Operation::StartSso,
+        Method::Get,
+        "/api/v1/auth/sso/{id}/start",
+        "auth",
+        "Browser sign-in: redirects to the provider (authorization code flow with PKCE)",
+    )
+    .public()
+    .redirect()
+    .query(&[("return_to", "path on this server to land on after signing in (default /)")]),
+    ep(
+        Operation::FinishSso,
+        Method::Get,
+        "/api/v1/auth/sso/{id}/callback",
+        "auth",
+        "The provider's redirect back: checks the ID token, signs the user in (session cookie) and redirects to return_to",
+    )
+    .public()
+    .redirect()
+    .query(&[
+        ("code", "authorization code from the provider"),
+        ("state", "the state this server sent"),
+        ("error", "the provider's error code, when it refused"),
+        ("error_description", "the provider's explanation"),
+    ]),
+    ep(
+        Operation::GetSession,
+        Method::Get,
+        "/api/v1/auth/session",
+        "auth",
+        "The caller's session; for a browser (cookie) session, its CSRF token and timeouts",
+    )
+    .returns(json::<BrowserSession>()),
+    ep(
+        Operation::SsoLogout,
+        Method::Post,
+        "/api/v1/auth/sso/logout",
+        "auth",
+        "End the caller's session and clear the cookie; returns the provider's logout URL when it offers one",
+    )
+    .returns(json::<SsoLogout>()),
+    ep(
+        Operation::StartDeviceLogin,
+        Method::Post,
+        "/api/v1/auth/sso/{id}/device",
+        "auth",
+        "CLI sign-in: starts a device authorization grant at the provider",
+    )
+    .public()
+    .returns(json::<DeviceLoginStart>()),
+    ep(
+        Operation::PollDeviceLogin,
+        Method::Post,
+        "/api/v1/auth/sso/device/poll",
+        "auth",
+        "CLI sign-in: whether the user has finished at the provider; then a short-lived session and a refresh token",
+    )
+    .in_body()
+    .body(json::<DeviceLoginPoll>())
+    .returns(json::<DeviceLoginState>()),
+    ep(
+        Operation::RefreshSession,
+        Method::Post,
+        "/api/v1/auth/refresh",
+        "auth",
+        "Trade a refresh token for a new short-lived session token (and a new refresh token)",
+    )
+    .in_body()
+    .body(json::<RefreshRequest>())
+    .returns(json::<CliSession>()),
     ep(
         Operation::ListUsers,
         Method::Get,

@@ -45,6 +45,7 @@ pub struct Config {
     pub control_plane: ControlPlane,
     pub runner: Runner,
     pub egress: Egress,
+    pub sso: Sso,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -127,6 +128,133 @@ pub struct Egress {
     pub allow: Vec<String>,
 }
 
+/// Single sign-on with the site's OpenID Connect identity providers (docs/sso.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Sso {
+    /// Whether email + password logins are accepted. `false` once SSO works: everyone signs in
+    /// through a provider, and `airlock admin recover` on the host is the break-glass way in.
+    pub local_passwords: bool,
+    /// A browser session unused for this long ends.
+    pub session_idle_seconds: u64,
+    /// A browser or CLI sign-in lasts at most this long, used or not.
+    pub session_absolute_seconds: u64,
+    /// The providers users may sign in with (only in the file: no `AIRLOCK_*` variables).
+    pub providers: Vec<OidcProvider>,
+}
+
+/// One OpenID Connect provider (Keycloak realm, ADFS, Entra ID, Okta, ...).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcProvider {
+    /// Short name used in URLs (`/api/v1/auth/sso/<id>/start`) and audit records.
+    pub id: String,
+    /// What the sign-in page calls it; default the id.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// The issuer URL exactly as the provider's ID tokens carry it in `iss`; discovery is
+    /// read from `<issuer>/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    /// File holding the client secret (kept out of airlock.toml, which is hashed into the
+    /// accreditation baseline). None: a public client (PKCE only).
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// PEM CA certificate(s) the provider's TLS certificate chains to; default the host's
+    /// trust store.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// The ID token claim listing the user's groups.
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    /// Group -> org and role. A user whose groups match no entry cannot sign in.
+    #[serde(default)]
+    pub mappings: Vec<GroupMapping>,
+    /// If not empty, the token's `acr` must be one of these.
+    #[serde(default)]
+    pub required_acr: Vec<String>,
+    /// If not empty, the token's `amr` must contain at least one of these (e.g. "mfa", "otp",
+    /// "hwk", "sc").
+    #[serde(default)]
+    pub required_amr: Vec<String>,
+}
+
+/// Members of `group` belong to org `org` (its name) with `role`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupMapping {
+    pub group: String,
+    pub org: String,
+    pub role: String,
+}
+
+fn default_scopes() -> Vec<String> {
+    ["openid", "profile", "email", "groups"].map(String::from).to_vec()
+}
+
+fn default_groups_claim() -> String {
+    "groups".into()
+}
+
+impl Default for Sso {
+    fn default() -> Self {
+        Sso {
+            local_passwords: true,
+            session_idle_seconds: 3600,
+            session_absolute_seconds: 12 * 3600,
+            providers: Vec::new(),
+        }
+    }
+}
+
+impl Sso {
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if self.session_idle_seconds == 0 || self.session_absolute_seconds == 0 {
+            return invalid("sso.session_idle_seconds and sso.session_absolute_seconds must be at least 1".into());
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for p in &self.providers {
+            let at = format!("sso.providers (id {:?})", p.id);
+            let id_ok = !p.id.is_empty()
+                && p.id.len() <= 32
+                && p.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !id_ok {
+                return invalid(format!("{at}: id must be 1-32 lowercase letters, digits or `-`"));
+            }
+            if !ids.insert(p.id.as_str()) {
+                return invalid(format!("{at}: two providers have this id"));
+            }
+            let loopback = ["http://127.", "http://localhost", "http://[::1]"]
+                .iter()
+                .any(|prefix| p.issuer.starts_with(prefix));
+            if !p.issuer.starts_with("https://") && !loopback {
+                return invalid(format!("{at}: issuer {:?} must be an https:// URL (plain http only on loopback)", p.issuer));
+            }
+            if p.client_id.is_empty() {
+                return invalid(format!("{at}: client_id is empty"));
+            }
+            if !p.scopes.iter().any(|s| s == "openid") {
+                return invalid(format!("{at}: scopes must include \"openid\""));
+            }
+            if p.mappings.is_empty() {
+                return invalid(format!("{at}: no mappings; add [[sso.providers.mappings]] with group, org and role, or nobody can sign in"));
+            }
+            for m in &p.mappings {
+                if !["owner", "admin", "member", "auditor"].contains(&m.role.as_str()) {
+                    return invalid(format!("{at}: mapping of group {:?} has role {:?}; use owner, admin, member or auditor", m.group, m.role));
+                }
+            }
+        }
+        if !self.local_passwords && self.providers.is_empty() {
+            return invalid("sso.local_passwords = false needs at least one [[sso.providers]]; otherwise nobody could sign in".into());
+        }
+        Ok(())
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -136,6 +264,7 @@ impl Default for Config {
             control_plane: ControlPlane::default(),
             runner: Runner::default(),
             egress: Egress::default(),
+            sso: Sso::default(),
         }
     }
 }
@@ -267,7 +396,7 @@ impl Config {
                 "runner.capacity must be at least 1 (or set runner.enabled = false)".into(),
             ));
         }
-        Ok(())
+        self.sso.check()
     }
 
     pub fn mirror_dir(&self) -> PathBuf {
@@ -301,5 +430,51 @@ impl Config {
     pub fn canonical_json(&self) -> String {
         let value = serde_json::to_value(self).expect("configuration serializes");
         serde_json::to_string_pretty(&value).expect("json value serializes")
+    }
+}
+
+#[cfg(test)]
+mod sso_tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    const PROVIDER: &str = r#"
+[[sso.providers]]
+id = "corp"
+issuer = "https://idp.acme.internal/realms/acme"
+client_id = "airlock"
+client_secret_file = "/etc/airlock/oidc-secret"
+required_amr = ["mfa"]
+[[sso.providers.mappings]]
+group = "airlock-admins"
+org = "acme"
+role = "admin"
+"#;
+
+    #[test]
+    fn providers_are_read_with_their_defaults() {
+        let config = parse(PROVIDER).unwrap();
+        let p = &config.sso.providers[0];
+        assert_eq!(p.scopes, ["openid", "profile", "email", "groups"]);
+        assert_eq!(p.groups_claim, "groups");
+        assert_eq!(p.mappings[0].role, "admin");
+        assert!(config.sso.local_passwords);
+    }
+
+    #[test]
+    fn bad_providers_are_refused_saying_what_to_fix() {
+        let plain = PROVIDER.replace("https://idp", "http://idp");
+        assert!(parse(&plain).unwrap_err().to_string().contains("must be an https:// URL"));
+        let role = PROVIDER.replace("\"admin\"", "\"root\"");
+        assert!(parse(&role).unwrap_err().to_string().contains("use owner, admin, member or auditor"));
+        let twice = format!("{PROVIDER}{PROVIDER}");
+        assert!(parse(&twice).unwrap_err().to_string().contains("two providers have this id"));
+        let off = "[sso]\nlocal_passwords = false\n";
+        assert!(parse(off).unwrap_err().to_string().contains("at least one [[sso.providers]]"));
     }
 }

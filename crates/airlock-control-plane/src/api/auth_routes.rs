@@ -100,6 +100,22 @@ pub async fn login(
     let now = app.now();
     let email = check_login_fields(&req)?;
     audit_refused_logins(&app).await?;
+    if app.config.sso.as_ref().is_some_and(|s| !s.local_passwords) {
+        app.audit(AuditEvent {
+            org_id: None,
+            actor: Actor { kind: ActorKind::Anonymous, id: String::new(), name: email.clone(), token_id: None },
+            action: "auth.login".into(),
+            subject: format!("email/{email}"),
+            outcome: Outcome::Denied,
+            source: meta.source.clone(),
+            request_id: meta.request_id.clone(),
+            detail: Some("password logins are turned off (sso.local_passwords = false)".into()),
+        })
+        .await?;
+        return Err(ApiError::Forbidden(
+            "password logins are turned off on this site; sign in with your identity provider (`airlock login`, or GET /api/v1/auth/sso for the providers)".into(),
+        ));
+    }
     let found = find_login(&app, &email)?;
     let failed = |outcome: Outcome, why: &str| AuditEvent {
         org_id: found.as_ref().map(|(u, _)| u.org_id.clone()),
@@ -188,21 +204,9 @@ pub async fn login(
                 now,
                 Some(ttl),
             );
-            tx.audit(AuditEvent {
-                org_id: Some(user.org_id.clone()),
-                actor: Actor {
-                    kind: ActorKind::User,
-                    id: user.id.clone(),
-                    name: user.email.clone(),
-                    token_id: Some(record.id.clone()),
-                },
-                action: "auth.login".into(),
-                subject: format!("user/{}", user.id),
-                outcome: Outcome::Success,
-                source: meta.source.clone(),
-                request_id: meta.request_id.clone(),
-                detail: None,
-            });
+            let token_id = Some(record.id.clone());
+            let event = super::sso_routes::user_success(&user, token_id, "auth.login", &meta, None);
+            tx.audit(event);
             Ok((token, record))
         })
         .await?;

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 use serde::de::DeserializeOwned;
@@ -17,6 +17,7 @@ use crate::audit::{Actor, ActorKind, AuditEvent, Outcome};
 use crate::auth::{self, TokenRejection};
 use crate::model::{Org, Runner, Token, TokenKind, User};
 use crate::rbac::{self, Permission};
+use crate::sso::BrowserRecord;
 use crate::store::keys;
 
 #[derive(Clone, Debug)]
@@ -66,13 +67,18 @@ fn meta(parts: &Parts) -> RequestMeta {
         })
 }
 
-/// The bearer token's stored record, if it is valid now.
-fn authenticate(app: &App, parts: &Parts) -> Result<Token, ApiError> {
-    let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
-        ApiError::Unauthenticated(
+/// The stored record of the bearer token, or of the browser's session cookie, if it is
+/// valid now. A cookie session must also be within its idle limit, and a state-changing
+/// request made with it must carry the session's CSRF token in `x-csrf-token`.
+fn authenticate(app: &App, parts: &Parts) -> Result<(Token, Option<BrowserRecord>), ApiError> {
+    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        if let Some(found) = cookie_session(app, parts)? {
+            return Ok(found);
+        }
+        return Err(ApiError::Unauthenticated(
             "missing credentials: send `Authorization: Bearer <token>`".into(),
-        )
-    })?;
+        ));
+    };
     let text = value
         .to_str()
         .ok()
@@ -85,12 +91,66 @@ fn authenticate(app: &App, parts: &Parts) -> Result<Token, ApiError> {
         .ok_or_else(|| {
             ApiError::Unauthenticated("the Authorization header must be `Bearer <token>`".into())
         })?;
+    Ok((stored_token(app, text)?, None))
+}
+
+fn stored_token(app: &App, text: &str) -> Result<Token, ApiError> {
     let token: Token = app
         .store
         .get(&keys::token(&crate::ids::token_hash(text)))?
         .ok_or_else(|| ApiError::Unauthenticated(TokenRejection::Unknown.to_string()))?;
     auth::check_token(&token, app.now()).map_err(|e| ApiError::Unauthenticated(e.to_string()))?;
     Ok(token)
+}
+
+/// The session behind the browser's cookie, when SSO is on and the request has one.
+fn cookie_session(app: &App, parts: &Parts) -> Result<Option<(Token, Option<BrowserRecord>)>, ApiError> {
+    let Some(sso) = app.config.sso.as_ref() else {
+        return Ok(None);
+    };
+    let Some(text) = super::sso_routes::cookie(&parts.headers, sso.session_cookie()) else {
+        return Ok(None);
+    };
+    let token = stored_token(app, text)?;
+    let record: BrowserRecord = app
+        .store
+        .get(&crate::sso::keys::browser(&token.id))?
+        .ok_or_else(|| ApiError::Unauthenticated("this browser session has ended; sign in again".into()))?;
+    if crate::sso::idle_expired(&record, sso.idle, app.now()) {
+        return Err(ApiError::Unauthenticated(format!(
+            "this browser session was idle for more than {} s; sign in again",
+            sso.idle.as_secs()
+        )));
+    }
+    let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe {
+        let sent = parts.headers.get("x-csrf-token").and_then(|v| v.to_str().ok());
+        let matches = sent.is_some_and(|s| {
+            s.len() == record.csrf.len()
+                && s.bytes().zip(record.csrf.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        });
+        if !matches {
+            return Err(ApiError::Forbidden(
+                "a state-changing request with the session cookie must send the session's CSRF token in x-csrf-token (GET /api/v1/auth/session gives it)".into(),
+            ));
+        }
+    }
+    Ok(Some((token, Some(record))))
+}
+
+/// Notes the browser session's use, at most every [`crate::sso::TOUCH_EVERY`], for its idle limit.
+async fn touch(app: &App, token: &Token, record: Option<BrowserRecord>) -> Result<(), ApiError> {
+    let now = app.now();
+    if let Some(mut record) = record.filter(|r| now.since(r.last_seen) >= crate::sso::TOUCH_EVERY) {
+        record.last_seen = now;
+        let key = crate::sso::keys::browser(&token.id);
+        app.write(|tx| {
+            tx.put(&key, &record);
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(())
 }
 
 /// A signed-in user, with the org they belong to.
@@ -105,7 +165,7 @@ impl FromRequestParts<App> for UserCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
-        let token = authenticate(app, parts)?;
+        let (token, browser) = authenticate(app, parts)?;
         match token.kind {
             TokenKind::Session | TokenKind::Personal => {}
             TokenKind::Runner => {
@@ -133,6 +193,7 @@ impl FromRequestParts<App> for UserCaller {
             .store
             .get(&keys::org(&user.org_id))?
             .ok_or_else(|| ApiError::Unauthenticated("the token's org no longer exists".into()))?;
+        touch(app, &token, browser).await?;
         Ok(UserCaller {
             user,
             org,
@@ -229,7 +290,7 @@ impl FromRequestParts<App> for RunnerCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
-        let token = authenticate(app, parts)?;
+        let (token, _) = authenticate(app, parts)?;
         if token.kind != TokenKind::Runner {
             return Err(if token.kind == TokenKind::RunnerExchange {
                 ApiError::Unauthenticated(

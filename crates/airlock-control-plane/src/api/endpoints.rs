@@ -9,7 +9,7 @@ pub use airlock_api::{AuthKind, Endpoint, Method, Operation, ENDPOINTS};
 
 use super::{
     audit_routes, auth_routes, backups, credentials, environments, inventory, meta, orgs,
-    runner_api, runners, secrets, ssh, users, App,
+    runner_api, runners, secrets, ssh, sso_routes, users, App,
 };
 
 fn filter(method: Method) -> MethodFilter {
@@ -31,6 +31,14 @@ pub fn method_router(e: &Endpoint) -> MethodRouter<App> {
         Operation::Login => route(e, auth_routes::login),
         Operation::Logout => route(e, auth_routes::logout),
         Operation::Whoami => route(e, auth_routes::whoami),
+        Operation::ListSsoProviders => route(e, sso_routes::list_providers),
+        Operation::StartSso => route(e, sso_routes::start),
+        Operation::FinishSso => route(e, sso_routes::callback),
+        Operation::GetSession => route(e, sso_routes::get_session),
+        Operation::SsoLogout => route(e, sso_routes::logout),
+        Operation::StartDeviceLogin => route(e, sso_routes::start_device),
+        Operation::PollDeviceLogin => route(e, sso_routes::poll_device),
+        Operation::RefreshSession => route(e, sso_routes::refresh),
         Operation::ListUsers => route(e, users::list),
         Operation::CreateUser => route(e, users::create),
         Operation::GetUser => route(e, users::get_one),

@@ -16,6 +16,7 @@ mod runner_api;
 mod runners;
 mod secrets;
 mod ssh;
+mod sso_routes;
 mod users;
 
 use std::sync::Arc;
@@ -58,6 +59,8 @@ pub struct Config {
     pub login_window: Duration,
     /// Where workspace snapshots are kept; `None` turns the backup routes off.
     pub backup_dir: Option<std::path::PathBuf>,
+    /// Single sign-on providers and browser session rules; `None`: passwords and tokens only.
+    pub sso: Option<Arc<crate::sso::Sso>>,
 }
 
 impl Default for Config {
@@ -73,6 +76,7 @@ impl Default for Config {
             login_failures_per_source: 50,
             login_window: Duration::from_secs(15 * 60),
             backup_dir: None,
+            sso: None,
         }
     }
 }
