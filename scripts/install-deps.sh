@@ -27,6 +27,8 @@ needs=(
   "ip:iproute2"
   "unshare:util-linux"
   "nft:nftables"
+  # tests/metrics.rs: `promtool check metrics` on every component's /metrics, and the alert rules.
+  "promtool:prometheus"
 )
 missing=()
 for pair in "${needs[@]}"; do

@@ -7,6 +7,7 @@ pub mod error;
 pub mod ids;
 pub mod image;
 pub mod locks;
+pub mod metrics;
 pub mod progress;
 pub mod registry;
 pub mod rootfs;
