@@ -67,6 +67,7 @@ pub enum Operation {
     SetSecretValue,
     DeleteSecret,
     RotateKek,
+    ExportStoreSnapshot,
     ListAudit,
     VerifyAudit,
     RunnerExchange,
@@ -85,7 +86,7 @@ pub enum Operation {
 
 impl Operation {
     /// Every operation, in table order.
-    pub const ALL: [Operation; 63] = [
+    pub const ALL: [Operation; 64] = [
         Operation::Login,
         Operation::Logout,
         Operation::Whoami,
@@ -135,6 +136,7 @@ impl Operation {
         Operation::SetSecretValue,
         Operation::DeleteSecret,
         Operation::RotateKek,
+        Operation::ExportStoreSnapshot,
         Operation::ListAudit,
         Operation::VerifyAudit,
         Operation::RunnerExchange,
@@ -203,6 +205,7 @@ impl Operation {
             Operation::SetSecretValue => "setSecretValue",
             Operation::DeleteSecret => "deleteSecret",
             Operation::RotateKek => "rotateKek",
+            Operation::ExportStoreSnapshot => "exportStoreSnapshot",
             Operation::ListAudit => "listAudit",
             Operation::VerifyAudit => "verifyAudit",
             Operation::RunnerExchange => "runnerExchange",
@@ -890,6 +893,14 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "Re-wrap every data key with the current key-encryption key (site admins)",
     )
     .returns(json::<RotateKekResult>()),
+    ep(
+        Operation::ExportStoreSnapshot,
+        Method::Get,
+        "/api/v1/site/store-snapshot",
+        "site",
+        "A consistent snapshot of the whole store, for `airlock admin backup` (site admins; audited)",
+    )
+    .returns(json::<StoreSnapshot>()),
     // Audit
     ep(
         Operation::ListAudit,
