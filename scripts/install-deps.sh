@@ -27,6 +27,11 @@ needs=(
   "ip:iproute2"
   "unshare:util-linux"
   "nft:nftables"
+  # tests/metrics.rs: `promtool check metrics` on every component's /metrics, and the alert rules.
+  "promtool:prometheus"
+  # tests/site_backup.rs: the backup key is made by age-keygen and the backup opened by age.
+  "age:age"
+  "age-keygen:age"
 )
 missing=()
 for pair in "${needs[@]}"; do

@@ -4,6 +4,7 @@
 mod names;
 mod render;
 mod resources;
+mod site_backup;
 
 use std::io::{BufRead, Read, Write};
 use std::path::PathBuf;
@@ -75,6 +76,17 @@ impl Connection {
 
 #[derive(clap::Subcommand)]
 pub enum Command {
+    /// Write a signed backup of the running site's control plane (a consistent snapshot of
+    /// its store) and configuration, encrypted to the site's backup key (age).
+    #[command(after_help = "Example:\n  airlock admin backup --out site-2026-12-03.backup --recipient age1... \\\n      \
+        --signing-key /etc/airlock/site.key --config /etc/airlock/airlock.toml\n\n\
+        The KEK is never in the backup: keep the KEK files and the backup identity apart.")]
+    Backup(site_backup::BackupArgs),
+    /// Rebuild a site's control plane in a fresh data folder from a backup (checks the
+    /// signature, decrypts, verifies the audit chain; writes nothing if any check fails).
+    #[command(after_help = "Example:\n  airlock admin restore --in site-2026-12-03.backup --identity /secure/backup-identity.txt \\\n      \
+        --trusted-key /etc/airlock/site.pub --data-dir /var/lib/airlock")]
+    Restore(site_backup::RestoreArgs),
     /// Create the first org and its owner in a new data directory; prints only the owner's
     /// token (valid 30 days) on standard output. Run it before the first `serve`.
     #[command(
@@ -240,6 +252,14 @@ pub enum AuditCommand {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let conn = &args.conn;
     match args.command {
+        Command::Backup(backup) => {
+            site_backup::backup(&conn.client()?, backup)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore(restore) => {
+            site_backup::restore(restore)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Init {
             data_dir,
             org,

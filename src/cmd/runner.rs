@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use airlock_egress::{EgressGuard, JsonLinesAudit};
+use airlock_egress::{EgressAudit, EgressGuard, JsonLinesAudit, ObservedAudit};
 use airlock_runner::agent::{Agent, AgentOptions};
 use airlock_runner::engine::EngineOptions;
+use airlock_runner::metrics::{MetricsListener, RunnerMetrics};
 use anyhow::Context;
 
 #[derive(clap::Args)]
@@ -54,6 +55,9 @@ pub struct Args {
     /// DATA/egress-audit.jsonl.
     #[arg(long = "egress-allow", value_name = "ENTRY")]
     egress_allow: Vec<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464); none by default.
+    #[arg(long, value_name = "ADDR", value_parser = super::listen::parse_listen)]
+    metrics_listen: Option<SocketAddr>,
     /// How often to read the assignment from the control plane.
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
     poll_interval: Duration,
@@ -67,7 +71,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     engine.registry.ca_certs = args.ca_cert.iter().cloned().collect();
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
-    let audit = Arc::new(JsonLinesAudit::in_data_dir(&args.data_dir)?);
+    let metrics = Arc::new(RunnerMetrics::default());
+    let audit = counted_audit(&args.data_dir, &metrics)?;
     let egress = EgressGuard::from_allow_list(&args.egress_allow, audit)?.with_component("runner");
     let agent = Agent::start(AgentOptions {
         control_plane_url: args.control_plane.clone(),
@@ -78,9 +83,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         poll_interval: args.poll_interval,
         engine,
         egress,
+        metrics: metrics.clone(),
     })
     .context("cannot start the runner")?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    if let Some(listen) = args.metrics_listen {
+        let addr = serve_metrics(&runtime, listen, metrics, "--metrics-listen")?;
+        println!("runner metrics listening on http://{addr}/metrics");
+    }
     let gateway = runtime
         .block_on(agent.start_gateway(args.ssh_listen, args.ssh_public_host.clone()))
         .context("cannot start the SSH gateway")?;
@@ -96,4 +106,33 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime.block_on(gateway.shutdown());
     tracing::info!("runner stopped; its environments keep running and are adopted at the next start");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The runner's refusal log (DATA/egress-audit.jsonl), each refusal also counted in `metrics`.
+pub fn counted_audit(data_dir: &std::path::Path, metrics: &RunnerMetrics) -> anyhow::Result<Arc<dyn EgressAudit>> {
+    let file = Arc::new(JsonLinesAudit::in_data_dir(data_dir)?);
+    let refusals = metrics.egress_refusals();
+    Ok(Arc::new(ObservedAudit::new(file, move |_| {
+        refusals.inc();
+    })))
+}
+
+/// Binds the metrics listener (`setting` names where the address came from, for the error)
+/// and serves it on `runtime`.
+pub fn serve_metrics(
+    runtime: &tokio::runtime::Runtime,
+    listen: SocketAddr,
+    metrics: Arc<RunnerMetrics>,
+    setting: &str,
+) -> anyhow::Result<SocketAddr> {
+    let listener = runtime.block_on(MetricsListener::bind(listen)).with_context(|| {
+        format!("cannot listen for metrics on {listen} ({setting}); another process may hold it, or choose another address")
+    })?;
+    let addr = listener.local_addr()?;
+    runtime.spawn(async move {
+        if let Err(e) = listener.serve(metrics).await {
+            tracing::error!(error = %e, "the runner's metrics listener stopped");
+        }
+    });
+    Ok(addr)
 }

@@ -22,6 +22,7 @@ use airlock_mirror::serve::{self as mirror_serve, ServeOptions as MirrorOptions}
 use airlock_egress::{EgressGuard, JsonLinesAudit};
 use airlock_runner::agent::{Agent, AgentOptions};
 use airlock_runner::engine::EngineOptions;
+use airlock_runner::metrics::RunnerMetrics;
 use anyhow::{bail, Context};
 use serde_json::json;
 use tokio::sync::oneshot;
@@ -114,7 +115,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .clone()
             .or_else(|| config.control_plane.public_url.clone())
             .context("the built-in runner needs a control plane: enable it or set control_plane.public_url")?;
-        let agent = builtin_runner(&config, &url, mirror_addr)?;
+        let metrics = Arc::new(RunnerMetrics::default());
+        let agent = builtin_runner(&config, &url, mirror_addr, metrics.clone())?;
+        if let Some(listen) = config.runner.metrics_listen {
+            let addr = super::runner::serve_metrics(&runtime, listen, metrics, "runner.metrics_listen")?;
+            announce(&format!("runner metrics listening on http://{addr}/metrics"));
+        }
         let gateway = runtime
             .block_on(agent.start_gateway(config.runner.ssh_listen, config.runner.ssh_public_host.clone()))
             .with_context(|| format!("cannot start the SSH gateway (runner.ssh_listen is {})", config.runner.ssh_listen))?;
@@ -265,7 +271,12 @@ fn single_sign_on(config: &Config) -> anyhow::Result<Option<Arc<airlock_control_
 
 /// Registers the built-in runner with the control plane once (its credential then lives in
 /// DATA/runner) and opens it.
-fn builtin_runner(config: &Config, cp_url: &str, mirror: Option<(SocketAddr, bool)>) -> anyhow::Result<Agent> {
+fn builtin_runner(
+    config: &Config,
+    cp_url: &str,
+    mirror: Option<(SocketAddr, bool)>,
+    metrics: Arc<RunnerMetrics>,
+) -> anyhow::Result<Agent> {
     let dir = config.runner_dir();
     fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let token = if dir.join("credential.json").exists() {
@@ -273,7 +284,7 @@ fn builtin_runner(config: &Config, cp_url: &str, mirror: Option<(SocketAddr, boo
     } else {
         Some(register_runner(config, cp_url)?)
     };
-    let audit = Arc::new(JsonLinesAudit::in_data_dir(&config.data_dir)?);
+    let audit = super::runner::counted_audit(&config.data_dir, &metrics)?;
     let egress = EgressGuard::from_config(config, audit)?.with_component("runner");
     let mut engine = EngineOptions::new(&dir);
     engine.uid_base = config.runner.uid_base;
@@ -290,6 +301,7 @@ fn builtin_runner(config: &Config, cp_url: &str, mirror: Option<(SocketAddr, boo
         poll_interval: Duration::from_secs(1),
         engine,
         egress,
+        metrics,
     })
     .context("cannot start the built-in runner")
 }

@@ -459,6 +459,17 @@ impl Example for SetSecretValue {
     }
 }
 
+impl Example for StoreSnapshot {
+    fn example() -> Self {
+        StoreSnapshot {
+            taken_at: T1,
+            audit_seq: 42,
+            audit_head: "9f2c…".into(),
+            entries: vec![["org/org_1".into(), "eyJpZCI6Im9yZ18xIn0=".into()]],
+        }
+    }
+}
+
 impl Example for RotateKekResult {
     fn example() -> Self {
         RotateKekResult {

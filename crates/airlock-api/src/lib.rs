@@ -42,7 +42,7 @@ pub use time::Timestamp;
 pub use user_api::{
     AddSshKey, CreateClass, CreateEnvironment, CreateOrg, CreateProject, CreateRunner,
     CreateSecret, CreateToken, CreateUser, LoginRequest, NewOrg, NewRunner, NewToken, PolicyChange,
-    RotateKekResult, RunnerView, Session, SetPassword, SetSecretValue, SshAccess, UpdateClass,
+    RotateKekResult, RunnerView, StoreSnapshot, Session, SetPassword, SetSecretValue, SshAccess, UpdateClass,
     UpdateOrg, UpdateProject, UpdateRunner, UpdateUser, Whoami,
 };
 

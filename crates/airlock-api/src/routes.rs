@@ -75,6 +75,7 @@ pub enum Operation {
     SetSecretValue,
     DeleteSecret,
     RotateKek,
+    ExportStoreSnapshot,
     ListAudit,
     VerifyAudit,
     RunnerExchange,
@@ -93,7 +94,7 @@ pub enum Operation {
 
 impl Operation {
     /// Every operation, in table order.
-    pub const ALL: [Operation; 71] = [
+    pub const ALL: [Operation; 72] = [
         Operation::Login,
         Operation::Logout,
         Operation::Whoami,
@@ -151,6 +152,7 @@ impl Operation {
         Operation::SetSecretValue,
         Operation::DeleteSecret,
         Operation::RotateKek,
+        Operation::ExportStoreSnapshot,
         Operation::ListAudit,
         Operation::VerifyAudit,
         Operation::RunnerExchange,
@@ -227,6 +229,7 @@ impl Operation {
             Operation::SetSecretValue => "setSecretValue",
             Operation::DeleteSecret => "deleteSecret",
             Operation::RotateKek => "rotateKek",
+            Operation::ExportStoreSnapshot => "exportStoreSnapshot",
             Operation::ListAudit => "listAudit",
             Operation::VerifyAudit => "verifyAudit",
             Operation::RunnerExchange => "runnerExchange",
@@ -1005,6 +1008,14 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "Re-wrap every data key with the current key-encryption key (site admins)",
     )
     .returns(json::<RotateKekResult>()),
+    ep(
+        Operation::ExportStoreSnapshot,
+        Method::Get,
+        "/api/v1/site/store-snapshot",
+        "site",
+        "A consistent snapshot of the whole store, for `airlock admin backup` (site admins; audited)",
+    )
+    .returns(json::<StoreSnapshot>()),
     // Audit
     ep(
         Operation::ListAudit,

@@ -256,6 +256,19 @@ pub struct SetSecretValue {
     pub value: String,
 }
 
+/// Every key and value of the control plane's store at one instant (taken between two
+/// writes), for `airlock admin backup`. Values stay as stored: secrets sealed under the KEK,
+/// password and token hashes; the KEK itself is never in it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StoreSnapshot {
+    pub taken_at: crate::Timestamp,
+    /// Length of the audit chain in the snapshot, and the hash of its last record.
+    pub audit_seq: u64,
+    pub audit_head: String,
+    /// `[key, base64 of the value]`, in key order.
+    pub entries: Vec<[String; 2]>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RotateKekResult {
     pub current_kek_id: String,

@@ -45,6 +45,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("runner", "capacity", Kind::Integer),
     ("runner", "ssh_listen", Kind::Text),
     ("runner", "ssh_public_host", Kind::Text),
+    ("runner", "metrics_listen", Kind::Text),
     ("runner", "uid_base", Kind::Integer),
     ("runner", "runc", Kind::Text),
     ("egress", "allow", Kind::List),
@@ -229,6 +230,7 @@ mod tests {
         config.control_plane.tls_cert = Some("c".into());
         config.control_plane.tls_key = Some("k".into());
         config.runner.ssh_public_host = Some("h".into());
+        config.runner.metrics_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9464)));
         let table = toml::Table::try_from(&config).unwrap();
         let mut fields = Vec::new();
         for (name, value) in &table {

@@ -114,6 +114,8 @@ pub struct Runner {
     /// Host name or address written into users' ssh-config for this runner; default the
     /// address of `ssh_listen`.
     pub ssh_public_host: Option<String>,
+    /// Where the runner serves its Prometheus metrics (`GET /metrics`); none: not served.
+    pub metrics_listen: Option<SocketAddr>,
     /// First host uid of the ranges environments' users are mapped to (65536 per environment).
     pub uid_base: u32,
     pub runc: PathBuf,
@@ -320,6 +322,7 @@ impl Default for Runner {
             capacity: 10,
             ssh_listen: SocketAddr::from(([127, 0, 0, 1], 2222)),
             ssh_public_host: None,
+            metrics_listen: None,
             uid_base: 1_000_000,
             runc: PathBuf::from("runc"),
         }

@@ -18,6 +18,7 @@ pub use airlock_api::openapi;
 pub mod rbac;
 pub mod secrets;
 pub mod server;
+pub mod site_backup;
 pub mod sso;
 pub mod store;
 pub mod time;

@@ -42,6 +42,8 @@ pub enum StoreError {
          disk under the data directory, then restart it"
     )]
     Poisoned { reason: String },
+    #[error("the store already holds {entries} entries: a snapshot is restored only into an empty data directory")]
+    NotEmpty { entries: usize },
     #[error("stored record `{key}` cannot be read ({source}); the data directory may be damaged")]
     Corrupt {
         key: String,
@@ -243,6 +245,32 @@ impl Store {
         prefix: &str,
     ) -> Result<Vec<(String, T)>, StoreError> {
         Ok(self.scan(prefix, None, usize::MAX, |_| true)?.0)
+    }
+
+    /// Every key and value, read as the only writer: one instant of the store, with no write
+    /// half-applied (what a site backup copies while the control plane keeps serving).
+    pub fn snapshot(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let _writer = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.scan_raw("")
+    }
+
+    /// Writes a [`Store::snapshot`] into this store, which must be empty, as one batch, and
+    /// makes it durable.
+    pub fn load_snapshot(&self, entries: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        {
+            let _writer = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            self.usable()?;
+            if !self.tree.is_empty() {
+                return Err(StoreError::NotEmpty { entries: self.tree.len() });
+            }
+            let mut batch = sled::Batch::default();
+            for (key, value) in entries {
+                batch.insert(key.as_bytes(), value.as_slice());
+            }
+            self.tree.apply_batch(batch)?;
+            self.applied.fetch_add(1, Ordering::SeqCst);
+        }
+        self.flush_blocking()
     }
 
     /// Raw keys and values under a prefix (audit verification reads bytes as stored).

@@ -73,7 +73,7 @@ fn expected(op: &str) -> [u16; 5] {
         "createEnvironment" => [201, 201, 201, 403, 403],
         "deleteEnvironment" | "startEnvironment" | "stopEnvironment" => [200, 200, 200, 403, 403],
         // Site-wide operations: org A is not the site org.
-        "createOrg" | "rotateKek" | "getMetrics" => [403, 403, 403, 403, 403],
+        "createOrg" | "rotateKek" | "exportStoreSnapshot" | "getMetrics" => [403, 403, 403, 403, 403],
         op if op.starts_with("runner") => [403, 403, 403, 403, 200],
         other => panic!("the matrix has no row for `{other}`: add one"),
     }

@@ -101,6 +101,26 @@ impl EgressAudit for TracingAudit {
     }
 }
 
+/// Hands every refusal to another sink, then to a hook: how a component counts refusals for
+/// its metrics without the guard knowing about metrics.
+pub struct ObservedAudit {
+    inner: std::sync::Arc<dyn EgressAudit>,
+    hook: Box<dyn Fn(&EgressRecord) + Send + Sync>,
+}
+
+impl ObservedAudit {
+    pub fn new(inner: std::sync::Arc<dyn EgressAudit>, hook: impl Fn(&EgressRecord) + Send + Sync + 'static) -> ObservedAudit {
+        ObservedAudit { inner, hook: Box::new(hook) }
+    }
+}
+
+impl EgressAudit for ObservedAudit {
+    fn refused(&self, record: &EgressRecord) {
+        self.inner.refused(record);
+        (self.hook)(record);
+    }
+}
+
 fn log(record: &EgressRecord) {
     tracing::warn!(
         component = %record.component,

@@ -48,7 +48,7 @@ use std::path::PathBuf;
 pub use airlock_config as config;
 /// The URL type the guard's checks take.
 pub use reqwest::Url;
-pub use audit::{EgressAudit, EgressRecord, JsonLinesAudit, TracingAudit, AUDIT_FILE_NAME};
+pub use audit::{EgressAudit, EgressRecord, JsonLinesAudit, ObservedAudit, TracingAudit, AUDIT_FILE_NAME};
 pub use guard::{Denied, EgressGuard, HostResolver, Permit, SystemResolver};
 pub use http::{
     async_client, async_client_builder, blocking_client, client_builder, GuardedAsyncClient,

@@ -68,3 +68,23 @@ fn an_unwritable_log_is_an_error_naming_it() {
     assert!(err.starts_with("cannot open the egress audit log "), "{err}");
     assert!(err.contains("egress-audit.jsonl"), "{err}");
 }
+
+#[test]
+fn an_observed_sink_records_the_refusal_and_then_calls_its_hook() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let file = Arc::new(JsonLinesAudit::in_data_dir(dir.path()).unwrap());
+    let path = file.path().to_path_buf();
+    let seen = Arc::new(AtomicU64::new(0));
+    let counter = seen.clone();
+    let observed = airlock_egress::ObservedAudit::new(file, move |record| {
+        // The record is on disk before the hook runs.
+        assert_eq!(records(&path).last(), Some(record));
+        counter.fetch_add(1, Ordering::Relaxed);
+    });
+    let guard = EgressGuard::from_allow_list(&["git.acme.internal"], Arc::new(observed)).unwrap();
+    guard.check("example.com", 443).unwrap_err();
+    guard.check("git.acme.internal", 443).unwrap();
+    guard.check("127.0.0.1", 80).unwrap();
+    assert_eq!(seen.load(Ordering::Relaxed), 1, "one refusal, one call");
+}

@@ -21,7 +21,7 @@ use crate::anchor::{self, KeyRequirement};
 use crate::import::{self, ImportOptions, ImportOutcome};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
-use airlock_egress::{EgressGuard, JsonLinesAudit};
+use airlock_egress::{EgressAudit, EgressGuard, JsonLinesAudit, ObservedAudit};
 
 use crate::{maintenance, replicate, tokens};
 
@@ -243,7 +243,17 @@ pub fn execute(store: &Store, metrics: Option<&Metrics>, request: Request, progr
                 Ok(kind) => replicate::Only::Kind(kind),
                 Err(_) => replicate::Only::Repository(o),
             });
-            let audit = std::sync::Arc::new(JsonLinesAudit::in_data_dir(store.data_dir()).map_err(|e| e.to_string())?);
+            let file: std::sync::Arc<dyn EgressAudit> =
+                std::sync::Arc::new(JsonLinesAudit::in_data_dir(store.data_dir()).map_err(|e| e.to_string())?);
+            let audit = match metrics {
+                Some(metrics) => {
+                    let refusals = metrics.egress_refusals();
+                    std::sync::Arc::new(ObservedAudit::new(file, move |_| {
+                        refusals.inc();
+                    }))
+                }
+                None => file,
+            };
             let egress = EgressGuard::from_allow_list(&egress_allow, audit).map_err(|e| e.to_string())?.with_component("mirror");
             let target = replicate::Target { url, credentials, extra_ca: extra_ca.map(String::into_bytes), egress };
             let report = replicate::replicate(store, &target, only.as_ref()).map_err(|e| e.to_string())?;

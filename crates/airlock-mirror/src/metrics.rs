@@ -1,80 +1,112 @@
-//! Prometheus metrics: requests by route family and status class, bytes served, request
-//! latency, and import results.
+//! Prometheus metrics of the mirror: requests by protocol family and status class, request
+//! latency, bytes served, imports by result and outbound connections the egress guard refused
+//! (pushes to a site registry are the mirror's only outbound traffic).
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-use std::collections::BTreeMap;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 /// Latency buckets in seconds.
 const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
 
-#[derive(Default)]
+/// `Content-Type` of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    family: &'static str,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ImportLabels {
+    result: &'static str,
+}
+
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String), u64>>,
-    latency_buckets: [AtomicU64; BUCKETS.len()],
-    latency_count: AtomicU64,
-    latency_sum_micros: AtomicU64,
-    bytes_served: AtomicU64,
-    imports: Mutex<BTreeMap<String, u64>>,
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Histogram,
+    bytes_served: Counter,
+    imports: Family<ImportLabels, Counter>,
+    egress_refusals: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register("airlock_mirror_requests", "Requests served, by route family and status class", requests.clone());
+        let latency = Histogram::new(BUCKETS);
+        registry.register("airlock_mirror_request_duration_seconds", "Request latency until the response head", latency.clone());
+        let bytes_served = Counter::default();
+        registry.register(
+            "airlock_mirror_bytes_served",
+            "Blob bytes in the responses served (a download cut short counts whole)",
+            bytes_served.clone(),
+        );
+        registry.register_collector(Box::new(SendfileBytes));
+        let imports = Family::<ImportLabels, Counter>::default();
+        registry.register("airlock_mirror_imports", "Bundle imports through the running mirror, by result", imports.clone());
+        let egress_refusals = Counter::default();
+        registry.register(
+            "airlock_mirror_egress_refusals",
+            "Outbound connections the egress guard refused (pushes to a registry outside egress.allow)",
+            egress_refusals.clone(),
+        );
+        // Every result exists from the start, at zero, so rates and alerts see the first import.
+        for result in ["imported", "already-imported", "refused"] {
+            let _ = imports.get_or_create(&ImportLabels { result });
+        }
+        Metrics { registry, requests, latency, bytes_served, imports, egress_refusals }
+    }
 }
 
 impl Metrics {
-    pub fn observe(&self, family: &str, status: u16, seconds: f64) {
-        let class = format!("{}xx", status / 100);
-        *self.requests.lock().unwrap_or_else(|p| p.into_inner()).entry((family.to_string(), class)).or_default() += 1;
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if seconds <= *bound {
-                self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_micros.fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+    pub fn observe(&self, family: &'static str, status: u16, seconds: f64) {
+        let status = format!("{}xx", status / 100);
+        self.requests.get_or_create(&RequestLabels { family, status }).inc();
+        self.latency.observe(seconds);
     }
 
     pub fn add_bytes_served(&self, bytes: u64) {
-        self.bytes_served.fetch_add(bytes, Ordering::Relaxed);
+        self.bytes_served.inc_by(bytes);
     }
 
-    pub fn import_result(&self, result: &str) {
-        *self.imports.lock().unwrap_or_else(|p| p.into_inner()).entry(result.to_string()).or_default() += 1;
+    pub fn import_result(&self, result: &'static str) {
+        self.imports.get_or_create(&ImportLabels { result }).inc();
     }
 
+    /// A counter the egress guard's audit hook increments (see `airlock_egress::ObservedAudit`).
+    pub fn egress_refusals(&self) -> Counter {
+        self.egress_refusals.clone()
+    }
+
+    /// The Prometheus text exposition (format 0.0.4).
     pub fn render(&self) -> String {
         let mut out = String::new();
-        out.push_str("# HELP airlock_mirror_requests_total Requests served, by route family and status class.\n");
-        out.push_str("# TYPE airlock_mirror_requests_total counter\n");
-        for ((family, class), n) in self.requests.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = writeln!(out, "airlock_mirror_requests_total{{family=\"{family}\",status=\"{class}\"}} {n}");
-        }
-        out.push_str("# HELP airlock_mirror_request_duration_seconds Request latency until the response head.\n");
-        out.push_str("# TYPE airlock_mirror_request_duration_seconds histogram\n");
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "airlock_mirror_request_duration_seconds_bucket{{le=\"{bound}\"}} {}",
-                self.latency_buckets[i].load(Ordering::Relaxed)
-            );
-        }
-        let count = self.latency_count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "airlock_mirror_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(
-            out,
-            "airlock_mirror_request_duration_seconds_sum {}",
-            self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(out, "airlock_mirror_request_duration_seconds_count {count}");
-        out.push_str("# HELP airlock_mirror_bytes_served_total Blob bytes in the responses served (a download cut short counts whole).\n");
-        out.push_str("# TYPE airlock_mirror_bytes_served_total counter\n");
-        let _ = writeln!(out, "airlock_mirror_bytes_served_total {}", self.bytes_served.load(Ordering::Relaxed));
-        out.push_str("# HELP airlock_mirror_bytes_sendfile_total Bytes actually sent from the page cache by sendfile(2).\n");
-        out.push_str("# TYPE airlock_mirror_bytes_sendfile_total counter\n");
-        let _ = writeln!(out, "airlock_mirror_bytes_sendfile_total {}", crate::zero_copy::bytes_sent_by_sendfile());
-        out.push_str("# HELP airlock_mirror_imports_total Bundle imports by result.\n");
-        out.push_str("# TYPE airlock_mirror_imports_total counter\n");
-        for (result, n) in self.imports.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = writeln!(out, "airlock_mirror_imports_total{{result=\"{result}\"}} {n}");
-        }
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
         out
+    }
+}
+
+/// Bytes sent by sendfile(2), read from the process-wide count at scrape time.
+#[derive(Debug)]
+struct SendfileBytes;
+
+impl Collector for SendfileBytes {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let counter = ConstCounter::new(crate::zero_copy::bytes_sent_by_sendfile());
+        let metric = encoder.encode_descriptor(
+            "airlock_mirror_bytes_sendfile",
+            "Bytes actually sent from the page cache by sendfile(2)",
+            None,
+            counter.metric_type(),
+        )?;
+        counter.encode(metric)
     }
 }

@@ -69,7 +69,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let mut response = state.metrics.render().into_response();
     response
         .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(crate::metrics::CONTENT_TYPE));
     response
 }
 

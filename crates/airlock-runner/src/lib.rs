@@ -8,6 +8,7 @@ pub mod ide;
 pub mod ids;
 pub mod image;
 pub mod locks;
+pub mod metrics;
 pub mod progress;
 pub mod registry;
 pub mod rootfs;

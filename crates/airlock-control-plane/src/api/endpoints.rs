@@ -9,7 +9,7 @@ pub use airlock_api::{AuthKind, Endpoint, Method, Operation, ENDPOINTS};
 
 use super::{
     audit_routes, auth_routes, backups, credentials, environments, inventory, meta, orgs,
-    runner_api, runners, secrets, ssh, sso_routes, users, App,
+    runner_api, runners, secrets, site, ssh, sso_routes, users, App,
 };
 
 fn filter(method: Method) -> MethodFilter {
@@ -84,6 +84,7 @@ pub fn method_router(e: &Endpoint) -> MethodRouter<App> {
         Operation::SetSecretValue => route(e, secrets::set_value),
         Operation::DeleteSecret => route(e, secrets::remove),
         Operation::RotateKek => route(e, secrets::rotate_kek),
+        Operation::ExportStoreSnapshot => route(e, site::store_snapshot),
         Operation::ListAudit => route(e, audit_routes::list),
         Operation::VerifyAudit => route(e, audit_routes::verify),
         Operation::RunnerExchange => route(e, runner_api::exchange),

@@ -12,6 +12,7 @@ use crate::environments::{
     admit_new, effective_runner_phase, move_to_runner, pick_runner, place_queued, set_phase,
     user_running, user_transition, UserAction, QUEUED,
 };
+use crate::metrics::StartTrigger;
 use crate::model::{
     DesiredState, EnvEvent, EnvPhase, EnvSpec, Environment, EnvironmentClass, Page, Project,
     Runner, RunnerPhase,
@@ -188,6 +189,7 @@ pub async fn create(
             Ok(env)
         })
         .await?;
+    app.metrics.start_requested(&env.id, StartTrigger::Create);
     Ok((StatusCode::CREATED, axum::Json(env)))
 }
 
@@ -271,6 +273,9 @@ async fn act(
             Ok(env)
         })
         .await?;
+    if action == UserAction::Start && env.phase == EnvPhase::Starting {
+        app.metrics.start_requested(&env.id, StartTrigger::Start);
+    }
     Ok(axum::Json(env))
 }
 

@@ -21,10 +21,7 @@ pub async fn metrics(
         .await?;
     let body = app.metrics.render(&app)?;
     Ok((
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         body,
     ))
 }

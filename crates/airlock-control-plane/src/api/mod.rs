@@ -15,6 +15,7 @@ mod orgs;
 mod runner_api;
 mod runners;
 mod secrets;
+mod site;
 mod ssh;
 mod sso_routes;
 mod users;

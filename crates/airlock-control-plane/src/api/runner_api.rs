@@ -371,6 +371,7 @@ pub async fn report_status(
             Ok(env)
         })
         .await?;
+    app.metrics.environment_reached(&env.id, env.phase);
     Ok(axum::Json(runner_view(&app, env)?))
 }
 

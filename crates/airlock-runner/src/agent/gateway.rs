@@ -65,6 +65,7 @@ impl SessionBackend for GatewayBackend {
     }
 
     fn record(&self, event: ConnectionEvent) {
+        self.shared.metrics.ssh_event(&event);
         let Some(env) = event.env_id.clone() else {
             tracing::info!(peer = ?event.peer, "{}", event.kind);
             return;

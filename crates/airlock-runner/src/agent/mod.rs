@@ -29,6 +29,7 @@ use airlock_egress::EgressGuard;
 use airlock_ssh_gateway::{self as ssh, Gateway, GatewayConfig, SshError};
 
 use crate::engine::{Engine, EngineOptions, EnvStatus, LocalEnvironment};
+use crate::metrics::RunnerMetrics;
 pub use api::ControlPlane;
 use gateway::GatewayBackend;
 use shared::Shared;
@@ -61,6 +62,9 @@ pub struct AgentOptions {
     /// checked against it first; a refusal is audited and fails the environment with the
     /// destination and the setting named.
     pub egress: EgressGuard,
+    /// Where the agent counts what it does; the caller serves them (and wires the egress
+    /// guard's refusals into them).
+    pub metrics: Arc<RunnerMetrics>,
 }
 
 
@@ -115,6 +119,7 @@ impl Agent {
             ssh_records: Mutex::default(),
             ssh_endpoint: Mutex::default(),
             egress: opts.egress,
+            metrics: opts.metrics,
             changed: AtomicBool::new(false),
         });
         Ok(Agent {
@@ -213,8 +218,9 @@ impl Agent {
         let mut running_here = local
             .values()
             .filter(|l| matches!(l.status, EnvStatus::Running { .. }))
-            .count()
-            + self.shared.starts_in_flight(&local);
+            .count();
+        self.shared.metrics.set_running(running_here, self.shared.capacity);
+        running_here += self.shared.starts_in_flight(&local);
         for env in assigned {
             let here = local.get(&env.id);
             let Some(job) = self.decide(&env, here, &mut running_here) else {

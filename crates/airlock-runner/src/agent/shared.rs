@@ -30,6 +30,7 @@ pub struct Shared {
     pub(super) ssh_records: Mutex<Vec<(String, SshSessionRecord)>>,
     pub(super) ssh_endpoint: Mutex<Option<SshEndpoint>>,
     pub(super) egress: EgressGuard,
+    pub(super) metrics: std::sync::Arc<crate::metrics::RunnerMetrics>,
     /// A worker finished: what runs here may have changed.
     pub(super) changed: AtomicBool,
 }

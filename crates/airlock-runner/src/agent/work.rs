@@ -71,15 +71,19 @@ fn start(shared: &Shared, id: &str) -> Result<(), String> {
     }
     check_registry(shared, &env.spec.image)?;
     let _ = shared.event(id, "image-pull", &format!("pulling {}", env.spec.image));
-    let (mut downloaded, mut cached) = (0u64, 0usize);
+    let (mut downloaded, mut downloads, mut cached) = (0u64, 0usize, 0usize);
     let image = shared
         .engine
         .pull_image(&env.spec.image, &mut |e| match e {
-            EngineEvent::BlobDownloaded { size, .. } => downloaded += size,
+            EngineEvent::BlobDownloaded { size, .. } => {
+                downloaded += size;
+                downloads += 1;
+            }
             EngineEvent::BlobCached { .. } => cached += 1,
             _ => {}
         })
         .map_err(|e| format!("cannot pull image {}: {e}", env.spec.image))?;
+    shared.metrics.image_pulled(downloaded, downloads);
     let _ = shared.event(
         id,
         "image-pull",
