@@ -24,10 +24,12 @@ pub enum ArtifactKind {
     PythonPackage,
     /// An npm package tarball, served under the npm registry API.
     NpmPackage,
+    /// A Rust `.crate`, served under the Cargo sparse index protocol.
+    CargoCrate,
 }
 
 impl ArtifactKind {
-    pub const ALL: [ArtifactKind; 8] = [
+    pub const ALL: [ArtifactKind; 9] = [
         ArtifactKind::Image,
         ArtifactKind::VscodeServer,
         ArtifactKind::VscodeExtension,
@@ -36,6 +38,7 @@ impl ArtifactKind {
         ArtifactKind::AmiDescriptor,
         ArtifactKind::PythonPackage,
         ArtifactKind::NpmPackage,
+        ArtifactKind::CargoCrate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,6 +51,7 @@ impl ArtifactKind {
             ArtifactKind::AmiDescriptor => "ami-descriptor",
             ArtifactKind::PythonPackage => "python-package",
             ArtifactKind::NpmPackage => "npm-package",
+            ArtifactKind::CargoCrate => "cargo-crate",
         }
     }
 
