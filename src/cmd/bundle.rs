@@ -641,6 +641,7 @@ fn packages_by_ecosystem(m: &BundleManifest) -> BTreeMap<&'static str, BTreeMap<
             ArtifactKind::PythonPackage => ("python", a.name.clone()),
             ArtifactKind::NpmPackage if a.name.contains('/') => ("npm", format!("@{}", a.name)),
             ArtifactKind::NpmPackage => ("npm", a.name.clone()),
+            ArtifactKind::CargoCrate => ("cargo", a.name.clone()),
             _ => continue,
         };
         let platform = a.platform.clone().unwrap_or_else(|| "tarball".into());

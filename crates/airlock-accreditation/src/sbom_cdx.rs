@@ -76,7 +76,7 @@ pub fn content_sha256(artifact: &Artifact) -> String {
 fn component_type(kind: ArtifactKind) -> &'static str {
     match kind {
         ArtifactKind::Image => "container",
-        ArtifactKind::VscodeExtension | ArtifactKind::PythonPackage | ArtifactKind::NpmPackage => "library",
+        ArtifactKind::VscodeExtension | ArtifactKind::PythonPackage | ArtifactKind::NpmPackage | ArtifactKind::CargoCrate => "library",
         ArtifactKind::VscodeServer | ArtifactKind::JetbrainsIde | ArtifactKind::CodeServer | ArtifactKind::ReleaseFile => "application",
         ArtifactKind::AmiDescriptor => "file",
     }

@@ -32,7 +32,7 @@ fn artifact_id(artifact: &Artifact) -> String {
 fn purpose(kind: ArtifactKind) -> &'static str {
     match kind {
         ArtifactKind::Image => "CONTAINER",
-        ArtifactKind::VscodeExtension | ArtifactKind::PythonPackage | ArtifactKind::NpmPackage => "LIBRARY",
+        ArtifactKind::VscodeExtension | ArtifactKind::PythonPackage | ArtifactKind::NpmPackage | ArtifactKind::CargoCrate => "LIBRARY",
         ArtifactKind::VscodeServer | ArtifactKind::JetbrainsIde | ArtifactKind::CodeServer | ArtifactKind::ReleaseFile => "APPLICATION",
         ArtifactKind::AmiDescriptor => "FILE",
     }

@@ -26,10 +26,12 @@ pub enum ArtifactKind {
     NpmPackage,
     /// code-server, the browser build of VS Code: its release archive (docs/ide.md).
     CodeServer,
+    /// A Rust `.crate`, served under the Cargo sparse index protocol.
+    CargoCrate,
 }
 
 impl ArtifactKind {
-    pub const ALL: [ArtifactKind; 9] = [
+    pub const ALL: [ArtifactKind; 10] = [
         ArtifactKind::Image,
         ArtifactKind::VscodeServer,
         ArtifactKind::VscodeExtension,
@@ -39,6 +41,7 @@ impl ArtifactKind {
         ArtifactKind::PythonPackage,
         ArtifactKind::NpmPackage,
         ArtifactKind::CodeServer,
+        ArtifactKind::CargoCrate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,6 +55,7 @@ impl ArtifactKind {
             ArtifactKind::PythonPackage => "python-package",
             ArtifactKind::NpmPackage => "npm-package",
             ArtifactKind::CodeServer => "code-server",
+            ArtifactKind::CargoCrate => "cargo-crate",
         }
     }
 

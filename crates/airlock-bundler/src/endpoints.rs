@@ -83,6 +83,9 @@ pub fn endpoints(manifest: &OfflineManifest, lock: Option<&Lock>) -> Vec<Endpoin
     for s in &manifest.npm {
         add_url(&s.registry, format!("npm registry for {}", s.lock), &mut add);
     }
+    for s in &manifest.cargo {
+        add_url(&s.download_url, format!("crate downloads for {}", s.lock), &mut add);
+    }
     if let Some(lock) = lock {
         for file in lock.files.iter().filter(|f| f.inline.is_none()) {
             add_url(&file.url, format!("{} {} (locked download)", file.kind, file.name), &mut add);

@@ -44,6 +44,8 @@ pub struct OfflineManifest {
     pub python: Vec<PythonSource>,
     #[serde(default)]
     pub npm: Vec<NpmSource>,
+    #[serde(default)]
+    pub cargo: Vec<CargoSource>,
     /// The manifest's folder: relative paths (layouts, files, package locks) resolve here.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -93,7 +95,7 @@ pub struct FileEntry {
 }
 
 pub use crate::sources::{
-    AmiImage, AmiSource, HttpsSource, JetBrainsSource, NpmSource, OpenVsxSource, PythonLockFormat, PythonSource,
+    AmiImage, AmiSource, CargoSource, HttpsSource, JetBrainsSource, NpmSource, OpenVsxSource, PythonLockFormat, PythonSource,
     VscodeServerSource,
 };
 
@@ -189,6 +191,7 @@ impl OfflineManifest {
             || self.ami.is_some()
             || !self.python.is_empty()
             || !self.npm.is_empty()
+            || !self.cargo.is_empty()
     }
 }
 

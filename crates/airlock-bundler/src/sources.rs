@@ -17,6 +17,8 @@ pub const DEFAULT_OPENVSX_URL: &str = "https://open-vsx.org";
 pub const DEFAULT_JETBRAINS_URL: &str = "https://data.services.jetbrains.com";
 pub const DEFAULT_PYPI_URL: &str = "https://pypi.org/simple";
 pub const DEFAULT_NPM_URL: &str = "https://registry.npmjs.org";
+/// crates.io's download template (its sparse index's `config.json` `dl`).
+pub const DEFAULT_CRATES_DOWNLOAD: &str = "https://static.crates.io/crates/{crate}/{crate}-{version}.crate";
 
 /// `[[vscode_server]]`: VS Code server archives from the update service.
 #[derive(Debug, Clone, Deserialize)]
@@ -138,6 +140,39 @@ pub struct NpmSource {
     pub allow_unhashed: bool,
 }
 
+/// `[[cargo]]`: every registry crate a `Cargo.lock` names, each checked against its
+/// `checksum` (the `.crate`'s sha256).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CargoSource {
+    /// The lock, relative to the offline manifest.
+    pub lock: String,
+    /// The lock's `source` for the crates taken: crates.io by default (also what a lock says
+    /// when crates.io was replaced by a site mirror); an alternate registry's
+    /// `sparse+https://…/` or `registry+https://…` otherwise.
+    #[serde(default = "default_cargo_source")]
+    pub source: String,
+    /// Where `.crate` files are downloaded: a `dl` template as in a sparse index's
+    /// `config.json` (`{crate}`, `{version}`, `{prefix}`, `{lowerprefix}`,
+    /// `{sha256-checksum}`; without markers `/{crate}/{version}/download` is appended).
+    #[serde(default = "default_crates_download")]
+    pub download_url: String,
+    #[serde(default)]
+    pub allow_unhashed: bool,
+}
+
+impl CargoSource {
+    /// The lock `source` strings this entry takes: crates.io under either of its names.
+    pub fn sources(&self) -> Vec<&str> {
+        use airlock_packages::cargo::{CRATES_IO_SOURCE, CRATES_IO_SPARSE_SOURCE};
+        if self.source == CRATES_IO_SOURCE || self.source == CRATES_IO_SPARSE_SOURCE {
+            vec![CRATES_IO_SOURCE, CRATES_IO_SPARSE_SOURCE]
+        } else {
+            vec![self.source.as_str()]
+        }
+    }
+}
+
 /// `[ami]`: AMI descriptors, from descriptor URLs and inline, limited to allowed owners.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -180,6 +215,12 @@ fn default_pypi_url() -> String {
 }
 fn default_npm_url() -> String {
     DEFAULT_NPM_URL.into()
+}
+fn default_cargo_source() -> String {
+    airlock_packages::cargo::CRATES_IO_SOURCE.into()
+}
+fn default_crates_download() -> String {
+    DEFAULT_CRATES_DOWNLOAD.into()
 }
 fn default_quality() -> String {
     "stable".into()
@@ -316,6 +357,13 @@ pub(crate) fn validate(m: &OfflineManifest) -> Result<(), (String, String)> {
         check_url(&s.registry).map_err(|e| (what.clone(), e))?;
         if s.lock.is_empty() {
             return Err((what, "lock must name a package-lock.json or npm-shrinkwrap.json".into()));
+        }
+    }
+    for (i, s) in m.cargo.iter().enumerate() {
+        let what = format!("[[cargo]] #{} ({})", i + 1, s.lock);
+        check_url(&s.download_url.replace(['{', '}'], "")).map_err(|e| (what.clone(), e))?;
+        if s.lock.is_empty() {
+            return Err((what, "lock must name a Cargo.lock".into()));
         }
     }
     if let Some(ami) = &m.ami {

@@ -7,9 +7,11 @@
 //! | [`python`] | project names (PEP 503), distribution file names, `requirements.txt`, `uv.lock`, `pylock.toml`, core metadata |
 //! | [`simple`] | the PyPI simple repository API model (PEP 503 HTML, PEP 691 JSON)       |
 //! | [`npm`]    | package names, tarball names, `package-lock.json`, `integrity` strings  |
+//! | [`cargo`]  | crate names, `Cargo.lock`, sparse-index paths and entries, `dl` templates |
 
 use std::path::{Path, PathBuf};
 
+pub mod cargo;
 pub mod npm;
 pub mod python;
 pub mod simple;

@@ -7,6 +7,7 @@
 //! registries, `oci-client` configured the same way.
 
 mod ami;
+mod cargo;
 pub(crate) mod http;
 mod https;
 mod jetbrains;
@@ -235,6 +236,11 @@ impl Fetcher {
                 for source in &manifest.npm {
                     let (text, locked) = read_package_lock(manifest, &source.lock)?;
                     files.extend(npm::resolve(ctx, source, &manifest.package_lock_path(&source.lock), &text).await?);
+                    package_locks.push(locked);
+                }
+                for source in &manifest.cargo {
+                    let (text, locked) = read_package_lock(manifest, &source.lock)?;
+                    files.extend(cargo::resolve(ctx, source, &manifest.package_lock_path(&source.lock), &text).await?);
                     package_locks.push(locked);
                 }
                 Ok::<_, FetchError>((files, package_locks))

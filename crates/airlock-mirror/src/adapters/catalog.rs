@@ -106,6 +106,8 @@ pub struct PackageFacts {
     pub package_json: Option<Value>,
     /// An npm tarball's `dist.integrity` (sha512) and `dist.shasum` (sha1 hex).
     pub npm_hashes: Option<(String, String)>,
+    /// A `.crate`'s normalized `Cargo.toml` (the sparse index entry is built from it).
+    pub cargo_manifest: Option<String>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -272,6 +274,12 @@ pub fn package_facts(state: &AppState, file: &StoredFile) -> Arc<PackageFacts> {
             match std::fs::File::open(&path).and_then(airlock_packages::npm::dist_hashes) {
                 Ok(hashes) => facts.npm_hashes = Some(hashes),
                 Err(e) => warn("the tarball", &e),
+            }
+        }
+        ArtifactKind::CargoCrate => {
+            match archive::member_in_targz(&path, "Cargo.toml", archive::SCAN_BUDGET, |b| String::from_utf8(b.to_vec()).ok()) {
+                Ok(toml) => facts.cargo_manifest = toml,
+                Err(e) => warn("the crate's Cargo.toml", &e),
             }
         }
         _ => {}

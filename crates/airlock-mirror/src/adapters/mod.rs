@@ -11,6 +11,7 @@
 //! | [`ami`]           | AMI descriptors                                                  |
 //! | [`pypi`]          | PyPI simple index (`/pypi/simple/…`) and package files           |
 //! | [`npm`]           | npm registry (`/npm/{name}`, tarballs)                           |
+//! | [`cargo`]         | Cargo sparse index (`/cargo/index/…`) and crate downloads        |
 //! | [`replay`]        | files at their upstream URL's path, for hosts pointed at the mirror |
 //!
 //! Which protocols answer depends on the `Host` the client used ([`hosts`]), so clients with
@@ -19,6 +20,7 @@
 
 pub mod ami;
 mod archive;
+pub mod cargo;
 mod catalog;
 mod extensions;
 pub mod gallery;
@@ -88,6 +90,7 @@ pub fn family(host: &str, path: &str) -> &'static str {
         Face::Own if under("/ami") => "ami",
         Face::Own if under(pypi::PREFIX) => "pypi",
         Face::Own if under(npm::PREFIX) => "npm",
+        Face::Own if under(cargo::PREFIX) => "cargo",
         Face::Own => "other",
     }
 }
@@ -157,6 +160,7 @@ fn answer(state: &AppState, face: Face, req: &Req, host: &str) -> Result<Option<
     let ami_descriptors = || ami::handle(state, req);
     let python_index = || pypi::handle(state, req);
     let npm_registry = || npm::handle(state, req);
+    let cargo_registry = || cargo::handle(state, req);
     let upstream_paths = || replay::handle(state, req, host);
     let root_update = || {
         if req.path.starts_with("/commit:") || req.path.starts_with("/latest/") {
@@ -174,6 +178,7 @@ fn answer(state: &AppState, face: Face, req: &Req, host: &str) -> Result<Option<
         Face::Own => vec![
             &python_index,
             &npm_registry,
+            &cargo_registry,
             &release_files,
             &ami_descriptors,
             &root_update,

@@ -13,7 +13,7 @@ use super::{jetbrains, releases};
 use crate::serve::AppState;
 
 /// Kinds whose upstream URLs are plain downloads (images have their own protocol).
-const KINDS: [ArtifactKind; 8] = [
+const KINDS: [ArtifactKind; 9] = [
     ArtifactKind::JetbrainsIde,
     ArtifactKind::ReleaseFile,
     ArtifactKind::VscodeServer,
@@ -22,6 +22,7 @@ const KINDS: [ArtifactKind; 8] = [
     ArtifactKind::PythonPackage,
     ArtifactKind::NpmPackage,
     ArtifactKind::CodeServer,
+    ArtifactKind::CargoCrate,
 ];
 
 /// Host and path of an `http(s)://` URL, without query or fragment.
