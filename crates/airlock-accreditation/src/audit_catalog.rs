@@ -61,6 +61,7 @@ pub const CONTROL_PLANE: &[Action] = &[
     Action { name: "secret.read", records: "a runner read a secret value for an environment (one record per secret)", outcomes: "success" },
     Action { name: "secret.rotate_kek", records: "every data key was re-wrapped under the current key-encryption key", outcomes: MANAGED },
     Action { name: "secret.update", records: "a secret's value or delivery was changed", outcomes: MANAGED },
+    Action { name: "site.backup", records: "a site admin took a snapshot of the control plane's store for `airlock admin backup` (recorded before the copy is taken), or was refused one", outcomes: MANAGED },
     Action { name: "site.init", records: "`airlock admin init` created the site org and its owner (actor: system)", outcomes: "success" },
     Action { name: "site.recover", records: "`airlock admin recover` issued a new token to a site owner (actor: system; detail: who ran it)", outcomes: "success" },
     Action { name: "ssh_key.create", records: "a user registered an SSH public key", outcomes: MANAGED },
