@@ -33,11 +33,11 @@ tar --zstd -xOf "$work/sample.airlock.tar.zst" airlock-bundle.json.minisig > "$w
 minisign -Vm "$work/check.json" -p "$work/release.pub" -x "$work/check.json.minisig"
 
 step "7. air-gapped side: import it into a mirror (verified while it streams in, committed atomically)"
-"$airlock" mirror import "$work/sample.airlock.tar.zst" --trusted-key "$work/release.pub" --data-dir "$work/mirror"
-"$airlock" mirror ls --data-dir "$work/mirror"
+"$airlock" mirror import "$work/sample.airlock.tar.zst" --trusted-key "$work/release.pub" --data-dir "$work"
+"$airlock" mirror ls --data-dir "$work"
 
 step "8. serve it, and pull the image with an unmodified client (skopeo)"
-"$airlock" mirror serve --data-dir "$work/mirror" --listen 127.0.0.1:0 > "$work/serve.out" 2> "$work/serve.log" &
+"$airlock" mirror serve --data-dir "$work" --listen 127.0.0.1:0 > "$work/serve.out" 2> "$work/serve.log" &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 for _ in $(seq 100); do grep -q listening "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
@@ -47,7 +47,7 @@ skopeo inspect --tls-verify=false "docker://$addr/devcontainers/base:tiny" | hea
 echo "..."
 
 step "9. the history says who imported what, when, signed by whom"
-"$airlock" mirror history --data-dir "$work/mirror"
+"$airlock" mirror history --data-dir "$work"
 kill $server; wait $server 2>/dev/null || true
 
 cat <<DONE
@@ -56,5 +56,5 @@ Done. Everything is in $work:
   sample.airlock.tar.zst       the bundle to carry across the gap
   sample.airlock-bundle.json   its manifest, kept as the base of the next delta
   release.pub                  the key the mirror must trust (release.key stays here)
-  mirror/                      the air-gapped mirror's data (serve it: airlock mirror serve --data-dir $work/mirror)
+  mirror/                      the air-gapped mirror's data (serve it: airlock mirror serve --data-dir $work)
 DONE

@@ -112,7 +112,7 @@ impl Drop for ControlPlane {
     }
 }
 
-/// Initializes a control plane data directory; returns the owner's token.
+/// Initializes the control plane of a site folder; returns the owner's token.
 fn init_control_plane(data: &Path, kek: &Path) -> String {
     ok(airlock().args(["control-plane", "gen-kek", "--out"]).arg(kek));
     let out = ok(airlock().args(["admin", "init", "--org", "acme", "--owner", "admin@acme.internal", "--data-dir"]).arg(data));
@@ -177,10 +177,10 @@ fn build_site() -> Site {
     let bundle = sample.create("sample", &[]);
     fs::create_dir_all(root.join("sample")).unwrap();
     fs::copy(sample.path("key.pub"), root.join("sample/key.pub")).unwrap();
-    ok(airlock().args(["mirror", "import"]).arg(&bundle).arg("--trusted-key").arg(sample.path("key.pub")).arg("--data-dir").arg(root.join("data/mirror")));
+    ok(airlock().args(["mirror", "import"]).arg(&bundle).arg("--trusted-key").arg(sample.path("key.pub")).arg("--data-dir").arg(root.join("data")));
 
     // The control plane: users in every role, a project, a runner, two secrets.
-    let data = root.join("data/control-plane");
+    let data = root.join("data");
     let token = init_control_plane(&data, &root.join("kek"));
     let cp = ControlPlane::start(&data, &root.join("kek"));
     let json_of = |args: &[&str], stdin: Option<&str>| -> Value {
@@ -209,7 +209,7 @@ fn build_site() -> Site {
     let site = Site { package: root.join("package"), root, kek_id };
     site.write_config(&site.config(), &["git.acme.internal", "10.20.0.0/24"]);
     // Serving with the site configuration pins its trust anchor into the mirror.
-    drop(common::MirrorServer::start(&site.path("data/mirror"), &["--config", site.config().to_str().unwrap()]));
+    drop(common::MirrorServer::start(&site.path("data"), &["--config", site.config().to_str().unwrap()]));
     ok(docs(&site.package).arg("--config").arg(site.config()));
     site
 }
@@ -334,7 +334,7 @@ fn the_package_of_a_live_site_is_valid_signed_and_states_the_live_facts() {
     // covers the baseline file byte for byte.
     let verify: Value = {
         let _data = SITE_DATA.lock().unwrap_or_else(|p| p.into_inner());
-        let out = ok(airlock().args(["admin", "audit", "verify", "--output", "json", "--data-dir"]).arg(site.path("data/control-plane")));
+        let out = ok(airlock().args(["admin", "audit", "verify", "--output", "json", "--data-dir"]).arg(site.path("data")));
         serde_json::from_slice(&out.stdout).unwrap()
     };
     let evidence = json_file(&pkg.join("evidence/audit-chain-verification.json"));
@@ -526,7 +526,7 @@ fn a_running_mirror_is_read_through_its_socket_and_a_running_control_plane_is_na
         let _data = SITE_DATA.lock().unwrap_or_else(|p| p.into_inner());
         ok(Command::new("cp").arg("-a").arg(site.path("data/mirror")).arg(data.join("mirror")));
     }
-    let mirror = mirror_support::Server::start(&data.join("mirror"), &[]);
+    let mirror = mirror_support::Server::start(&data, &[]);
     let out = tmp.path().join("package");
     ok(docs(&out).arg("--data-dir").arg(&data));
     drop(mirror);
@@ -539,9 +539,8 @@ fn a_running_mirror_is_read_through_its_socket_and_a_running_control_plane_is_na
     assert_eq!(sbom(&out), sbom(&site.package));
 
     // A control plane holding its database: a clear error naming it, then success once stopped.
-    let cp_data = data.join("control-plane");
-    init_control_plane(&cp_data, &tmp.path().join("kek"));
-    let cp = ControlPlane::start(&cp_data, &tmp.path().join("kek"));
+    init_control_plane(&data, &tmp.path().join("kek"));
+    let cp = ControlPlane::start(&data, &tmp.path().join("kek"));
     let refused = fails(docs(&out).arg("--data-dir").arg(&data));
     assert!(refused.contains("in use by a running control plane") && refused.contains("stop it"), "{refused}");
     assert!(out.join("MANIFEST.sha256").exists(), "the previous package is left as it was");
@@ -577,14 +576,14 @@ fn the_trust_statement_is_what_imports_enforce_with_the_site_anchor() {
     let older_both = sample.create("older-both", &["--sequence", "4", "--key", &officer_key]);
     let import = |bundle: &Path, keys: &[&Path], extra: &[&str]| {
         let mut cmd = airlock();
-        cmd.args(["mirror", "import"]).arg(bundle).arg("--data-dir").arg(data.join("mirror")).args(extra);
+        cmd.args(["mirror", "import"]).arg(bundle).arg("--data-dir").arg(&data).args(extra);
         for key in keys {
             cmd.arg("--trusted-key").arg(key);
         }
         cmd
     };
 
-    let server = common::MirrorServer::start(&data.join("mirror"), &["--config", config.to_str().unwrap()]);
+    let server = common::MirrorServer::start(&data, &["--config", config.to_str().unwrap()]);
     // The importer's own key cannot replace the anchor, through the server's socket …
     let err = fails(&mut import(&one, &[&release], &[]));
     assert!(err.contains("mirror.trusted_keys and mirror.threshold in") && err.contains("1 of the required 2 trusted keys"), "{err}");
@@ -601,7 +600,7 @@ fn the_trust_statement_is_what_imports_enforce_with_the_site_anchor() {
     let err = fails(&mut import(&one, &[&release], &[]));
     assert!(err.contains("1 of the required 2"), "{err}");
 
-    let history: Value = serde_json::from_slice(&ok(airlock().args(["mirror", "history", "--output", "json", "--data-dir"]).arg(data.join("mirror"))).stdout).unwrap();
+    let history: Value = serde_json::from_slice(&ok(airlock().args(["mirror", "history", "--output", "json", "--data-dir"]).arg(&data)).stdout).unwrap();
     let records = history.as_array().unwrap();
     assert_eq!((records[0]["action"].as_str(), records[0]["result"].as_str()), (Some("trust-anchor"), Some("pinned")));
     let overridden = records.iter().find(|r| r["result"] == "imported" && r["sequence"] == 4).unwrap();

@@ -163,3 +163,32 @@ fn results_are_json_with_output_json() {
     assert!(tls["dns_names"].as_array().unwrap().iter().any(|n| n == "mirror.acme.internal"), "{tls}");
     assert!(std::path::Path::new(tls["server_cert"].as_str().unwrap()).is_file());
 }
+
+/// `--data-dir` is the site folder on every command; a component's own folder, as some
+/// commands took it before, is refused with the move that fixes it instead of silently
+/// starting an empty component beside it.
+#[test]
+fn data_dir_names_the_site_folder_on_every_command() {
+    let sample = Sample::new();
+    let bundle = sample.create("sample", &[]);
+    let site = tempfile::tempdir().unwrap();
+    ok(airlock().args(["mirror", "import"]).arg(&bundle).arg("--trusted-key").arg(sample.path("key.pub")).arg("--data-dir").arg(site.path()));
+    assert!(site.path().join("mirror/metadata").is_dir(), "the mirror's part is mirror/ of the site folder");
+    ok(airlock().args(["admin", "init", "--org", "acme", "--owner", "admin@acme.internal", "--data-dir"]).arg(site.path()));
+    assert!(site.path().join("control-plane/db").exists(), "the control plane's part is control-plane/");
+    // The same folder means the same mirror to every command, and the AIRLOCK_DATA_DIR default.
+    let listed = stdout(&ok(airlock().args(["mirror", "ls"]).env("AIRLOCK_DATA_DIR", site.path())));
+    assert!(listed.contains("devcontainers/base"), "{listed}");
+
+    let old_mirror = site.path().join("mirror");
+    let err = fails(airlock().args(["mirror", "ls", "--data-dir"]).arg(&old_mirror));
+    assert!(err.contains("holds a mirror's content store directly"), "{err}");
+    assert!(err.contains(&format!("mv {} NEW/mirror", old_mirror.display())), "{err}");
+    let old_cp = site.path().join("control-plane");
+    let err = fails(airlock().args(["admin", "audit", "verify", "--data-dir"]).arg(&old_cp));
+    assert!(err.contains("holds a control plane's database directly"), "{err}");
+    let err = fails(airlock().args(["mirror", "ls"]).env("AIRLOCK_MIRROR_DATA", &old_mirror).arg("--data-dir").arg(site.path()));
+    assert!(err.contains("AIRLOCK_MIRROR_DATA") && err.contains("AIRLOCK_DATA_DIR"), "{err}");
+    // Nothing was created inside the folders that were refused.
+    assert!(!old_mirror.join("mirror").exists() && !old_cp.join("control-plane").exists());
+}

@@ -563,7 +563,7 @@ fn audit_verify_on_the_data_dir_names_tampered_records() {
     assert_eq!(lines[5]["hash"], head.as_str());
 
     {
-        let store = Store::open(&data).unwrap();
+        let store = Store::open(&data.join("control-plane")).unwrap();
         let mut record: Value =
             serde_json::from_slice(&store.raw_get(&keys::audit(3)).unwrap().unwrap()).unwrap();
         record["action"] = json!("token.revoke");
@@ -857,7 +857,7 @@ fn the_all_in_one_server_keeps_its_kek_outside_the_data_folder() {
 
     // `control-plane serve` refuses a key inside its data directory too.
     let serve = airlock(
-        &["control-plane", "serve", "--listen", "127.0.0.1:0", "--data-dir", data.join("control-plane").to_str().unwrap(), "--kek-file", data.join("control-plane").join("kek").to_str().unwrap()],
+        &["control-plane", "serve", "--listen", "127.0.0.1:0", "--data-dir", data.to_str().unwrap(), "--kek-file", data.join("control-plane").join("kek").to_str().unwrap()],
         &[],
         None,
     );

@@ -128,7 +128,7 @@ fn every_component_serves_metrics_that_promtool_accepts() {
         .arg("--trusted-key")
         .arg(sample.path("key.pub"))
         .arg("--data-dir")
-        .arg(data.join("mirror")));
+        .arg(&data));
     let config = dir.path().join("airlock.toml");
     std::fs::write(
         &config,

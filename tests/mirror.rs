@@ -191,13 +191,15 @@ fn big_sample() -> Sample {
 fn an_import_killed_midway_leaves_nothing_visible_and_a_rerun_completes() {
     let sample = big_sample();
     let bundle = sample.create("big", &[]);
-    let data = sample.path("mirror");
-    fs::create_dir_all(data.join("staging")).unwrap();
+    let data = sample.path("site");
+    // The mirror's own folder inside the site folder.
+    let store = data.join("mirror");
+    fs::create_dir_all(store.join("staging")).unwrap();
 
     let mut child = import(&sample, &bundle, &data).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     // Kill it while a blob is being staged.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while fs::read_dir(data.join("staging")).map(|d| d.count()).unwrap_or(0) == 0 {
+    while fs::read_dir(store.join("staging")).map(|d| d.count()).unwrap_or(0) == 0 {
         assert!(Instant::now() < deadline, "the import never started staging");
         assert!(child.try_wait().unwrap().is_none(), "the import finished before it could be killed");
         std::thread::sleep(Duration::from_millis(2));
@@ -213,7 +215,7 @@ fn an_import_killed_midway_leaves_nothing_visible_and_a_rerun_completes() {
 
     let out = stdout(&ok(&mut import(&sample, &bundle, &data)));
     assert!(out.contains("imported bundle"), "{out}");
-    assert_eq!(fs::read_dir(data.join("staging")).unwrap().count(), 0, "staging was not cleaned");
+    assert_eq!(fs::read_dir(store.join("staging")).unwrap().count(), 0, "staging was not cleaned");
     ok(airlock().args(["mirror", "verify", "--data-dir"]).arg(&data));
     let listed: serde_json::Value = serde_json::from_str(&ls(&data)).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 2);
@@ -309,12 +311,13 @@ fn skopeo_pushes_with_a_token_and_reads_back() {
 fn verify_names_a_corrupt_blob_and_gc_removes_only_unreferenced_ones() {
     let sample = Sample::new();
     let bundle = sample.create("sample", &[]);
-    let data = sample.path("mirror");
+    let data = sample.path("site");
+    let store = data.join("mirror");
     ok(&mut import(&sample, &bundle, &data));
     ok(airlock().args(["mirror", "verify", "--data-dir"]).arg(&data));
 
     // An orphan blob (as a killed import leaves) is collected; referenced ones are not.
-    let orphan: PathBuf = data.join("blobs/sha256").join(&sha256_hex(b"orphan")[..2]).join(sha256_hex(b"orphan"));
+    let orphan: PathBuf = store.join("blobs/sha256").join(&sha256_hex(b"orphan")[..2]).join(sha256_hex(b"orphan"));
     fs::create_dir_all(orphan.parent().unwrap()).unwrap();
     fs::write(&orphan, b"orphan").unwrap();
     let dry = stdout(&ok(airlock().args(["mirror", "gc", "--dry-run", "--data-dir"]).arg(&data)));
@@ -327,7 +330,7 @@ fn verify_names_a_corrupt_blob_and_gc_removes_only_unreferenced_ones() {
 
     let release = fs::read(sample.path("dist/airlock")).unwrap();
     let hex = sha256_hex(&release);
-    let path = data.join("blobs/sha256").join(&hex[..2]).join(&hex);
+    let path = store.join("blobs/sha256").join(&hex[..2]).join(&hex);
     let mut bytes = fs::read(&path).unwrap();
     bytes[0] ^= 0xff;
     fs::write(&path, bytes).unwrap();
@@ -471,8 +474,8 @@ fn a_tag_is_not_rolled_back_from_another_channel_nor_by_another_bundle_of_the_sa
 fn the_admin_socket_lives_in_a_private_directory_from_the_start() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let sample = Sample::new();
-    let data = sample.path("mirror");
-    let private = data.join("admin");
+    let data = sample.path("site");
+    let private = data.join("mirror/admin");
     fs::create_dir_all(&private).unwrap();
     fs::set_permissions(&private, fs::Permissions::from_mode(0o777)).unwrap();
     let mut cmd = Command::new("sh");
@@ -487,7 +490,7 @@ fn the_admin_socket_lives_in_a_private_directory_from_the_start() {
     assert_eq!(dir.uid(), unsafe { libc::geteuid() });
     let meta = fs::symlink_metadata(&socket).unwrap();
     assert_eq!(meta.mode() & 0o777, 0o600, "{} is mode {:o}", socket.display(), meta.mode() & 0o777);
-    assert!(!data.join("admin.sock").exists(), "no socket in the shared data folder");
+    assert!(!data.join("mirror/admin.sock").exists(), "no socket in the shared data folder");
     // And it is the socket the other commands use while the server holds the folder.
     let token = stdout(&ok(airlock().args(["mirror", "token", "create", "--name", "ci", "--data-dir"]).arg(&data)));
     assert!(token.trim().starts_with("alm_"), "{token}");
@@ -526,8 +529,10 @@ fn an_import_through_the_running_server_reports_its_progress() {
     use std::sync::atomic::Ordering;
 
     let sample = big_sample();
-    let data = sample.path("mirror");
-    let _server = Server::start(&data, &[]);
+    let site = sample.path("site");
+    let _server = Server::start(&site, &[]);
+    // The library takes the mirror's own folder.
+    let data = site.join("mirror");
     assert!(admin::socket_path(&data).exists(), "the server holds the folder");
     let bundle = sample.create("progress", &[]);
     let manifest = bundle_manifest(&bundle);

@@ -143,7 +143,7 @@ fn a_target_outside_egress_allow_is_refused_before_connecting_and_audited() {
             .arg(data.path()),
     );
     assert!(err.contains("harbor.example.com") && err.contains("egress.allow"), "{err}");
-    let audit = std::fs::read_to_string(data.path().join("egress-audit.jsonl")).unwrap();
+    let audit = std::fs::read_to_string(data.path().join("mirror/egress-audit.jsonl")).unwrap();
     assert!(audit.contains("harbor.example.com") && audit.contains("\"mirror\""), "{audit}");
 }
 
@@ -189,7 +189,7 @@ fn a_redirect_out_of_egress_allow_is_refused_and_audited() {
             .arg(&data),
     );
     assert!(err.contains("refused outbound connection to registry.outside.example:80") && err.contains("egress.allow"), "the refused hop is named: {err}");
-    let audit = fs::read_to_string(data.join("egress-audit.jsonl")).unwrap();
+    let audit = fs::read_to_string(data.join("mirror/egress-audit.jsonl")).unwrap();
     assert!(audit.contains("registry.outside.example") && audit.contains("\"mirror\""), "{audit}");
 }
 
@@ -388,7 +388,7 @@ fn push_namespaces_confine_pushes_in_mirror_serve_and_in_airlock_server() {
 
     // `airlock server` reads the same setting from airlock.toml.
     let dir = tempfile::tempdir().unwrap();
-    let token = self::token(&dir.path().join("data/mirror"), "ci");
+    let token = self::token(&dir.path().join("data"), "ci");
     let config = dir.path().join("airlock.toml");
     fs::write(
         &config,
@@ -444,7 +444,7 @@ fn start_session(server: &MirrorServer, token: &str, repo: &str) -> String {
 }
 
 fn staging_is_empty(data: &Path) -> bool {
-    fs::read_dir(data.join("staging")).map(|mut d| d.next().is_none()).unwrap_or(false)
+    fs::read_dir(data.join("mirror/staging")).map(|mut d| d.next().is_none()).unwrap_or(false)
 }
 
 /// Finding 6: a stalled PATCH holds up no other upload; stalled and abandoned sessions end

@@ -198,8 +198,8 @@ impl Site {
         let sample = Sample::new();
         let bundle = sample.create("sample", &[]);
         let dir = tempfile::tempdir().unwrap();
-        ok(airlock().args(["mirror", "import"]).arg(&bundle).arg("--trusted-key").arg(sample.path("key.pub")).arg("--data-dir").arg(dir.path().join("mirror")));
-        let mirror = MirrorServer::start(&dir.path().join("mirror"), &[]);
+        ok(airlock().args(["mirror", "import"]).arg(&bundle).arg("--trusted-key").arg(sample.path("key.pub")).arg("--data-dir").arg(dir.path()));
+        let mirror = MirrorServer::start(dir.path(), &[]);
         let cp = ControlPlane::start(dir.path());
         let owner = cp.client(&cp.owner);
 
@@ -346,7 +346,7 @@ fn an_environment_from_the_mirror_over_ssh_survives_a_runner_crash_and_moves_wit
     // Delete: gone from the runner's disk.
     call(&site.member(), Method::DELETE, &format!("/api/v1/environments/{env}"), None);
     wait_env(&site.member(), &env, "deleted", |v| v["phase"] == "deleted");
-    assert!(!second.data.join("envs").join(&env).exists(), "the environment's files are removed");
+    assert!(!second.data.join("runner/envs").join(&env).exists(), "the environment's files are removed");
     second.terminate();
 }
 

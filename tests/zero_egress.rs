@@ -37,7 +37,7 @@ fn an_outside_repository_is_refused_by_the_guard_and_audited() {
     let bundle = sample.create("sample", &[]);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    ok(airlock().args(["mirror", "import"]).arg(&bundle).arg("--trusted-key").arg(sample.path("key.pub")).arg("--data-dir").arg(data.join("mirror")));
+    ok(airlock().args(["mirror", "import"]).arg(&bundle).arg("--trusted-key").arg(sample.path("key.pub")).arg("--data-dir").arg(&data));
     let config = dir.path().join("airlock.toml");
     std::fs::write(
         &config,
@@ -342,7 +342,7 @@ fn mirror_control_plane_and_runner_in_separate_namespaces_send_nothing_outside()
     let bad = bad["id"].as_str().unwrap().to_string();
     let failed = wait(&bad, "failed");
     assert!(failed["failure_reason"].as_str().unwrap().contains("egress.allow"), "{failed}");
-    let audit = std::fs::read_to_string(runner_data.join("egress-audit.jsonl")).unwrap();
+    let audit = std::fs::read_to_string(runner_data.join("runner/egress-audit.jsonl")).unwrap();
     assert!(audit.contains("192.0.2.10"), "{audit}");
 
     for name in ["m", "c", "r"] {

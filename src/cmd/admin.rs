@@ -19,10 +19,12 @@ use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
 use super::output::OutputFormat;
+use super::site::{component_folder, SiteArgs};
+use airlock_config::Component;
 
 #[derive(clap::Args)]
 #[command(after_help = "Examples:\n  \
-    export AIRLOCK_TOKEN=$(airlock admin init --data-dir /var/lib/airlock/cp --org acme --owner admin@acme.internal)\n  \
+    export AIRLOCK_TOKEN=$(airlock admin init --data-dir /var/lib/airlock --org acme --owner admin@acme.internal)\n  \
     export AIRLOCK_URL=https://cp.acme.internal:8443 AIRLOCK_CA_CERT=/etc/airlock/ca.pem\n  \
     airlock admin projects list\n  \
     airlock admin environments create --project-id backend --wait\n  \
@@ -90,13 +92,13 @@ pub enum Command {
     /// Create the first org and its owner in a new data directory; prints only the owner's
     /// token (valid 30 days) on standard output. Run it before the first `serve`.
     #[command(
-        after_help = "Example:\n  TOKEN=$(airlock admin init --data-dir /var/lib/airlock/cp --org acme --owner admin@acme.internal)\n\n\
+        after_help = "Example:\n  TOKEN=$(airlock admin init --data-dir /var/lib/airlock --org acme --owner admin@acme.internal)\n\n\
         There is no default password: the owner logs in with this token and can set a password\n\
         with `airlock admin users set-password`."
     )]
     Init {
-        #[arg(long, value_name = "DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        site: SiteArgs,
         /// Name of the first org (it administers the site).
         #[arg(long, value_name = "NAME")]
         org: String,
@@ -108,13 +110,13 @@ pub enum Command {
     /// only the token (valid 24 h) on standard output. The control plane must be stopped.
     #[command(
         after_help = "Example:\n  systemctl stop airlock-control-plane\n  \
-        TOKEN=$(sudo airlock admin recover --data-dir /var/lib/airlock/cp --owner admin@acme.internal)\n\n\
+        TOKEN=$(sudo airlock admin recover --data-dir /var/lib/airlock --owner admin@acme.internal)\n\n\
         It writes directly into the data directory, so it works only where that directory is\n\
         readable; the audit log records who ran it."
     )]
     Recover {
-        #[arg(long, value_name = "DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        site: SiteArgs,
         /// The owner to recover (needed when the site org has several).
         #[arg(long, value_name = "EMAIL")]
         owner: Option<String>,
@@ -225,7 +227,7 @@ pub enum AuditCommand {
         airlock admin audit verify --expect-head 3f2a...        # a head recorded earlier"
     )]
     Verify {
-        /// Read the data directory directly (the server must be stopped).
+        /// Read the site folder's control-plane/ directly (the server must be stopped).
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
         /// A head hash printed by an earlier verify; it must still be in the log.
@@ -235,12 +237,12 @@ pub enum AuditCommand {
     /// Write audit records as JSON lines (one record per line) for a SIEM.
     #[command(
         after_help = "Examples:\n  airlock admin audit export --out audit.jsonl\n  \
-        airlock admin audit export --data-dir /var/lib/airlock/cp --out all-orgs.jsonl   # offline, every org"
+        airlock admin audit export --data-dir /var/lib/airlock --out all-orgs.jsonl   # offline, every org"
     )]
     Export {
         #[command(flatten)]
         filters: AuditFilters,
-        /// Read the data directory directly (every org; the server must be stopped).
+        /// Read the site folder's control-plane/ directly (every org; the server must be stopped).
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
         /// Output file (default: standard output).
@@ -261,10 +263,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Init {
-            data_dir,
+            site,
             org,
             owner,
         } => {
+            let data_dir = site.folder(Component::ControlPlane)?;
             let done = bootstrap::init(&data_dir, &org, &owner, Clock::system().now())?;
             eprintln!(
                 "initialized {}: org `{}` ({}), owner {} ({}). The token below is shown once and expires in 30 days.",
@@ -277,7 +280,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             println!("{}", done.token);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Recover { data_dir, owner } => {
+        Command::Recover { site, owner } => {
+            let data_dir = site.folder(Component::ControlPlane)?;
             // SAFETY: geteuid has no preconditions and cannot fail.
             if unsafe { libc::geteuid() } != 0 {
                 bail!("`airlock admin recover` runs as root only (it writes into the control plane's data directory); run it with sudo on the control plane's host");
@@ -431,7 +435,7 @@ fn audit_command(conn: &Connection, command: AuditCommand) -> anyhow::Result<Exi
             data_dir: Some(dir),
             expect_head,
         } => {
-            let store = Store::open(&dir)?;
+            let store = Store::open(&component_folder(&dir, Component::ControlPlane)?)?;
             let report = audit::verify(&store, expect_head.as_deref())?;
             print_report(&report, conn.output)
         }
@@ -457,7 +461,7 @@ fn audit_command(conn: &Connection, command: AuditCommand) -> anyhow::Result<Exi
         } => {
             let records: Vec<Value> = match data_dir {
                 Some(dir) => {
-                    let store = Store::open(&dir)?;
+                    let store = Store::open(&component_folder(&dir, Component::ControlPlane)?)?;
                     let filter = Filter {
                         org_id: None,
                         actor: filters.actor.clone(),

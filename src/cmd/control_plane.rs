@@ -8,7 +8,7 @@ use std::time::Duration;
 use airlock_control_plane::api::Config;
 use airlock_control_plane::secrets::Kek;
 use airlock_control_plane::server::{self, ServeOptions};
-use anyhow::Context;
+use anyhow::{bail, Context};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -42,9 +42,10 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443", value_parser = super::listen::parse_listen)]
     listen: SocketAddr,
-    /// Directory of the control plane's database (create it with `airlock admin init`).
-    #[arg(long, value_name = "DIR")]
-    data_dir: PathBuf,
+    /// The site folder; the control plane's database is its `control-plane/` (create it with
+    /// `airlock admin init`).
+    #[command(flatten)]
+    site: super::site::SiteArgs,
     /// Key-encryption key file (32 bytes, raw or hex). Repeat to keep older keys loaded
     /// during a rotation; the first one wraps new secrets.
     #[arg(long = "kek-file", value_name = "FILE", required = true)]
@@ -82,9 +83,21 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = Config::with_runner_inactive_after(Duration::from_secs(args.runner_inactive_after));
     let tls = args.tls_cert.zip(args.tls_key);
     let scheme = if tls.is_some() { "https" } else { "http" };
+    // The whole site folder, not only the control plane's part: a key beside the mirror's
+    // data is as exposed as one beside the database.
+    for kek in &args.kek_files {
+        if server::path_inside(kek, &args.site.data_dir) {
+            bail!(
+                "the key-encryption key {} is inside the data directory {}: a copy of the data folder \
+                 would carry the key that opens its secrets; keep it elsewhere (e.g. /etc/airlock/kek)",
+                kek.display(),
+                args.site.data_dir.display()
+            );
+        }
+    }
     let opts = ServeOptions {
         listen: args.listen,
-        data_dir: args.data_dir,
+        data_dir: args.site.folder(airlock_config::Component::ControlPlane)?,
         kek_files: args.kek_files,
         tls,
         config,

@@ -112,7 +112,7 @@ impl Demo {
         print!("{}", indent(&self.airlock(&["bundle", "verify", &path("sample.airlock.tar.zst"), "--trusted-key", &path("release.pub")])?));
 
         step(4, "import it into the mirror (streamed, verified, committed atomically)");
-        self.airlock(&["mirror", "import", &path("sample.airlock.tar.zst"), "--trusted-key", &path("release.pub"), "--data-dir", &path("data/mirror")])?;
+        self.airlock(&["mirror", "import", &path("sample.airlock.tar.zst"), "--trusted-key", &path("release.pub"), "--data-dir", &path("data")])?;
 
         step(5, "start `airlock server`: mirror, control plane and a runner in one process, on loopback");
         let config = dir.join("airlock.toml");

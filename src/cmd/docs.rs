@@ -46,6 +46,9 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 fn accreditation(args: AccreditationArgs) -> anyhow::Result<ExitCode> {
+    if let Some(site) = &args.data_dir {
+        airlock_config::SiteDir::new(site).check()?;
+    }
     let options = airlock_accreditation::Options {
         config_path: args.config,
         vars: std::env::vars().collect(),

@@ -14,13 +14,31 @@ use clap::Subcommand;
 use serde_json::{json, Value};
 
 use super::output::{OutputFormat, Table};
+use super::site::SiteArgs;
+use airlock_config::Component;
 use super::progress::progress_bar;
 
+/// The site folder, of which the mirror uses `mirror/`.
 #[derive(clap::Args)]
 pub struct DataDir {
-    /// The mirror's data folder (content store and metadata).
-    #[arg(long, value_name = "DIR", env = "AIRLOCK_MIRROR_DATA", default_value = "./airlock-data/mirror")]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    site: SiteArgs,
+}
+
+impl DataDir {
+    /// The mirror's own folder (content store and metadata).
+    fn mirror(&self) -> anyhow::Result<PathBuf> {
+        // Read by earlier versions as the mirror's own folder: ignoring it silently would
+        // serve an empty mirror from the default folder.
+        if let Some(old) = std::env::var_os("AIRLOCK_MIRROR_DATA") {
+            bail!(
+                "AIRLOCK_MIRROR_DATA ({}) is no longer read: set AIRLOCK_DATA_DIR (or --data-dir) to the \
+                 site folder instead; the mirror keeps its data in its mirror/ folder",
+                PathBuf::from(old).display()
+            );
+        }
+        self.site.folder(Component::Mirror)
+    }
 }
 
 #[derive(Subcommand)]
@@ -222,11 +240,11 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Import(args) => import(args),
         Command::Serve(args) => serve_command(args),
         Command::Ls(args) => {
-            let result = admin::run(&args.data.data_dir, Request::Ls { kind: args.kind }, &Silent)?;
+            let result = admin::run(&args.data.mirror()?, Request::Ls { kind: args.kind }, &Silent)?;
             print_artifacts(&result, args.output)
         }
         Command::Verify(args) => {
-            let result = admin::run(&args.data.data_dir, Request::Verify, &Silent)?;
+            let result = admin::run(&args.data.mirror()?, Request::Verify, &Silent)?;
             if args.output == OutputFormat::Json {
                 println!("{}", serde_json::to_string_pretty(&result)?);
             }
@@ -243,7 +261,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Gc(args) => {
-            let result = admin::run(&args.data.data_dir, Request::Gc { dry_run: args.dry_run }, &Silent)?;
+            let result = admin::run(&args.data.mirror()?, Request::Gc { dry_run: args.dry_run }, &Silent)?;
             let removed = result["removed"].as_array().cloned().unwrap_or_default();
             let bytes: u64 = removed.iter().filter_map(|r| r["size"].as_u64()).sum();
             if args.output == OutputFormat::Json {
@@ -256,7 +274,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::History(args) => {
-            let result = admin::run(&args.data.data_dir, Request::History, &Silent)?;
+            let result = admin::run(&args.data.mirror()?, Request::History, &Silent)?;
             print_history(&result, args.output)
         }
         Command::Push(args) => push(args),
@@ -288,7 +306,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Token(TokenCommand::Create { name, data }) => {
-            let result = admin::run(&data.data_dir, Request::TokenCreate { name }, &Silent)?;
+            let result = admin::run(&data.mirror()?, Request::TokenCreate { name }, &Silent)?;
             println!("{}", result["token"].as_str().unwrap_or_default());
             Ok(ExitCode::SUCCESS)
         }
@@ -309,8 +327,9 @@ fn push(args: PushArgs) -> anyhow::Result<ExitCode> {
     };
     // The target is an outbound destination like any other: it must be in egress.allow.
     let config = airlock_egress::config::Config::load(args.config.as_deref(), std::env::vars())?;
-    fs::create_dir_all(&args.data.data_dir)?;
-    let audit = std::sync::Arc::new(airlock_egress::JsonLinesAudit::in_data_dir(&args.data.data_dir)?);
+    let mirror_dir = args.data.mirror()?;
+    fs::create_dir_all(&mirror_dir)?;
+    let audit = std::sync::Arc::new(airlock_egress::JsonLinesAudit::in_data_dir(&mirror_dir)?);
     let guard = airlock_egress::EgressGuard::from_config(&config, audit)?.with_component("mirror");
     let target = airlock_egress::Url::parse(&args.to).with_context(|| format!("--to {} is not a URL", args.to))?;
     guard.check_url(&target)?;
@@ -321,7 +340,7 @@ fn push(args: PushArgs) -> anyhow::Result<ExitCode> {
         only: args.only.clone(),
         egress_allow: config.egress.allow.clone(),
     };
-    let report = admin::run(&args.data.data_dir, request, &Silent).with_context(|| format!("push to {} failed", args.to))?;
+    let report = admin::run(&mirror_dir, request, &Silent).with_context(|| format!("push to {} failed", args.to))?;
     if args.output == OutputFormat::Json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -354,7 +373,7 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     };
     let started = std::time::Instant::now();
     let progress = progress_bar("importing");
-    let result = admin::run(&args.data.data_dir, request, progress.as_ref())
+    let result = admin::run(&args.data.mirror()?, request, progress.as_ref())
         .with_context(|| format!("import of {} refused; the mirror is unchanged", args.bundle.display()))?;
     let elapsed = started.elapsed();
     if args.output == OutputFormat::Json {
@@ -470,8 +489,9 @@ fn serve_command(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = airlock_config::Config::load(args.config.as_deref(), std::env::vars())?;
     let tls = args.tls_cert.clone().zip(args.tls_key.clone());
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let mirror_dir = args.data.mirror()?;
     let options = ServeOptions {
-        data_dir: args.data.data_dir.clone(),
+        data_dir: mirror_dir.clone(),
         listen: args.listen,
         allow_push: args.allow_push,
         push: push_limits(&config.mirror),
@@ -485,7 +505,7 @@ fn serve_command(args: ServeArgs) -> anyhow::Result<ExitCode> {
         runtime.block_on(airlock_mirror::tls::server_config(cert, key))?;
     }
     if args.config.is_some() || !config.mirror.trusted_keys.is_empty() {
-        pin_trust_anchor(&config, args.config.as_deref(), &args.data.data_dir)?;
+        pin_trust_anchor(&config, args.config.as_deref(), &mirror_dir)?;
     }
     runtime
         .block_on(serve::serve(options, |addr| {
@@ -494,7 +514,7 @@ fn serve_command(args: ServeArgs) -> anyhow::Result<ExitCode> {
             use std::io::Write;
             let _ = std::io::stdout().flush();
         }))
-        .with_context(|| format!("mirror serve on {} failed", args.data.data_dir.display()))?;
+        .with_context(|| format!("mirror serve on {} failed", mirror_dir.display()))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -20,6 +20,7 @@ mod output;
 mod progress;
 mod runner;
 mod server;
+mod site;
 mod ssh_config;
 
 #[derive(Subcommand)]

@@ -26,9 +26,10 @@ pub struct Args {
     /// One-time exchange token from `airlock admin runners create`.
     #[arg(long, value_name = "TOKEN", env = "AIRLOCK_RUNNER_TOKEN", hide_env_values = true)]
     token: Option<String>,
-    /// Runner state: credential, image cache, environments.
-    #[arg(long, value_name = "DIR", default_value = "./airlock-data/runner")]
-    data_dir: PathBuf,
+    /// The site folder; the runner keeps its credential, image cache and environments in
+    /// its `runner/`.
+    #[command(flatten)]
+    site: super::site::SiteArgs,
     /// Environments this runner holds at once; more wait (pending) for a free place.
     #[arg(long, value_name = "N", default_value_t = 10)]
     capacity: usize,
@@ -64,21 +65,22 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut engine = EngineOptions::new(&args.data_dir);
+    let data_dir = args.site.folder(airlock_config::Component::Runner)?;
+    let mut engine = EngineOptions::new(&data_dir);
     engine.uid_base = args.uid_base;
     engine.runc = args.runc.clone();
     engine.registry.plain_http = args.plain_http_registries.clone();
     engine.registry.ca_certs = args.ca_cert.iter().cloned().collect();
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let metrics = Arc::new(RunnerMetrics::default());
-    let audit = counted_audit(&args.data_dir, &metrics)?;
+    let audit = counted_audit(&data_dir, &metrics)?;
     let egress = EgressGuard::from_allow_list(&args.egress_allow, audit)?.with_component("runner");
     let agent = Agent::start(AgentOptions {
         control_plane_url: args.control_plane.clone(),
         ca_cert: args.ca_cert.clone(),
         exchange_token: args.token.clone(),
-        data_dir: args.data_dir.clone(),
+        data_dir: data_dir.clone(),
         capacity: args.capacity,
         poll_interval: args.poll_interval,
         engine,

@@ -6,6 +6,7 @@
 //! defaults are documented in docs/configuration.md.
 
 mod env;
+mod site;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use env::{variable_name, variable_names, ENV_PREFIX};
+pub use site::{Component, LayoutError, SiteDir};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -402,16 +404,20 @@ impl Config {
         self.sso.check()
     }
 
+    pub fn site(&self) -> SiteDir {
+        SiteDir::new(&self.data_dir)
+    }
+
     pub fn mirror_dir(&self) -> PathBuf {
-        self.data_dir.join("mirror")
+        self.data_dir.join(Component::Mirror.folder())
     }
 
     pub fn control_plane_dir(&self) -> PathBuf {
-        self.data_dir.join("control-plane")
+        self.data_dir.join(Component::ControlPlane.folder())
     }
 
     pub fn runner_dir(&self) -> PathBuf {
-        self.data_dir.join("runner")
+        self.data_dir.join(Component::Runner.folder())
     }
 
     pub fn mirror_url(&self) -> String {

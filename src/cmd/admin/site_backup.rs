@@ -90,7 +90,7 @@ pub fn restore(args: RestoreArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot read the trusted key {}", args.trusted_key.display()))?;
     let identity = site_backup::read_identity(&args.identity)?;
     let backup = site_backup::open(&sealed, &signature, &trusted, &identity, &args.identity)?;
-    let target = args.data_dir.join("control-plane");
+    let target = super::super::site::component_folder(&args.data_dir, airlock_config::Component::ControlPlane)?;
     let restored = site_backup::restore_control_plane(&backup, &target)?;
     if let Some(config) = &backup.config {
         let path = args.data_dir.join("airlock.toml.restored");
