@@ -102,7 +102,7 @@ fn devcontainer_features_travel_with_their_dependencies_and_come_back_byte_ident
     let sample = Sample::new();
     let registry = Registry::start();
     let host = registry.host();
-    registry.push(&sample.path("layouts/base"), "tiny", "devcontainers/base:tiny");
+    registry.push(&sample.path("layouts/base"), "tiny", "library/devbase:tiny");
     let common_utils = push_feature(&registry, "common-utils", None);
     let node = push_feature(&registry, "node", Some(&format!("{host}/devcontainers/features/common-utils:1")));
     let python = push_feature(&registry, "python", None);
@@ -115,7 +115,7 @@ fn devcontainer_features_travel_with_their_dependencies_and_come_back_byte_ident
             r#"// shaped like the public templates
 {{
     "name": "app",
-    "image": "{host}/devcontainers/base:tiny",
+    "image": "{host}/library/devbase:tiny",
     "features": {{
         "{host}/devcontainers/features/node:1": {{ "version": "22" }},
         "{host}/devcontainers/features/python:1": "3.12", // string shorthand
@@ -165,7 +165,7 @@ fn devcontainer_features_travel_with_their_dependencies_and_come_back_byte_ident
         assert_eq!(blob.status().as_u16(), 200, "{name} layer");
         assert_eq!(blob.bytes().unwrap().to_vec(), *layer, "{name} layer");
     }
-    let image = client.get(server.url("/v2/devcontainers/base/manifests/tiny")).header("accept", OCI_MANIFEST).send().unwrap();
+    let image = client.get(server.url("/v2/library/devbase/manifests/tiny")).header("accept", OCI_MANIFEST).send().unwrap();
     assert_eq!(image.status().as_u16(), 200, "the devcontainer's image is served too");
 }
 
@@ -174,7 +174,7 @@ fn a_dockerfile_devcontainer_and_a_missing_feature_are_refused_by_name() {
     let sample = Sample::new();
     let registry = Registry::start();
     let host = registry.host();
-    registry.push(&sample.path("layouts/base"), "tiny", "devcontainers/base:tiny");
+    registry.push(&sample.path("layouts/base"), "tiny", "library/devbase:tiny");
 
     let built = sample.path("built/devcontainer.json");
     fs::create_dir_all(built.parent().unwrap()).unwrap();
@@ -185,7 +185,7 @@ fn a_dockerfile_devcontainer_and_a_missing_feature_are_refused_by_name() {
 
     let missing = sample.path("missing/devcontainer.json");
     fs::create_dir_all(missing.parent().unwrap()).unwrap();
-    fs::write(&missing, format!(r#"{{ "image": "{host}/devcontainers/base:tiny", "features": {{ "{host}/devcontainers/features/absent:1": {{}} }} }}"#)).unwrap();
+    fs::write(&missing, format!(r#"{{ "image": "{host}/library/devbase:tiny", "features": {{ "{host}/devcontainers/features/absent:1": {{}} }} }}"#)).unwrap();
     let err = fails(&mut lock_command(&sample, &registry, &missing));
     assert!(err.contains(&format!("feature {host}/devcontainers/features/absent:1")), "{err}");
     assert!(err.contains("missing/devcontainer.json"), "{err}");
