@@ -12,7 +12,7 @@ use airlock_bundle::{read_head, verify_file, verify_volumes};
 use airlock_bundle::{ArtifactKind, BundleManifest, PublicKey, SecretKey, SignatureFile, TrustPolicy};
 use airlock_bundler::cache::ContentCache;
 use airlock_bundler::fetch::FetchOptions;
-use airlock_bundler::offline_manifest::OfflineManifest;
+use airlock_bundler::offline_manifest::{DevcontainerEntry, OfflineManifest};
 use airlock_bundler::pack::{self, PackOptions};
 use airlock_bundler::{delta, lock, prepare, volumes};
 use clap::Subcommand;
@@ -119,6 +119,14 @@ pub struct LockArgs {
     /// Lock file to write (default: M.lock beside the manifest).
     #[arg(long, value_name = "M.lock")]
     out: Option<PathBuf>,
+    /// Also lock a devcontainer.json's `image` and features (with their `dependsOn`),
+    /// as a `[[devcontainer]]` table in the manifest would. Repeatable.
+    #[arg(long, value_name = "PATH")]
+    devcontainer: Vec<PathBuf>,
+    /// For --devcontainer files: connect to URL instead of registry HOST (a site proxy or
+    /// pull-through cache; `http://` is plain HTTP). Repeatable.
+    #[arg(long, value_name = "HOST=URL")]
+    devcontainer_base_url: Vec<String>,
     #[command(flatten)]
     fetch: FetchArgs,
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
@@ -402,7 +410,22 @@ fn created_report(m: &BundleManifest, size: u64, manifest_copy: &Path) -> Value 
 }
 
 fn lock(args: LockArgs) -> anyhow::Result<ExitCode> {
-    let offline = OfflineManifest::load(&args.manifest)?;
+    let mut offline = OfflineManifest::load(&args.manifest)?;
+    let mut base_urls = BTreeMap::new();
+    for pair in &args.devcontainer_base_url {
+        let (host, url) = pair
+            .split_once('=')
+            .with_context(|| format!("--devcontainer-base-url `{pair}` must be HOST=URL, e.g. ghcr.io=https://cache.example"))?;
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            bail!("--devcontainer-base-url `{pair}`: `{url}` must be an http:// or https:// URL");
+        }
+        base_urls.insert(host.to_string(), url.to_string());
+    }
+    for path in &args.devcontainer {
+        // Absolute, so the lock finds the file again whatever folder `bundle create` runs in.
+        let path = std::fs::canonicalize(path).with_context(|| format!("--devcontainer {}: cannot read it", path.display()))?;
+        offline.devcontainers.push(DevcontainerEntry { path: path.display().to_string(), base_urls: base_urls.clone() });
+    }
     let out = args.out.unwrap_or_else(|| lock::default_lock_path(&args.manifest));
     let lock = prepare::resolve_lock(&args.manifest, &offline, args.fetch.options()?)?;
     lock.save(&out)?;
@@ -414,6 +437,7 @@ fn lock(args: LockArgs) -> anyhow::Result<ExitCode> {
                 "manifest": args.manifest,
                 "images": lock.images.len(),
                 "files": lock.files.len(),
+                "devcontainers": lock.devcontainers.len(),
             }))?
         ),
         OutputFormat::Text => println!(

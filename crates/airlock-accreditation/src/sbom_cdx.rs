@@ -78,7 +78,7 @@ fn component_type(kind: ArtifactKind) -> &'static str {
         ArtifactKind::Image => "container",
         ArtifactKind::VscodeExtension | ArtifactKind::PythonPackage | ArtifactKind::NpmPackage | ArtifactKind::CargoCrate => "library",
         ArtifactKind::VscodeServer | ArtifactKind::JetbrainsIde | ArtifactKind::CodeServer | ArtifactKind::ReleaseFile => "application",
-        ArtifactKind::AmiDescriptor => "file",
+        ArtifactKind::AmiDescriptor | ArtifactKind::DevcontainerFeature => "file",
     }
 }
 

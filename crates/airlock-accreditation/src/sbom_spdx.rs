@@ -35,6 +35,8 @@ fn purpose(kind: ArtifactKind) -> &'static str {
         ArtifactKind::VscodeExtension | ArtifactKind::PythonPackage | ArtifactKind::NpmPackage | ArtifactKind::CargoCrate => "LIBRARY",
         ArtifactKind::VscodeServer | ArtifactKind::JetbrainsIde | ArtifactKind::CodeServer | ArtifactKind::ReleaseFile => "APPLICATION",
         ArtifactKind::AmiDescriptor => "FILE",
+        // An install script with its files, run into an image.
+        ArtifactKind::DevcontainerFeature => "INSTALL",
     }
 }
 

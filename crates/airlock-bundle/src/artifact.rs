@@ -28,10 +28,13 @@ pub enum ArtifactKind {
     CodeServer,
     /// A Rust `.crate`, served under the Cargo sparse index protocol.
     CargoCrate,
+    /// A devcontainer feature: the upstream's own OCI artifact (config
+    /// `application/vnd.devcontainers`, one `…layer.v1+tar` layer), served as the registry had it.
+    DevcontainerFeature,
 }
 
 impl ArtifactKind {
-    pub const ALL: [ArtifactKind; 10] = [
+    pub const ALL: [ArtifactKind; 11] = [
         ArtifactKind::Image,
         ArtifactKind::VscodeServer,
         ArtifactKind::VscodeExtension,
@@ -42,6 +45,7 @@ impl ArtifactKind {
         ArtifactKind::NpmPackage,
         ArtifactKind::CodeServer,
         ArtifactKind::CargoCrate,
+        ArtifactKind::DevcontainerFeature,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -56,12 +60,15 @@ impl ArtifactKind {
             ArtifactKind::NpmPackage => "npm-package",
             ArtifactKind::CodeServer => "code-server",
             ArtifactKind::CargoCrate => "cargo-crate",
+            ArtifactKind::DevcontainerFeature => "devcontainer-feature",
         }
     }
 
-    /// The `artifactType` of non-image kinds.
+    /// The `artifactType` of the kinds airlock wraps as artifacts; images and devcontainer
+    /// features are carried as their upstream manifests, with their own media types.
     pub fn artifact_type(self) -> Option<String> {
-        (self != ArtifactKind::Image).then(|| format!("application/vnd.airlock.{}.v1+json", self))
+        (!matches!(self, ArtifactKind::Image | ArtifactKind::DevcontainerFeature))
+            .then(|| format!("application/vnd.airlock.{}.v1+json", self))
     }
 }
 

@@ -26,6 +26,10 @@ pub enum LockError {
     Stale { path: PathBuf, manifest: PathBuf },
     #[error("the lock {path} was made from a different version of the package lock {lock_file} (run `airlock bundle lock --manifest {manifest}` again)")]
     StalePackageLock { path: PathBuf, lock_file: PathBuf, manifest: PathBuf },
+    #[error("the lock {path} was made from a different version of the devcontainer {devcontainer} (run `airlock bundle lock` again with the same --devcontainer files)")]
+    StaleDevcontainer { path: PathBuf, devcontainer: PathBuf },
+    #[error("cannot read the devcontainer {path} the lock names: {source} (run `airlock bundle lock` again)")]
+    ReadDevcontainer { path: PathBuf, source: std::io::Error },
     #[error("cannot read the package lock {path}: {source}")]
     ReadPackageLock { path: PathBuf, source: std::io::Error },
     #[error("cannot write the lock {path}: {source}")]
@@ -46,6 +50,10 @@ pub struct Lock {
     /// changed package lock makes this lock stale, as a changed manifest does.
     #[serde(default, rename = "package_lock", skip_serializing_if = "Vec::is_empty")]
     pub package_locks: Vec<LockedPackageLock>,
+    /// The devcontainer.json files whose image and features are locked, by digest: a changed
+    /// devcontainer makes this lock stale.
+    #[serde(default, rename = "devcontainer", skip_serializing_if = "Vec::is_empty")]
+    pub devcontainers: Vec<LockedPackageLock>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,6 +88,17 @@ pub struct LockedImage {
     /// The index entries kept, when `platforms` filtered an index.
     #[serde(default, rename = "manifest", skip_serializing_if = "Vec::is_empty")]
     pub manifests: Vec<LockedPlatformManifest>,
+    /// `image`, or `devcontainer-feature` for a feature a devcontainer.json named.
+    #[serde(default = "image_kind", skip_serializing_if = "is_image")]
+    pub kind: ArtifactKind,
+}
+
+fn image_kind() -> ArtifactKind {
+    ArtifactKind::Image
+}
+
+fn is_image(kind: &ArtifactKind) -> bool {
+    *kind == ArtifactKind::Image
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,12 +145,16 @@ impl LockedFile {
 
 impl Lock {
     pub fn new(manifest_digest: Digest) -> Self {
-        Lock { version: LOCK_VERSION, manifest_digest, images: Vec::new(), files: Vec::new(), package_locks: Vec::new() }
+        Lock { version: LOCK_VERSION, manifest_digest, images: Vec::new(), files: Vec::new(), package_locks: Vec::new(), devcontainers: Vec::new() }
     }
 
     /// Sorts entries so the same resolution always prints the same text.
     pub fn normalize(&mut self) {
         self.images.sort_by(|a, b| (&a.name, &a.tag).cmp(&(&b.name, &b.tag)));
+        // Two devcontainers may name the same image or feature.
+        self.images.dedup_by(|a, b| a.name == b.name && a.tag == b.tag && a.digest == b.digest);
+        self.devcontainers.sort_by(|a, b| a.path.cmp(&b.path));
+        self.devcontainers.dedup();
         self.files.sort_by(|a, b| {
             (a.kind, &a.name, &a.version, &a.platform).cmp(&(b.kind, &b.name, &b.version, &b.platform))
         });
@@ -176,6 +199,19 @@ impl Lock {
                     lock_file: path,
                     manifest: manifest_path.to_path_buf(),
                 });
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a lock whose devcontainer.json files changed since (relative paths resolve
+    /// against `base_dir`, the manifest's folder).
+    pub fn check_devcontainers(&self, lock_path: &Path, base_dir: &Path) -> Result<(), LockError> {
+        for locked in &self.devcontainers {
+            let path = base_dir.join(&locked.path);
+            let bytes = fs::read(&path).map_err(|source| LockError::ReadDevcontainer { path: path.clone(), source })?;
+            if Digest::of(&bytes) != locked.sha256 {
+                return Err(LockError::StaleDevcontainer { path: lock_path.to_path_buf(), devcontainer: path });
             }
         }
         Ok(())

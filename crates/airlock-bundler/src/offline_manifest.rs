@@ -46,6 +46,10 @@ pub struct OfflineManifest {
     pub npm: Vec<NpmSource>,
     #[serde(default)]
     pub cargo: Vec<CargoSource>,
+    /// `[[devcontainer]]`: a devcontainer.json whose image and features (with their
+    /// `dependsOn`, transitively) are locked and carried. `bundle lock --devcontainer` adds more.
+    #[serde(default, rename = "devcontainer")]
+    pub devcontainers: Vec<DevcontainerEntry>,
     /// The manifest's folder: relative paths (layouts, files, package locks) resolve here.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -79,6 +83,17 @@ pub struct ImageEntry {
     /// Registry sources: where to connect instead of the host in `source` (a site proxy or
     /// pull-through cache); `http://` means plain HTTP.
     pub base_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevcontainerEntry {
+    /// The devcontainer.json, relative to the manifest's folder.
+    pub path: String,
+    /// Where to connect for a registry host instead of the host itself (a site proxy or
+    /// pull-through cache), e.g. `{ "ghcr.io" = "https://cache.example" }`; `http://` is plain HTTP.
+    #[serde(default)]
+    pub base_urls: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -177,6 +192,15 @@ impl OfflineManifest {
                 ));
             }
         }
+        for (i, devcontainer) in self.devcontainers.iter().enumerate() {
+            let what = format!("[[devcontainer]] #{} ({})", i + 1, devcontainer.path);
+            if devcontainer.path.is_empty() {
+                return Err(invalid(what, "`path` must name a devcontainer.json".into()));
+            }
+            for base in devcontainer.base_urls.values() {
+                crate::sources::check_url(base).map_err(|m| invalid(what.clone(), m))?;
+            }
+        }
         crate::sources::validate(self).map_err(|(what, message)| invalid(what, message))?;
         Ok(())
     }
@@ -192,6 +216,7 @@ impl OfflineManifest {
             || !self.python.is_empty()
             || !self.npm.is_empty()
             || !self.cargo.is_empty()
+            || !self.devcontainers.is_empty()
     }
 }
 

@@ -82,7 +82,7 @@ pub fn plan_with_fetched(manifest: &OfflineManifest, base_dir: &Path, fetched: O
         let layout = &layouts[&dir];
         let root = layout.resolve(reference.as_deref())?.clone();
         layout.collect(&root, &mut builder.blobs)?;
-        builder.add_image(root, &image.name, &image.tag, image.platform.clone(), &image.source);
+        builder.add_image(ArtifactKind::Image, root, &image.name, &image.tag, image.platform.clone(), &image.source);
     }
 
     let files = hash_files(manifest, base_dir)?;
@@ -113,7 +113,7 @@ pub fn plan_with_fetched(manifest: &OfflineManifest, base_dir: &Path, fetched: O
                 builder.blobs.entry(*digest).or_insert_with(|| blob.clone());
             }
             let platform = (!image.locked.platforms.is_empty()).then(|| image.locked.platforms.join(","));
-            builder.add_image(image.root.clone(), &image.locked.name, &image.locked.tag, platform, &image.locked.source);
+            builder.add_image(image.locked.kind, image.root.clone(), &image.locked.name, &image.locked.tag, platform, &image.locked.source);
         }
         for file in &fetched.files {
             let locked = &file.locked;
@@ -159,10 +159,11 @@ pub struct PlanBuilder {
 }
 
 impl PlanBuilder {
-    /// Adds an image whose root (and everything it references) is already in `blobs`.
-    pub fn add_image(&mut self, root: Descriptor, name: &str, tag: &str, platform: Option<String>, upstream: &str) {
+    /// Adds an image (or another artifact carried as its upstream manifest, such as a
+    /// devcontainer feature) whose root and everything it references are already in `blobs`.
+    pub fn add_image(&mut self, kind: ArtifactKind, root: Descriptor, name: &str, tag: &str, platform: Option<String>, upstream: &str) {
         let artifact = Artifact {
-            kind: ArtifactKind::Image,
+            kind,
             name: name.to_string(),
             version: tag.to_string(),
             platform,

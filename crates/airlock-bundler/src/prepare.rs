@@ -51,18 +51,22 @@ pub fn prepare(
     options: FetchOptions,
 ) -> Result<Prepared, PrepareError> {
     let base_dir = manifest_path.parent().map(Path::to_path_buf).unwrap_or_default();
-    if !offline.has_remote_sources() {
+    let default_lock = default_lock_path(manifest_path);
+    let lock_path = lock_path.map(Path::to_path_buf).or_else(|| default_lock.exists().then_some(default_lock));
+    // A lock can carry more than the manifest names (`bundle lock --devcontainer`): such a
+    // lock is used even when the manifest itself has only local sources.
+    let carries_devcontainers = |path: &Path| Lock::load(path).map(|l| !l.devcontainers.is_empty()).unwrap_or(true);
+    if !offline.has_remote_sources() && !lock_path.as_deref().is_some_and(carries_devcontainers) {
         return Ok(Prepared { plan: pack::plan(offline, &base_dir)?, lock_path: None, stats: None });
     }
     let digest = manifest_digest(manifest_path)?;
-    let default_lock = default_lock_path(manifest_path);
-    let lock_path = lock_path.map(Path::to_path_buf).or_else(|| default_lock.exists().then_some(default_lock));
     let fetcher = Fetcher::new(options)?;
     let lock = match &lock_path {
         Some(path) => {
             let lock = Lock::load(path)?;
             lock.check_matches(path, manifest_path, digest)?;
             lock.check_package_locks(path, manifest_path, offline)?;
+            lock.check_devcontainers(path, &base_dir)?;
             lock
         }
         None => fetcher.resolve(offline, digest)?,

@@ -8,6 +8,7 @@
 
 mod ami;
 mod cargo;
+mod devcontainer;
 pub(crate) mod http;
 mod https;
 mod jetbrains;
@@ -245,8 +246,20 @@ impl Fetcher {
                 }
                 Ok::<_, FetchError>((files, package_locks))
             };
-            let (images, (files, package_locks)) = futures_util::try_join!(images, files)?;
+            let devcontainers = async {
+                let (mut images, mut locked) = (Vec::new(), Vec::new());
+                for entry in &manifest.devcontainers {
+                    let (found, file) = devcontainer::resolve(ctx, entry, &manifest.base_dir).await?;
+                    images.extend(found);
+                    locked.push(file);
+                }
+                Ok::<_, FetchError>((images, locked))
+            };
+            let (mut images, (files, package_locks), (devcontainer_images, devcontainers)) =
+                futures_util::try_join!(images, files, devcontainers)?;
+            images.extend(devcontainer_images);
             lock.images = images;
+            lock.devcontainers = devcontainers;
             lock.files = files;
             lock.package_locks = package_locks;
             lock.normalize();

@@ -277,6 +277,7 @@ pub(super) async fn resolve(ctx: &Ctx, image: &ImageEntry) -> Result<LockedImage
         size: bytes.len() as u64,
         platforms: image.platforms.clone(),
         manifests,
+        kind: airlock_bundle::ArtifactKind::Image,
     })
 }
 
