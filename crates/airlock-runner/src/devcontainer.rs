@@ -103,7 +103,13 @@ impl Plan {
     /// the environment class. `project_image` is used when the file names no image; its
     /// registry is the mirror.
     pub fn new(parsed: Parsed, origin: &str, project_image: &str, resources: &Resources) -> Result<Plan, String> {
-        let Parsed { config, mut ignored } = parsed;
+        let Parsed { mut config, mut ignored } = parsed;
+        // What the high side knows: where the repository is inside the environment.
+        config.substitute(&airlock_devcontainer::Variables {
+            container_workspace_folder: Some("/workspace".into()),
+            container_env: config.container_env.clone(),
+            ..Default::default()
+        });
         if config.build.is_some() {
             return Err(format!(
                 "{origin} builds its image (`build`/`dockerfile`); airlock environments run images from the mirror: \
@@ -151,11 +157,16 @@ impl Plan {
             .forward_ports
             .iter()
             .map(|port| {
-                let name = port.to_string();
-                match self.config.ports_attributes.get(&name) {
-                    Some(attrs) => format!("{name} ({attrs})"),
-                    None => name,
-                }
+                let name = match &port.host {
+                    Some(host) => format!("{host}:{}", port.port),
+                    None => port.port.to_string(),
+                };
+                let Some(attrs) = self.config.ports_attributes.get(&name) else { return name };
+                let described: Vec<String> = [("label", &attrs.label), ("onAutoForward", &attrs.on_auto_forward), ("protocol", &attrs.protocol)]
+                    .into_iter()
+                    .filter_map(|(key, value)| value.as_ref().map(|v| format!("{key} {v}")))
+                    .collect();
+                if described.is_empty() { name } else { format!("{name} ({})", described.join(", ")) }
             })
             .collect()
     }
@@ -209,17 +220,20 @@ pub fn build_features(engine: &Engine, plan: &Plan, report: &mut dyn FnMut(&str,
     while next < wanted.len() {
         let (feature, options) = wanted[next].clone();
         next += 1;
-        let reference = format!("{mirror}/{}:{}", feature.mirror_repository(), feature.reference);
-        let reference = reference.replace(":sha256:", "@sha256:");
+        let separator = if feature.is_digest() { '@' } else { ':' };
+        let reference = format!("{mirror}/{}{separator}{}", feature.mirror_repository(), feature.reference);
         let got = engine.pull_feature(&reference, &mut |_: EngineEvent| {}).map_err(|e| format!("cannot pull feature {feature}: {e}"))?;
         let json = read_feature_json(&got.tree).map_err(|e| format!("feature {feature}: {e}"))?;
         let meta = airlock_devcontainer::feature_metadata(&json).map_err(|e| format!("feature {feature}: {e}"))?;
+        if !meta.refused.is_empty() {
+            report("feature-refused", &format!("feature {feature} asks for {}, which airlock does not grant; installing it without", meta.refused.join(", ")));
+        }
         for (dependency, dep_options) in &meta.depends_on {
             if !wanted.iter().any(|(f, _)| f == dependency) {
                 wanted.push((dependency.clone(), dep_options.clone()));
             }
         }
-        resolved.push(airlock_devcontainer::ResolvedFeature::new(feature.clone(), meta.clone()));
+        resolved.push(airlock_devcontainer::ResolvedFeature { reference: feature.clone(), options: options.clone(), metadata: meta.clone() });
         pulled.push((feature, options, meta, got));
     }
     let order = airlock_devcontainer::install_order(&resolved, &plan.config.override_feature_install_order).map_err(|e| e.to_string())?;
