@@ -39,6 +39,9 @@ pub use crate::progress::EngineEvent;
 pub use crate::spec::Resources;
 use crate::{session, spec, sys, users};
 
+mod features;
+pub use features::{FeatureStep, PulledFeature};
+
 /// How to open an [`Engine`].
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
@@ -107,6 +110,15 @@ pub struct EnvironmentSpec {
     pub hostname: Option<String>,
     /// IDE trees from the mirror, mounted read-only at `/opt/airlock/ide/<name>` (`ide.rs`).
     pub ide: Vec<IdeMount>,
+    /// A devcontainer feature layer from [`Engine::build_features`], stacked above the image.
+    /// Fixed at creation.
+    pub features_layer: Option<String>,
+    /// The user sessions run as (name or uid[:gid]); default the image's `User`.
+    pub session_user: Option<String>,
+    /// Variables of every session, not of the init process (a devcontainer's `remoteEnv`).
+    pub session_env: Vec<(String, String)>,
+    /// Sessions' working dir; default the image's, else `/workspace`.
+    pub working_dir: Option<String>,
 }
 
 impl fmt::Debug for EnvironmentSpec {
@@ -121,6 +133,10 @@ impl fmt::Debug for EnvironmentSpec {
             .field("secret_env (values redacted)", &secret_names)
             .field("hostname", &self.hostname)
             .field("ide", &self.ide)
+            .field("features_layer", &self.features_layer)
+            .field("session_user", &self.session_user)
+            .field("session_env", &self.session_env)
+            .field("working_dir", &self.working_dir)
             .finish()
     }
 }
@@ -314,6 +330,9 @@ impl Engine {
             };
             rec.resources = spec.resources;
             rec.hostname = hostname_of(spec);
+            rec.session_user = spec.session_user.clone();
+            rec.session_env = spec.session_env.clone();
+            rec.working_dir = spec.working_dir.clone();
             return self.launch(&p, &mut rec, &image, spec, false, progress);
         }
 
@@ -325,9 +344,15 @@ impl Engine {
                 reason: format!("image {} has no /bin/sh: the environment's init and sessions need a POSIX shell", spec.image),
             });
         }
-        // The workspace belongs to the user sessions run as (the image's `User`, root if none).
-        let user = users::resolve_in(&image.rootfs, &image.config.user)
-            .map_err(|reason| EngineError::User { env: spec.id.clone(), user: image.config.user.clone(), reason })?;
+        let features = spec.features_layer.as_deref().map(|key| self.feature_layer_dir(key)).transpose()?;
+        // The workspace belongs to the user sessions run as (the image's `User`, root if none),
+        // who may come from a feature layer (which then holds the whole changed /etc/passwd).
+        let session_user = spec.session_user.clone().unwrap_or_else(|| image.config.user.clone());
+        let user = features
+            .as_deref()
+            .filter(|layer| layer.join("etc/passwd").is_file())
+            .map_or_else(|| users::resolve_in(&image.rootfs, &session_user), |layer| users::resolve_in(layer, &session_user))
+            .map_err(|reason| EngineError::User { env: spec.id.clone(), user: session_user.clone(), reason })?;
         if user.uid >= crate::ids::RANGE || user.gid >= crate::ids::RANGE {
             return Err(EngineError::User { env: spec.id.clone(), user: image.config.user.clone(), reason: "uid and gid must be below 65536".into() });
         }
@@ -344,6 +369,10 @@ impl Engine {
             desired: Desired::Stopped,
             created: now(),
             started: None,
+            features_layer: spec.features_layer.clone(),
+            session_user: spec.session_user.clone(),
+            session_env: spec.session_env.clone(),
+            working_dir: spec.working_dir.clone(),
         };
         // The record is written once the init runs: a runner that dies before leaves a folder
         // without one, which the next `open` removes (container, mounts, slot included).
@@ -376,7 +405,8 @@ impl Engine {
         let secrets_size: usize = spec.secret_files.iter().map(|s| s.value.len()).sum::<usize>()
             + spec.secret_env.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
         let ide_trees: Vec<(&str, &Path)> = spec.ide.iter().map(|m| (m.name.as_str(), m.tree.as_path())).collect();
-        rootfs::mount_all(p, &image.rootfs, rec.host_uid, (4 << 20) + 2 * secrets_size as u64, &ide_trees)?;
+        let features = rec.features_layer.as_deref().map(|key| self.feature_layer_dir(key)).transpose()?;
+        rootfs::mount_all(p, &image.rootfs, features.as_deref(), rec.host_uid, (4 << 20) + 2 * secrets_size as u64, &ide_trees)?;
         progress(EngineEvent::RootfsMounted { env: rec.id.clone() });
         let run = self.write_bundle(p, rec, image, spec).and_then(|()| self.runc.run_detached(&rec.id, &p.run, &p.log));
         let pid = match run {
@@ -606,8 +636,8 @@ impl Engine {
         let rec = EnvRecord::load(&p.state)?.ok_or_else(|| EngineError::NotFound(env_id.to_string()))?;
         let pid = self.running_pid(env_id)?;
         let root = PathBuf::from(format!("/proc/{pid}/root"));
-        let user = users::resolve_in(&root, &rec.image_config.user)
-            .map_err(|reason| EngineError::User { env: env_id.into(), user: rec.image_config.user.clone(), reason })?;
+        let user_name = rec.session_user.as_ref().unwrap_or(&rec.image_config.user);
+        let user = users::resolve_in(&root, user_name).map_err(|reason| EngineError::User { env: env_id.into(), user: user_name.clone(), reason })?;
         let shell = if exists_inside(&root, user.shell.trim_start_matches('/')) { user.shell.clone() } else { "/bin/sh".to_string() };
 
         let mut env = EnvVars::from_list(&self.init_env(&p, pid)?);
@@ -620,14 +650,18 @@ impl Engine {
         if let Some(pty) = &req.pty {
             env.set("TERM", &pty.term);
         }
-        for (k, v) in &req.env {
+        for (k, v) in rec.session_env.iter().chain(&req.env) {
             env.set(k, v);
         }
         let args = match &req.command {
             None => vec![shell, "-l".to_string()],
             Some(command) => vec![shell, "-c".to_string(), command.clone()],
         };
-        let cwd = if rec.image_config.working_dir.is_empty() { "/workspace".to_string() } else { rec.image_config.working_dir.clone() };
+        let cwd = match &rec.working_dir {
+            Some(dir) => dir.clone(),
+            None if rec.image_config.working_dir.is_empty() => "/workspace".to_string(),
+            None => rec.image_config.working_dir.clone(),
+        };
         let mut process = json!({
             "terminal": req.pty.is_some(),
             "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
@@ -714,7 +748,12 @@ fn hostname_of(spec: &EnvironmentSpec) -> String {
 
 fn validate_spec(spec: &EnvironmentSpec) -> Result<(), EngineError> {
     let bad = |reason: String| EngineError::InvalidSpec { env: spec.id.clone(), reason };
-    for (k, v) in spec.env.iter().chain(&spec.secret_env) {
+    if let Some(dir) = &spec.working_dir {
+        if !dir.starts_with('/') || dir.contains('\0') {
+            return Err(bad(format!("working dir `{dir}` is not an absolute path")));
+        }
+    }
+    for (k, v) in spec.env.iter().chain(&spec.secret_env).chain(&spec.session_env) {
         check_env_pair(&spec.id, k, v)?;
     }
     if let Some(h) = &spec.hostname {

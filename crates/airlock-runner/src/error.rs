@@ -91,6 +91,12 @@ pub enum EngineError {
     #[error("state file {path} is unreadable: {reason}; delete the environment or restore the file")]
     State { path: PathBuf, reason: String },
 
+    #[error("devcontainer feature {feature}: install.sh exited with {status}; nothing was cached, the next start installs again. Its output ended with:\n{tail}")]
+    FeatureInstall { feature: String, status: i32, tail: String },
+
+    #[error("devcontainer feature {feature}: {reason}")]
+    Feature { feature: String, reason: String },
+
     #[error("environment {env}: user `{user}` cannot be resolved: {reason}")]
     User { env: String, user: String, reason: String },
 }

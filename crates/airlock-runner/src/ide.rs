@@ -258,6 +258,8 @@ impl ImageStore {
             "application/gzip" | "application/x-gzip" => Compression::Gzip,
             "application/x-tar" => Compression::None,
             "application/zstd" => Compression::Zstd,
+            // A devcontainer feature (features distribution spec): a plain tar.
+            "application/vnd.devcontainers.layer.v1+tar" => Compression::None,
             other => unpack::compression_of(other).map_err(|_| {
                 bad(format!(
                     "layer type `{other}` is not a tar archive (gzip, zstd or plain)"

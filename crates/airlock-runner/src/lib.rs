@@ -1,6 +1,7 @@
 //! airlock's runner: provisions development environments from mirror images.
 
 pub mod agent;
+pub mod devcontainer;
 pub mod unpack;
 pub mod engine;
 pub mod error;

@@ -4,6 +4,7 @@
 //! <id>/            root:<mapped root gid> 0710  (runc, inside the user namespace, must pass)
 //!   state.json     the engine's record (no secrets)
 //!   lower/         ID-mapped, read-only, nosuid clone of DATA/images/rootfs/<digest>
+//!   features/      (devcontainer features) the same, of DATA/images/features/<key>, above lower
 //!   upper/ work/   overlay upper (owned by the mapped root) and work dir: persist
 //!   rootfs/        overlay of lower + upper: the container's /
 //!   workspace/     0700, mapped root (or image user): bind-mounted at /workspace, persists
@@ -84,7 +85,16 @@ fn make_dir(path: &Path, mode: u32, uid: u32, gid: u32) -> Result<(), EngineErro
 
 /// Mounts lower (ID-mapped image), the overlay root and the run tmpfs. On failure nothing
 /// stays mounted.
-pub(crate) fn mount_all(p: &EnvPaths, image_rootfs: &Path, host_uid: u32, tmpfs_size: u64, ide: &[(&str, &Path)]) -> Result<(), EngineError> {
+/// `features`, when given, is a cached devcontainer feature layer (`features.rs`), mounted
+/// ID-mapped like the image at `<id>/features` and stacked above it.
+pub(crate) fn mount_all(
+    p: &EnvPaths,
+    image_rootfs: &Path,
+    features: Option<&Path>,
+    host_uid: u32,
+    tmpfs_size: u64,
+    ide: &[(&str, &Path)],
+) -> Result<(), EngineError> {
     // Left over from a runner or host that died: start clean.
     unmount_all(p)?;
     let result = (|| {
@@ -97,7 +107,15 @@ pub(crate) fn mount_all(p: &EnvPaths, image_rootfs: &Path, host_uid: u32, tmpfs_
             };
             EngineError::mount(format!("ID-mapped mount of image {}{hint}", image_rootfs.display()), &p.lower)(e)
         })?;
-        sys::mount_overlay(&p.lower, &p.upper, &p.work, &p.rootfs).map_err(EngineError::mount("overlay of the image and the environment's upper dir", &p.rootfs))?;
+        let mut lowers = vec![p.lower.as_path()];
+        let features_lower = p.dir.join("features");
+        if let Some(layer) = features {
+            make_dir(&features_lower, 0o755, 0, 0)?;
+            sys::idmapped_mount(layer, &features_lower, &userns)
+                .map_err(EngineError::mount(format!("ID-mapped mount of feature layer {}", layer.display()), &features_lower))?;
+            lowers.insert(0, features_lower.as_path());
+        }
+        sys::mount_overlay(&lowers, &p.upper, &p.work, &p.rootfs).map_err(EngineError::mount("overlay of the image and the environment's upper dir", &p.rootfs))?;
         sys::mount_tmpfs(&p.run, tmpfs_size).map_err(EngineError::mount("tmpfs for the runtime bundle and secrets", &p.run))?;
         if !ide.is_empty() {
             // Passable by the environment's root (runc binds from inside the user namespace).

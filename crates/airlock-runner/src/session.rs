@@ -109,3 +109,44 @@ fn open_pty(request: &PtyRequest) -> std::io::Result<(OwnedFd, OwnedFd)> {
     rustix::termios::tcsetwinsize(&master, Winsize { ws_row: request.rows, ws_col: request.cols, ws_xpixel: 0, ws_ypixel: 0 })?;
     Ok((master, slave))
 }
+
+/// Waits for a piped process and keeps the last `max` bytes of its output (stdout, then
+/// stderr): enough to tell a user why a task or install failed.
+pub fn wait_with_tail(mut process: ExecProcess, max: usize) -> Result<(i32, String), String> {
+    let ExecIo::Pipes { stdin, stdout, stderr } = process.io else {
+        return Err("the engine gave a terminal where pipes were asked for".into());
+    };
+    drop(stdin);
+    let errors = std::thread::spawn(move || tail(stderr, max));
+    let mut out = tail(stdout, max);
+    out.push_str(&errors.join().unwrap_or_default());
+    let status = process.child.wait().map_err(|e| e.to_string())?;
+    Ok((status.code().unwrap_or(-1), last_bytes(&out, max)))
+}
+
+fn tail(mut source: impl std::io::Read, max: usize) -> String {
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = source.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        kept.extend_from_slice(&buf[..n]);
+        if kept.len() > 4 * max {
+            kept.drain(..kept.len() - max);
+        }
+    }
+    String::from_utf8_lossy(&kept).into_owned()
+}
+
+/// The last `max` bytes of `s` (on a character boundary), marked with `…` when cut.
+pub fn last_bytes(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut start = s.len() - max;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("…{}", &s[start..])
+}

@@ -33,6 +33,17 @@ pub(crate) struct EnvRecord {
     /// Unix seconds.
     pub(crate) created: u64,
     pub(crate) started: Option<u64>,
+    /// The devcontainer feature layer (DATA/images/features/<key>) stacked above the image.
+    #[serde(default)]
+    pub(crate) features_layer: Option<String>,
+    /// Sessions' user, extra variables and working dir (a devcontainer's remoteUser,
+    /// remoteEnv, workspaceFolder); the image's when absent.
+    #[serde(default)]
+    pub(crate) session_user: Option<String>,
+    #[serde(default)]
+    pub(crate) session_env: Vec<(String, String)>,
+    #[serde(default)]
+    pub(crate) working_dir: Option<String>,
 }
 
 impl EnvRecord {

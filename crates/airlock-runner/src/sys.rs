@@ -135,8 +135,10 @@ pub(crate) fn idmapped_mount(src: &Path, dst: &Path, userns: &OwnedFd) -> io::Re
     Ok(())
 }
 
-pub(crate) fn mount_overlay(lower: &Path, upper: &Path, work: &Path, target: &Path) -> io::Result<()> {
-    let data = format!("lowerdir={},upperdir={},workdir={}", lower.display(), upper.display(), work.display());
+/// `lowers` top first (overlayfs' `lowerdir=top:…:bottom`).
+pub(crate) fn mount_overlay(lowers: &[&Path], upper: &Path, work: &Path, target: &Path) -> io::Result<()> {
+    let lowers: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
+    let data = format!("lowerdir={},upperdir={},workdir={}", lowers.join(":"), upper.display(), work.display());
     let data = CString::new(data).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     rustix::mount::mount("overlay", target, "overlay", MountFlags::NODEV, data.as_c_str())?;
     Ok(())

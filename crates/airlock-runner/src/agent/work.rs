@@ -3,15 +3,15 @@
 //! `failed` phase with a reason the user can act on.
 
 use std::fs;
-use std::io::Read;
 use std::path::Path;
 use std::process::Command;
 
 use airlock_api::{Delivery, EnvPhase, RunnerEnvironment};
-use airlock_ssh_gateway::{ExecIo, ExecRequest};
+use airlock_ssh_gateway::ExecRequest;
 
 use super::backup;
 use super::shared::Shared;
+use crate::devcontainer;
 use crate::engine::{EngineEvent, EnvironmentSpec, Resources, SecretFile};
 
 pub enum Job {
@@ -27,6 +27,12 @@ pub enum Job {
 
 /// Marks a workspace that has been filled (restored or cloned) on this runner.
 const WORKSPACE_READY: &str = "workspace-ready";
+/// The workspace being filled before the environment's first start (agent folder).
+const STAGING: &str = "workspace-staging";
+/// The devcontainer.json the environment was created with: (origin, text) as JSON.
+const DEVCONTAINER_KEPT: &str = "devcontainer.json";
+/// Marks that the creation lifecycle commands (onCreate…postCreate) ran.
+const LIFECYCLE_CREATED: &str = "lifecycle-created";
 /// Output kept from each task for its event.
 const TASK_OUTPUT_TAIL: usize = 3000;
 
@@ -69,12 +75,20 @@ fn start(shared: &Shared, id: &str) -> Result<(), String> {
     if env.phase == EnvPhase::Creating {
         report(shared, id, EnvPhase::Starting)?;
     }
-    check_registry(shared, &env.spec.image)?;
-    let _ = shared.event(id, "image-pull", &format!("pulling {}", env.spec.image));
+    // First start on this runner: the workspace is filled in a staging folder first, so that
+    // its devcontainer.json can choose the image and features.
+    let first = !shared.env_dir(id).join(WORKSPACE_READY).exists();
+    if first {
+        fill_staging(shared, &env)?;
+    }
+    let plan = devcontainer_plan(shared, &env, first)?;
+    let image_ref = plan.as_ref().map_or(env.spec.image.clone(), |p| p.image.clone());
+    check_registry(shared, &image_ref)?;
+    let _ = shared.event(id, "image-pull", &format!("pulling {image_ref}"));
     let (mut downloaded, mut downloads, mut cached) = (0u64, 0usize, 0usize);
     let image = shared
         .engine
-        .pull_image(&env.spec.image, &mut |e| match e {
+        .pull_image(&image_ref, &mut |e| match e {
             EngineEvent::BlobDownloaded { size, .. } => {
                 downloaded += size;
                 downloads += 1;
@@ -82,14 +96,14 @@ fn start(shared: &Shared, id: &str) -> Result<(), String> {
             EngineEvent::BlobCached { .. } => cached += 1,
             _ => {}
         })
-        .map_err(|e| format!("cannot pull image {}: {e}", env.spec.image))?;
+        .map_err(|e| format!("cannot pull image {image_ref}: {e}"))?;
     shared.metrics.image_pulled(downloaded, downloads);
     let _ = shared.event(
         id,
         "image-pull",
         &format!(
             "image {} ready as {} ({} downloaded, {cached} blob(s) from the runner's cache)",
-            env.spec.image,
+            image_ref,
             image.digest,
             human_bytes(downloaded)
         ),
@@ -120,13 +134,32 @@ fn start(shared: &Shared, id: &str) -> Result<(), String> {
             Delivery::Env { name } => spec.secret_env.push((name, s.value)),
         }
     }
+    let mut events = |kind: &str, message: &str| {
+        let _ = shared.event(id, kind, message);
+    };
+    if let Some(plan) = &plan {
+        let features = devcontainer::build_features(&shared.engine, plan, &mut events)?;
+        plan.apply(&mut spec, &features);
+    }
     shared
         .engine
         .start(&spec, &mut |_| {})
         .map_err(|e| format!("cannot start the environment: {e}"))?;
-    prepare_workspace(shared, &env)?;
+    if first {
+        move_staging(shared, &env)?;
+    }
     if let Err(e) = super::ide::start_code_server(shared, &env, &ide_mounts) {
         let _ = shared.event(id, "ide-failed", &e);
+    }
+    if let Some(plan) = &plan {
+        if let Err(e) = devcontainer::write_vscode_files(&shared.engine, id, plan) {
+            let _ = shared.event(id, "devcontainer-failed", &e);
+        }
+        let created = shared.env_dir(id).join(LIFECYCLE_CREATED);
+        let start = if created.exists() { devcontainer::Start::Again } else { devcontainer::Start::First };
+        devcontainer::run_lifecycle(&shared.engine, id, plan, start, &mut events);
+        // Creation commands run once per environment on this runner, failed or not.
+        fs::write(&created, b"").map_err(|e| format!("cannot write {}: {e}", created.display()))?;
     }
     run_tasks(shared, &env);
     report(shared, id, EnvPhase::Running)?;
@@ -134,17 +167,18 @@ fn start(shared: &Shared, id: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Fills the workspace on the first start on this runner: from the latest snapshot if the
-/// environment has one (it ran elsewhere before), else by cloning the project's repository.
-fn prepare_workspace(shared: &Shared, env: &RunnerEnvironment) -> Result<(), String> {
+/// Fills the staging workspace on the first start on this runner: from the latest snapshot if
+/// the environment has one (it ran elsewhere before), else by cloning the project's
+/// repository. Owners stay as unpacked; [`move_staging`] shifts them.
+fn fill_staging(shared: &Shared, env: &RunnerEnvironment) -> Result<(), String> {
     let dir = shared.env_dir(&env.id);
-    let marker = dir.join(WORKSPACE_READY);
-    if marker.exists() {
-        return Ok(());
+    let workspace = dir.join(STAGING);
+    // Left by a start that failed before the environment ran.
+    match fs::remove_dir_all(&workspace) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(format!("cannot remove {}: {e}", workspace.display())),
+        _ => {}
     }
-    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let workspace = shared.engine.workspace_dir(&env.id);
-    let id_base = shared.engine.host_uid(&env.id).map_err(|e| e.to_string())?;
+    fs::create_dir_all(&workspace).map_err(|e| format!("cannot create {}: {e}", workspace.display()))?;
     if let Some(snapshot) = &env.backup {
         let partial = dir.join("restore.tar.zst");
         let stream = shared
@@ -153,7 +187,7 @@ fn prepare_workspace(shared: &Shared, env: &RunnerEnvironment) -> Result<(), Str
             .map_err(|e| format!("cannot download the workspace snapshot: {e}"))?
             .ok_or_else(|| format!("the control plane lists snapshot {} but has none to give", snapshot.digest))?;
         backup::receive(stream, &partial, &snapshot.digest).map_err(|e| e.to_string())?;
-        let restored = backup::restore(&partial, &snapshot.digest, &workspace, id_base);
+        let restored = backup::restore(&partial, &snapshot.digest, &workspace, 0);
         let _ = fs::remove_file(&partial);
         restored.map_err(|e| e.to_string())?;
         let _ = shared.event(
@@ -167,11 +201,77 @@ fn prepare_workspace(shared: &Shared, env: &RunnerEnvironment) -> Result<(), Str
             .check_git_url(&env.spec.repository_url)
             .map_err(|e| format!("cannot clone the project's repository: {e}"))?;
         clone(&env.spec.repository_url, &workspace)?;
-        backup::shift_owners(&workspace, id_base)
-            .map_err(|e| format!("cannot hand the cloned repository to the environment user: {e}"))?;
         let _ = shared.event(&env.id, "workspace", &format!("cloned {}", env.spec.repository_url));
     }
+    Ok(())
+}
+
+/// Moves the staged workspace into the environment's (same filesystem: both are in the data
+/// dir) and hands it to the environment's users.
+fn move_staging(shared: &Shared, env: &RunnerEnvironment) -> Result<(), String> {
+    let dir = shared.env_dir(&env.id);
+    let staging = dir.join(STAGING);
+    let workspace = shared.engine.workspace_dir(&env.id);
+    let id_base = shared.engine.host_uid(&env.id).map_err(|e| e.to_string())?;
+    let entries = fs::read_dir(&staging).map_err(|e| format!("cannot list {}: {e}", staging.display()))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("cannot list {}: {e}", staging.display()))?;
+        let to = workspace.join(entry.file_name());
+        fs::rename(entry.path(), &to).map_err(|e| format!("cannot move {} to {}: {e}", entry.path().display(), to.display()))?;
+        backup::shift_owners(&to, id_base)
+            .map_err(|e| format!("cannot hand the workspace to the environment user: {e}"))?;
+    }
+    let _ = fs::remove_dir(&staging);
+    let marker = dir.join(WORKSPACE_READY);
     fs::write(&marker, b"").map_err(|e| format!("cannot write {}: {e}", marker.display()))
+}
+
+/// The devcontainer.json that drives this environment: read from the staged workspace on the
+/// first start (and kept in the agent's folder), the kept copy on later starts (a changed
+/// file takes effect in a new environment). None: the project's image and tasks only.
+fn devcontainer_plan(shared: &Shared, env: &RunnerEnvironment, first: bool) -> Result<Option<devcontainer::Plan>, String> {
+    let dir = shared.env_dir(&env.id);
+    let kept = dir.join(DEVCONTAINER_KEPT);
+    let found = if first {
+        let found = devcontainer::read_config(&dir.join(STAGING))?;
+        if let Some(found) = &found {
+            let text = serde_json::to_vec(&(&found.origin, &found.text)).map_err(|e| e.to_string())?;
+            fs::write(&kept, text).map_err(|e| format!("cannot write {}: {e}", kept.display()))?;
+        }
+        found
+    } else {
+        match fs::read(&kept) {
+            Ok(bytes) => {
+                let (origin, text): (String, String) =
+                    serde_json::from_slice(&bytes).map_err(|e| format!("{} is unreadable: {e}", kept.display()))?;
+                Some(devcontainer::Found { origin, text })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(format!("cannot read {}: {e}", kept.display())),
+        }
+    };
+    let Some(found) = found else { return Ok(None) };
+    let parsed = airlock_devcontainer::parse(&found.text, &found.origin).map_err(|e| e.to_string())?;
+    let resources = Resources {
+        cpu_millis: env.spec.resources.cpu_millis,
+        memory_mib: env.spec.resources.memory_mib,
+        pids: env.spec.resources.pids,
+    };
+    let plan = devcontainer::Plan::new(parsed, &found.origin, &env.spec.image, &resources)?;
+    if first {
+        let _ = shared.event(&env.id, "devcontainer", &format!("using {} (image {})", found.origin, plan.image));
+        if !plan.ignored.is_empty() {
+            let _ = shared.event(&env.id, "devcontainer-ignored", &format!("not applied by airlock: {}", plan.ignored.join(", ")));
+        }
+        let ports = plan.ports();
+        if !ports.is_empty() {
+            let _ = shared.event(&env.id, "ports", &format!("forwarded ports: {}", ports.join(", ")));
+        }
+        if !plan.config.vscode_extensions.is_empty() {
+            let _ = shared.event(&env.id, "extensions", &format!("VS Code extensions asked for: {}", plan.config.vscode_extensions.join(", ")));
+        }
+    }
+    Ok(Some(plan))
 }
 
 /// The registry an image reference names must be an allowed destination.
@@ -226,42 +326,8 @@ fn run_task(shared: &Shared, id: &str, command: &str) -> Result<(i32, String), S
         command: Some(format!("cd /workspace 2>/dev/null; {command}")),
         ..ExecRequest::default()
     };
-    let mut process = shared.engine.exec(id, &req).map_err(|e| e.to_string())?;
-    let ExecIo::Pipes { stdin, stdout, stderr } = process.io else {
-        return Err("the engine gave a terminal for a task".into());
-    };
-    drop(stdin);
-    let errors = std::thread::spawn(move || tail(stderr));
-    let mut out = tail(stdout);
-    out.push_str(&errors.join().unwrap_or_default());
-    let status = process.child.wait().map_err(|e| e.to_string())?;
-    Ok((status.code().unwrap_or(-1), last_bytes(&out, TASK_OUTPUT_TAIL)))
-}
-
-fn tail(mut source: impl Read) -> String {
-    let mut kept = Vec::new();
-    let mut buf = [0u8; 8192];
-    while let Ok(n) = source.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        kept.extend_from_slice(&buf[..n]);
-        if kept.len() > 4 * TASK_OUTPUT_TAIL {
-            kept.drain(..kept.len() - TASK_OUTPUT_TAIL);
-        }
-    }
-    String::from_utf8_lossy(&kept).into_owned()
-}
-
-fn last_bytes(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut start = s.len() - max;
-    while !s.is_char_boundary(start) {
-        start += 1;
-    }
-    format!("…{}", &s[start..])
+    let process = shared.engine.exec(id, &req).map_err(|e| e.to_string())?;
+    crate::session::wait_with_tail(process, TASK_OUTPUT_TAIL)
 }
 
 fn stop(shared: &Shared, id: &str) -> Result<(), String> {
