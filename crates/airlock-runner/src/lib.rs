@@ -4,6 +4,7 @@ pub mod agent;
 pub mod unpack;
 pub mod engine;
 pub mod error;
+pub mod git;
 pub mod ide;
 pub mod ids;
 pub mod image;

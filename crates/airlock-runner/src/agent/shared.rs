@@ -31,6 +31,8 @@ pub struct Shared {
     pub(super) ssh_endpoint: Mutex<Option<SshEndpoint>>,
     pub(super) egress: EgressGuard,
     pub(super) metrics: std::sync::Arc<crate::metrics::RunnerMetrics>,
+    /// The git credential sockets of each running environment (agent/git.rs).
+    pub(super) git: Mutex<HashMap<String, crate::git::GitSockets>>,
     /// A worker finished: what runs here may have changed.
     pub(super) changed: AtomicBool,
 }

@@ -4,8 +4,6 @@
 
 use std::fs;
 use std::io::Read;
-use std::path::Path;
-use std::process::Command;
 
 use airlock_api::{Delivery, EnvPhase, RunnerEnvironment};
 use airlock_ssh_gateway::{ExecIo, ExecRequest};
@@ -35,7 +33,7 @@ pub fn run(shared: &Shared, id: &str, job: Job) {
         Job::Start => start(shared, id),
         Job::Stop => stop(shared, id),
         Job::Delete => delete(shared, id),
-        Job::Adopt => report(shared, id, EnvPhase::Running),
+        Job::Adopt => adopt(shared, id),
         Job::Fail(reason) => Err(reason),
         Job::Forget => forget(shared, id),
     };
@@ -46,6 +44,13 @@ pub fn run(shared: &Shared, id: &str, job: Job) {
             tracing::warn!(env = id, error = %e, "cannot report the failure");
         }
     }
+}
+
+/// Running here already (the runner restarted): serve its git sockets again and report it.
+fn adopt(shared: &Shared, id: &str) -> Result<(), String> {
+    let env = assigned(shared, id)?;
+    super::git::serve(shared, &env)?;
+    report(shared, id, EnvPhase::Running)
 }
 
 fn report(shared: &Shared, id: &str, phase: EnvPhase) -> Result<(), String> {
@@ -118,12 +123,16 @@ fn start(shared: &Shared, id: &str) -> Result<(), String> {
                 value: s.value.into_bytes(),
             }),
             Delivery::Env { name } => spec.secret_env.push((name, s.value)),
+            // Served over the environment's sockets (agent/git.rs), never placed inside.
+            Delivery::GitHttps { .. } | Delivery::GitSsh { .. } => {}
         }
     }
+    spec.env.push(super::git::environment());
     shared
         .engine
         .start(&spec, &mut |_| {})
         .map_err(|e| format!("cannot start the environment: {e}"))?;
+    super::git::serve(shared, &env)?;
     prepare_workspace(shared, &env)?;
     if let Err(e) = super::ide::start_code_server(shared, &env, &ide_mounts) {
         let _ = shared.event(id, "ide-failed", &e);
@@ -166,7 +175,7 @@ fn prepare_workspace(shared: &Shared, env: &RunnerEnvironment) -> Result<(), Str
             .egress
             .check_git_url(&env.spec.repository_url)
             .map_err(|e| format!("cannot clone the project's repository: {e}"))?;
-        clone(&env.spec.repository_url, &workspace)?;
+        super::git::clone(shared, env, &workspace)?;
         backup::shift_owners(&workspace, id_base)
             .map_err(|e| format!("cannot hand the cloned repository to the environment user: {e}"))?;
         let _ = shared.event(&env.id, "workspace", &format!("cloned {}", env.spec.repository_url));
@@ -186,25 +195,6 @@ fn check_registry(shared: &Shared, image: &str) -> Result<(), String> {
         .check(host.trim_start_matches('[').trim_end_matches(']'), port)
         .map(|_| ())
         .map_err(|e| format!("cannot pull image {image}: {e}"))
-}
-
-fn clone(url: &str, workspace: &Path) -> Result<(), String> {
-    let out = Command::new("git")
-        .args(["clone", "--quiet", "--", url])
-        .arg(workspace)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        // No credential helpers or proxies from the runner host's configuration.
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", "/nonexistent")
-        .output()
-        .map_err(|e| format!("cannot run git to clone {url}: {e} (is git installed on the runner?)"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "cannot clone {url}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(())
 }
 
 /// Runs the project's tasks in order in /workspace; each one's outcome and the tail of its
@@ -271,6 +261,7 @@ fn stop(shared: &Shared, id: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .into_iter()
         .any(|l| l.id == id);
+    super::git::stop(shared, id);
     if here {
         shared
             .engine
@@ -313,6 +304,7 @@ fn delete(shared: &Shared, id: &str) -> Result<(), String> {
 }
 
 fn forget(shared: &Shared, id: &str) -> Result<(), String> {
+    super::git::stop(shared, id);
     shared
         .engine
         .delete(id)
