@@ -115,6 +115,7 @@ impl Agent {
             capacity: opts.capacity.max(1),
             assigned: Mutex::default(),
             git: Mutex::default(),
+            ca_cert: opts.ca_cert.clone(),
             busy: Mutex::default(),
             waiting: Mutex::default(),
             activity: Mutex::default(),

@@ -127,7 +127,7 @@ fn start(shared: &Shared, id: &str) -> Result<(), String> {
             Delivery::GitHttps { .. } | Delivery::GitSsh { .. } => {}
         }
     }
-    spec.env.push(super::git::environment());
+    spec.env.push(crate::git::environment());
     shared
         .engine
         .start(&spec, &mut |_| {})

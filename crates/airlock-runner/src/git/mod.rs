@@ -24,6 +24,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{chown, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -36,6 +37,13 @@ pub const CREDENTIAL_SOCKET: &str = "git-credentials.sock";
 pub const AGENT_SOCKET: &str = "ssh-agent.sock";
 pub const KNOWN_HOSTS: &str = "known_hosts";
 pub const GITCONFIG: &str = "gitconfig";
+/// The site CA git verifies HTTPS servers with (the runner's `--ca-cert`), when given.
+pub const CA_FILE: &str = "ca.pem";
+
+/// The variable that points git at the runner's config (which includes /etc/gitconfig).
+pub fn environment() -> (String, String) {
+    ("GIT_CONFIG_SYSTEM".into(), format!("{GUEST_DIR}/{GITCONFIG}"))
+}
 
 /// One of the owner's git credentials, as fetched for one request.
 #[derive(Clone)]
@@ -88,12 +96,14 @@ pub struct GitSockets {
 impl GitSockets {
     /// Serves the sockets in `dir` (created root-owned 0755 if missing: the user may pass but
     /// not plant links there), each owned by `owner` (host uid, gid) with mode 0600, and writes
-    /// `gitconfig` and `known_hosts` (host keys are public; the file lets ssh check strictly).
+    /// `gitconfig` and `known_hosts` (host keys are public; the file lets ssh check strictly),
+    /// and the site CA if given.
     pub fn serve(
         dir: &Path,
         owner: (u32, u32),
         identity: &Identity,
         known_hosts: &str,
+        ca_pem: Option<&[u8]>,
         source: Arc<CredentialSource>,
         on_miss: Arc<MissReport>,
     ) -> io::Result<GitSockets> {
@@ -102,7 +112,10 @@ impl GitSockets {
             _ => {}
         }
         fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
-        write_public(&dir.join(GITCONFIG), gitconfig(GUEST_DIR, identity).as_bytes())?;
+        if let Some(ca) = ca_pem {
+            write_public(&dir.join(CA_FILE), ca)?;
+        }
+        write_public(&dir.join(GITCONFIG), gitconfig(GUEST_DIR, identity, ca_pem.is_some()).as_bytes())?;
         write_public(&dir.join(KNOWN_HOSTS), known_hosts.as_bytes())?;
         let stop = Arc::new(AtomicBool::new(false));
         let last_miss = Arc::new(Mutex::new(None));
@@ -187,11 +200,14 @@ pub fn known_hosts_of<'a>(deliveries: impl IntoIterator<Item = &'a Delivery>) ->
 }
 
 /// The environment's git configuration, for the sockets in `dir` (as the reader sees it).
-pub fn gitconfig(dir: &str, identity: &Identity) -> String {
+pub fn gitconfig(dir: &str, identity: &Identity, with_ca: bool) -> String {
     let mut out = String::from("# Written by the airlock runner: your own git credentials, served over sockets.\n");
     out.push_str("[include]\n\tpath = /etc/gitconfig\n");
     out.push_str(&format!("[credential]\n\thelper = {}\n", quote(&helper_command(dir))));
     out.push_str(&format!("[core]\n\tsshCommand = {}\n", quote(&ssh_command(dir))));
+    if with_ca {
+        out.push_str(&format!("[http]\n\tsslCAInfo = {}\n", quote(&format!("{dir}/{CA_FILE}"))));
+    }
     let name = if identity.name.trim().is_empty() { &identity.email } else { &identity.name };
     if !identity.email.is_empty() {
         out.push_str(&format!("[user]\n\tname = {}\n\temail = {}\n", quote(name), quote(&identity.email)));
@@ -210,6 +226,54 @@ pub fn ssh_command(dir: &str) -> String {
     format!(
         "ssh -F /dev/null -o IdentityAgent={dir}/{AGENT_SOCKET} -o StrictHostKeyChecking=yes -o UserKnownHostsFile={dir}/{KNOWN_HOSTS} -o GlobalKnownHostsFile=/dev/null -o BatchMode=yes"
     )
+}
+
+/// Clones `url` into `target` on the host through an environment's sockets, so the runner's
+/// first clone uses exactly the credentials, host keys and refusals the user sees inside.
+/// `ca_file` verifies HTTPS servers (default: the host's trust store). An error says what
+/// git said and, when the owner lacks a credential, how to add one.
+pub fn clone(sockets: &GitSockets, url: &str, target: &Path, owner_email: &str, ca_file: Option<&Path>) -> Result<(), String> {
+    let dir = sockets.dir().to_string_lossy().into_owned();
+    let mut git = Command::new("git");
+    // Global `-c` (not clone's): nothing of it is written into the repository's config.
+    git.args(["-c", "credential.helper=", "-c"])
+        .arg(format!("credential.helper={}", helper_command(&dir)))
+        .arg("-c")
+        .arg(format!("core.sshCommand={}", ssh_command(&dir)));
+    if let Some(ca) = ca_file {
+        git.arg("-c").arg(format!("http.sslCAInfo={}", ca.display()));
+    }
+    let out = git
+        .args(["clone", "--quiet", "--", url])
+        .arg(target)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        // No credential helpers, proxies or ssh settings from the runner host's configuration.
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", "/nonexistent")
+        .env_remove("GIT_SSH_COMMAND")
+        .env_remove("GIT_SSH")
+        .env_remove("GIT_ASKPASS")
+        .env_remove("SSH_ASKPASS")
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .map_err(|e| format!("cannot run git to clone {url}: {e} (is git installed on the runner?)"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    let hint = match sockets.last_miss() {
+        Some(host) => format!(
+            "; {owner_email} has no git credential for {host}: add one with `airlock admin git-credentials add --host {host} --username NAME` and start the environment again"
+        ),
+        None if said.contains("Permission denied (publickey") => format!(
+            "; {owner_email} has no SSH key the server accepts: add one with `airlock admin git-credentials add --ssh --host HOST --known-hosts-file FILE`"
+        ),
+        None if said.contains("Host key verification failed") => {
+            "; the server's host key is not one stored with your SSH credential (`airlock admin git-credentials list`)".to_string()
+        }
+        None => String::new(),
+    };
+    Err(format!("cannot clone {url}: {said}{hint}"))
 }
 
 /// A git config value in double quotes (control characters dropped: they cannot be in one).
@@ -240,12 +304,14 @@ mod tests {
 
     #[test]
     fn the_gitconfig_quotes_names_and_includes_the_image_config_first() {
-        let config = gitconfig("/run/airlock", &Identity { name: "Ada \"the\" Countess\n".into(), email: "ada@site".into() });
+        let config = gitconfig("/run/airlock", &Identity { name: "Ada \"the\" Countess\n".into(), email: "ada@site".into() }, true);
+        assert!(config.contains("sslCAInfo = \"/run/airlock/ca.pem\""), "{config}");
         assert!(config.find("[include]").unwrap() < config.find("[credential]").unwrap());
         assert!(config.contains("name = \"Ada \\\"the\\\" Countess\""), "{config}");
         assert!(config.contains("helper = \"cache --socket /run/airlock/git-credentials.sock\""));
         assert!(config.contains("StrictHostKeyChecking=yes"));
-        let nameless = gitconfig("/x", &Identity { name: String::new(), email: "bob@site".into() });
+        let nameless = gitconfig("/x", &Identity { name: String::new(), email: "bob@site".into() }, false);
+        assert!(!nameless.contains("sslCAInfo"));
         assert!(nameless.contains("name = \"bob@site\""), "{nameless}");
     }
 }
