@@ -363,11 +363,7 @@ pub fn git_credentials(client: Client, c: GitCredentials, out: OutputFormat) -> 
     };
     match c {
         GitCredentials::List => {
-            let items = mine(&client)?;
-            match out {
-                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&items)?),
-                OutputFormat::Text => print!("{}", render::table(&items, render::GIT_CREDENTIALS)),
-            }
+            render::list(&mine(&client)?, render::GIT_CREDENTIALS, out);
             Ok(ExitCode::SUCCESS)
         }
         GitCredentials::Add { host, username, ssh, known_hosts_file, value } => {

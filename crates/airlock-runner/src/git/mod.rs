@@ -135,18 +135,24 @@ impl GitSockets {
                         break;
                     }
                     let Ok(conn) = conn else { continue };
-                    let (source, on_miss, last_miss) = (source.clone(), on_miss.clone(), last_miss.clone());
-                    let missed = move |host: &str| {
-                        *last_miss.lock().unwrap() = Some(host.to_string());
-                        on_miss(host);
-                    };
-                    let outcome = if name == CREDENTIAL_SOCKET {
-                        credential_cache::answer(conn, &*source, &missed)
-                    } else {
-                        ssh_agent::answer(conn, &*source)
-                    };
-                    if let Err(e) = outcome {
-                        tracing::debug!(socket = name, error = %e, "git credential request ended");
+                    let (source, on_miss, last_miss, name) = (source.clone(), on_miss.clone(), last_miss.clone(), name.clone());
+                    // One thread per connection: ssh keeps its agent connection for a session.
+                    let served = std::thread::Builder::new().name(format!("git-{name}-conn")).spawn(move || {
+                        let missed = move |host: &str| {
+                            *last_miss.lock().unwrap() = Some(host.to_string());
+                            on_miss(host);
+                        };
+                        let outcome = if name == CREDENTIAL_SOCKET {
+                            credential_cache::answer(conn, &*source, &missed)
+                        } else {
+                            ssh_agent::answer(conn, &*source)
+                        };
+                        if let Err(e) = outcome {
+                            tracing::debug!(socket = name, error = %e, "git credential request ended");
+                        }
+                    });
+                    if let Err(e) = served {
+                        tracing::warn!(error = %e, "cannot serve a git credential request");
                     }
                 }
             })?;
