@@ -166,9 +166,9 @@ impl GitSockets {
         write_public(&self.dir.join(KNOWN_HOSTS), known_hosts.as_bytes())
     }
 
-    /// The last host git asked for that the owner had no credential for.
-    pub fn last_miss(&self) -> Option<String> {
-        self.last_miss.lock().unwrap().clone()
+    /// The last host git asked for that the owner had no credential for, since the last call.
+    pub fn take_miss(&self) -> Option<String> {
+        self.last_miss.lock().unwrap().take()
     }
 
     pub fn dir(&self) -> &Path {
@@ -240,6 +240,8 @@ pub fn ssh_command(dir: &str) -> String {
 /// git said and, when the owner lacks a credential, how to add one.
 pub fn clone(sockets: &GitSockets, url: &str, target: &Path, owner_email: &str, ca_file: Option<&Path>) -> Result<(), String> {
     let dir = sockets.dir().to_string_lossy().into_owned();
+    // Only what this clone asks for counts below.
+    let _ = sockets.take_miss();
     let mut git = Command::new("git");
     // Global `-c` (not clone's): nothing of it is written into the repository's config.
     git.args(["-c", "credential.helper=", "-c"])
@@ -247,7 +249,8 @@ pub fn clone(sockets: &GitSockets, url: &str, target: &Path, owner_email: &str, 
         .arg("-c")
         .arg(format!("core.sshCommand={}", ssh_command(&dir)));
     if let Some(ca) = ca_file {
-        git.arg("-c").arg(format!("http.sslCAInfo={}", ca.display()));
+        // The variable would override the setting.
+        git.arg("-c").arg(format!("http.sslCAInfo={}", ca.display())).env_remove("GIT_SSL_CAINFO");
     }
     let out = git
         .args(["clone", "--quiet", "--", url])
@@ -267,7 +270,7 @@ pub fn clone(sockets: &GitSockets, url: &str, target: &Path, owner_email: &str, 
         return Ok(());
     }
     let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    let hint = match sockets.last_miss() {
+    let hint = match sockets.take_miss() {
         Some(host) => format!(
             "; {owner_email} has no git credential for {host}: add one with `airlock admin git-credentials add --host {host} --username NAME` and start the environment again"
         ),
