@@ -24,6 +24,11 @@ needs=(
   # The SSH gateway's sftp tests run OpenSSH's SFTP server as an environment would.
   "/usr/lib/openssh/sftp-server:openssh-sftp-server"
   "git:git"
+  # crates/airlock-runner/tests/git.rs: git http-backend under fcgiwrap behind nginx (HTTPS with
+  # basic auth), and OpenSSH's sshd with git-shell, as the site's git servers.
+  "/usr/sbin/fcgiwrap:fcgiwrap"
+  "/usr/sbin/nginx:nginx-light"
+  "/usr/sbin/sshd:openssh-server"
   "ip:iproute2"
   "unshare:util-linux"
   "nft:nftables"

@@ -148,6 +148,9 @@ pub enum Command {
     /// Your SSH public keys (for SSH into your environments).
     #[command(subcommand, name = "ssh-keys")]
     SshKeys(resources::SshKeys),
+    /// Your own credentials for the site's git servers (HTTPS token or SSH key).
+    #[command(subcommand, name = "git-credentials")]
+    GitCredentials(resources::GitCredentials),
     /// Orgs and their policies.
     #[command(subcommand)]
     Orgs(resources::Orgs),
@@ -352,6 +355,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Users(c) => resources::users(conn.client()?, c, conn.output),
         Command::Tokens(c) => resources::tokens(conn.client()?, c, conn.output),
         Command::SshKeys(c) => resources::ssh_keys(conn.client()?, c, conn.output),
+        Command::GitCredentials(c) => resources::git_credentials(conn.client()?, c, conn.output),
         Command::Orgs(c) => resources::orgs(conn.client()?, c, conn.output),
         Command::Classes(c) => resources::classes(conn.client()?, c, conn.output),
         Command::Projects(c) => resources::projects(conn.client()?, c, conn.output),

@@ -33,7 +33,8 @@ pub struct Args {
     /// Environments this runner holds at once; more wait (pending) for a free place.
     #[arg(long, value_name = "N", default_value_t = 10)]
     capacity: usize,
-    /// PEM CA certificate the control plane's and the mirror's HTTPS certificates chain to.
+    /// PEM CA certificate the HTTPS certificates of the control plane, the mirror and the git
+    /// servers chain to (git in environments gets it too).
     #[arg(long, value_name = "FILE", env = "AIRLOCK_CA_CERT")]
     ca_cert: Option<PathBuf>,
     /// Registries (host:port) reached over plain HTTP instead of HTTPS, e.g. a loopback mirror.

@@ -586,6 +586,7 @@ impl Example for RunnerEnvironment {
             owner: Owner {
                 id: id("usr"),
                 email: "ada@example.internal".into(),
+                name: "Ada Lovelace".into(),
             },
             phase: EnvPhase::Failed,
             desired_state: DesiredState::Running,

@@ -303,6 +303,9 @@ pub struct EnvEvent {
 pub enum SecretScope {
     Org,
     Project { project_id: String },
+    /// One user's own secret (e.g. their git credential): delivered only to that user's
+    /// environments, listed and deleted only by that user.
+    User { user_id: String },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, ToSchema)]
@@ -312,6 +315,26 @@ pub enum Delivery {
     File { path: String },
     /// Exported as an environment variable.
     Env { name: String },
+    /// A git HTTPS credential for `host` (`name` or `name:port`): the value is the token (or
+    /// password) sent with `username`. Answered by the environment's git credential socket,
+    /// never written into the environment.
+    #[serde(rename = "git-https")]
+    GitHttps { host: String, username: String },
+    /// A git SSH key for `host`: the value is the OpenSSH private key (ed25519 or ECDSA). Held
+    /// by the runner's ssh-agent socket for the environment; `known_hosts` is the server's
+    /// host key line(s) that `ssh` checks strictly.
+    #[serde(rename = "git-ssh")]
+    GitSsh { host: String, known_hosts: String },
+}
+
+impl Delivery {
+    /// The git host a git credential is for; `None` for files and variables.
+    pub fn git_host(&self) -> Option<&str> {
+        match self {
+            Delivery::GitHttps { host, .. } | Delivery::GitSsh { host, .. } => Some(host),
+            Delivery::File { .. } | Delivery::Env { .. } => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, ToSchema)]

@@ -64,6 +64,10 @@ pub struct HeartbeatResponse {
 pub struct Owner {
     pub id: String,
     pub email: String,
+    /// Display name for `user.name` in the environment's git config (the email when the
+    /// user has none).
+    #[serde(default)]
+    pub name: String,
 }
 
 /// A secret an environment gets, without its value.

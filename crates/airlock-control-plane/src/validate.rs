@@ -169,6 +169,61 @@ pub fn delivery(d: &Delivery) -> Check {
                 format!("`{name}` is not an environment variable name: use letters, digits and `_`, not starting with a digit")
             })
         }
+        Delivery::GitHttps { host, username } => {
+            git_host(host)?;
+            let ok = !username.is_empty() && username.len() <= 256 && !username.chars().any(char::is_control);
+            ok.then_some(()).ok_or_else(|| {
+                "the git username must be 1 to 256 characters without control characters".to_string()
+            })
+        }
+        Delivery::GitSsh { host, known_hosts } => {
+            git_host(host)?;
+            let lines: Vec<&str> = known_hosts.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+            if lines.is_empty() || known_hosts.len() > 16 * 1024 {
+                return Err(format!(
+                    "known_hosts must hold the git server's host key line(s) (as `ssh-keyscan {host}` prints them, checked by you), at most 16 KiB"
+                ));
+            }
+            for line in lines {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let key = fields.get(1..).map(|k| k.join(" ")).unwrap_or_default();
+                if fields.len() < 3 || ssh_public_key(&key).is_err() {
+                    return Err(format!("known_hosts line `{line}` is not `HOST KEYTYPE BASE64` (the format of ~/.ssh/known_hosts)"));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A git server's host name, with an optional port: what git's credential protocol calls
+/// `host`, and what ssh connects to.
+fn git_host(host: &str) -> Check {
+    let (name, port) = match host.rsplit_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (host, None),
+    };
+    let name_ok = !name.is_empty()
+        && name.len() <= 253
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        && !name.starts_with(['-', '.']);
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+    (name_ok && port_ok).then_some(()).ok_or_else(|| {
+        format!("git host `{host}` must be a host name with an optional port, e.g. git.site.internal or git.site.internal:8443")
+    })
+}
+
+/// The value a git delivery carries: a token git sends in a credential line, or an OpenSSH
+/// private key the runner's agent signs with.
+pub fn git_secret_value(delivery: &Delivery, value: &str) -> Check {
+    match delivery {
+        Delivery::GitHttps { .. } if value.contains(['\n', '\0']) => {
+            Err("a git token must be one line (git's credential protocol carries it on one line)".into())
+        }
+        Delivery::GitSsh { .. } if !value.trim_start().starts_with("-----BEGIN OPENSSH PRIVATE KEY-----") => Err(
+            "the SSH key must be an OpenSSH private key (`-----BEGIN OPENSSH PRIVATE KEY-----`, as `ssh-keygen -t ed25519` writes it), without a passphrase".into(),
+        ),
+        _ => Ok(()),
     }
 }
 

@@ -465,6 +465,11 @@ impl Engine {
             fchown(&file, Some(rec.host_uid), Some(rec.host_uid)).map_err(EngineError::io("chown", &path))?;
             secret_mounts.push((path.to_string_lossy().into_owned(), secret.path.clone()));
         }
+        // Root-owned 0755: the user may pass and use the sockets, not plant files or links.
+        let sockets = p.run.join("airlock");
+        fs::create_dir(&sockets).map_err(EngineError::io("create", &sockets))?;
+        fs::set_permissions(&sockets, fs::Permissions::from_mode(0o755)).map_err(EngineError::io("chmod", &sockets))?;
+        secret_mounts.push((sockets.to_string_lossy().into_owned(), crate::git::GUEST_DIR.to_string()));
         let mut env = EnvVars::from_list(&image.config.env);
         env.set_default("PATH", DEFAULT_PATH);
         env.set("HOSTNAME", &rec.hostname);
@@ -718,6 +723,21 @@ impl Engine {
     /// Host path of the environment's workspace (bind-mounted at `/workspace`).
     pub fn workspace_dir(&self, env_id: &str) -> PathBuf {
         self.envs.join(env_id).join("workspace")
+    }
+
+    /// The host folder bound read-only at /run/airlock in the environment, on its tmpfs (gone
+    /// at stop): the runner's sockets for git credentials live there (`git.rs`).
+    pub fn git_socket_dir(&self, env_id: &str) -> PathBuf {
+        self.paths(env_id).run.join("airlock")
+    }
+
+    /// The host uid and gid sessions run as (the image's user, mapped): the workspace's owner.
+    pub fn session_owner(&self, env_id: &str) -> Result<(u32, u32), EngineError> {
+        use std::os::unix::fs::MetadataExt;
+        validate_env_id(env_id)?;
+        let workspace = self.workspace_dir(env_id);
+        let meta = fs::metadata(&workspace).map_err(EngineError::io("inspect", &workspace))?;
+        Ok((meta.uid(), meta.gid()))
     }
 
     /// The host uid (and gid) that is root inside the environment.

@@ -5,6 +5,7 @@ pub mod devcontainer;
 pub mod unpack;
 pub mod engine;
 pub mod error;
+pub mod git;
 pub mod ide;
 pub mod ids;
 pub mod image;

@@ -183,31 +183,6 @@ fn probe_binary(dir: &Path) -> Vec<u8> {
     fs::read(out).unwrap()
 }
 
-/// Adds `program` and the shared libraries `ldd` lists for it, at their host paths (parent
-/// folders first), so a dynamically linked host tool runs inside the test image.
-fn with_host_program(mut layer: LayerBuilder, program: &str, dirs: &mut std::collections::BTreeSet<String>) -> LayerBuilder {
-    let ldd = Command::new("ldd").arg(program).output().unwrap();
-    let mut files = vec![program.to_string()];
-    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
-        // `libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x…)` or `/lib64/ld-linux-x86-64.so.2 (0x…)`
-        if let Some(path) = line.split_whitespace().find(|w| w.starts_with('/')) {
-            files.push(path.to_string());
-        }
-    }
-    for file in files {
-        let rel = file.trim_start_matches('/');
-        let mut parent = String::new();
-        for part in Path::new(rel).parent().unwrap().iter() {
-            parent = if parent.is_empty() { part.to_string_lossy().into_owned() } else { format!("{parent}/{}", part.to_string_lossy()) };
-            if dirs.insert(parent.clone()) {
-                layer = layer.dir(&parent, 0o755, 0);
-            }
-        }
-        layer = layer.file(rel, &fs::read(&file).unwrap_or_else(|e| panic!("{file}: {e}")), 0o755, 0);
-    }
-    layer
-}
-
 /// Runs the probe for `probes` inside `env`; returns what each one answered.
 fn probe(engine: &airlock_runner::engine::Engine, env: &str, probes: &[&str]) -> Vec<(String, String)> {
     let out = run_ok(engine, env, &format!("/usr/local/bin/probe {}", probes.join(" ")));

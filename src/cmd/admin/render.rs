@@ -83,6 +83,14 @@ pub const SECRETS: Columns = &[
     ("TARGET", "/delivery"),
     ("KEK", "/kek_id"),
 ];
+pub const GIT_CREDENTIALS: Columns = &[
+    ("ID", "/id"),
+    ("NAME", "/name"),
+    ("HOST", "/delivery/host"),
+    ("KIND", "/delivery/kind"),
+    ("USERNAME", "/delivery/username"),
+    ("UPDATED", "/updated_at"),
+];
 pub const AUDIT: Columns = &[
     ("SEQ", "/seq"),
     ("TIME", "/time"),

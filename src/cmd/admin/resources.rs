@@ -302,6 +302,106 @@ pub fn ssh_keys(client: Client, c: SshKeys, out: OutputFormat) -> Done {
 }
 
 #[derive(clap::Subcommand)]
+pub enum GitCredentials {
+    /// List your git credentials (hosts and kinds; values are never shown).
+    #[command(visible_alias = "ls", after_help = "Example:\n  airlock admin git-credentials list")]
+    List,
+    /// Store your credential for a git server. Your environments use it for clone, fetch and
+    /// push (HTTPS through git's credential-cache socket, SSH through an ssh-agent socket);
+    /// it is never written into an environment or onto a runner's disk. The token or private
+    /// key comes from --value-file or standard input, never the command line.
+    #[command(after_help = "Examples:\n  \
+        printf %s \"$GIT_TOKEN\" | airlock admin git-credentials add --host git.site.internal --username ada\n  \
+        ssh-keyscan git.site.internal > git.hostkey   # check it against the server's fingerprint\n  \
+        airlock admin git-credentials add --host git.site.internal --ssh --known-hosts-file git.hostkey --value-file ~/.ssh/id_ed25519")]
+    Add {
+        /// The git server as it appears in repository URLs: NAME or NAME:PORT.
+        #[arg(long)]
+        host: String,
+        /// HTTPS: the user name sent with the token.
+        #[arg(long, required_unless_present = "ssh", conflicts_with = "ssh")]
+        username: Option<String>,
+        /// SSH: the value is an OpenSSH private key (ed25519 or ECDSA, no passphrase).
+        #[arg(long, requires = "known_hosts_file")]
+        ssh: bool,
+        /// SSH: the server's host key line(s), as in ~/.ssh/known_hosts; checked strictly.
+        #[arg(long, value_name = "FILE")]
+        known_hosts_file: Option<PathBuf>,
+        #[command(flatten)]
+        value: SecretValue,
+    },
+    /// Delete one of your git credentials; the next git operation in your environments no
+    /// longer gets it.
+    #[command(visible_alias = "rm", after_help = "Example:\n  airlock admin git-credentials delete git-https-git.site.internal")]
+    Delete {
+        /// The credential's id or name (from `list`).
+        id: String,
+    },
+}
+
+/// One credential per user, host and kind: its secret name says which.
+fn git_credential_name(host: &str, ssh: bool) -> String {
+    let kind = if ssh { "ssh" } else { "https" };
+    format!("git-{kind}-{}", host.replace(':', "."))
+}
+
+fn my_user_id(client: &Client) -> anyhow::Result<String> {
+    let me = client.call(Method::GET, "/api/v1/auth/whoami", &[], None)?;
+    me["user"]["id"]
+        .as_str()
+        .map(str::to_string)
+        .context("git credentials belong to a user: sign in as yourself (a runner or service token cannot hold them)")
+}
+
+pub fn git_credentials(client: Client, c: GitCredentials, out: OutputFormat) -> Done {
+    let mine = |client: &Client| -> anyhow::Result<Vec<Value>> {
+        Ok(client
+            .list_all("/api/v1/secrets", &[])?
+            .into_iter()
+            .filter(|s| s["scope"]["kind"] == "user" && s["delivery"]["host"].is_string())
+            .collect())
+    };
+    match c {
+        GitCredentials::List => {
+            render::list(&mine(&client)?, render::GIT_CREDENTIALS, out);
+            Ok(ExitCode::SUCCESS)
+        }
+        GitCredentials::Add { host, username, ssh, known_hosts_file, value } => {
+            let delivery = match (ssh, username, known_hosts_file) {
+                (true, _, Some(file)) => Delivery::GitSsh {
+                    host: host.clone(),
+                    known_hosts: std::fs::read_to_string(&file)
+                        .with_context(|| format!("cannot read {}", file.display()))?,
+                },
+                (false, Some(username), _) => Delivery::GitHttps { host: host.clone(), username },
+                _ => bail!("give --username USER for an HTTPS token, or --ssh --known-hosts-file FILE for an SSH key"),
+            };
+            let mut value = value.read()?;
+            if !ssh {
+                // A token file usually ends with a newline that is not part of the token.
+                value = value.trim_end_matches(['\r', '\n']).to_string();
+            }
+            let request = CreateSecret {
+                name: git_credential_name(&host, ssh),
+                scope: SecretScope::User { user_id: my_user_id(&client)? },
+                delivery: Some(delivery),
+                value,
+            };
+            show(&client, Method::POST, "/api/v1/secrets", Some(body(&request)?), render::GIT_CREDENTIALS, out)
+        }
+        GitCredentials::Delete { id } => {
+            let items = mine(&client)?;
+            let found = items
+                .iter()
+                .find(|s| s["id"] == id.as_str() || s["name"] == id.as_str())
+                .and_then(|s| s["id"].as_str())
+                .with_context(|| format!("you have no git credential `{id}`; `airlock admin git-credentials list` shows yours"))?;
+            delete(&client, &format!("/api/v1/secrets/{found}"), &id)
+        }
+    }
+}
+
+#[derive(clap::Subcommand)]
 pub enum Orgs {
     /// List orgs (site admins see all).
     #[command(after_help = "Example:\n  airlock admin orgs list")]

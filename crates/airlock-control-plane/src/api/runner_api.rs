@@ -201,6 +201,7 @@ pub(super) fn runner_view(app: &App, env: Environment) -> Result<RunnerEnvironme
     Ok(RunnerEnvironment {
         owner: Owner {
             id: env.owner_id.clone(),
+            name: owner.as_ref().map(|u| u.name.clone()).unwrap_or_default(),
             email: owner.map(|u| u.email).unwrap_or_default(),
         },
         id: env.id,

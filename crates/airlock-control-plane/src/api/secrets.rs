@@ -27,7 +27,8 @@ fn subject(id: &str) -> String {
     format!("secret/{id}")
 }
 
-/// The secrets an environment gets: the org's, overridden by name by its project's.
+/// The secrets an environment gets: the org's, overridden by name by its project's, then by
+/// its owner's own (git credentials among them). Another user's secrets never.
 pub fn for_environment(app: &App, env: &Environment) -> Result<Vec<Secret>, ApiError> {
     let mut by_name: BTreeMap<String, Secret> = BTreeMap::new();
     let all = app
@@ -39,10 +40,42 @@ pub fn for_environment(app: &App, env: &Environment) -> Result<Vec<Secret>, ApiE
     let project_scope = SecretScope::Project {
         project_id: env.project_id.clone(),
     };
-    for (_, s) in all.into_iter().filter(|(_, s)| s.scope == project_scope) {
+    for (_, s) in all.iter().filter(|(_, s)| s.scope == project_scope) {
+        by_name.insert(s.name.clone(), s.clone());
+    }
+    let owner_scope = SecretScope::User {
+        user_id: env.owner_id.clone(),
+    };
+    for (_, s) in all.into_iter().filter(|(_, s)| s.scope == owner_scope) {
         by_name.insert(s.name.clone(), s);
     }
     Ok(by_name.into_values().collect())
+}
+
+/// A user's own secret is theirs alone: others (admins included) neither see nor change it.
+/// Answered as "not found", so its existence is not revealed either.
+fn visible_to(caller: &UserCaller, secret: &Secret) -> bool {
+    match &secret.scope {
+        SecretScope::User { user_id } => *user_id == caller.user.id,
+        SecretScope::Org | SecretScope::Project { .. } => true,
+    }
+}
+
+/// Users manage their own secrets as they use environments; org and project secrets are
+/// inventory the org's admins manage.
+fn manage_permission(scope: &SecretScope) -> Permission {
+    match scope {
+        SecretScope::User { .. } => Permission::UseEnvironments,
+        SecretScope::Org | SecretScope::Project { .. } => Permission::ManageInventory,
+    }
+}
+
+fn find_visible(app: &App, caller: &UserCaller, id: &str) -> Result<Secret, ApiError> {
+    let secret: Secret = app.find(&caller.org.id, "secret", id)?;
+    if !visible_to(caller, &secret) {
+        return Err(ApiError::not_found("secret", id));
+    }
+    Ok(secret)
 }
 
 pub async fn list(
@@ -57,10 +90,13 @@ pub async fn list(
         limit: f.limit,
         cursor: f.cursor.clone(),
     };
-    let keep = |s: &Secret| match (&f.project_id, &s.scope) {
-        (None, _) => true,
-        (Some(p), SecretScope::Project { project_id }) => p == project_id,
-        (Some(_), SecretScope::Org) => false,
+    let keep = |s: &Secret| {
+        visible_to(&caller, s)
+            && match (&f.project_id, &s.scope) {
+                (None, _) => true,
+                (Some(p), SecretScope::Project { project_id }) => p == project_id,
+                (Some(_), SecretScope::Org | SecretScope::User { .. }) => false,
+            }
     };
     Ok(axum::Json(app.list(
         &caller.org.id,
@@ -76,9 +112,13 @@ pub async fn get_one(
     caller: UserCaller,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Secret>, ApiError> {
-    let secret = app.find(&caller.org.id, "secret", &id)?;
+    let secret = find_visible(&app, &caller, &id)?;
+    let permission = match secret.scope {
+        SecretScope::User { .. } => Permission::UseEnvironments,
+        _ => Permission::ReadInventory,
+    };
     caller
-        .require(&app, Permission::ReadInventory, "secret.get", &subject(&id))
+        .require(&app, permission, "secret.get", &subject(&id))
         .await?;
     Ok(axum::Json(secret))
 }
@@ -91,17 +131,33 @@ pub async fn create(
     caller
         .require(
             &app,
-            Permission::ManageInventory,
+            manage_permission(&req.scope),
             "secret.create",
             "secrets",
         )
         .await?;
     validate::name(&req.name).map_err(|m| ApiError::invalid("name", m))?;
+    if let SecretScope::User { user_id } = &req.scope {
+        if *user_id != caller.user.id {
+            return Err(ApiError::invalid(
+                "scope.user_id",
+                format!("a user secret belongs to the user who creates it: use your own id `{}`", caller.user.id),
+            ));
+        }
+    }
+    // The user's own identity on the git server, never a shared one.
+    if req.delivery.as_ref().and_then(Delivery::git_host).is_some() && !matches!(req.scope, SecretScope::User { .. }) {
+        return Err(ApiError::invalid(
+            "scope",
+            "git credentials are personal: create them with scope `user` (`airlock git-credentials add`)",
+        ));
+    }
     let delivery = req.delivery.unwrap_or_else(|| Delivery::File {
         path: format!("/run/secrets/{}", req.name),
     });
     validate::delivery(&delivery).map_err(|m| ApiError::invalid("delivery", m))?;
     validate::secret_value(&req.value).map_err(|m| ApiError::invalid("value", m))?;
+    validate::git_secret_value(&delivery, &req.value).map_err(|m| ApiError::invalid("value", m))?;
     let now = app.now();
     let id = ids::new_id("sec", now);
     let sealed = app.keyring.seal(&id, req.value.as_bytes());
@@ -156,16 +212,17 @@ pub async fn set_value(
     Path(id): Path<String>,
     Json(req): Json<SetSecretValue>,
 ) -> Result<axum::Json<Secret>, ApiError> {
-    let _: Secret = app.find(&caller.org.id, "secret", &id)?;
+    let existing = find_visible(&app, &caller, &id)?;
     caller
         .require(
             &app,
-            Permission::ManageInventory,
+            manage_permission(&existing.scope),
             "secret.update",
             &subject(&id),
         )
         .await?;
     validate::secret_value(&req.value).map_err(|m| ApiError::invalid("value", m))?;
+    validate::git_secret_value(&existing.delivery, &req.value).map_err(|m| ApiError::invalid("value", m))?;
     let sealed = app.keyring.seal(&id, req.value.as_bytes());
     let now = app.now();
     let secret = app
@@ -195,11 +252,11 @@ pub async fn remove(
     caller: UserCaller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let _: Secret = app.find(&caller.org.id, "secret", &id)?;
+    let existing = find_visible(&app, &caller, &id)?;
     caller
         .require(
             &app,
-            Permission::ManageInventory,
+            manage_permission(&existing.scope),
             "secret.delete",
             &subject(&id),
         )

@@ -237,6 +237,20 @@ pub async fn remove(
                 tx.delete(&key);
             }
         }
+        // The user's own secrets (git credentials) go with them: nobody else may use them.
+        let own = crate::model::SecretScope::User { user_id: user.id.clone() };
+        for (key, s) in tx.scan_all::<crate::model::Secret>(&keys::obj_prefix(&caller.org.id, "secret"))? {
+            if s.scope == own {
+                tx.delete(&key);
+                tx.delete(&keys::sealed(&s.id));
+                tx.audit(caller.event(
+                    "secret.delete",
+                    &format!("secret/{}", s.id),
+                    crate::audit::Outcome::Success,
+                    Some(format!("with user {}", user.id)),
+                ));
+            }
+        }
         tx.delete(&key);
         tx.delete(&keys::email(&user.email));
         tx.delete(&keys::password(&user.id));

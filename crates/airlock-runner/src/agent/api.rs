@@ -43,6 +43,7 @@ impl ApiError {
     }
 }
 
+#[derive(Clone)]
 pub struct ControlPlane {
     base: String,
     http: Client,

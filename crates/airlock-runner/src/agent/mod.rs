@@ -8,6 +8,7 @@
 pub mod api;
 pub mod backup;
 mod gateway;
+mod git;
 mod ide;
 mod shared;
 mod work;
@@ -113,6 +114,8 @@ impl Agent {
             data_dir: opts.data_dir,
             capacity: opts.capacity.max(1),
             assigned: Mutex::default(),
+            git: Mutex::default(),
+            ca_cert: opts.ca_cert.clone(),
             busy: Mutex::default(),
             waiting: Mutex::default(),
             activity: Mutex::default(),
@@ -206,8 +209,14 @@ impl Agent {
         let local = self.local_view()?;
         {
             let mut map = self.shared.assigned.lock().unwrap();
-            map.clear();
+            let before = std::mem::take(&mut *map);
             map.extend(assigned.iter().map(|e| (e.id.clone(), e.clone())));
+            // An SSH credential added or removed: its host key goes in or out at once.
+            for env in &assigned {
+                if before.get(&env.id).is_some_and(|b| b.secrets != env.secrets) {
+                    git::refresh_known_hosts(&self.shared, env);
+                }
+            }
         }
         // Environments here that the control plane no longer assigns: remove them.
         for id in local.keys() {

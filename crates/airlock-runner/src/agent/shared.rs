@@ -31,6 +31,10 @@ pub struct Shared {
     pub(super) ssh_endpoint: Mutex<Option<SshEndpoint>>,
     pub(super) egress: EgressGuard,
     pub(super) metrics: std::sync::Arc<crate::metrics::RunnerMetrics>,
+    /// The site CA (`--ca-cert`): for the control plane, and for git servers over HTTPS.
+    pub(super) ca_cert: Option<PathBuf>,
+    /// The git credential sockets of each running environment (agent/git.rs).
+    pub(super) git: Mutex<HashMap<String, std::sync::Arc<crate::git::GitSockets>>>,
     /// A worker finished: what runs here may have changed.
     pub(super) changed: AtomicBool,
 }

@@ -3,8 +3,6 @@
 //! `failed` phase with a reason the user can act on.
 
 use std::fs;
-use std::path::Path;
-use std::process::Command;
 
 use airlock_api::{Delivery, EnvPhase, RunnerEnvironment};
 use airlock_ssh_gateway::ExecRequest;
@@ -41,7 +39,7 @@ pub fn run(shared: &Shared, id: &str, job: Job) {
         Job::Start => start(shared, id),
         Job::Stop => stop(shared, id),
         Job::Delete => delete(shared, id),
-        Job::Adopt => report(shared, id, EnvPhase::Running),
+        Job::Adopt => adopt(shared, id),
         Job::Fail(reason) => Err(reason),
         Job::Forget => forget(shared, id),
     };
@@ -52,6 +50,13 @@ pub fn run(shared: &Shared, id: &str, job: Job) {
             tracing::warn!(env = id, error = %e, "cannot report the failure");
         }
     }
+}
+
+/// Running here already (the runner restarted): serve its git sockets again and report it.
+fn adopt(shared: &Shared, id: &str) -> Result<(), String> {
+    let env = assigned(shared, id)?;
+    super::git::serve(shared, &env)?;
+    report(shared, id, EnvPhase::Running)
 }
 
 fn report(shared: &Shared, id: &str, phase: EnvPhase) -> Result<(), String> {
@@ -132,8 +137,11 @@ fn start(shared: &Shared, id: &str) -> Result<(), String> {
                 value: s.value.into_bytes(),
             }),
             Delivery::Env { name } => spec.secret_env.push((name, s.value)),
+            // Served over the environment's sockets (agent/git.rs), never placed inside.
+            Delivery::GitHttps { .. } | Delivery::GitSsh { .. } => {}
         }
     }
+    spec.env.push(crate::git::environment());
     let mut events = |kind: &str, message: &str| {
         let _ = shared.event(id, kind, message);
     };
@@ -145,6 +153,7 @@ fn start(shared: &Shared, id: &str) -> Result<(), String> {
         .engine
         .start(&spec, &mut |_| {})
         .map_err(|e| format!("cannot start the environment: {e}"))?;
+    super::git::serve(shared, &env)?;
     if first {
         move_staging(shared, &env)?;
     }
@@ -200,7 +209,7 @@ fn fill_staging(shared: &Shared, env: &RunnerEnvironment) -> Result<(), String> 
             .egress
             .check_git_url(&env.spec.repository_url)
             .map_err(|e| format!("cannot clone the project's repository: {e}"))?;
-        clone(&env.spec.repository_url, &workspace)?;
+        super::git::clone(shared, env, &workspace)?;
         let _ = shared.event(&env.id, "workspace", &format!("cloned {}", env.spec.repository_url));
     }
     Ok(())
@@ -288,25 +297,6 @@ fn check_registry(shared: &Shared, image: &str) -> Result<(), String> {
         .map_err(|e| format!("cannot pull image {image}: {e}"))
 }
 
-fn clone(url: &str, workspace: &Path) -> Result<(), String> {
-    let out = Command::new("git")
-        .args(["clone", "--quiet", "--", url])
-        .arg(workspace)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        // No credential helpers or proxies from the runner host's configuration.
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", "/nonexistent")
-        .output()
-        .map_err(|e| format!("cannot run git to clone {url}: {e} (is git installed on the runner?)"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "cannot clone {url}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(())
-}
-
 /// Runs the project's tasks in order in /workspace; each one's outcome and the tail of its
 /// output become an event. A failing task is reported but does not fail the environment:
 /// the user can fix things from inside.
@@ -337,6 +327,7 @@ fn stop(shared: &Shared, id: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .into_iter()
         .any(|l| l.id == id);
+    super::git::stop(shared, id);
     if here {
         shared
             .engine
@@ -379,6 +370,7 @@ fn delete(shared: &Shared, id: &str) -> Result<(), String> {
 }
 
 fn forget(shared: &Shared, id: &str) -> Result<(), String> {
+    super::git::stop(shared, id);
     shared
         .engine
         .delete(id)
