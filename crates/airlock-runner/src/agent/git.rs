@@ -3,8 +3,8 @@
 //! project's repository at first start through the same sockets.
 //!
 //! The first clone runs on the host before the environment exists (its devcontainer.json
-//! chooses the image), through sockets served like the environment's own but in the agent's
-//! root-only folder for the clone's duration (`git::clone`): it uses exactly the credentials,
+//! chooses the image), through sockets served like the environment's own but in a root-only
+//! folder (`CLONE_SOCKETS`) for the clone's duration (`git::clone`): it uses exactly the credentials,
 //! host keys and refusals the user later sees inside.
 
 use std::path::Path;
@@ -69,10 +69,18 @@ pub(super) fn refresh_known_hosts(shared: &Shared, env: &RunnerEnvironment) {
     }
 }
 
+/// Where the first clone's sockets live: short (host git connects by path, which must fit
+/// in sun_path) and root-only.
+const CLONE_SOCKETS: &str = "/run/airlock-git";
+
 /// Clones the project's repository into `workspace` with the owner's credentials, through
 /// sockets only root on the host can reach, removed when the clone ends.
 pub(super) fn clone(shared: &Shared, env: &RunnerEnvironment, workspace: &Path) -> Result<(), String> {
-    let dir = shared.env_dir(&env.id).join("git");
+    let parent = Path::new(CLONE_SOCKETS);
+    std::fs::create_dir_all(parent)
+        .and_then(|()| std::fs::set_permissions(parent, std::os::unix::fs::PermissionsExt::from_mode(0o700)))
+        .map_err(|e| format!("cannot prepare {}: {e}", parent.display()))?;
+    let dir = parent.join(&env.id);
     let sockets = open(shared, env, &dir, (0, 0))?;
     let cloned = git::clone(&sockets, &env.spec.repository_url, workspace, &env.owner.email, shared.ca_cert.as_deref());
     drop(sockets);

@@ -120,10 +120,13 @@ impl GitSockets {
         let stop = Arc::new(AtomicBool::new(false));
         let last_miss = Arc::new(Mutex::new(None));
         let mut sockets = GitSockets { dir: dir.to_path_buf(), listeners: Vec::new(), stop: stop.clone(), last_miss: last_miss.clone() };
+        // A socket's path must fit in sun_path (108 bytes), which a deep data folder
+        // exceeds: bind through the folder's descriptor instead (`/proc/self/fd/N/NAME`).
+        let dir_handle = fs::File::open(dir)?;
         for name in [CREDENTIAL_SOCKET, AGENT_SOCKET] {
             let path = dir.join(name);
             let _ = fs::remove_file(&path);
-            let listener = UnixListener::bind(&path)?;
+            let listener = UnixListener::bind(format!("/proc/self/fd/{}/{name}", dir_handle.as_raw_fd()))?;
             fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
             chown(&path, Some(owner.0), Some(owner.1))?;
             let accepting = listener.try_clone()?;
