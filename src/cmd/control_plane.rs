@@ -8,7 +8,7 @@ use std::time::Duration;
 use airlock_control_plane::api::Config;
 use airlock_control_plane::secrets::Kek;
 use airlock_control_plane::server::{self, ServeOptions};
-use anyhow::{bail, Context};
+use anyhow::Context;
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -87,12 +87,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // data is as exposed as one beside the database.
     for kek in &args.kek_files {
         if server::path_inside(kek, &args.site.data_dir) {
-            bail!(
-                "the key-encryption key {} is inside the data directory {}: a copy of the data folder \
-                 would carry the key that opens its secrets; keep it elsewhere (e.g. /etc/airlock/kek)",
-                kek.display(),
-                args.site.data_dir.display()
-            );
+            return Err(server::ServeError::KekInDataDir {
+                kek: kek.display().to_string(),
+                data_dir: args.site.data_dir.display().to_string(),
+            }
+            .into());
         }
     }
     let opts = ServeOptions {
