@@ -21,6 +21,8 @@ use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::{fchown, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use airlock_ssh_gateway::{ExecProcess, ExecRequest};
@@ -31,6 +33,7 @@ use crate::ide::{self, IdeMount};
 use crate::ids::{validate_env_id, Slots};
 use crate::image::{ImageStore, PulledImage};
 use crate::locks::KeyedLocks;
+use crate::network::{Network, NetworkConfig, Refusals};
 use crate::registry::RegistryOptions;
 use crate::rootfs::{self, EnvPaths};
 use crate::runc::Runc;
@@ -59,6 +62,9 @@ pub struct EngineOptions {
     /// The longest a runc command (`run -d`, `state`, `kill`, `delete`) may take before it is
     /// killed and reported as failed, so a hung runc cannot stall a worker. Default 120 s.
     pub runc_timeout: Duration,
+    /// Each environment's own network under the runner's policy (`network.rs`). None: an
+    /// environment has only its loopback.
+    pub network: Option<NetworkConfig>,
 }
 
 impl EngineOptions {
@@ -72,6 +78,7 @@ impl EngineOptions {
             max_unpacked_bytes: 64 << 30,
             cgroup_parent: "airlock".into(),
             runc_timeout: Duration::from_secs(120),
+            network: None,
         }
     }
 }
@@ -107,6 +114,9 @@ pub struct EnvironmentSpec {
     pub hostname: Option<String>,
     /// IDE trees from the mirror, mounted read-only at `/opt/airlock/ide/<name>` (`ide.rs`).
     pub ide: Vec<IdeMount>,
+    /// The project's narrowing of the site's allow-list (every entry must be within it);
+    /// None: the site's list. Ignored when the runner has no network.
+    pub network_allow: Option<Vec<String>>,
 }
 
 impl fmt::Debug for EnvironmentSpec {
@@ -121,6 +131,7 @@ impl fmt::Debug for EnvironmentSpec {
             .field("secret_env (values redacted)", &secret_names)
             .field("hostname", &self.hostname)
             .field("ide", &self.ide)
+            .field("network_allow", &self.network_allow)
             .finish()
     }
 }
@@ -172,6 +183,8 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 /// Keeps the environment alive, exits on SIGTERM, and reaps orphans (`wait` in a shell
 /// collects any child, adopted ones included).
 const INIT: &str = "trap 'exit 0' TERM; while :; do sleep 3600 & wait; done";
+/// How often refused connections are read from nftables and logged.
+const REFUSAL_LOG_PERIOD: Duration = Duration::from_secs(10);
 
 pub struct Engine {
     envs: PathBuf,
@@ -182,7 +195,26 @@ pub struct Engine {
     env_locks: KeyedLocks,
     swap_accounting: bool,
     nofile: u64,
+    network: Option<Arc<Network>>,
+    _refusal_log: Option<RefusalLog>,
     _lock: File,
+}
+
+/// Logs, every few seconds, what the network policy refused each environment (see
+/// [`Network::log_refusals`]); stopped with the engine.
+struct RefusalLog {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for RefusalLog {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Engine {
@@ -224,6 +256,26 @@ impl Engine {
         let cgroup = Path::new("/sys/fs/cgroup");
         let swap_accounting = cgroup.join("cgroup.controllers").exists() || cgroup.join("memory/memory.memsw.limit_in_bytes").exists();
         let nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum.unwrap_or(u64::MAX).min(65536);
+        let network = match &opts.network {
+            Some(cfg) => Some(Arc::new(Network::open(cfg.clone())?)),
+            None => None,
+        };
+        let refusal_log = network.as_ref().map(|network| {
+            let stop = Arc::new(AtomicBool::new(false));
+            let (network, flag, slots_dir) = (network.clone(), stop.clone(), data.join("slots"));
+            let thread = std::thread::Builder::new()
+                .name("network-refusals".into())
+                .spawn(move || {
+                    let slots = Slots::new(slots_dir, 0);
+                    crate::network::every(REFUSAL_LOG_PERIOD, &flag, || {
+                        for (slot, env) in slots.taken().unwrap_or_default() {
+                            network.log_refusals(&env, slot);
+                        }
+                    })
+                })
+                .ok();
+            RefusalLog { stop, thread }
+        });
         let engine = Engine {
             envs: data.join("envs"),
             opts,
@@ -233,6 +285,8 @@ impl Engine {
             env_locks: KeyedLocks::default(),
             swap_accounting,
             nofile,
+            network,
+            _refusal_log: refusal_log,
             _lock: lock,
         };
         engine.reconcile()?;
@@ -256,6 +310,16 @@ impl Engine {
             if validate_env_id(&owner).is_err() || !EnvPaths::new(&self.envs, &owner).state.exists() {
                 self.slots.free(slot)?;
             }
+        }
+        if let Some(network) = &self.network {
+            // Running environments keep their network (and policy); anything else of ours goes.
+            let mut running = Vec::new();
+            for (slot, owner) in self.slots.taken()? {
+                if self.runc.state(&owner).ok().flatten().is_some_and(|s| s.status == "running") {
+                    running.push((owner, slot));
+                }
+            }
+            network.keep_only(&running)?;
         }
         Ok(())
     }
@@ -378,11 +442,15 @@ impl Engine {
         let ide_trees: Vec<(&str, &Path)> = spec.ide.iter().map(|m| (m.name.as_str(), m.tree.as_path())).collect();
         rootfs::mount_all(p, &image.rootfs, rec.host_uid, (4 << 20) + 2 * secrets_size as u64, &ide_trees)?;
         progress(EngineEvent::RootfsMounted { env: rec.id.clone() });
-        let run = self.write_bundle(p, rec, image, spec).and_then(|()| self.runc.run_detached(&rec.id, &p.run, &p.log));
+        let run = self
+            .network_up(p, rec, spec)
+            .and_then(|network| self.write_bundle(p, rec, image, spec, network.as_ref()))
+            .and_then(|()| self.runc.run_detached(&rec.id, &p.run, &p.log));
         let pid = match run {
             Ok(pid) => pid,
             Err(e) => {
                 let _ = self.runc.delete(&rec.id);
+                let _ = self.network_down(&rec.id, Some(rec.slot));
                 let _ = rootfs::unmount_all(p);
                 return Err(e);
             }
@@ -424,8 +492,75 @@ impl Engine {
         Ok(())
     }
 
+    /// With a runner network: the environment's namespace, veth and rules, and its
+    /// `/etc/hosts` and `/etc/resolv.conf` on the tmpfs (readable by the environment).
+    fn network_up(&self, p: &EnvPaths, rec: &EnvRecord, spec: &EnvironmentSpec) -> Result<Option<(PathBuf, Vec<(String, String)>)>, EngineError> {
+        let Some(network) = &self.network else { return Ok(None) };
+        let net_err = |source| EngineError::Network { env: rec.id.clone(), source };
+        let allowed = network.allowed_for(spec.network_allow.as_deref()).map_err(net_err)?;
+        let env_net = network.setup(&rec.id, rec.slot, &allowed).map_err(net_err)?;
+        let mut files = Vec::new();
+        for (name, text, destination) in [("hosts", &env_net.hosts_file, "/etc/hosts"), ("resolv.conf", &env_net.resolv_conf, "/etc/resolv.conf")] {
+            let path = p.run.join(name);
+            let mut file = OpenOptions::new().write(true).create_new(true).mode(0o444).open(&path).map_err(EngineError::io("create", &path))?;
+            file.write_all(text.as_bytes()).map_err(EngineError::io("write", &path))?;
+            fchown(&file, Some(rec.host_uid), Some(rec.host_uid)).map_err(EngineError::io("chown", &path))?;
+            files.push((path.to_string_lossy().into_owned(), destination.to_string()));
+        }
+        tracing::info!(env = rec.id, address = %env_net.address, allowed = allowed.len(), "environment network ready");
+        Ok(Some((env_net.netns, files)))
+    }
+
+    /// Removes the environment's network (nothing when the runner has none, or it is gone).
+    fn network_down(&self, env_id: &str, slot: Option<u32>) -> Result<(), EngineError> {
+        let Some(network) = &self.network else { return Ok(()) };
+        let slot = match slot {
+            Some(slot) => Some(slot),
+            None => self.slots.taken()?.into_iter().find(|(_, owner)| owner == env_id).map(|(slot, _)| slot),
+        };
+        match slot {
+            Some(slot) => network.teardown(env_id, slot),
+            None => Ok(()),
+        }
+        .map_err(|source| EngineError::Network { env: env_id.to_string(), source })
+    }
+
+    /// What the network policy refused the environment: a count and the destinations
+    /// remembered (the last 10 minutes). Zero without a runner network.
+    pub fn network_refusals(&self, env_id: &str) -> Result<Refusals, EngineError> {
+        validate_env_id(env_id)?;
+        let Some(network) = &self.network else { return Ok(Refusals::default()) };
+        let Some((slot, _)) = self.slots.taken()?.into_iter().find(|(_, owner)| owner == env_id) else {
+            return Err(EngineError::NotFound(env_id.to_string()));
+        };
+        network.refusals(slot).map_err(|source| EngineError::Network { env: env_id.to_string(), source })
+    }
+
+    /// The runner's network: bridge name, gateway address, and each environment's address.
+    pub fn network_address(&self, env_id: &str) -> Result<Option<std::net::Ipv4Addr>, EngineError> {
+        let Some(network) = &self.network else { return Ok(None) };
+        let rec = EnvRecord::load(&self.paths(env_id).state)?.ok_or_else(|| EngineError::NotFound(env_id.to_string()))?;
+        Ok(Some(network.address(rec.slot)?))
+    }
+
+    /// Removes the runner's bridge and nftables tables (after every environment is deleted):
+    /// for uninstalling, and for tests that check nothing is left.
+    pub fn remove_network(&self) -> Result<(), EngineError> {
+        match &self.network {
+            Some(network) => Ok(network.remove_all()?),
+            None => Ok(()),
+        }
+    }
+
     /// Secret files (0400, the environment's root) and `config.json` on the tmpfs.
-    fn write_bundle(&self, p: &EnvPaths, rec: &EnvRecord, image: &PulledImage, spec: &EnvironmentSpec) -> Result<(), EngineError> {
+    fn write_bundle(
+        &self,
+        p: &EnvPaths,
+        rec: &EnvRecord,
+        image: &PulledImage,
+        spec: &EnvironmentSpec,
+        network: Option<&(PathBuf, Vec<(String, String)>)>,
+    ) -> Result<(), EngineError> {
         fs::create_dir(&p.secrets).map_err(EngineError::io("create", &p.secrets))?;
         let mut secret_mounts = Vec::new();
         for (index, secret) in spec.secret_files.iter().enumerate() {
@@ -456,6 +591,7 @@ impl Engine {
             secret_mounts: &secret_mounts,
             ide_mounts: &spec.ide.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
             cgroups_path: &cgroups_path,
+            network: network.map(|(netns, files)| (netns.as_path(), files.as_slice())),
             swap_accounting: self.swap_accounting,
             nofile: self.nofile,
         });
@@ -529,6 +665,7 @@ impl Engine {
             }
             self.runc.delete(env_id)?;
         }
+        self.network_down(env_id, None)?;
         rootfs::unmount_all(p)
     }
 

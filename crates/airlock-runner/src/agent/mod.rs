@@ -220,6 +220,11 @@ impl Agent {
             .filter(|l| matches!(l.status, EnvStatus::Running { .. }))
             .count();
         self.shared.metrics.set_running(running_here, self.shared.capacity);
+        for l in local.values().filter(|l| matches!(l.status, EnvStatus::Running { .. })) {
+            if let Ok(refusals) = self.shared.engine.network_refusals(&l.id) {
+                self.shared.metrics.network_refusals(&l.id, refusals.count);
+            }
+        }
         running_here += self.shared.starts_in_flight(&local);
         for env in assigned {
             let here = local.get(&env.id);
