@@ -536,7 +536,14 @@ impl Engine {
         network.refusals(slot).map_err(|source| EngineError::Network { env: env_id.to_string(), source })
     }
 
-    /// The runner's network: bridge name, gateway address, and each environment's address.
+    /// The network namespace the runner made for a running environment (None without a
+    /// runner network).
+    pub fn network_namespace(&self, env_id: &str) -> Result<Option<PathBuf>, EngineError> {
+        validate_env_id(env_id)?;
+        Ok(self.network.as_ref().map(|n| n.netns_path(env_id)))
+    }
+
+    /// The environment's address on the runner's network (None without one).
     pub fn network_address(&self, env_id: &str) -> Result<Option<std::net::Ipv4Addr>, EngineError> {
         let Some(network) = &self.network else { return Ok(None) };
         let rec = EnvRecord::load(&self.paths(env_id).state)?.ok_or_else(|| EngineError::NotFound(env_id.to_string()))?;
