@@ -363,14 +363,6 @@ add rule bridge {b} forward meta ibrname "{b}" drop
         )
     }
 
-    pub(crate) fn bridge(&self) -> &str {
-        &self.cfg.bridge
-    }
-
-    pub(crate) fn gateway(&self) -> Ipv4Addr {
-        self.gateway
-    }
-
     pub(crate) fn address(&self, slot: u32) -> Result<Ipv4Addr, NetworkError> {
         let hosts = (1u32 << (32 - self.cfg.subnet.prefix)) - 3;
         if slot >= hosts {
