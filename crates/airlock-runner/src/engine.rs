@@ -33,7 +33,7 @@ use crate::ide::{self, IdeMount};
 use crate::ids::{validate_env_id, Slots};
 use crate::image::{ImageStore, PulledImage};
 use crate::locks::KeyedLocks;
-use crate::network::{Network, NetworkConfig, Refusals};
+use crate::network::{Network, NetworkConfig, Plan, Refusals};
 use crate::registry::RegistryOptions;
 use crate::rootfs::{self, EnvPaths};
 use crate::runc::Runc;
@@ -442,15 +442,24 @@ impl Engine {
         let ide_trees: Vec<(&str, &Path)> = spec.ide.iter().map(|m| (m.name.as_str(), m.tree.as_path())).collect();
         rootfs::mount_all(p, &image.rootfs, rec.host_uid, (4 << 20) + 2 * secrets_size as u64, &ide_trees)?;
         progress(EngineEvent::RootfsMounted { env: rec.id.clone() });
-        let run = self
-            .network_up(p, rec, spec)
-            .and_then(|network| self.write_bundle(p, rec, image, spec, network.as_ref()))
-            .and_then(|()| self.runc.run_detached(&rec.id, &p.run, &p.log));
+        let run = self.network_plan(p, rec, spec).and_then(|network| {
+            let files = network.as_ref().map_or(&[][..], |(_, files)| files.as_slice());
+            self.write_bundle(p, rec, image, spec, files)?;
+            let pid = self.runc.run_detached(&rec.id, &p.run, &p.log)?;
+            Ok((pid, network))
+        });
         let pid = match run {
-            Ok(pid) => pid,
+            Ok((pid, network)) => {
+                if let Some((plan, _)) = network {
+                    if let Err(e) = self.network_attach(rec, pid, &plan) {
+                        let _ = self.halt(p, &rec.id);
+                        return Err(e);
+                    }
+                }
+                pid
+            }
             Err(e) => {
                 let _ = self.runc.delete(&rec.id);
-                let _ = self.network_down(&rec.id, Some(rec.slot));
                 let _ = rootfs::unmount_all(p);
                 return Err(e);
             }
@@ -492,23 +501,29 @@ impl Engine {
         Ok(())
     }
 
-    /// With a runner network: the environment's namespace, veth and rules, and its
-    /// `/etc/hosts` and `/etc/resolv.conf` on the tmpfs (readable by the environment).
-    fn network_up(&self, p: &EnvPaths, rec: &EnvRecord, spec: &EnvironmentSpec) -> Result<Option<(PathBuf, Vec<(String, String)>)>, EngineError> {
+    /// With a runner network: what the environment may reach (refused here when the
+    /// project asks for more than the site allows), and its `/etc/hosts` and
+    /// `/etc/resolv.conf` on the tmpfs, readable by the environment.
+    fn network_plan(&self, p: &EnvPaths, rec: &EnvRecord, spec: &EnvironmentSpec) -> Result<Option<(Plan, Vec<(String, String)>)>, EngineError> {
         let Some(network) = &self.network else { return Ok(None) };
-        let net_err = |source| EngineError::Network { env: rec.id.clone(), source };
-        let allowed = network.allowed_for(spec.network_allow.as_deref()).map_err(net_err)?;
-        let env_net = network.setup(&rec.id, rec.slot, &allowed).map_err(net_err)?;
+        let plan = network.plan(spec.network_allow.as_deref()).map_err(|source| EngineError::Network { env: rec.id.clone(), source })?;
         let mut files = Vec::new();
-        for (name, text, destination) in [("hosts", &env_net.hosts_file, "/etc/hosts"), ("resolv.conf", &env_net.resolv_conf, "/etc/resolv.conf")] {
+        for (name, text, destination) in [("hosts", &plan.hosts_file, "/etc/hosts"), ("resolv.conf", &plan.resolv_conf, "/etc/resolv.conf")] {
             let path = p.run.join(name);
             let mut file = OpenOptions::new().write(true).create_new(true).mode(0o444).open(&path).map_err(EngineError::io("create", &path))?;
             file.write_all(text.as_bytes()).map_err(EngineError::io("write", &path))?;
             fchown(&file, Some(rec.host_uid), Some(rec.host_uid)).map_err(EngineError::io("chown", &path))?;
             files.push((path.to_string_lossy().into_owned(), destination.to_string()));
         }
-        tracing::info!(env = rec.id, address = %env_net.address, allowed = allowed.len(), "environment network ready");
-        Ok(Some((env_net.netns, files)))
+        Ok(Some((plan, files)))
+    }
+
+    /// Gives the running environment its interface and rules (see `network.rs`).
+    fn network_attach(&self, rec: &EnvRecord, pid: i32, plan: &Plan) -> Result<(), EngineError> {
+        let Some(network) = &self.network else { return Ok(()) };
+        let address = network.attach(&rec.id, rec.slot, pid, plan).map_err(|source| EngineError::Network { env: rec.id.clone(), source })?;
+        tracing::info!(env = rec.id, %address, "environment network ready");
+        Ok(())
     }
 
     /// Removes the environment's network (nothing when the runner has none, or it is gone).
@@ -536,8 +551,8 @@ impl Engine {
         network.refusals(slot).map_err(|source| EngineError::Network { env: env_id.to_string(), source })
     }
 
-    /// The network namespace the runner made for a running environment (None without a
-    /// runner network).
+    /// Where the runner names a running environment's network namespace (`/run/netns/...`;
+    /// None without a runner network).
     pub fn network_namespace(&self, env_id: &str) -> Result<Option<PathBuf>, EngineError> {
         validate_env_id(env_id)?;
         Ok(self.network.as_ref().map(|n| n.netns_path(env_id)))
@@ -566,7 +581,7 @@ impl Engine {
         rec: &EnvRecord,
         image: &PulledImage,
         spec: &EnvironmentSpec,
-        network: Option<&(PathBuf, Vec<(String, String)>)>,
+        network_files: &[(String, String)],
     ) -> Result<(), EngineError> {
         fs::create_dir(&p.secrets).map_err(EngineError::io("create", &p.secrets))?;
         let mut secret_mounts = Vec::new();
@@ -598,7 +613,7 @@ impl Engine {
             secret_mounts: &secret_mounts,
             ide_mounts: &spec.ide.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
             cgroups_path: &cgroups_path,
-            network: network.map(|(netns, files)| (netns.as_path(), files.as_slice())),
+            network_files,
             swap_accounting: self.swap_accounting,
             nofile: self.nofile,
         });

@@ -2,15 +2,22 @@
 //! and a default-deny policy enforced in the host by nftables.
 //!
 //! ```text
-//!   environment netns (owned by the host's user namespace)      host
-//!   eth0  <addr of slot n>/<prefix>  ── veth ──  <bridge>v<n> ─ <bridge> (gateway .1) ─ routing ─ site
+//!   environment netns (made by runc)                              host
+//!   eth0  <addr of slot n>/32        ── veth ──  <bridge>v<n> ─ <bridge> (gateway .1) ─ routing ─ site
 //! ```
 //!
-//! The namespace is created by the runner (`ip netns add <bridge>-<env id>`), not by runc, so
-//! it belongs to the host's user namespace: root inside the environment (root of its own user
-//! namespace only, without CAP_NET_ADMIN and CAP_NET_RAW besides) cannot change interfaces,
-//! addresses, routes or firewall rules there, and the policy lives in the host's namespace
-//! anyway, where nothing in the environment can reach it.
+//! runc makes the namespace (as for any environment); once init runs, the runner names it
+//! (`ip netns attach <bridge>-<env id> <pid>`) and adds the interface from outside: the veth's
+//! other end moved in as `eth0`, its address and default route. The namespace belongs to
+//! the environment's user namespace, but root there holds neither CAP_NET_ADMIN nor
+//! CAP_NET_RAW (spec.rs drops them, `noNewPrivileges` and seccomp keep them dropped), so it
+//! cannot change interfaces, addresses, routes or firewall rules; and the policy lives in
+//! the host's namespace anyway, where nothing in the environment can reach it.
+//!
+//! Why not a namespace the runner makes (owned by the host's user namespace) passed to runc
+//! by path: runc 1.1 joins the user namespace first and every other one after it, so a
+//! `runc exec` into such an environment fails with EPERM on the network namespace (and runc
+//! cannot mount `/sys` for it either).
 //!
 //! nftables holds the policy in two tables named after the bridge (two runners on one host
 //! use different bridges and never touch each other's rules):
@@ -21,7 +28,14 @@
 //!   169.254.169.254) is remembered in the `refused` set, counted, and dropped. Nothing
 //!   starts a connection into an environment. Outbound flows are masqueraded.
 //! - `bridge <bridge>`: frames between two ports of the bridge (environment to environment)
-//!   are remembered, counted per environment and dropped.
+//!   go through the chain of the port they came in by (`ports` verdict map, veth →
+//!   `env_<slot>`), which remembers, counts and drops them.
+//!
+//! Where `br_netfilter` is loaded (Docker loads it), the IP hooks see a packet from an
+//! environment as coming in by its veth rather than the bridge (and not again on the
+//! bridge), so the inet rules match both names. The allow set never opens the runner host
+//! (`fib daddr type local`), the environments' subnet or the metadata address, whatever CIDR
+//! it holds.
 //!
 //! The tools (`ip`, `nft`) are driven as commands: they are the kernel's maintained,
 //! documented interface for these objects, the rules read as nftables' own language (what an
@@ -294,13 +308,12 @@ pub struct Refusals {
     pub destinations: Vec<Refusal>,
 }
 
-/// What a started environment's network is made of.
+/// An environment's network worked out before it starts: names resolved, files written.
 #[derive(Clone, Debug)]
-pub struct EnvNetwork {
-    pub netns: PathBuf,
-    pub address: Ipv4Addr,
-    pub hosts_file: String,
-    pub resolv_conf: String,
+pub(crate) struct Plan {
+    elements: Vec<(Ipv4Net, Proto, u16)>,
+    pub(crate) hosts_file: String,
+    pub(crate) resolv_conf: String,
 }
 
 pub(crate) struct Network {
@@ -318,16 +331,28 @@ impl Network {
         let gateway = cfg.subnet.host(1);
         let net = Network { gateway, cfg, logged: Mutex::default() };
         let b = &net.cfg.bridge;
-        if !run_status("ip", &["link", "show", "dev", b])? {
+        let made = !run_status("ip", &["link", "show", "dev", b])?;
+        if made {
             run("ip", &["link", "add", "name", b, "type", "bridge"])?;
         }
+        if let Err(e) = net.configure() {
+            if made {
+                let _ = net.remove_all();
+            }
+            return Err(e);
+        }
+        Ok(net)
+    }
+
+    /// The bridge's address, routing, and the base of the tables.
+    fn configure(&self) -> Result<(), NetworkError> {
+        let (net, b) = (self, &self.cfg.bridge);
         let cidr = format!("{}/{}", net.gateway, net.cfg.subnet.prefix);
         run("ip", &["addr", "replace", &cidr, "dev", b])?;
         run("ip", &["link", "set", "dev", b, "up"])?;
         // Routing between the bridge and the site; the nftables forward chain decides what.
         fs::write("/proc/sys/net/ipv4/ip_forward", "1").map_err(|source| NetworkError::Io { path: "/proc/sys/net/ipv4/ip_forward".into(), source })?;
-        nft_apply(&net.base_rules())?;
-        Ok(net)
+        nft_apply(&net.base_rules())
     }
 
     fn base_rules(&self) -> String {
@@ -351,20 +376,24 @@ add rule inet {b} forward oifname "{b}" counter drop
 add rule inet {b} prerouting iifname "{b}" meta nfproto ipv6 drop
 add rule inet {b} prerouting iifname "{b}" ip saddr vmap @envs
 add rule inet {b} prerouting iifname "{b}" counter drop
-add rule inet {b} postrouting ip saddr {subnet} oifname != "{b}" masquerade
+add rule inet {b} prerouting iifname "{ports}*" meta nfproto ipv6 drop
+add rule inet {b} prerouting iifname "{ports}*" ip saddr vmap @envs
+add rule inet {b} prerouting iifname "{ports}*" counter drop
+add rule inet {b} postrouting ip saddr {subnet} ip daddr != {subnet} masquerade
 add table bridge {b}
 add set bridge {b} refused {set}
-add map bridge {b} envs {{ type ipv4_addr : verdict; }}
+add map bridge {b} ports {{ type ifname : verdict; }}
 add chain bridge {b} forward {{ type filter hook forward priority filter; policy accept; }}
 flush chain bridge {b} forward
-add rule bridge {b} forward meta ibrname "{b}" ether type ip ip saddr vmap @envs
-add rule bridge {b} forward meta ibrname "{b}" drop
-"#
+add rule bridge {b} forward iifname vmap @ports
+add rule bridge {b} forward iifname "{ports}*" drop
+"#,
+            ports = self.veth_prefix(),
         )
     }
 
     pub(crate) fn address(&self, slot: u32) -> Result<Ipv4Addr, NetworkError> {
-        let hosts = (1u32 << (32 - self.cfg.subnet.prefix)) - 3;
+        let hosts = self.slots();
         if slot >= hosts {
             return Err(NetworkError::SubnetFull { slot, subnet: self.cfg.subnet.to_string(), hosts });
         }
@@ -379,19 +408,32 @@ add rule bridge {b} forward meta ibrname "{b}" drop
         PathBuf::from(NETNS_DIR).join(self.netns_name(env_id))
     }
 
-    /// The host end of slot n's veth: `<bridge>v<n>` when that fits in 15 characters.
+    /// The host end of slot n's veth: this prefix and n.
     pub(crate) fn veth(&self, slot: u32) -> String {
-        let name = format!("{}v{slot}", self.cfg.bridge);
-        if name.len() <= 15 {
-            return name;
+        format!("{}{slot}", self.veth_prefix())
+    }
+
+    /// `<bridge>v` when that and the largest slot number fit in an interface name (15
+    /// characters), else `al<hash of the bridge name>v`. One prefix for all of a runner's
+    /// veths, so the bridge rules can name them all (`<prefix>*`).
+    fn veth_prefix(&self) -> String {
+        let digits = self.slots().saturating_sub(1).max(1).ilog10() as usize + 1;
+        let prefix = format!("{}v", self.cfg.bridge);
+        if prefix.len() + digits <= 15 {
+            return prefix;
         }
         let hash = self.cfg.bridge.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x0100_0193));
-        format!("al{:04x}v{slot}", hash & 0xffff)
+        format!("al{:04x}v", hash & 0xffff)
+    }
+
+    /// How many environments the subnet holds (network, gateway and broadcast excluded).
+    fn slots(&self) -> u32 {
+        (1u32 << (32 - self.cfg.subnet.prefix)) - 3
     }
 
     /// The destinations of an environment: the site's allow-list, narrowed to `project` when
     /// the project carries one (every entry must be within the site's), plus DNS servers.
-    pub(crate) fn allowed_for(&self, project: Option<&[String]>) -> Result<Vec<AllowEntry>, NetworkError> {
+    fn allowed_for(&self, project: Option<&[String]>) -> Result<Vec<AllowEntry>, NetworkError> {
         let mut allowed = match project {
             None => self.cfg.allow.clone(),
             Some(entries) => {
@@ -415,49 +457,63 @@ add rule bridge {b} forward meta ibrname "{b}" drop
         Ok(allowed)
     }
 
-    /// Creates the environment's namespace, veth and rules (anything left from an earlier
-    /// run of the same slot or environment is removed first). Names are resolved now.
-    pub(crate) fn setup(&self, env_id: &str, slot: u32, allowed: &[AllowEntry]) -> Result<EnvNetwork, NetworkError> {
+    /// Everything that can be refused before the environment starts: the project's list
+    /// within the site's, names resolved (allow-list and hosts entries), the files.
+    pub(crate) fn plan(&self, project: Option<&[String]>) -> Result<Plan, NetworkError> {
+        let allowed = self.allowed_for(project)?;
+        let elements = self.resolve(&allowed)?;
+        let hosts_file = self.hosts_file()?;
+        let resolv_conf = self.cfg.dns.iter().map(|d| format!("nameserver {d}\n")).collect::<String>();
+        Ok(Plan { elements, hosts_file, resolv_conf })
+    }
+
+    /// Gives the started environment (init `pid`) its interface, address, route and rules
+    /// (anything left from an earlier run of the same slot or environment is removed first);
+    /// on failure nothing of it is left.
+    pub(crate) fn attach(&self, env_id: &str, slot: u32, pid: i32, plan: &Plan) -> Result<Ipv4Addr, NetworkError> {
         let address = self.address(slot)?;
-        let elements = resolve(allowed)?;
-        let hosts_file = self.hosts_file(env_id)?;
         self.teardown(env_id, slot)?;
-        let result = self.create(env_id, slot, address, &elements);
-        if let Err(e) = result {
+        if let Err(e) = self.create(env_id, slot, pid, address, &plan.elements) {
             let _ = self.teardown(env_id, slot);
             return Err(e);
         }
-        let resolv_conf = self.cfg.dns.iter().map(|d| format!("nameserver {d}\n")).collect::<String>();
-        Ok(EnvNetwork { netns: self.netns_path(env_id), address, hosts_file, resolv_conf })
+        Ok(address)
     }
 
-    fn create(&self, env_id: &str, slot: u32, address: Ipv4Addr, elements: &[(Ipv4Net, Proto, u16)]) -> Result<(), NetworkError> {
+    fn create(&self, env_id: &str, slot: u32, pid: i32, address: Ipv4Addr, elements: &[(Ipv4Net, Proto, u16)]) -> Result<(), NetworkError> {
         let ns = self.netns_name(env_id);
         let veth = self.veth(slot);
         let b = &self.cfg.bridge;
-        run("ip", &["netns", "add", &ns])?;
+        // A name for the namespace runc made (a bind mount under /run/netns), so `ip -n`
+        // reaches it and a restarted runner finds it.
+        run("ip", &["netns", "attach", &ns, &pid.to_string()])?;
         run("ip", &["link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns])?;
         run("ip", &["link", "set", "dev", &veth, "master", b, "up"])?;
-        let cidr = format!("{address}/{}", self.cfg.subnet.prefix);
+        // A /32 and a default route "onlink" via the bridge: an environment has no link-layer
+        // neighbours, so even a packet to another environment goes through the host, where
+        // it is refused and remembered like any other.
+        let cidr = format!("{address}/32");
         run("ip", &["-n", &ns, "link", "set", "dev", "lo", "up"])?;
         run("ip", &["-n", &ns, "addr", "add", &cidr, "dev", "eth0"])?;
         run("ip", &["-n", &ns, "link", "set", "dev", "eth0", "up"])?;
-        run("ip", &["-n", &ns, "route", "add", "default", "via", &self.gateway.to_string()])?;
+        run("ip", &["-n", &ns, "route", "add", "default", "via", &self.gateway.to_string(), "dev", "eth0", "onlink"])?;
         // IPv4 only: no IPv6 address, so no path around the IPv4 policy.
         run("ip", &["netns", "exec", &ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"])?;
         let chain = format!("env_{slot}");
+        let subnet = self.cfg.subnet;
         let mut script = format!(
             "add set inet {b} allow_{slot} {{ type ipv4_addr . inet_proto . inet_service; flags interval; }}\n\
              add chain inet {b} {chain}\n\
              add rule inet {b} {chain} ct state established,related accept\n\
-             add rule inet {b} {chain} ip daddr != {METADATA} ip daddr . meta l4proto . th dport @allow_{slot} accept\n\
+             add rule inet {b} {chain} ip daddr != {{ {METADATA}, {subnet} }} fib daddr type != local ip daddr . meta l4proto . th dport @allow_{slot} accept\n\
              add rule inet {b} {chain} meta l4proto {{ tcp, udp }} add @refused {{ ip saddr . ip daddr . meta l4proto . th dport }}\n\
              add rule inet {b} {chain} counter drop\n\
              add element inet {b} envs {{ {address} : jump {chain} }}\n\
              add chain bridge {b} {chain}\n\
              add rule bridge {b} {chain} meta l4proto {{ tcp, udp }} add @refused {{ ip saddr . ip daddr . meta l4proto . th dport }}\n\
-             add rule bridge {b} {chain} counter drop\n\
-             add element bridge {b} envs {{ {address} : jump {chain} }}\n"
+             add rule bridge {b} {chain} ether type ip counter drop\n\
+             add rule bridge {b} {chain} drop\n\
+             add element bridge {b} ports {{ \"{veth}\" : jump {chain} }}\n"
         );
         if !elements.is_empty() {
             let list: Vec<String> = elements.iter().map(|(net, proto, port)| format!("{net} . {} . {port}", proto.name())).collect();
@@ -485,12 +541,13 @@ add rule bridge {b} forward meta ibrname "{b}" drop
         let address = self.address(slot)?;
         // Deleting what does not exist fails the whole transaction: declare each object first
         // (`add` of an identical one is a no-op), and empty a chain before deleting it.
+        let veth = self.veth(slot);
         let mut script = String::new();
-        for family in ["inet", "bridge"] {
+        for (family, map, key) in [("inet", "envs", address.to_string()), ("bridge", "ports", format!("\"{veth}\""))] {
             script.push_str(&format!(
                 "add chain {family} {b} env_{slot}\n\
-                 add element {family} {b} envs {{ {address} : jump env_{slot} }}\n\
-                 delete element {family} {b} envs {{ {address} }}\n\
+                 add element {family} {b} {map} {{ {key} : jump env_{slot} }}\n\
+                 delete element {family} {b} {map} {{ {key} }}\n\
                  flush chain {family} {b} env_{slot}\n\
                  delete chain {family} {b} env_{slot}\n"
             ));
@@ -611,10 +668,9 @@ add rule bridge {b} forward meta ibrname "{b}" drop
         seen.extend(new.into_iter().cloned());
     }
 
-    /// `/etc/hosts` of an environment: localhost, its own name, and the site's entries.
-    fn hosts_file(&self, env_id: &str) -> Result<String, NetworkError> {
+    /// `/etc/hosts` of an environment: localhost and the site's entries.
+    fn hosts_file(&self) -> Result<String, NetworkError> {
         let mut text = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
-        let _ = env_id;
         for (name, target) in &self.cfg.hosts {
             let address = match target.parse::<Ipv4Addr>() {
                 Ok(a) => a,
@@ -624,46 +680,54 @@ add rule bridge {b} forward meta ibrname "{b}" drop
         }
         Ok(text)
     }
-}
 
-/// The nftables elements of an allow-list: names resolved (every IPv4 address they have).
-fn resolve(allowed: &[AllowEntry]) -> Result<Vec<(Ipv4Net, Proto, u16)>, NetworkError> {
-    let mut out = Vec::new();
-    for entry in allowed {
-        match &entry.destination {
-            Destination::Net(net) => out.push((Ipv4Net { addr: net.network(), prefix: net.prefix }, entry.proto, entry.port)),
-            Destination::Host(host) => {
-                let addrs = (host.as_str(), entry.port)
-                    .to_socket_addrs()
-                    .map_err(|e| NetworkError::Resolve { entry: entry.to_string(), host: host.clone(), reason: e.to_string() })?;
-                let v4: Vec<Ipv4Addr> = addrs.filter_map(|a| match a.ip() {
-                    std::net::IpAddr::V4(v4) => Some(v4),
-                    _ => None,
-                }).collect();
-                if v4.is_empty() {
-                    return Err(NetworkError::Resolve { entry: entry.to_string(), host: host.clone(), reason: "no IPv4 address".into() });
+    /// The nftables elements of an allow-list. A name is looked up in the site's `hosts`
+    /// first (what the environment itself will resolve it to), then through the host's
+    /// resolver (every IPv4 address it has).
+    fn resolve(&self, allowed: &[AllowEntry]) -> Result<Vec<(Ipv4Net, Proto, u16)>, NetworkError> {
+        let mut out = Vec::new();
+        for entry in allowed {
+            match &entry.destination {
+                Destination::Net(net) => out.push((Ipv4Net { addr: net.network(), prefix: net.prefix }, entry.proto, entry.port)),
+                Destination::Host(host) => {
+                    let mapped = self.cfg.hosts.iter().find(|(name, _)| name.eq_ignore_ascii_case(host));
+                    let v4: Vec<Ipv4Addr> = match mapped {
+                        Some((_, target)) => match target.parse() {
+                            Ok(a) => vec![a],
+                            Err(_) => vec![first_ipv4(target, 0).map_err(|reason| NetworkError::Resolve { entry: entry.to_string(), host: target.clone(), reason })?],
+                        },
+                        None => all_ipv4(host, entry.port).map_err(|reason| NetworkError::Resolve { entry: entry.to_string(), host: host.clone(), reason })?,
+                    };
+                    out.extend(v4.into_iter().map(|a| (Ipv4Net { addr: a, prefix: 32 }, entry.proto, entry.port)));
                 }
-                out.extend(v4.into_iter().map(|a| (Ipv4Net { addr: a, prefix: 32 }, entry.proto, entry.port)));
             }
         }
+        out.sort_by_key(|(n, p, port)| (u32::from(n.addr), n.prefix, *p, *port));
+        out.dedup();
+        // nftables refuses overlapping intervals in one set: drop entries another covers.
+        let all = out.clone();
+        out.retain(|(n, p, port)| !all.iter().any(|(o, op, oport)| op == p && oport == port && o != n && o.covers(n)));
+        Ok(out)
     }
-    out.sort_by_key(|(n, p, port)| (u32::from(n.addr), n.prefix, *p, *port));
-    out.dedup();
-    // nftables refuses overlapping intervals in one set: drop entries another covers.
-    let all = out.clone();
-    out.retain(|(n, p, port)| !all.iter().any(|(o, op, oport)| op == p && oport == port && o != n && o.covers(n)));
-    Ok(out)
 }
 
 fn first_ipv4(host: &str, port: u16) -> Result<Ipv4Addr, String> {
+    Ok(all_ipv4(host, port)?[0])
+}
+
+/// Every IPv4 address of `host` through the host's resolver (at least one).
+fn all_ipv4(host: &str, port: u16) -> Result<Vec<Ipv4Addr>, String> {
     let addrs = (host, port).to_socket_addrs().map_err(|e| e.to_string())?;
-    addrs
+    let v4: Vec<Ipv4Addr> = addrs
         .filter_map(|a| match a.ip() {
             std::net::IpAddr::V4(v4) => Some(v4),
             _ => None,
         })
-        .next()
-        .ok_or_else(|| "no IPv4 address".to_string())
+        .collect();
+    if v4.is_empty() {
+        return Err("no IPv4 address".to_string());
+    }
+    Ok(v4)
 }
 
 /// Runs a command; a non-zero exit is an error carrying its stderr.
@@ -788,7 +852,8 @@ mod tests {
     #[test]
     fn covered_entries_are_merged_for_nftables() {
         let entries: Vec<AllowEntry> = ["10.20.0.0/16:22", "10.20.1.5:22", "10.20.1.5:443", "10.20.0.0/16:22"].iter().map(|t| AllowEntry::parse(t).unwrap()).collect();
-        let resolved = resolve(&entries).unwrap();
+        let net = Network { cfg: NetworkConfig::new("airlock0", Ipv4Net::parse("10.213.0.0/16").unwrap()), gateway: Ipv4Addr::new(10, 213, 0, 1), logged: Mutex::default() };
+        let resolved = net.resolve(&entries).unwrap();
         assert_eq!(resolved.len(), 2, "{resolved:?}");
     }
 

@@ -1,8 +1,8 @@
 //! The OCI runtime spec (`config.json`) of an environment, and the process spec of an exec.
 //!
 //! Isolation: new user (the environment's 65536-id range, root inside = first host id of
-//! it), pid, mount, network (only `lo`, which runc brings up; or the runner's own, see
-//! `network.rs`), ipc, uts and cgroup namespaces;
+//! it), pid, mount, network (`lo`, which runc brings up, and with a runner network an `eth0`
+//! the runner adds from outside, see `network.rs`), ipc, uts and cgroup namespaces;
 //! `noNewPrivileges`; Docker's default capability set without `NET_RAW` and `MKNOD`; runc's
 //! default masked and read-only paths; a seccomp allow-list (`seccomp.toml`: everything
 //! unlisted fails with EPERM, namespaces and mounts included); cgroup limits from the
@@ -76,10 +76,9 @@ pub(crate) struct SpecInput<'a> {
     /// Names of the IDE mounts prepared at `<env dir>/ide/<name>` (ID-mapped, read-only).
     pub(crate) ide_mounts: &'a [String],
     pub(crate) cgroups_path: &'a str,
-    /// The network namespace the runner made (`network.rs`) and the files it bound read-only
-    /// over `/etc/hosts` and `/etc/resolv.conf`: (file on the tmpfs, path in the container).
-    /// None: a new namespace with only `lo`.
-    pub(crate) network: Option<(&'a Path, &'a [(String, String)])>,
+    /// With a runner network (`network.rs`): the files bound read-only over `/etc/hosts` and
+    /// `/etc/resolv.conf`, (file on the tmpfs, path in the container).
+    pub(crate) network_files: &'a [(String, String)],
     /// Whether the memory controller accounts swap (cgroup v1 `memory.memsw.*`).
     pub(crate) swap_accounting: bool,
     pub(crate) nofile: u64,
@@ -99,10 +98,8 @@ pub(crate) fn runtime_spec(input: &SpecInput) -> Value {
     for (source, destination) in input.secret_mounts {
         mounts.push(json!({"destination": destination, "type": "bind", "source": source, "options": ["bind", "ro", "nosuid", "nodev", "noexec"]}));
     }
-    if let Some((_, files)) = input.network {
-        for (source, destination) in files {
-            mounts.push(json!({"destination": destination, "type": "bind", "source": source, "options": ["bind", "ro", "nosuid", "nodev", "noexec"]}));
-        }
+    for (source, destination) in input.network_files {
+        mounts.push(json!({"destination": destination, "type": "bind", "source": source, "options": ["bind", "ro", "nosuid", "nodev", "noexec"]}));
     }
     let env_dir = input.workspace.parent().expect("the workspace is inside the environment folder");
     for name in input.ide_mounts {
@@ -123,12 +120,6 @@ pub(crate) fn runtime_spec(input: &SpecInput) -> Value {
         resources["cpu"] = json!({"quota": u64::from(r.cpu_millis) * CPU_PERIOD_US / 1000, "period": CPU_PERIOD_US});
     }
     let mapping = json!([{"containerID": 0, "hostID": input.host_uid, "size": RANGE}]);
-    // A namespace the runner made belongs to the host's user namespace: root inside the
-    // environment holds no capability over it (see network.rs).
-    let network = match input.network {
-        Some((netns, _)) => json!({"type": "network", "path": netns}),
-        None => json!({"type": "network"}),
-    };
     json!({
         "ociVersion": "1.0.2",
         "process": {
@@ -148,7 +139,7 @@ pub(crate) fn runtime_spec(input: &SpecInput) -> Value {
             "uidMappings": mapping,
             "gidMappings": mapping,
             "namespaces": [
-                {"type": "pid"}, network, {"type": "ipc"}, {"type": "uts"},
+                {"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"},
                 {"type": "mount"}, {"type": "user"}, {"type": "cgroup"}
             ],
             "resources": resources,
@@ -289,7 +280,7 @@ mod tests {
             secret_mounts: &[("/d/envs/env_a/run/secrets/0".into(), "/run/secrets/db".into())],
             ide_mounts: &["vscode-server-abc".into()],
             cgroups_path: "/airlock/env_a",
-            network: None,
+            network_files: &[],
             swap_accounting: true,
             nofile: 1024,
         });
