@@ -6,20 +6,24 @@
 #   from the host         the host's namespace, routed straight to the veth
 #   throughput            one connection reading MIB MiB (median of RUNS)
 #   latency               1-byte request/response round trips (median of 200 x RUNS)
-# Usage: bench/env-network.sh     Env: MIB (default 256), RUNS (default 5), BENCH_DIR, CARGO_TARGET_DIR.
+# Usage: bench/env-network.sh     Env: MIB (default 256), RUNS (default 5), PROFILE (release), BENCH_DIR, CARGO_TARGET_DIR.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 mib=${MIB:-256}
 runs=${RUNS:-5}
 [[ $(id -u) -eq 0 ]] || { echo "run as root: environments need namespaces, veths and nftables" >&2; exit 1; }
-for tool in runc docker-registry skopeo busybox ip nft; do
+for tool in runc docker-registry skopeo busybox ip nft curl python3; do
   command -v "$tool" >/dev/null || { echo "$tool is missing: scripts/install-deps.sh" >&2; exit 1; }
 done
 
-echo "building (release) ..." >&2
-(cd "$here" && cargo build --release --quiet -p airlock-runner --example engine_perf)
-perf=${CARGO_TARGET_DIR:-$here/target}/release/examples/engine_perf
+# PROFILE=dev measures with the debug build of the harness (the path measured is the kernel's;
+# both sides use the same harness), to skip a release build of the whole dependency tree.
+profile=${PROFILE:-release}
+echo "building ($profile) ..." >&2
+(cd "$here" && cargo build --profile "$profile" --quiet -p airlock-runner --example engine_perf)
+[[ $profile == dev ]] && outdir=debug || outdir=$profile
+perf=${CARGO_TARGET_DIR:-$here/target}/$outdir/examples/engine_perf
 
 work=${BENCH_DIR:-$(mktemp -d -t airlock-net-bench.XXXXXX)}
 chmod 711 "$work"
