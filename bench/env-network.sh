@@ -6,7 +6,7 @@
 #   from the host         the host's namespace, routed straight to the veth
 #   throughput            one connection reading MIB MiB (median of RUNS)
 #   latency               1-byte request/response round trips (median of 200 x RUNS)
-# Usage: bench/env-network.sh     Env: MIB (default 256), RUNS (default 5), PROFILE (release), BENCH_DIR, CARGO_TARGET_DIR.
+# Usage: bench/env-network.sh     Env: MIB (default 256), RUNS (default 5), PROFILE (release), NO_BUILD (use the built harness), BENCH_DIR, CARGO_TARGET_DIR.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,10 +20,12 @@ done
 # PROFILE=dev measures with the debug build of the harness (the path measured is the kernel's;
 # both sides use the same harness), to skip a release build of the whole dependency tree.
 profile=${PROFILE:-release}
-echo "building ($profile) ..." >&2
-(cd "$here" && cargo build --profile "$profile" --quiet -p airlock-runner --example engine_perf)
 [[ $profile == dev ]] && outdir=debug || outdir=$profile
 perf=${CARGO_TARGET_DIR:-$here/target}/$outdir/examples/engine_perf
+if [[ -z "${NO_BUILD:-}" ]]; then
+  echo "building ($profile) ..." >&2
+  (cd "$here" && cargo build --profile "$profile" --quiet -p airlock-runner --example engine_perf)
+fi
 
 work=${BENCH_DIR:-$(mktemp -d -t airlock-net-bench.XXXXXX)}
 chmod 711 "$work"

@@ -254,3 +254,21 @@ impl MetricsListener {
         axum::serve(self.0, app).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_refusals_add_what_nftables_counted_since_the_last_reading() {
+        let metrics = RunnerMetrics::default();
+        metrics.network_refusals("env_a", 3);
+        metrics.network_refusals("env_a", 5);
+        // The environment restarted: its counters began again at zero.
+        metrics.network_refusals("env_a", 2);
+        metrics.network_refusals("env_b", 0);
+        let text = metrics.render();
+        assert!(text.contains("airlock_runner_environment_network_refusals_total{environment=\"env_a\"} 7"), "{text}");
+        assert!(text.contains("airlock_runner_environment_network_refusals_total{environment=\"env_b\"} 0"), "{text}");
+    }
+}
