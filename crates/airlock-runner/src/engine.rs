@@ -551,6 +551,14 @@ impl Engine {
         network.refusals(slot).map_err(|source| EngineError::Network { env: env_id.to_string(), source })
     }
 
+    /// Refused packets of every environment on the runner's network, from one read of the
+    /// nftables counters (empty without a runner network): for the metrics.
+    pub fn network_refusal_counts(&self) -> Result<Vec<(String, u64)>, EngineError> {
+        let Some(network) = &self.network else { return Ok(Vec::new()) };
+        let counts = network.refusal_counts()?;
+        Ok(self.slots.taken()?.into_iter().filter_map(|(slot, env)| counts.get(&slot).map(|c| (env, *c))).collect())
+    }
+
     /// Where the runner names a running environment's network namespace (`/run/netns/...`;
     /// None without a runner network).
     pub fn network_namespace(&self, env_id: &str) -> Result<Option<PathBuf>, EngineError> {

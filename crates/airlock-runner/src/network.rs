@@ -603,6 +603,22 @@ add rule bridge {b} forward iifname "{ports}*" drop
         Ok(())
     }
 
+    /// Refused packets per slot, from one listing of each table (read every agent poll for
+    /// the metrics, so one `nft` call per table rather than per environment).
+    pub(crate) fn refusal_counts(&self) -> Result<HashMap<u32, u64>, NetworkError> {
+        let b = &self.cfg.bridge;
+        let mut counts = HashMap::new();
+        for family in ["inet", "bridge"] {
+            let doc = nft_json(&["list", "table", family, b])?;
+            for rule in objects(&doc, "rule") {
+                let Some(slot) = rule["chain"].as_str().and_then(|c| c.strip_prefix("env_")).and_then(|n| n.parse::<u32>().ok()) else { continue };
+                let packets: u64 = rule["expr"].as_array().into_iter().flatten().filter_map(|e| e["counter"]["packets"].as_u64()).sum();
+                *counts.entry(slot).or_default() += packets;
+            }
+        }
+        Ok(counts)
+    }
+
     /// What the policy refused the environment in `slot`.
     pub(crate) fn refusals(&self, slot: u32) -> Result<Refusals, NetworkError> {
         let address = self.address(slot)?;

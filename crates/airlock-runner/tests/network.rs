@@ -164,6 +164,8 @@ fn an_environment_reaches_the_allowed_destination_and_nothing_else() {
         }
         assert!(!refusals.destinations.iter().any(|r| r.destination == allowed), "{refusals:?}");
         assert_eq!(t.engine.network_refusals(b).unwrap().count, 0, "B refused nothing");
+        let counts = t.engine.network_refusal_counts().unwrap();
+        assert!(counts.contains(&(a.to_string(), refusals.count)) && counts.contains(&(b.to_string(), 0)), "{counts:?}");
 
         // Root inside cannot lift the policy: the interface, routes and rules are not its own.
         for attempt in ["ip link set eth0 down", "ip route del default", "ip addr add 10.231.1.2/29 dev eth0", "ip link set eth0 promisc on"] {

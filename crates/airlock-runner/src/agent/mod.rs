@@ -220,10 +220,9 @@ impl Agent {
             .filter(|l| matches!(l.status, EnvStatus::Running { .. }))
             .count();
         self.shared.metrics.set_running(running_here, self.shared.capacity);
-        for l in local.values().filter(|l| matches!(l.status, EnvStatus::Running { .. })) {
-            if let Ok(refusals) = self.shared.engine.network_refusals(&l.id) {
-                self.shared.metrics.network_refusals(&l.id, refusals.count);
-            }
+        match self.shared.engine.network_refusal_counts() {
+            Ok(counts) => counts.iter().for_each(|(env, count)| self.shared.metrics.network_refusals(env, *count)),
+            Err(e) => tracing::debug!(error = %e, "cannot read the environments' network refusal counters"),
         }
         running_here += self.shared.starts_in_flight(&local);
         for env in assigned {
