@@ -143,10 +143,12 @@ impl Enclave {
             enclave.link(&format!("{prefix}v{name}"), Some(&ns), &format!("{subnet}.{}", i + 1));
             // Count every packet leaving the namespace (sent by a component, or routed through
             // it from the runner's environments) for anything but the enclave, loopback and
-            // the environments' own network.
+            // the environments' own network (the runner's bridge and its ports: the host's own
+            // multicast reports to its environments stay inside the runner's namespace).
             let envs = enclave.env_subnet();
+            let bridge = enclave.env_bridge();
             let rules = format!(
-                "table inet egress {{\n  counter outside {{ }}\n  chain out {{\n    type filter hook postrouting priority 0; policy accept;\n    ip daddr != {{ {subnet}.0/24, 127.0.0.0/8, {envs} }} counter name outside\n    meta nfproto ipv6 counter name outside\n  }}\n}}\n"
+                "table inet egress {{\n  counter outside {{ }}\n  chain out {{\n    type filter hook postrouting priority 0; policy accept;\n    oifname != \"{bridge}\" oifname != \"{bridge}v*\" ip daddr != {{ {subnet}.0/24, 127.0.0.0/8, {envs} }} counter name outside\n    oifname != \"{bridge}\" oifname != \"{bridge}v*\" meta nfproto ipv6 counter name outside\n  }}\n}}\n"
             );
             let mut nft = Command::new("ip").args(["netns", "exec", &ns, "nft", "-f", "-"]).stdin(Stdio::piped()).spawn().unwrap();
             std::io::Write::write_all(&mut nft.stdin.take().unwrap(), rules.as_bytes()).unwrap();
@@ -176,6 +178,11 @@ impl Enclave {
                 sh(&["ip", "link", "set", &inner, "up"]);
             }
         }
+    }
+
+    /// The runner's bridge (`--network-bridge`), inside the runner's namespace.
+    fn env_bridge(&self) -> String {
+        format!("{}e", self.prefix)
     }
 
     /// The runner's environments' subnet (`--network-subnet`), inside the runner's namespace.
@@ -321,7 +328,7 @@ fn mirror_control_plane_and_runner_in_separate_namespaces_send_nothing_outside()
         .arg("--ca-cert").arg(&ca_file)
         .args(["--plain-http-registry", &format!("{mirror_addr}:5000"), "--ssh-listen", &format!("{runner_addr}:2222")])
         .args(["--egress-allow", &format!("{}.0/24", net.subnet), "--uid-base", "5000000", "--poll-interval", "300ms"])
-        .args(["--network", "--network-bridge", &format!("{}e", net.prefix), "--network-subnet", &net.env_subnet(), "--network-no-services"])
+        .args(["--network", "--network-bridge", &net.env_bridge(), "--network-subnet", &net.env_subnet(), "--network-no-services"])
         .args(["--network-allow", &format!("{mirror_addr}:5000"), "--network-host", &format!("mirror.enclave={mirror_addr}"), "--data-dir"])
         .arg(&runner_data)
         .stdout(Stdio::piped())

@@ -487,6 +487,9 @@ add rule bridge {b} forward iifname "{ports}*" drop
         // A name for the namespace runc made (a bind mount under /run/netns), so `ip -n`
         // reaches it and a restarted runner finds it.
         run("ip", &["netns", "attach", &ns, &pid.to_string()])?;
+        // IPv4 only: no IPv6 address, so no path around the IPv4 policy. Before eth0 exists,
+        // so it never sends a solicitation or a multicast report.
+        run("ip", &["netns", "exec", &ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"])?;
         run("ip", &["link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns])?;
         run("ip", &["link", "set", "dev", &veth, "master", b, "up"])?;
         // A /32 and a default route "onlink" via the bridge: an environment has no link-layer
@@ -497,8 +500,6 @@ add rule bridge {b} forward iifname "{ports}*" drop
         run("ip", &["-n", &ns, "addr", "add", &cidr, "dev", "eth0"])?;
         run("ip", &["-n", &ns, "link", "set", "dev", "eth0", "up"])?;
         run("ip", &["-n", &ns, "route", "add", "default", "via", &self.gateway.to_string(), "dev", "eth0", "onlink"])?;
-        // IPv4 only: no IPv6 address, so no path around the IPv4 policy.
-        run("ip", &["netns", "exec", &ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"])?;
         let chain = format!("env_{slot}");
         let subnet = self.cfg.subnet;
         let mut script = format!(
