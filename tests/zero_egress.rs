@@ -1,6 +1,7 @@
 //! Zero egress: the whole demo completes in a network namespace with nothing but loopback, and
 //! a destination outside the allow-list is refused by the guard before any socket opens, with
-//! the destination and the setting named and an audit record.
+//! the destination and the setting named and an audit record. With environments on their own
+//! network (routed through the runner's namespace), still nothing leaves the enclave.
 
 mod common;
 
@@ -12,8 +13,14 @@ use airlock_control_plane::client::{Client, Method};
 use common::{airlock, ok, Sample};
 use serde_json::{json, Value};
 
+/// The demo and the enclave run do not overlap: while the demo's runner runs on this host, the
+/// enclave's environment does not reach the mirror (seen on kernel 6.18; not yet understood,
+/// recorded on issue #17), so each runs alone.
+static ONE_RUNNER_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn the_demo_completes_in_a_network_namespace_with_only_loopback() {
+    let _alone = ONE_RUNNER_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("demo");
     let out = Command::new("unshare")
@@ -140,9 +147,14 @@ impl Enclave {
             // No IPv6: its automatic solicitations would go to multicast addresses outside.
             sh(&["ip", "netns", "exec", &ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]);
             enclave.link(&format!("{prefix}v{name}"), Some(&ns), &format!("{subnet}.{}", i + 1));
-            // Count every packet a component sends to anything but the enclave and loopback.
+            // Count every packet leaving the namespace (sent by a component, or routed through
+            // it from the runner's environments) for anything but the enclave, loopback and
+            // the environments' own network (the runner's bridge and its ports: the host's own
+            // multicast reports to its environments stay inside the runner's namespace).
+            let envs = enclave.env_subnet();
+            let bridge = enclave.env_bridge();
             let rules = format!(
-                "table inet egress {{\n  counter outside {{ }}\n  chain out {{\n    type filter hook output priority 0; policy accept;\n    ip daddr != {{ {subnet}.0/24, 127.0.0.0/8 }} counter name outside\n    meta nfproto ipv6 counter name outside\n  }}\n}}\n"
+                "table inet egress {{\n  counter outside {{ }}\n  chain out {{\n    type filter hook postrouting priority 0; policy accept;\n    oifname != \"{bridge}\" oifname != \"{bridge}v*\" ip daddr != {{ {subnet}.0/24, 127.0.0.0/8, {envs} }} counter name outside\n    oifname != \"{bridge}\" oifname != \"{bridge}v*\" meta nfproto ipv6 counter name outside\n  }}\n}}\n"
             );
             let mut nft = Command::new("ip").args(["netns", "exec", &ns, "nft", "-f", "-"]).stdin(Stdio::piped()).spawn().unwrap();
             std::io::Write::write_all(&mut nft.stdin.take().unwrap(), rules.as_bytes()).unwrap();
@@ -174,6 +186,16 @@ impl Enclave {
         }
     }
 
+    /// The runner's bridge (`--network-bridge`), inside the runner's namespace.
+    fn env_bridge(&self) -> String {
+        format!("{}e", self.prefix)
+    }
+
+    /// The runner's environments' subnet (`--network-subnet`), inside the runner's namespace.
+    fn env_subnet(&self) -> String {
+        format!("10.214.{}.0/24", self.subnet.rsplit('.').next().unwrap())
+    }
+
     fn ns(&self, name: &str) -> String {
         format!("{}{name}", self.prefix)
     }
@@ -199,6 +221,13 @@ impl Enclave {
 
 impl Drop for Enclave {
     fn drop(&mut self) {
+        // Environments' namespaces the runner made (named after its bridge).
+        for entry in std::fs::read_dir("/run/netns").into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&format!("{}e-", self.prefix)) {
+                let _ = Command::new("ip").args(["netns", "del", &name]).status();
+            }
+        }
         for ns in self.names.iter().rev() {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
@@ -241,6 +270,7 @@ fn first_line(child: &mut std::process::Child) -> String {
 
 #[test]
 fn mirror_control_plane_and_runner_in_separate_namespaces_send_nothing_outside() {
+    let _alone = ONE_RUNNER_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let sample = Sample::new();
     let bundle = sample.create("sample", &[]);
     let dir = tempfile::tempdir().unwrap();
@@ -296,14 +326,17 @@ fn mirror_control_plane_and_runner_in_separate_namespaces_send_nothing_outside()
     call(Method::POST, "/api/v1/ssh-keys", Some(&json!({"name": "laptop", "public_key": public.trim()})));
     let runner = call(Method::POST, "/api/v1/runners", Some(&json!({"name": "rack-1", "capacity": 4})));
 
-    // Runner in its own namespace: allowed to reach the enclave's subnet only.
+    // Runner in its own namespace: allowed to reach the enclave's subnet only; its
+    // environments get their own network, allowed to reach the mirror only.
 
     let mut run = net
         .airlock("r")
         .args(["runner", "--control-plane", &url, "--token", runner["exchange_token"].as_str().unwrap()])
         .arg("--ca-cert").arg(&ca_file)
         .args(["--plain-http-registry", &format!("{mirror_addr}:5000"), "--ssh-listen", &format!("{runner_addr}:2222")])
-        .args(["--egress-allow", &format!("{}.0/24", net.subnet), "--uid-base", "5000000", "--poll-interval", "300ms", "--data-dir"])
+        .args(["--egress-allow", &format!("{}.0/24", net.subnet), "--uid-base", "5000000", "--poll-interval", "300ms"])
+        .args(["--network", "--network-bridge", &net.env_bridge(), "--network-subnet", &net.env_subnet(), "--network-no-services"])
+        .args(["--network-allow", &format!("{mirror_addr}:5000"), "--network-host", &format!("mirror.enclave={mirror_addr}"), "--data-dir"])
         .arg(&runner_data)
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(dir.path().join("runner.log")).unwrap())
@@ -334,8 +367,19 @@ fn mirror_control_plane_and_runner_in_separate_namespaces_send_nothing_outside()
     wait(&env, "running");
     let ssh_dir = dir.path().join("ssh");
     ok(airlock().args(["ssh-config", "--url", &url, "--token", &token, "--dir"]).arg(&ssh_dir).arg("--identity-file").arg(&key).arg("--ca-cert").arg(&ca_file));
-    let out = Command::new("ssh").arg("-F").arg(ssh_dir.join("config")).args(["-o", "BatchMode=yes", &format!("{env}.airlock.environment"), "id -u; ls /sys/class/net"]).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "0\nlo\n", "{}", String::from_utf8_lossy(&out.stderr));
+    // From inside the environment: the mirror (allowed, by the name the runner's hosts give)
+    // answers; an outside address is refused by the policy (and so never leaves: counted below).
+    // wget for the mirror: busybox's nc exits at the end of its input, racing the answer
+    // (and `timeout`: busybox 1.35's wget -T crashes).
+    let inside_cmd = "id -u; ls /sys/class/net | tr '\\n' ' '; echo; timeout 3 wget -q -O - http://mirror.enclave:5000/v2/ && echo; \
+                      echo | nc -w 2 192.0.2.10 443 || echo outside-refused";
+    let out = Command::new("ssh").arg("-F").arg(ssh_dir.join("config")).args(["-o", "BatchMode=yes", &format!("{env}.airlock.environment"), inside_cmd]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.first().copied(), Some("0"), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(lines.get(1).map(|l| l.trim()), Some("eth0 lo"), "{stdout}");
+    assert_eq!(lines.get(2), Some(&"{}"), "the mirror did not answer the environment: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(lines.last().copied(), Some("outside-refused"), "{stdout}");
 
     // Negative control: a destination outside is refused by the guard, named, and audited.
     let bad = call(Method::POST, "/api/v1/environments", Some(&json!({"project_id": outside["id"]})));

@@ -10,6 +10,7 @@ use std::time::Duration;
 use airlock_egress::{EgressAudit, EgressGuard, JsonLinesAudit, ObservedAudit};
 use airlock_runner::agent::{Agent, AgentOptions};
 use airlock_runner::engine::EngineOptions;
+use airlock_runner::network::NetworkConfig;
 use airlock_runner::metrics::{MetricsListener, RunnerMetrics};
 use anyhow::Context;
 
@@ -60,6 +61,29 @@ pub struct Args {
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464); none by default.
     #[arg(long, value_name = "ADDR", value_parser = super::listen::parse_listen)]
     metrics_listen: Option<SocketAddr>,
+    /// Give each environment its own network (a veth on the runner's bridge) under a
+    /// default-deny policy; without it, environments have only their loopback.
+    #[arg(long)]
+    network: bool,
+    /// The runner's bridge (also its nftables tables' name).
+    #[arg(long, value_name = "NAME", default_value = NetworkConfig::DEFAULT_BRIDGE, requires = "network")]
+    network_bridge: String,
+    /// IPv4 network of the environments.
+    #[arg(long, value_name = "CIDR", default_value = NetworkConfig::DEFAULT_SUBNET, requires = "network")]
+    network_subnet: String,
+    /// A destination environments may reach: host:port, address:port or cidr:port (`/udp`
+    /// for UDP); repeat. The control plane is allowed unless --network-no-services.
+    #[arg(long = "network-allow", value_name = "ENTRY", requires = "network")]
+    network_allow: Vec<String>,
+    /// A site DNS server (IPv4) for environments' resolv.conf, allowed on port 53; repeat.
+    #[arg(long = "network-dns", value_name = "ADDR", requires = "network")]
+    network_dns: Vec<String>,
+    /// An /etc/hosts entry of environments, NAME=ADDRESS; repeat.
+    #[arg(long = "network-host", value_name = "NAME=ADDR", requires = "network")]
+    network_hosts: Vec<String>,
+    /// Do not allow the control plane and the plain-HTTP registries automatically.
+    #[arg(long, requires = "network")]
+    network_no_services: bool,
     /// How often to read the assignment from the control plane.
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
     poll_interval: Duration,
@@ -72,6 +96,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     engine.runc = args.runc.clone();
     engine.registry.plain_http = args.plain_http_registries.clone();
     engine.registry.ca_certs = args.ca_cert.iter().cloned().collect();
+    if args.network {
+        let hosts = args
+            .network_hosts
+            .iter()
+            .map(|h| h.split_once('=').map(|(n, a)| (n.to_string(), a.to_string())).with_context(|| format!("--network-host {h}: expected NAME=ADDRESS")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut services = Vec::new();
+        if !args.network_no_services {
+            services.push(args.control_plane.clone());
+            services.extend(args.plain_http_registries.iter().map(|r| format!("http://{r}")));
+        }
+        engine.network = Some(
+            NetworkConfig::from_settings(&args.network_bridge, &args.network_subnet, &args.network_allow, &args.network_dns, &hosts, &services)
+                .context("the --network settings")?,
+        );
+    }
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let metrics = Arc::new(RunnerMetrics::default());

@@ -22,6 +22,7 @@ use airlock_mirror::serve::{self as mirror_serve, ServeOptions as MirrorOptions}
 use airlock_egress::{EgressGuard, JsonLinesAudit};
 use airlock_runner::agent::{Agent, AgentOptions};
 use airlock_runner::engine::EngineOptions;
+use airlock_runner::network::NetworkConfig;
 use airlock_runner::metrics::RunnerMetrics;
 use anyhow::{bail, Context};
 use serde_json::json;
@@ -292,6 +293,13 @@ fn builtin_runner(
     engine.runc = config.runner.runc.clone();
     if let Some((addr, true)) = mirror {
         engine.registry.plain_http = vec![addr.to_string()];
+    }
+    let net = &config.runner.network;
+    if net.enabled {
+        let services = if net.allow_mirror { vec![config.mirror_url(), cp_url.to_string()] } else { Vec::new() };
+        let hosts: Vec<(String, String)> = net.hosts.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let network = NetworkConfig::from_settings(&net.bridge, &net.subnet, &net.allow, &net.dns, &hosts, &services).context("[runner.network] in the configuration")?;
+        engine.network = Some(network);
     }
     Agent::start(AgentOptions {
         control_plane_url: cp_url.to_string(),

@@ -56,7 +56,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
 
 #[cfg(test)]
 /// Keys that are tables of their own, set only in the file.
-const FILE_ONLY: &[(&str, &str)] = &[("sso", "providers")];
+const FILE_ONLY: &[(&str, &str)] = &[("sso", "providers"), ("runner", "network")];
 
 /// The variable name for a key, e.g. `AIRLOCK_CONTROL_PLANE_LISTEN`.
 pub fn variable_name(section: &str, key: &str) -> String {

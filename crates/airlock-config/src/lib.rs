@@ -121,6 +121,46 @@ pub struct Runner {
     /// First host uid of the ranges environments' users are mapped to (65536 per environment).
     pub uid_base: u32,
     pub runc: PathBuf,
+    /// Environments' own network under the site's policy (docs/environments.md#network).
+    pub network: RunnerNetwork,
+}
+
+/// `[runner.network]`: each environment gets an interface on a bridge of the runner, and
+/// reaches only what is allowed here; everything else is refused, counted and logged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunnerNetwork {
+    /// Off: environments have only their loopback.
+    pub enabled: bool,
+    /// The runner's bridge, also the name of its nftables tables (one per runner on a host).
+    pub bridge: String,
+    /// IPv4 network of the environments (the bridge takes the first address).
+    pub subnet: String,
+    /// Destinations environments may reach: `host:port`, `address:port` or `cidr:port`
+    /// (TCP; `…/udp` for UDP). Names are resolved by the runner when an environment starts.
+    pub allow: Vec<String>,
+    /// The site's DNS servers (IPv4): written to environments' /etc/resolv.conf and allowed
+    /// on 53/udp and 53/tcp. Empty: no resolver, names come from `hosts` only.
+    pub dns: Vec<String>,
+    /// /etc/hosts entries of environments: name = address (or a name the runner resolves),
+    /// e.g. `"registry-1.docker.io" = "10.0.0.5"` to have the mirror answer for an upstream.
+    pub hosts: std::collections::BTreeMap<String, String>,
+    /// Allow the mirror and the control plane the runner uses.
+    pub allow_mirror: bool,
+}
+
+impl Default for RunnerNetwork {
+    fn default() -> Self {
+        RunnerNetwork {
+            enabled: false,
+            bridge: "airlock0".into(),
+            subnet: "10.213.0.0/16".into(),
+            allow: Vec::new(),
+            dns: Vec::new(),
+            hosts: Default::default(),
+            allow_mirror: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -327,6 +367,7 @@ impl Default for Runner {
             metrics_listen: None,
             uid_base: 1_000_000,
             runc: PathBuf::from("runc"),
+            network: RunnerNetwork::default(),
         }
     }
 }

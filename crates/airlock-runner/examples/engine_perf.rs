@@ -6,6 +6,9 @@
 //! engine_perf cold     --data D --image REF --plain-http H --runs N   start() latency, fresh data dir each run
 //! engine_perf baseline --data D --runs N                   `runc run -d` of the unpacked image (after `warm`)
 //! engine_perf ramp     --data D --image REF --plain-http H --max N    environments held at once
+//! engine_perf net      --data D --image REF --plain-http H --mib N --runs R
+//!                      throughput and latency to a server in another namespace, from an
+//!                      environment (its own network, through bridge and policy) and from the host
 //! ```
 //!
 //! Each prints one `RESULT …` line for the script to parse, progress on stderr.
@@ -38,6 +41,7 @@ fn main() {
         Some("cold") => cold(Path::new(flag("--data")), flag("--image"), flag("--plain-http"), number("--runs")),
         Some("baseline") => baseline(Path::new(flag("--data")), number("--runs")),
         Some("ramp") => ramp(Path::new(flag("--data")), flag("--image"), flag("--plain-http"), number("--max")),
+        Some("net") => net(Path::new(flag("--data")), flag("--image"), flag("--plain-http"), number("--mib"), number("--runs")),
         _ => {
             eprintln!("usage: engine_perf layout DIR | warm|cold|ramp --data D --image REF --plain-http HOST (--runs N|--max N) | baseline --data D --runs N");
             std::process::exit(2);
@@ -323,4 +327,134 @@ fn write_layout(dir: &Path) {
         "annotations": {"org.opencontainers.image.ref.name": "1"}
     }]});
     fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+/// The bench's stand-in for a site server: a namespace linked to the host by a veth (host
+/// 10.231.250.1, server .2), removed when dropped.
+struct BenchSite;
+
+const SITE_NS: &str = "albenchsite";
+
+impl BenchSite {
+    fn new() -> BenchSite {
+        BenchSite::remove();
+        run_ok(Command::new("sh").args(["-c", &format!(
+            "ip netns add {SITE_NS} && ip link add {SITE_NS}h type veth peer name eth0 netns {SITE_NS} && ip addr add 10.231.250.1/29 dev {SITE_NS}h \
+             && ip link set {SITE_NS}h up && ip -n {SITE_NS} link set lo up && ip -n {SITE_NS} addr add 10.231.250.2/29 dev eth0 \
+             && ip -n {SITE_NS} link set eth0 up && ip -n {SITE_NS} route add default via 10.231.250.1"
+        )]));
+        BenchSite
+    }
+
+    fn remove() {
+        let _ = Command::new("sh").args(["-c", &format!("ip link del {SITE_NS}h 2>/dev/null; ip netns del {SITE_NS} 2>/dev/null")]).status();
+    }
+}
+
+impl Drop for BenchSite {
+    fn drop(&mut self) {
+        BenchSite::remove();
+    }
+}
+
+/// Serves in the site namespace: after `b`, `mib` MiB of data; after `p`, echoes each byte.
+fn serve_site(addr: std::net::SocketAddr, mib: usize) {
+    let listener = std::thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        let ns = fs::File::open(format!("/run/netns/{SITE_NS}")).unwrap();
+        // SAFETY: a valid namespace descriptor; only this thread moves.
+        assert_eq!(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+        std::net::TcpListener::bind(addr).unwrap()
+    })
+    .join()
+    .unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let _ = stream.set_nodelay(true);
+                let mut first = [0u8];
+                if stream.read_exact(&mut first).is_err() {
+                    return;
+                }
+                if first[0] == b'b' {
+                    let chunk = vec![0x5au8; 1 << 20];
+                    for _ in 0..mib {
+                        if stream.write_all(&chunk).is_err() {
+                            return;
+                        }
+                    }
+                } else {
+                    let mut byte = [0u8];
+                    while stream.read_exact(&mut byte).is_ok() && stream.write_all(&byte).is_ok() {}
+                }
+            });
+        }
+    });
+}
+
+/// (MiB/s of one bulk read, round trip times in ms) over streams from `connect`.
+fn measure(connect: &dyn Fn() -> std::net::TcpStream, mib: usize, runs: usize) -> (Vec<f64>, Vec<f64>) {
+    let mut throughput = Vec::new();
+    let mut latency = Vec::new();
+    for _ in 0..runs {
+        let mut stream = connect();
+        let started = Instant::now();
+        stream.write_all(b"b").unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut got = 0usize;
+        while got < mib << 20 {
+            let n = stream.read(&mut buf).unwrap();
+            assert!(n > 0, "the server closed early");
+            got += n;
+        }
+        throughput.push(mib as f64 / started.elapsed().as_secs_f64());
+        let mut stream = connect();
+        stream.set_nodelay(true).unwrap();
+        stream.write_all(b"p").unwrap();
+        for _ in 0..200 {
+            let started = Instant::now();
+            stream.write_all(b"x").unwrap();
+            let mut byte = [0u8];
+            stream.read_exact(&mut byte).unwrap();
+            latency.push(ms(started.elapsed()));
+        }
+    }
+    (throughput, latency)
+}
+
+/// The same server, measured from an environment's network namespace (through veth, bridge,
+/// the nftables policy and masquerading) and from the host's. A socket made in the
+/// environment's namespace takes exactly the path a process inside would.
+fn net(data: &Path, image: &str, plain_http: &str, mib: usize, runs: usize) {
+    let _site = BenchSite::new();
+    let server = std::net::SocketAddr::from(([10, 231, 250, 2], 8080));
+    serve_site(server, mib);
+    let mut opts = EngineOptions::new(data);
+    opts.uid_base = 3_000_000_000;
+    opts.registry = RegistryOptions { plain_http: vec![plain_http.to_string()], ..Default::default() };
+    let mut network = airlock_runner::network::NetworkConfig::new("albench0", airlock_runner::network::Ipv4Net::parse("10.231.251.0/24").unwrap());
+    network.allow = vec![airlock_runner::network::AllowEntry::parse(&server.to_string()).unwrap()];
+    opts.network = Some(network);
+    let engine = Engine::open(opts).unwrap_or_else(|e| panic!("open: {e}"));
+    let id = "env_netbench";
+    engine.start(&spec(id, image), &mut |_| {}).unwrap_or_else(|e| panic!("start: {e}"));
+    let netns = engine.network_namespace(id).unwrap().expect("the engine has a network");
+    let from_env = || airlock_ssh_gateway::connect_in_netns(&netns, server, Duration::from_secs(5)).unwrap();
+    let from_host = || std::net::TcpStream::connect_timeout(&server, Duration::from_secs(5)).unwrap();
+    let (env_tp, env_lat) = measure(&from_env, mib, runs);
+    let (host_tp, host_lat) = measure(&from_host, mib, runs);
+    let _ = engine.delete(id);
+    let _ = engine.remove_network();
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        percentile(&v, 50.0)
+    };
+    println!(
+        "RESULT net {:.1} {:.1} {:.3} {:.3}",
+        median(env_tp),
+        median(host_tp),
+        median(env_lat),
+        median(host_lat)
+    );
 }

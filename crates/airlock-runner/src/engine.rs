@@ -21,6 +21,8 @@ use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::{fchown, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use airlock_ssh_gateway::{ExecProcess, ExecRequest};
@@ -31,6 +33,7 @@ use crate::ide::{self, IdeMount};
 use crate::ids::{validate_env_id, Slots};
 use crate::image::{ImageStore, PulledImage};
 use crate::locks::KeyedLocks;
+use crate::network::{Network, NetworkConfig, Plan, Refusals};
 use crate::registry::RegistryOptions;
 use crate::rootfs::{self, EnvPaths};
 use crate::runc::Runc;
@@ -62,6 +65,9 @@ pub struct EngineOptions {
     /// The longest a runc command (`run -d`, `state`, `kill`, `delete`) may take before it is
     /// killed and reported as failed, so a hung runc cannot stall a worker. Default 120 s.
     pub runc_timeout: Duration,
+    /// Each environment's own network under the runner's policy (`network.rs`). None: an
+    /// environment has only its loopback.
+    pub network: Option<NetworkConfig>,
 }
 
 impl EngineOptions {
@@ -75,6 +81,7 @@ impl EngineOptions {
             max_unpacked_bytes: 64 << 30,
             cgroup_parent: "airlock".into(),
             runc_timeout: Duration::from_secs(120),
+            network: None,
         }
     }
 }
@@ -119,6 +126,9 @@ pub struct EnvironmentSpec {
     pub session_env: Vec<(String, String)>,
     /// Sessions' working dir; default the image's, else `/workspace`.
     pub working_dir: Option<String>,
+    /// The project's narrowing of the site's allow-list (every entry must be within it);
+    /// None: the site's list. Ignored when the runner has no network.
+    pub network_allow: Option<Vec<String>>,
 }
 
 impl fmt::Debug for EnvironmentSpec {
@@ -137,6 +147,7 @@ impl fmt::Debug for EnvironmentSpec {
             .field("session_user", &self.session_user)
             .field("session_env", &self.session_env)
             .field("working_dir", &self.working_dir)
+            .field("network_allow", &self.network_allow)
             .finish()
     }
 }
@@ -188,6 +199,8 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 /// Keeps the environment alive, exits on SIGTERM, and reaps orphans (`wait` in a shell
 /// collects any child, adopted ones included).
 const INIT: &str = "trap 'exit 0' TERM; while :; do sleep 3600 & wait; done";
+/// How often refused connections are read from nftables and logged.
+const REFUSAL_LOG_PERIOD: Duration = Duration::from_secs(10);
 
 pub struct Engine {
     envs: PathBuf,
@@ -198,7 +211,26 @@ pub struct Engine {
     env_locks: KeyedLocks,
     swap_accounting: bool,
     nofile: u64,
+    network: Option<Arc<Network>>,
+    _refusal_log: Option<RefusalLog>,
     _lock: File,
+}
+
+/// Logs, every few seconds, what the network policy refused each environment (see
+/// [`Network::log_refusals`]); stopped with the engine.
+struct RefusalLog {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for RefusalLog {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Engine {
@@ -240,6 +272,26 @@ impl Engine {
         let cgroup = Path::new("/sys/fs/cgroup");
         let swap_accounting = cgroup.join("cgroup.controllers").exists() || cgroup.join("memory/memory.memsw.limit_in_bytes").exists();
         let nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum.unwrap_or(u64::MAX).min(65536);
+        let network = match &opts.network {
+            Some(cfg) => Some(Arc::new(Network::open(cfg.clone())?)),
+            None => None,
+        };
+        let refusal_log = network.as_ref().map(|network| {
+            let stop = Arc::new(AtomicBool::new(false));
+            let (network, flag, slots_dir) = (network.clone(), stop.clone(), data.join("slots"));
+            let thread = std::thread::Builder::new()
+                .name("network-refusals".into())
+                .spawn(move || {
+                    let slots = Slots::new(slots_dir, 0);
+                    crate::network::every(REFUSAL_LOG_PERIOD, &flag, || {
+                        for (slot, env) in slots.taken().unwrap_or_default() {
+                            network.log_refusals(&env, slot);
+                        }
+                    })
+                })
+                .ok();
+            RefusalLog { stop, thread }
+        });
         let engine = Engine {
             envs: data.join("envs"),
             opts,
@@ -249,6 +301,8 @@ impl Engine {
             env_locks: KeyedLocks::default(),
             swap_accounting,
             nofile,
+            network,
+            _refusal_log: refusal_log,
             _lock: lock,
         };
         engine.reconcile()?;
@@ -272,6 +326,16 @@ impl Engine {
             if validate_env_id(&owner).is_err() || !EnvPaths::new(&self.envs, &owner).state.exists() {
                 self.slots.free(slot)?;
             }
+        }
+        if let Some(network) = &self.network {
+            // Running environments keep their network (and policy); anything else of ours goes.
+            let mut running = Vec::new();
+            for (slot, owner) in self.slots.taken()? {
+                if self.runc.state(&owner).ok().flatten().is_some_and(|s| s.status == "running") {
+                    running.push((owner, slot));
+                }
+            }
+            network.keep_only(&running)?;
         }
         Ok(())
     }
@@ -408,9 +472,22 @@ impl Engine {
         let features = rec.features_layer.as_deref().map(|key| self.feature_layer_dir(key)).transpose()?;
         rootfs::mount_all(p, &image.rootfs, features.as_deref(), rec.host_uid, (4 << 20) + 2 * secrets_size as u64, &ide_trees)?;
         progress(EngineEvent::RootfsMounted { env: rec.id.clone() });
-        let run = self.write_bundle(p, rec, image, spec).and_then(|()| self.runc.run_detached(&rec.id, &p.run, &p.log));
+        let run = self.network_plan(p, rec, spec).and_then(|network| {
+            let files = network.as_ref().map_or(&[][..], |(_, files)| files.as_slice());
+            self.write_bundle(p, rec, image, spec, files)?;
+            let pid = self.runc.run_detached(&rec.id, &p.run, &p.log)?;
+            Ok((pid, network))
+        });
         let pid = match run {
-            Ok(pid) => pid,
+            Ok((pid, network)) => {
+                if let Some((plan, _)) = network {
+                    if let Err(e) = self.network_attach(rec, pid, &plan) {
+                        let _ = self.halt(p, &rec.id);
+                        return Err(e);
+                    }
+                }
+                pid
+            }
             Err(e) => {
                 let _ = self.runc.delete(&rec.id);
                 let _ = rootfs::unmount_all(p);
@@ -454,8 +531,96 @@ impl Engine {
         Ok(())
     }
 
+    /// With a runner network: what the environment may reach (refused here when the
+    /// project asks for more than the site allows), and its `/etc/hosts` and
+    /// `/etc/resolv.conf` on the tmpfs, readable by the environment.
+    fn network_plan(&self, p: &EnvPaths, rec: &EnvRecord, spec: &EnvironmentSpec) -> Result<Option<(Plan, Vec<(String, String)>)>, EngineError> {
+        let Some(network) = &self.network else { return Ok(None) };
+        let plan = network.plan(spec.network_allow.as_deref()).map_err(|source| EngineError::Network { env: rec.id.clone(), source })?;
+        let mut files = Vec::new();
+        for (name, text, destination) in [("hosts", &plan.hosts_file, "/etc/hosts"), ("resolv.conf", &plan.resolv_conf, "/etc/resolv.conf")] {
+            let path = p.run.join(name);
+            let mut file = OpenOptions::new().write(true).create_new(true).mode(0o444).open(&path).map_err(EngineError::io("create", &path))?;
+            file.write_all(text.as_bytes()).map_err(EngineError::io("write", &path))?;
+            fchown(&file, Some(rec.host_uid), Some(rec.host_uid)).map_err(EngineError::io("chown", &path))?;
+            files.push((path.to_string_lossy().into_owned(), destination.to_string()));
+        }
+        Ok(Some((plan, files)))
+    }
+
+    /// Gives the running environment its interface and rules (see `network.rs`).
+    fn network_attach(&self, rec: &EnvRecord, pid: i32, plan: &Plan) -> Result<(), EngineError> {
+        let Some(network) = &self.network else { return Ok(()) };
+        let address = network.attach(&rec.id, rec.slot, pid, plan).map_err(|source| EngineError::Network { env: rec.id.clone(), source })?;
+        tracing::info!(env = rec.id, %address, "environment network ready");
+        Ok(())
+    }
+
+    /// Removes the environment's network (nothing when the runner has none, or it is gone).
+    fn network_down(&self, env_id: &str, slot: Option<u32>) -> Result<(), EngineError> {
+        let Some(network) = &self.network else { return Ok(()) };
+        let slot = match slot {
+            Some(slot) => Some(slot),
+            None => self.slots.taken()?.into_iter().find(|(_, owner)| owner == env_id).map(|(slot, _)| slot),
+        };
+        match slot {
+            Some(slot) => network.teardown(env_id, slot),
+            None => Ok(()),
+        }
+        .map_err(|source| EngineError::Network { env: env_id.to_string(), source })
+    }
+
+    /// What the network policy refused the environment: a count and the destinations
+    /// remembered (the last 10 minutes). Zero without a runner network.
+    pub fn network_refusals(&self, env_id: &str) -> Result<Refusals, EngineError> {
+        validate_env_id(env_id)?;
+        let Some(network) = &self.network else { return Ok(Refusals::default()) };
+        let Some((slot, _)) = self.slots.taken()?.into_iter().find(|(_, owner)| owner == env_id) else {
+            return Err(EngineError::NotFound(env_id.to_string()));
+        };
+        network.refusals(slot).map_err(|source| EngineError::Network { env: env_id.to_string(), source })
+    }
+
+    /// Refused packets of every environment on the runner's network, from one read of the
+    /// nftables counters (empty without a runner network): for the metrics.
+    pub fn network_refusal_counts(&self) -> Result<Vec<(String, u64)>, EngineError> {
+        let Some(network) = &self.network else { return Ok(Vec::new()) };
+        let counts = network.refusal_counts()?;
+        Ok(self.slots.taken()?.into_iter().filter_map(|(slot, env)| counts.get(&slot).map(|c| (env, *c))).collect())
+    }
+
+    /// Where the runner names a running environment's network namespace (`/run/netns/...`;
+    /// None without a runner network).
+    pub fn network_namespace(&self, env_id: &str) -> Result<Option<PathBuf>, EngineError> {
+        validate_env_id(env_id)?;
+        Ok(self.network.as_ref().map(|n| n.netns_path(env_id)))
+    }
+
+    /// The environment's address on the runner's network (None without one).
+    pub fn network_address(&self, env_id: &str) -> Result<Option<std::net::Ipv4Addr>, EngineError> {
+        let Some(network) = &self.network else { return Ok(None) };
+        let rec = EnvRecord::load(&self.paths(env_id).state)?.ok_or_else(|| EngineError::NotFound(env_id.to_string()))?;
+        Ok(Some(network.address(rec.slot)?))
+    }
+
+    /// Removes the runner's bridge and nftables tables (after every environment is deleted):
+    /// for uninstalling, and for tests that check nothing is left.
+    pub fn remove_network(&self) -> Result<(), EngineError> {
+        match &self.network {
+            Some(network) => Ok(network.remove_all()?),
+            None => Ok(()),
+        }
+    }
+
     /// Secret files (0400, the environment's root) and `config.json` on the tmpfs.
-    fn write_bundle(&self, p: &EnvPaths, rec: &EnvRecord, image: &PulledImage, spec: &EnvironmentSpec) -> Result<(), EngineError> {
+    fn write_bundle(
+        &self,
+        p: &EnvPaths,
+        rec: &EnvRecord,
+        image: &PulledImage,
+        spec: &EnvironmentSpec,
+        network_files: &[(String, String)],
+    ) -> Result<(), EngineError> {
         fs::create_dir(&p.secrets).map_err(EngineError::io("create", &p.secrets))?;
         let mut secret_mounts = Vec::new();
         for (index, secret) in spec.secret_files.iter().enumerate() {
@@ -491,6 +656,7 @@ impl Engine {
             secret_mounts: &secret_mounts,
             ide_mounts: &spec.ide.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
             cgroups_path: &cgroups_path,
+            network_files,
             swap_accounting: self.swap_accounting,
             nofile: self.nofile,
         });
@@ -564,6 +730,7 @@ impl Engine {
             }
             self.runc.delete(env_id)?;
         }
+        self.network_down(env_id, None)?;
         rootfs::unmount_all(p)
     }
 

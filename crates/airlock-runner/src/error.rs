@@ -7,6 +7,10 @@ use crate::unpack::UnpackError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    #[error("environment {env}: network: {source}")]
+    Network { env: String, source: crate::network::NetworkError },
+    #[error("runner network: {0}")]
+    RunnerNetwork(#[from] crate::network::NetworkError),
     #[error("invalid environment id `{0}`: an id is `env_` followed by 1 to 40 lowercase letters or digits")]
     InvalidId(String),
 

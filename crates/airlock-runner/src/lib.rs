@@ -11,6 +11,7 @@ pub mod ids;
 pub mod image;
 pub mod locks;
 pub mod metrics;
+pub mod network;
 pub mod progress;
 pub mod registry;
 pub mod rootfs;

@@ -31,6 +31,11 @@ struct KindLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EnvironmentLabels {
+    environment: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TrafficLabels {
     kind: &'static str,
     direction: &'static str,
@@ -47,6 +52,9 @@ pub struct RunnerMetrics {
     ssh_bytes: Family<TrafficLabels, Counter>,
     ssh_refused_requests: Counter,
     egress_refusals: Counter,
+    network_refusals: Family<EnvironmentLabels, Counter>,
+    /// The last nftables count seen per environment (counts restart with the environment).
+    network_seen: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 impl Default for RunnerMetrics {
@@ -106,6 +114,12 @@ impl Default for RunnerMetrics {
             "Outbound connections the egress guard refused (registries, git servers outside egress.allow)",
             egress_refusals.clone(),
         );
+        let network_refusals = Family::<EnvironmentLabels, Counter>::default();
+        registry.register(
+            "airlock_runner_environment_network_refusals",
+            "Packets from an environment its network policy refused (each a connection attempt for TCP): other environments, the runner host, the metadata address, destinations outside runner.network.allow",
+            network_refusals.clone(),
+        );
         // Every series exists from the start, at zero, so rates and alerts see the first event.
         for cache in ["hit", "miss"] {
             let _ = image_pulls.get_or_create(&CacheLabels { cache });
@@ -130,6 +144,8 @@ impl Default for RunnerMetrics {
             ssh_bytes,
             ssh_refused_requests,
             egress_refusals,
+            network_refusals,
+            network_seen: Default::default(),
         }
     }
 }
@@ -189,6 +205,15 @@ impl RunnerMetrics {
             .inc();
     }
 
+    /// Records an environment's refusal count as read from its nftables counters (which
+    /// restart at zero when the environment does: then the whole new count is added).
+    pub(crate) fn network_refusals(&self, env: &str, count: u64) {
+        let mut seen = self.network_seen.lock().unwrap_or_else(|e| e.into_inner());
+        let last = seen.insert(env.to_string(), count).unwrap_or(0);
+        let added = if count >= last { count - last } else { count };
+        self.network_refusals.get_or_create(&EnvironmentLabels { environment: env.to_string() }).inc_by(added);
+    }
+
     /// A counter the egress guard's audit hook increments (see `airlock_egress::ObservedAudit`).
     pub fn egress_refusals(&self) -> Counter {
         self.egress_refusals.clone()
@@ -227,5 +252,23 @@ impl MetricsListener {
             }),
         );
         axum::serve(self.0, app).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_refusals_add_what_nftables_counted_since_the_last_reading() {
+        let metrics = RunnerMetrics::default();
+        metrics.network_refusals("env_a", 3);
+        metrics.network_refusals("env_a", 5);
+        // The environment restarted: its counters began again at zero.
+        metrics.network_refusals("env_a", 2);
+        metrics.network_refusals("env_b", 0);
+        let text = metrics.render();
+        assert!(text.contains("airlock_runner_environment_network_refusals_total{environment=\"env_a\"} 7"), "{text}");
+        assert!(text.contains("airlock_runner_environment_network_refusals_total{environment=\"env_b\"} 0"), "{text}");
     }
 }

@@ -1,7 +1,8 @@
 //! The OCI runtime spec (`config.json`) of an environment, and the process spec of an exec.
 //!
 //! Isolation: new user (the environment's 65536-id range, root inside = first host id of
-//! it), pid, mount, network (only `lo`, which runc brings up), ipc, uts and cgroup namespaces;
+//! it), pid, mount, network (`lo`, which runc brings up, and with a runner network an `eth0`
+//! the runner adds from outside, see `network.rs`), ipc, uts and cgroup namespaces;
 //! `noNewPrivileges`; Docker's default capability set without `NET_RAW` and `MKNOD`; runc's
 //! default masked and read-only paths; a seccomp allow-list (`seccomp.toml`: everything
 //! unlisted fails with EPERM, namespaces and mounts included); cgroup limits from the
@@ -75,6 +76,9 @@ pub(crate) struct SpecInput<'a> {
     /// Names of the IDE mounts prepared at `<env dir>/ide/<name>` (ID-mapped, read-only).
     pub(crate) ide_mounts: &'a [String],
     pub(crate) cgroups_path: &'a str,
+    /// With a runner network (`network.rs`): the files bound read-only over `/etc/hosts` and
+    /// `/etc/resolv.conf`, (file on the tmpfs, path in the container).
+    pub(crate) network_files: &'a [(String, String)],
     /// Whether the memory controller accounts swap (cgroup v1 `memory.memsw.*`).
     pub(crate) swap_accounting: bool,
     pub(crate) nofile: u64,
@@ -92,6 +96,9 @@ pub(crate) fn runtime_spec(input: &SpecInput) -> Value {
         json!({"destination": "/workspace", "type": "bind", "source": input.workspace, "options": ["rbind", "rw", "nosuid", "nodev"]}),
     ];
     for (source, destination) in input.secret_mounts {
+        mounts.push(json!({"destination": destination, "type": "bind", "source": source, "options": ["bind", "ro", "nosuid", "nodev", "noexec"]}));
+    }
+    for (source, destination) in input.network_files {
         mounts.push(json!({"destination": destination, "type": "bind", "source": source, "options": ["bind", "ro", "nosuid", "nodev", "noexec"]}));
     }
     let env_dir = input.workspace.parent().expect("the workspace is inside the environment folder");
@@ -273,6 +280,7 @@ mod tests {
             secret_mounts: &[("/d/envs/env_a/run/secrets/0".into(), "/run/secrets/db".into())],
             ide_mounts: &["vscode-server-abc".into()],
             cgroups_path: "/airlock/env_a",
+            network_files: &[],
             swap_accounting: true,
             nofile: 1024,
         });

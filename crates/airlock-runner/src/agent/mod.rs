@@ -229,6 +229,10 @@ impl Agent {
             .filter(|l| matches!(l.status, EnvStatus::Running { .. }))
             .count();
         self.shared.metrics.set_running(running_here, self.shared.capacity);
+        match self.shared.engine.network_refusal_counts() {
+            Ok(counts) => counts.iter().for_each(|(env, count)| self.shared.metrics.network_refusals(env, *count)),
+            Err(e) => tracing::debug!(error = %e, "cannot read the environments' network refusal counters"),
+        }
         running_here += self.shared.starts_in_flight(&local);
         for env in assigned {
             let here = local.get(&env.id);

@@ -131,7 +131,7 @@ impl Engine {
                 };
                 let bundle = EnvironmentSpec { id: builder.clone(), image: image.to_string(), ..Default::default() };
                 rootfs::mount_all(&p, &pulled.rootfs, None, host_uid, 4 << 20, &[])?;
-                self.write_bundle(&p, &rec, &pulled, &bundle)?;
+                self.write_bundle(&p, &rec, &pulled, &bundle, &[])?;
                 let pid = self.runc.run_detached(&builder, &p.run, &p.log)?;
                 let base = self.init_env(&p, pid)?;
                 let mut outputs = Vec::new();

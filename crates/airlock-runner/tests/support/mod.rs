@@ -402,6 +402,16 @@ impl TestEngine {
         TestEngine { engine, dir, opts }
     }
 
+    /// An engine whose options `adjust` changes first (e.g. to give it a network).
+    pub fn with(registry_host: &str, adjust: impl FnOnce(&mut EngineOptions)) -> TestEngine {
+        let dir = tempfile::Builder::new().prefix("airlock-runner-test").tempdir().unwrap();
+        let mut opts = options(&dir.path().join("data"), registry_host);
+        opts.uid_base = next_uid_base();
+        adjust(&mut opts);
+        let engine = Engine::open(opts.clone()).unwrap();
+        TestEngine { engine, dir, opts }
+    }
+
     pub fn data(&self) -> PathBuf {
         self.engine.data_dir().to_path_buf()
     }
