@@ -984,6 +984,39 @@ fn admin_commands_take_names_where_they_take_ids() {
     assert_eq!(ambiguous.matches("sec_").count(), 2, "both candidates are listed: {ambiguous}");
 }
 
+/// A project's network narrowing: set from the CLI, each entry's shape checked (the error
+/// names the entry), replaced as a whole, and dropped back to the site's list.
+#[test]
+fn a_projects_network_narrowing_is_set_checked_and_dropped_from_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let token = set_up(tmp.path());
+    let server = Server::start(tmp.path(), &[]);
+    let env = [("AIRLOCK_URL", server.url.as_str()), ("AIRLOCK_TOKEN", token.as_str())];
+    let json_of = |args: &[&str]| -> Value {
+        let out = airlock(&[args, &["--output", "json"][..]].concat(), &env, None);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let resources = ["--cpu-millis", "1000", "--memory-mib", "512", "--disk-gib", "1", "--pids", "128"];
+    json_of(&[&["admin", "classes", "create", "--name", "small"][..], &resources].concat());
+    let create = ["admin", "projects", "create", "--repository-url", "", "--image", "mirror.internal/devcontainers/base:1", "--class-id", "small"];
+    let project = json_of(&[&create[..], &["--name", "backend", "--network-allow", "git.internal:443", "--network-allow", "10.20.0.0/16:5432"]].concat());
+    assert_eq!(project["network"], json!({"allow": ["git.internal:443", "10.20.0.0/16:5432"]}));
+    assert!(json_of(&[&create[..], &["--name", "open"]].concat()).get("network").is_none(), "no narrowing unless asked");
+
+    let out = airlock(&[&create[..], &["--name", "bad", "--network-allow", "git.internal"]].concat(), &env, None);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("network.allow") && err.contains("`git.internal`") && err.contains("host:port"), "{err}");
+
+    let updated = json_of(&["admin", "projects", "update", "backend", "--network-allow", "git.internal:22"]);
+    assert_eq!(updated["network"], json!({"allow": ["git.internal:22"]}), "replaced as a whole");
+    let renamed = json_of(&["admin", "projects", "update", "backend", "--name", "backend2"]);
+    assert_eq!(renamed["network"], updated["network"], "other updates keep it");
+    let site = json_of(&["admin", "projects", "update", "backend2", "--network-site"]);
+    assert!(site.get("network").is_none(), "{site}");
+}
+
 /// `airlock ssh-config` warns before ssh would answer `Permission denied (publickey)`: no key
 /// registered, or none of the keys ssh offers is one of the registered ones.
 #[test]

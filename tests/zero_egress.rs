@@ -320,6 +320,10 @@ fn mirror_control_plane_and_runner_in_separate_namespaces_send_nothing_outside()
     let image = format!("{mirror_addr}:5000/devcontainers/base:tiny");
     let inside = call(Method::POST, "/api/v1/projects", Some(&json!({"name": "inside", "repository_url": "", "image": image, "class_id": class["id"]})));
     let outside = call(Method::POST, "/api/v1/projects", Some(&json!({"name": "outside", "repository_url": "https://192.0.2.10/example/repo.git", "image": image, "class_id": class["id"]})));
+    // Narrowed to the mirror (within the site's list), and one asking for more than the site allows.
+    let narrowed = json!({"allow": [format!("{mirror_addr}:5000")]});
+    let inside = call(Method::PATCH, &format!("/api/v1/projects/{}", inside["id"].as_str().unwrap()), Some(&json!({"network": narrowed})));
+    let wider = call(Method::POST, "/api/v1/projects", Some(&json!({"name": "wider", "repository_url": "", "image": image, "class_id": class["id"], "network": {"allow": [format!("{cp_addr}:8443")]}})));
     let key = dir.path().join("id_ed25519");
     ok(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key));
     let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
@@ -388,6 +392,12 @@ fn mirror_control_plane_and_runner_in_separate_namespaces_send_nothing_outside()
     assert!(failed["failure_reason"].as_str().unwrap().contains("egress.allow"), "{failed}");
     let audit = std::fs::read_to_string(runner_data.join("runner/egress-audit.jsonl")).unwrap();
     assert!(audit.contains("192.0.2.10"), "{audit}");
+    // The project's list travels to the runner, which refuses what its site list does not cover.
+    let too_wide = call(Method::POST, "/api/v1/environments", Some(&json!({"project_id": wider["id"]})));
+    let too_wide = too_wide["id"].as_str().unwrap().to_string();
+    let failed = wait(&too_wide, "failed");
+    let reason = failed["failure_reason"].as_str().unwrap();
+    assert!(reason.contains(&format!("`{cp_addr}:8443`")) && reason.contains("runner.network.allow"), "{failed}");
 
     for name in ["m", "c", "r"] {
         assert_eq!(net.outside_packets(name), 0, "namespace {name} sent packets outside the enclave");
@@ -397,7 +407,7 @@ fn mirror_control_plane_and_runner_in_separate_namespaces_send_nothing_outside()
     sh(&["ip", "-n", &net.ns("m"), "route", "add", "default", "via", &net.addr(9)]);
     let _ = Command::new("ip").args(["netns", "exec", &net.ns("m"), "bash", "-c", "echo x > /dev/udp/192.0.2.1/9"]).status();
     assert!(net.outside_packets("m") >= 1, "the outside-packet counter counts nothing");
-    for id in [&env, &bad] {
+    for id in [&env, &bad, &too_wide] {
         call(Method::DELETE, &format!("/api/v1/environments/{id}"), None);
         wait(id, "deleted");
     }

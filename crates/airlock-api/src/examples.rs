@@ -253,6 +253,7 @@ impl Example for Project {
             class_id: id("cls"),
             tasks: tasks(),
             ide: ide(),
+            network: network(),
             created_at: T0,
             updated_at: T1,
         }
@@ -268,6 +269,7 @@ impl Example for CreateProject {
             class_id: id("cls"),
             tasks: tasks(),
             ide: ide(),
+            network: network(),
         }
     }
 }
@@ -281,6 +283,7 @@ impl Example for UpdateProject {
             class_id: Some(id("cls")),
             tasks: Some(tasks()),
             ide: Some(ide()),
+            network: Some(network()),
         }
     }
 }
@@ -339,6 +342,10 @@ fn ide() -> crate::IdeSettings {
     }
 }
 
+fn network() -> crate::ProjectNetwork {
+    crate::ProjectNetwork { allow: Some(vec!["git.internal:443".into(), "10.20.0.0/16:5432".into()]) }
+}
+
 fn spec() -> EnvSpec {
     EnvSpec {
         image: "mirror.internal/devcontainers/rust:1".into(),
@@ -348,6 +355,7 @@ fn spec() -> EnvSpec {
         class_name: "standard".into(),
         resources: resources(),
         ide: ide(),
+        network: network(),
     }
 }
 

@@ -10,6 +10,7 @@ mod error;
 pub mod examples;
 pub mod ide;
 mod model;
+pub mod network;
 pub mod openapi;
 mod routes;
 mod runner_api;
@@ -20,6 +21,7 @@ mod user_api;
 pub use audit::{Actor, ActorKind, AuditRecord, Head, Outcome, Problem, VerifyReport};
 pub use error::{ErrorBody, ErrorDetail};
 pub use ide::IdeSettings;
+pub use network::ProjectNetwork;
 pub use model::{
     Delivery, DesiredState, EnvEvent, EnvPhase, EnvSpec, Environment, EnvironmentClass, Org,
     OrgPolicy, Page, Project, Resources, Role, Runner, RunnerPhase, Secret, SecretScope,

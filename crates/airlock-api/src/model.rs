@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::ide::IdeSettings;
+use crate::network::ProjectNetwork;
 use crate::time::Timestamp;
 
 #[derive(
@@ -166,6 +167,9 @@ pub struct Project {
     /// IDEs its environments get from the mirror.
     #[serde(default, skip_serializing_if = "IdeSettings::is_empty")]
     pub ide: IdeSettings,
+    /// Narrows what its environments may reach on the runner's network.
+    #[serde(default, skip_serializing_if = "ProjectNetwork::is_empty")]
+    pub network: ProjectNetwork,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -268,6 +272,8 @@ pub struct EnvSpec {
     pub resources: Resources,
     #[serde(default, skip_serializing_if = "IdeSettings::is_empty")]
     pub ide: IdeSettings,
+    #[serde(default, skip_serializing_if = "ProjectNetwork::is_empty")]
+    pub network: ProjectNetwork,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, ToSchema)]

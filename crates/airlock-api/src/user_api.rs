@@ -9,6 +9,7 @@ use crate::model::{
     Delivery, Org, OrgPolicy, Resources, Role, RunnerPhase, SecretScope, Task, Token, User,
 };
 use crate::ide::IdeSettings;
+use crate::network::ProjectNetwork;
 use crate::time::Timestamp;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -151,6 +152,8 @@ pub struct CreateProject {
     pub tasks: Vec<Task>,
     #[serde(default, skip_serializing_if = "IdeSettings::is_empty")]
     pub ide: IdeSettings,
+    #[serde(default, skip_serializing_if = "ProjectNetwork::is_empty")]
+    pub network: ProjectNetwork,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -168,6 +171,9 @@ pub struct UpdateProject {
     pub tasks: Option<Vec<Task>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ide: Option<IdeSettings>,
+    /// Replaces the project's network setting as a whole (`{}`: the site's whole list).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<ProjectNetwork>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -43,7 +43,6 @@
 //! change as one atomic transaction.
 
 use std::collections::{BTreeSet, HashMap};
-use std::fmt;
 use std::fs;
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
@@ -51,6 +50,9 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use airlock_api::network::AllowEntryError;
+pub use airlock_api::network::{AllowEntry, Destination, Ipv4Net, Proto};
 
 /// Where `ip netns` keeps the named namespaces it creates.
 pub const NETNS_DIR: &str = "/run/netns";
@@ -82,146 +84,9 @@ pub enum NetworkError {
     Io { path: PathBuf, source: std::io::Error },
 }
 
-/// An IPv4 network, `address/prefix`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Ipv4Net {
-    pub addr: Ipv4Addr,
-    pub prefix: u8,
-}
-
-impl Ipv4Net {
-    pub fn parse(text: &str) -> Option<Ipv4Net> {
-        let (addr, prefix) = match text.split_once('/') {
-            Some((a, p)) => (a.parse().ok()?, p.parse().ok()?),
-            None => (text.parse().ok()?, 32),
-        };
-        (prefix <= 32).then_some(Ipv4Net { addr, prefix })
-    }
-
-    fn mask(&self) -> u32 {
-        if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) }
-    }
-
-    pub fn network(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.addr) & self.mask())
-    }
-
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        u32::from(ip) & self.mask() == u32::from(self.network())
-    }
-
-    /// Whether every address of `other` is in `self`.
-    pub fn covers(&self, other: &Ipv4Net) -> bool {
-        other.prefix >= self.prefix && self.contains(other.network())
-    }
-
-    fn host(&self, n: u32) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.network()) + n)
-    }
-}
-
-impl fmt::Display for Ipv4Net {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.network(), self.prefix)
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Proto {
-    Tcp,
-    Udp,
-}
-
-impl Proto {
-    fn name(self) -> &'static str {
-        match self {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Destination {
-    Net(Ipv4Net),
-    /// A name, resolved through the host's resolver when an environment starts.
-    Host(String),
-}
-
-/// One allow-list entry: `host:port`, `address:port` or `cidr:port`, with `/udp` for UDP
-/// (TCP by default).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AllowEntry {
-    pub destination: Destination,
-    pub port: u16,
-    pub proto: Proto,
-}
-
-impl AllowEntry {
-    pub fn parse(text: &str) -> Result<AllowEntry, NetworkError> {
-        let bad = |reason: &str| NetworkError::Config { setting: "allow", value: text.to_string(), reason: reason.to_string() };
-        let (rest, proto) = match text.rsplit_once('/') {
-            Some((rest, "udp")) => (rest, Proto::Udp),
-            Some((rest, "tcp")) => (rest, Proto::Tcp),
-            _ => (text, Proto::Tcp),
-        };
-        let (host, port) = rest.rsplit_once(':').ok_or_else(|| bad("is not host:port, address:port or cidr:port (e.g. `mirror.internal:443`, `10.20.0.0/16:22`)"))?;
-        let port: u16 = port.parse().ok().filter(|p| *p > 0).ok_or_else(|| bad("has no port between 1 and 65535 after the last `:`"))?;
-        let destination = if let Some(net) = Ipv4Net::parse(host) {
-            Destination::Net(net)
-        } else if host.contains('/') || host.parse::<std::net::IpAddr>().is_ok() {
-            return Err(bad("is not an IPv4 address or CIDR (environments have IPv4 only)"));
-        } else if !host.is_empty() && host.len() <= 253 && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') {
-            Destination::Host(host.to_ascii_lowercase())
-        } else {
-            return Err(bad("has no valid host name, address or CIDR before the port"));
-        };
-        Ok(AllowEntry { destination, port, proto })
-    }
-
-    /// The host and port of a service URL (`https://mirror.internal:5000` → `mirror.internal:5000`).
-    pub fn from_url(url: &str) -> Result<AllowEntry, NetworkError> {
-        let bad = |reason: &str| NetworkError::Config { setting: "allow_mirror", value: url.to_string(), reason: reason.to_string() };
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("is not a URL"))?;
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-        let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
-        let default_port = match scheme {
-            "http" => 80,
-            "https" => 443,
-            _ => return Err(bad("is not an http or https URL")),
-        };
-        let text = match authority.rsplit_once(':') {
-            Some((_, port)) if port.parse::<u16>().is_ok() => authority.to_string(),
-            _ => format!("{authority}:{default_port}"),
-        };
-        AllowEntry::parse(&text).map_err(|_| bad("has no host the environments could be allowed to reach"))
-    }
-
-    /// Whether everything this entry allows is allowed by `site` (names: the same name).
-    fn within(&self, site: &AllowEntry) -> bool {
-        if self.port != site.port || self.proto != site.proto {
-            return false;
-        }
-        match (&self.destination, &site.destination) {
-            (Destination::Net(mine), Destination::Net(theirs)) => theirs.covers(mine),
-            (Destination::Host(mine), Destination::Host(theirs)) => mine == theirs,
-            _ => false,
-        }
-    }
-}
-
-impl fmt::Display for AllowEntry {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.destination {
-            Destination::Net(net) if net.prefix == 32 => write!(f, "{}:{}", net.addr, self.port)?,
-            Destination::Net(net) => write!(f, "{net}:{}", self.port)?,
-            Destination::Host(host) => write!(f, "{host}:{}", self.port)?,
-        }
-        if self.proto == Proto::Udp {
-            write!(f, "/udp")?;
-        }
-        Ok(())
-    }
+/// A site or project allow-list entry that does not parse, as a configuration error.
+fn bad_entry(setting: &'static str) -> impl Fn(AllowEntryError) -> NetworkError {
+    move |e| NetworkError::Config { setting, value: e.value, reason: e.reason.to_string() }
 }
 
 /// The network of a runner's environments (`[runner.network]`, resolved by the caller).
@@ -262,10 +127,10 @@ impl NetworkConfig {
             .ok_or_else(|| NetworkError::Config { setting: "subnet", value: subnet.to_string(), reason: "is not an IPv4 network like 10.213.0.0/16".into() })?;
         let mut cfg = NetworkConfig::new(bridge, subnet);
         for entry in allow {
-            cfg.allow.push(AllowEntry::parse(entry)?);
+            cfg.allow.push(AllowEntry::parse(entry).map_err(bad_entry("allow"))?);
         }
         for url in services {
-            cfg.allow.push(AllowEntry::from_url(url)?);
+            cfg.allow.push(AllowEntry::from_url(url).map_err(bad_entry("allow_mirror"))?);
         }
         for server in dns {
             let addr = server.parse().map_err(|_| NetworkError::Config { setting: "dns", value: server.clone(), reason: "is not an IPv4 address".into() })?;
@@ -328,7 +193,7 @@ impl Network {
     /// chains of environments that run (see [`Network::keep_only`]).
     pub(crate) fn open(cfg: NetworkConfig) -> Result<Network, NetworkError> {
         cfg.validate()?;
-        let gateway = cfg.subnet.host(1);
+        let gateway = cfg.subnet.nth(1);
         let net = Network { gateway, cfg, logged: Mutex::default() };
         let b = &net.cfg.bridge;
         let made = !run_status("ip", &["link", "show", "dev", b])?;
@@ -397,7 +262,7 @@ add rule bridge {b} forward iifname "{ports}*" drop
         if slot >= hosts {
             return Err(NetworkError::SubnetFull { slot, subnet: self.cfg.subnet.to_string(), hosts });
         }
-        Ok(self.cfg.subnet.host(slot + 2))
+        Ok(self.cfg.subnet.nth(slot + 2))
     }
 
     pub(crate) fn netns_name(&self, env_id: &str) -> String {
@@ -439,7 +304,7 @@ add rule bridge {b} forward iifname "{ports}*" drop
             Some(entries) => {
                 let mut narrowed = Vec::new();
                 for text in entries {
-                    let entry = AllowEntry::parse(text)?;
+                    let entry = AllowEntry::parse(text).map_err(bad_entry("project network.allow"))?;
                     if !self.cfg.allow.iter().any(|site| entry.within(site)) {
                         let site = self.cfg.allow.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
                         return Err(NetworkError::NotInSite { entry: text.clone(), site: if site.is_empty() { "empty".into() } else { site } });
@@ -828,42 +693,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn allow_entries_parse_and_explain_mistakes() {
-        let e = AllowEntry::parse("mirror.internal:443").unwrap();
-        assert_eq!(e.destination, Destination::Host("mirror.internal".into()));
-        assert_eq!((e.port, e.proto), (443, Proto::Tcp));
-        let e = AllowEntry::parse("10.20.0.0/16:22").unwrap();
-        assert_eq!(e.destination, Destination::Net(Ipv4Net { addr: Ipv4Addr::new(10, 20, 0, 0), prefix: 16 }));
-        assert_eq!(AllowEntry::parse("10.0.0.53:53/udp").unwrap().proto, Proto::Udp);
-        assert_eq!(AllowEntry::parse("10.0.0.53:53/udp").unwrap().to_string(), "10.0.0.53:53/udp");
-        for bad in ["mirror.internal", "mirror:0", "mirror:99999", "10.0.0.0/40:22", "[::1]:22", "bad host:22", ":22"] {
-            let err = AllowEntry::parse(bad).unwrap_err().to_string();
-            assert!(err.contains(bad) && err.contains("allow"), "{bad}: {err}");
-        }
-    }
-
-    #[test]
-    fn service_urls_become_entries() {
-        assert_eq!(AllowEntry::from_url("https://mirror.internal").unwrap().to_string(), "mirror.internal:443");
-        assert_eq!(AllowEntry::from_url("http://10.0.0.5:5000/v2/").unwrap().to_string(), "10.0.0.5:5000");
-        assert!(AllowEntry::from_url("mirror.internal:5000").is_err());
+    fn bad_settings_name_the_setting() {
+        let err = NetworkConfig::from_settings("airlock0", "10.0.0.0/16", &["mirror.internal".into()], &[], &[], &[]).unwrap_err().to_string();
+        assert!(err.contains("allow") && err.contains("mirror.internal"), "{err}");
         let err = NetworkConfig::from_settings("airlock0", "10.0.0.0/33", &[], &[], &[], &[]).unwrap_err().to_string();
         assert!(err.contains("subnet") && err.contains("10.0.0.0/33"), "{err}");
         let err = NetworkConfig::from_settings("airlock0", "10.0.0.0/16", &[], &["dns.internal".into()], &[], &[]).unwrap_err().to_string();
         assert!(err.contains("dns") && err.contains("IPv4"), "{err}");
-    }
-
-    #[test]
-    fn project_entries_must_be_within_the_site_list() {
-        let site = AllowEntry::parse("10.20.0.0/16:22").unwrap();
-        assert!(AllowEntry::parse("10.20.3.0/24:22").unwrap().within(&site));
-        assert!(AllowEntry::parse("10.20.3.4:22").unwrap().within(&site));
-        assert!(!AllowEntry::parse("10.21.0.0/24:22").unwrap().within(&site));
-        assert!(!AllowEntry::parse("10.20.3.4:23").unwrap().within(&site));
-        assert!(!AllowEntry::parse("10.0.0.0/8:22").unwrap().within(&site));
-        let named = AllowEntry::parse("git.internal:22").unwrap();
-        assert!(AllowEntry::parse("GIT.internal:22").unwrap().within(&named));
-        assert!(!AllowEntry::parse("other.internal:22").unwrap().within(&named));
     }
 
     #[test]

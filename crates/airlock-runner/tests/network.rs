@@ -10,62 +10,11 @@ mod support;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use airlock_runner::network::{AllowEntry, Ipv4Net, NetworkConfig, Proto, Refusal};
+use support::site::{sh_ok, NetworkGuard, Site};
 use support::{run, run_ok, spec, test_image, EnvGuard, Registry, TestEngine};
-
-fn sh(command: &str) -> (bool, String) {
-    let out = Command::new("sh").args(["-c", command]).output().unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-}
-
-fn sh_ok(command: &str) -> String {
-    let (ok, out) = sh(command);
-    assert!(ok, "`{command}` failed: {out}");
-    out
-}
-
-/// A namespace standing for the site's network: `<name>` linked to the host by a veth
-/// (`<name>h` in the host, .1 of a /29; the site has .2 and .3). Removed when dropped.
-struct Site {
-    name: String,
-    net: Ipv4Net,
-}
-
-impl Site {
-    fn new(name: &str, net: &str) -> Site {
-        let site = Site { name: name.to_string(), net: Ipv4Net::parse(net).unwrap() };
-        site.remove();
-        let (host, a, b) = (site.addr(1), site.addr(2), site.addr(3));
-        let n = name;
-        sh_ok(&format!(
-            "ip netns add {n} && ip link add {n}h type veth peer name eth0 netns {n} && ip addr add {host}/29 dev {n}h && ip link set {n}h up \
-             && ip -n {n} link set lo up && ip -n {n} addr add {a}/29 dev eth0 && ip -n {n} addr add {b}/29 dev eth0 \
-             && ip -n {n} link set eth0 up && ip -n {n} route add default via {host}"
-        ));
-        site
-    }
-
-    fn addr(&self, n: u32) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.net.network()) + n)
-    }
-
-    fn netns(&self) -> PathBuf {
-        PathBuf::from("/run/netns").join(&self.name)
-    }
-
-    fn remove(&self) {
-        let _ = sh(&format!("ip link del {}h 2>/dev/null; ip netns del {} 2>/dev/null", self.name, self.name));
-    }
-}
-
-impl Drop for Site {
-    fn drop(&mut self) {
-        self.remove();
-    }
-}
 
 /// A listener created inside network namespace `netns` (a socket stays in the namespace it
 /// was made in), answering every HTTP request with a greeting naming its address.
@@ -194,17 +143,6 @@ fn an_environment_reaches_the_allowed_destination_and_nothing_else() {
     }
     t.engine.remove_network().unwrap();
     assert_nothing_left(bridge, &["env_neta", "env_netb"]);
-}
-
-/// Removes the runner's bridge and tables when dropped (after the environments' guard).
-struct NetworkGuard<'a>(&'a airlock_runner::engine::Engine);
-
-impl Drop for NetworkGuard<'_> {
-    fn drop(&mut self) {
-        if let Err(e) = self.0.remove_network() {
-            eprintln!("cleanup: removing the runner network failed: {e}");
-        }
-    }
 }
 
 #[test]

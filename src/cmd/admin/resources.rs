@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use airlock_api::{
     AddSshKey, CreateClass, CreateEnvironment, CreateOrg, CreateProject, CreateRunner,
-    CreateSecret, CreateToken, CreateUser, Delivery, EnvEvent, EnvPhase, Environment, IdeSettings,
+    CreateSecret, CreateToken, CreateUser, Delivery, EnvEvent, EnvPhase, Environment, IdeSettings, ProjectNetwork,
     NewOrg, NewRunner, NewToken, PolicyChange,
     Resources, Role, RotateKekResult, SecretScope, SetPassword, SetSecretValue, Task, UpdateClass,
     UpdateOrg, UpdateProject, UpdateRunner, UpdateUser,
@@ -637,6 +637,29 @@ impl IdeArgs {
     }
 }
 
+/// What a project's environments may reach on the runner's network (docs/environments.md).
+#[derive(clap::Args)]
+pub struct NetworkArgs {
+    /// Narrow the site's allow-list to this destination (host:port, address:port or
+    /// cidr:port, `/udp` for UDP; within the site's runner.network.allow); repeat for more.
+    #[arg(long = "network-allow", value_name = "DESTINATION")]
+    allow: Vec<String>,
+    /// Back to the site's whole allow-list (drops the project's narrowing).
+    #[arg(long, conflicts_with = "allow")]
+    network_site: bool,
+}
+
+impl NetworkArgs {
+    /// The setting to send: None when no network option was given.
+    fn setting(self) -> Option<ProjectNetwork> {
+        if self.network_site {
+            Some(ProjectNetwork::default())
+        } else {
+            (!self.allow.is_empty()).then_some(ProjectNetwork { allow: Some(self.allow) })
+        }
+    }
+}
+
 #[derive(clap::Subcommand)]
 pub enum Projects {
     /// List projects.
@@ -668,6 +691,8 @@ pub enum Projects {
         tasks: Vec<Task>,
         #[command(flatten)]
         ide: IdeArgs,
+        #[command(flatten)]
+        network: NetworkArgs,
     },
     /// Change a project (existing environments keep their spec). --task replaces all tasks.
     #[command(
@@ -688,6 +713,9 @@ pub enum Projects {
         /// Any IDE option replaces the project's IDE settings as a whole.
         #[command(flatten)]
         ide: IdeArgs,
+        /// Any --network-allow replaces the project's list as a whole.
+        #[command(flatten)]
+        network: NetworkArgs,
     },
     /// Delete a project with no environments left (its secrets go with it).
     #[command(after_help = "Example:\n  airlock admin projects delete prj_0190...")]
@@ -712,6 +740,7 @@ pub fn projects(client: Client, c: Projects, out: OutputFormat) -> Done {
             class_id,
             tasks,
             ide,
+            network,
         } => {
             let request = CreateProject {
                 name,
@@ -720,6 +749,7 @@ pub fn projects(client: Client, c: Projects, out: OutputFormat) -> Done {
                 class_id: resolve(&client, Kind::Class, &class_id)?,
                 tasks,
                 ide: ide.settings(),
+                network: network.setting().unwrap_or_default(),
             };
             show(
                 &client,
@@ -738,6 +768,7 @@ pub fn projects(client: Client, c: Projects, out: OutputFormat) -> Done {
             class_id,
             tasks,
             ide,
+            network,
         } => {
             let ide = ide.settings();
             let request = UpdateProject {
@@ -747,6 +778,7 @@ pub fn projects(client: Client, c: Projects, out: OutputFormat) -> Done {
                 class_id: class_id.map(|c| resolve(&client, Kind::Class, &c)).transpose()?,
                 tasks: (!tasks.is_empty()).then_some(tasks),
                 ide: (!ide.is_empty()).then_some(ide),
+                network: network.setting(),
             };
             show(
                 &client,

@@ -172,6 +172,7 @@ pub async fn create(
                     class_name: class.name.clone(),
                     resources: class.resources.clone(),
                     ide: project.ide.clone(),
+                    network: project.network.clone(),
                 },
                 created_at: now,
                 updated_at: now,

@@ -12,7 +12,7 @@ use crate::model::{
 use crate::rbac::Permission;
 use crate::store::{keys, Txn};
 use crate::{ids, validate};
-use airlock_api::{CreateClass, CreateProject, IdeSettings, UpdateClass, UpdateProject};
+use airlock_api::{CreateClass, CreateProject, IdeSettings, ProjectNetwork, UpdateClass, UpdateProject};
 
 /// 409 if another object of `kind` in the org already has `name`.
 fn unique_name<T: serde::de::DeserializeOwned>(
@@ -199,9 +199,13 @@ fn check_project_fields(
     image: Option<&str>,
     tasks: Option<&[Task]>,
     ide: Option<&IdeSettings>,
+    network: Option<&ProjectNetwork>,
 ) -> Result<(), ApiError> {
     if let Some(v) = ide {
         v.validate().map_err(|m| ApiError::invalid("ide", m))?;
+    }
+    if let Some(v) = network {
+        v.validate().map_err(|m| ApiError::invalid("network", m))?;
     }
     if let Some(v) = name {
         validate::name(v).map_err(|m| ApiError::invalid("name", m))?;
@@ -283,6 +287,7 @@ pub async fn create_project(
         Some(&req.image),
         Some(&req.tasks),
         Some(&req.ide),
+        Some(&req.network),
     )?;
     let now = app.now();
     let project = Project {
@@ -294,6 +299,7 @@ pub async fn create_project(
         class_id: req.class_id,
         tasks: req.tasks,
         ide: req.ide,
+        network: req.network,
         created_at: now,
         updated_at: now,
     };
@@ -344,6 +350,7 @@ pub async fn update_project(
         req.image.as_deref(),
         req.tasks.as_deref(),
         req.ide.as_ref(),
+        req.network.as_ref(),
     )?;
     let now = app.now();
     let project = app
@@ -366,6 +373,7 @@ pub async fn update_project(
             p.image = req.image.unwrap_or(p.image);
             p.tasks = req.tasks.unwrap_or(p.tasks);
             p.ide = req.ide.unwrap_or(p.ide);
+            p.network = req.network.unwrap_or(p.network);
             p.updated_at = now;
             tx.put(&key, &p);
             tx.audit(caller.success("project.update", &format!("project/{id}")));

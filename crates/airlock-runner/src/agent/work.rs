@@ -128,6 +128,7 @@ fn start(shared: &Shared, id: &str) -> Result<(), String> {
         },
         hostname: Some(env.name.clone()),
         ide: ide_mounts.clone(),
+        network_allow: env.spec.network.allow.clone(),
         ..EnvironmentSpec::default()
     };
     for s in secrets {

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod gateway;
+pub mod site;
 
 use std::collections::HashMap;
 use std::fs;
