@@ -7,6 +7,7 @@
 mod support;
 
 use std::fs;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -15,11 +16,13 @@ use std::time::Duration;
 
 use airlock_runner::git::{self, GitCredential, GitSockets, Identity};
 use airlock_testkit::wait_until;
+use support::site::{NetworkGuard, Site};
 use support::*;
 
 const TOKEN: &str = "tok-ada-7f3a91c2e5";
+const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
-/// A self-made CA and a server certificate for 127.0.0.1 it signed.
+/// A self-made CA and a server certificate it signed for one address.
 struct TestCa {
     ca_pem: String,
     cert_pem: String,
@@ -28,13 +31,17 @@ struct TestCa {
 
 impl TestCa {
     fn new() -> TestCa {
+        TestCa::for_address(LOOPBACK)
+    }
+
+    fn for_address(address: IpAddr) -> TestCa {
         let ca_key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         params.distinguished_name.push(rcgen::DnType::CommonName, "airlock test site CA");
         let ca = params.self_signed(&ca_key).unwrap();
         let key = rcgen::KeyPair::generate().unwrap();
-        let server = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().signed_by(&key, &ca, &ca_key).unwrap();
+        let server = rcgen::CertificateParams::new(vec![address.to_string()]).unwrap().signed_by(&key, &ca, &ca_key).unwrap();
         TestCa { ca_pem: ca.pem(), cert_pem: server.pem(), key_pem: key.serialize_pem() }
     }
 }
@@ -48,6 +55,16 @@ impl Drop for Group {
         unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
         let _ = self.0.wait();
     }
+}
+
+/// Where a test server runs: on the host's loopback, or in a site namespace (at its .2).
+fn place(site: Option<&Site>) -> IpAddr {
+    site.map_or(LOOPBACK, |s| IpAddr::V4(s.addr(2)))
+}
+
+/// `program` on the host, or inside the site's namespace.
+fn command_at(site: Option<&Site>, program: &str) -> Command {
+    site.map_or_else(|| Command::new(program), |s| s.command(program))
 }
 
 fn spawn_group(cmd: &mut Command, log: &Path) -> Group {
@@ -89,6 +106,11 @@ struct HttpsGitServer {
 
 impl HttpsGitServer {
     fn start(ca: &TestCa) -> HttpsGitServer {
+        HttpsGitServer::start_at(ca, None)
+    }
+
+    fn start_at(ca: &TestCa, site: Option<&Site>) -> HttpsGitServer {
+        let ip = place(site);
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         make_repository(&d.join("repos"));
@@ -97,7 +119,7 @@ impl HttpsGitServer {
         fs::write(d.join("htpasswd"), format!("ada:{{PLAIN}}{TOKEN}\n")).unwrap();
         let socket = d.join("fcgiwrap.sock");
         let fcgiwrap = spawn_group(
-            Command::new("/usr/sbin/fcgiwrap").arg("-s").arg(format!("unix:{}", socket.display())),
+            command_at(site, "/usr/sbin/fcgiwrap").arg("-s").arg(format!("unix:{}", socket.display())),
             &d.join("fcgiwrap.log"),
         );
         wait_until("fcgiwrap listens", Duration::from_secs(10), || socket.exists());
@@ -118,7 +140,7 @@ http {{
   client_body_temp_path {d}/body; fastcgi_temp_path {d}/fastcgi; proxy_temp_path {d}/proxy;
   uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
   server {{
-    listen 127.0.0.1:{port} ssl;
+    listen {ip}:{port} ssl;
     ssl_certificate {d}/cert.pem;
     ssl_certificate_key {d}/key.pem;
     client_max_body_size 0;
@@ -140,8 +162,8 @@ http {{
             socket = socket.display(),
         );
         fs::write(d.join("nginx.conf"), conf).unwrap();
-        let nginx = spawn_group(Command::new("/usr/sbin/nginx").arg("-p").arg(d).arg("-c").arg(d.join("nginx.conf")), &d.join("nginx.log"));
-        let addr = format!("127.0.0.1:{port}");
+        let nginx = spawn_group(command_at(site, "/usr/sbin/nginx").arg("-p").arg(d).arg("-c").arg(d.join("nginx.conf")), &d.join("nginx.log"));
+        let addr = format!("{ip}:{port}");
         wait_until("nginx listens", Duration::from_secs(10), || std::net::TcpStream::connect(&addr).is_ok());
         HttpsGitServer { _nginx: nginx, _fcgiwrap: fcgiwrap, host: addr, dir }
     }
@@ -155,9 +177,10 @@ http {{
     }
 }
 
-/// OpenSSH's sshd on loopback; the user's key may only run git-shell.
+/// OpenSSH's sshd; the user's key may only run git-shell.
 struct SshGitServer {
     _sshd: Group,
+    ip: IpAddr,
     port: u16,
     known_hosts: String,
     dir: tempfile::TempDir,
@@ -165,6 +188,11 @@ struct SshGitServer {
 
 impl SshGitServer {
     fn start(user_public_key: &str) -> SshGitServer {
+        SshGitServer::start_at(user_public_key, None)
+    }
+
+    fn start_at(user_public_key: &str, site: Option<&Site>) -> SshGitServer {
+        let ip = place(site);
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         make_repository(&d.join("repos"));
@@ -177,27 +205,27 @@ impl SshGitServer {
         .unwrap();
         let port = free_port();
         let config = format!(
-            "ListenAddress 127.0.0.1:{port}\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\nPidFile {d}/sshd.pid\n\
+            "ListenAddress {ip}:{port}\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\nPidFile {d}/sshd.pid\n\
              PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nLogLevel VERBOSE\n",
             d = d.display()
         );
         fs::write(d.join("sshd_config"), config).unwrap();
         // OpenSSH's privilege separation folder (Debian's package creates it at boot).
         fs::create_dir_all("/run/sshd").unwrap();
-        let sshd = spawn_group(Command::new("/usr/sbin/sshd").args(["-D", "-e", "-f"]).arg(d.join("sshd_config")), &d.join("sshd.log"));
-        wait_until("sshd listens", Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+        let sshd = spawn_group(command_at(site, "/usr/sbin/sshd").args(["-D", "-e", "-f"]).arg(d.join("sshd_config")), &d.join("sshd.log"));
+        wait_until("sshd listens", Duration::from_secs(10), || std::net::TcpStream::connect((ip, port)).is_ok());
         let host_key = fs::read_to_string(d.join("host_key.pub")).unwrap();
         let host_key: Vec<&str> = host_key.split_whitespace().take(2).collect();
-        let known_hosts = format!("[127.0.0.1]:{port} {}\n", host_key.join(" "));
-        SshGitServer { _sshd: sshd, port, known_hosts, dir }
+        let known_hosts = format!("[{ip}]:{port} {}\n", host_key.join(" "));
+        SshGitServer { _sshd: sshd, ip, port, known_hosts, dir }
     }
 
     fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.ip, self.port)
     }
 
     fn url(&self) -> String {
-        format!("ssh://root@127.0.0.1:{}{}/repos/project.git", self.port, self.dir.path().display())
+        format!("ssh://root@{}:{}{}/repos/project.git", self.ip, self.port, self.dir.path().display())
     }
 
     fn log(&self) -> String {
@@ -212,12 +240,13 @@ fn user_key(dir: &Path) -> (String, String) {
     (fs::read_to_string(&path).unwrap(), fs::read_to_string(path.with_extension("pub")).unwrap().trim().to_string())
 }
 
-/// The busybox test image plus the host's git and ssh-add, run as the `dev` user.
+/// The busybox test image plus the host's git (with its HTTPS helper), ssh and ssh-add, run
+/// as the `dev` user.
 fn git_image(registry: &Registry) -> String {
     let mut dirs = std::collections::BTreeSet::new();
     let mut layer = busybox_layer().dir("usr", 0o755, 0).dir("usr/bin", 0o755, 0);
     dirs.extend(["usr".to_string(), "usr/bin".to_string()]);
-    for program in ["/usr/bin/git", "/usr/bin/ssh-add"] {
+    for program in ["/usr/bin/git", "/usr/lib/git-core/git-remote-https", "/usr/bin/ssh", "/usr/bin/ssh-add"] {
         layer = with_host_program(layer, program, &mut dirs);
     }
     let mut image = ImageParts::new(vec![layer.tar()]);
@@ -339,6 +368,51 @@ fn the_owners_https_token_and_ssh_key_clone_and_answer_only_in_the_owners_enviro
     let told = reports.0.lock().unwrap().join("\n");
     assert!(told.contains(&https.host) && !told.contains(TOKEN), "{told}");
     drop((sockets, bob_sockets));
+}
+
+/// The developer's day: from inside the environment, over the runner's network to servers in
+/// a site namespace, clone, commit and push over HTTPS (token from the credential socket) and
+/// over SSH (key from the agent socket); the commits arrive under the owner's name and email.
+#[test]
+fn a_developer_clones_commits_and_pushes_from_inside_over_https_and_ssh() {
+    let registry = Registry::start();
+    let image = git_image(&registry);
+    let site = Site::new("algitsite", "10.231.7.0/29");
+    let ca = TestCa::for_address(IpAddr::V4(site.addr(2)));
+    let https = HttpsGitServer::start_at(&ca, Some(&site));
+    let keys = tempfile::tempdir().unwrap();
+    let (private_key, public_key) = user_key(keys.path());
+    let ssh = SshGitServer::start_at(&public_key, Some(&site));
+    let mut network = airlock_runner::network::NetworkConfig::new("algit", airlock_runner::network::Ipv4Net::parse("10.231.72.0/24").unwrap());
+    for host in [&https.host, &ssh.host()] {
+        network.allow.push(airlock_runner::network::AllowEntry::parse(host).unwrap());
+    }
+    let t = TestEngine::with(&registry.addr, |o| o.network = Some(network));
+    let _network = NetworkGuard(&t.engine);
+    let guard = EnvGuard::new(&t.engine);
+
+    let ada = Vault::default();
+    *ada.0.lock().unwrap() = vec![
+        GitCredential::Https { host: https.host.clone(), username: "ada".into(), token: TOKEN.into() },
+        GitCredential::Ssh { host: ssh.host(), private_key },
+    ];
+    let identity = Identity { name: "Ada Lovelace".into(), email: "ada@site.internal".into() };
+    guard.start(&env_spec("env_gitday", &image));
+    let sockets = serve(&t.engine, "env_gitday", &identity, &ssh.known_hosts, &ca, &ada, &Reports::default());
+
+    for (url, name, log) in [(https.url(), "over-https", https.log()), (ssh.url(), "over-ssh", ssh.log())] {
+        let work = format!(
+            "set -e; cd /workspace; GIT_TERMINAL_PROMPT=0 git clone -q {url} {name}; cd {name}; echo {name} > {name}.txt; \
+             git add {name}.txt; git commit -qm 'from inside, {name}'; git push -q origin main 2>&1; git log -1 --format=%H"
+        );
+        let (code, out, err) = run(&t.engine, "env_gitday", &work);
+        assert_eq!(code, 0, "{name}: {out}{err}\n{log}");
+        let pushed = out.trim().lines().last().unwrap_or_default().to_string();
+        let repos = if name == "over-https" { https.dir.path().join("repos/project.git") } else { ssh.dir.path().join("repos/project.git") };
+        let head = ok(Command::new("git").arg("--git-dir").arg(&repos).args(["log", "-1", "--format=%H %an <%ae> %s", "main"]));
+        assert_eq!(head.trim(), format!("{pushed} Ada Lovelace <ada@site.internal> from inside, {name}"), "{name}");
+    }
+    drop(sockets);
 }
 
 #[test]
