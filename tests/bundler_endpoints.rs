@@ -49,3 +49,41 @@ fn endpoints_follow_configured_base_urls_and_docker_hub_names() {
     }
     assert!(!text.lines().any(|l| l.starts_with("ghcr.io")), "a proxied registry's own host is not needed:\n{text}");
 }
+
+/// A `[[devcontainer]]`'s image and features are read from its devcontainer.json: their
+/// registries (or the configured base URL for one) are listed with the reason; a file that
+/// cannot be read is named.
+#[test]
+fn devcontainer_images_and_features_bring_their_registries() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join(".devcontainer")).unwrap();
+    std::fs::write(
+        dir.path().join(".devcontainer/devcontainer.json"),
+        "// the shape the public templates use\n{\n  \"image\": \"mcr.microsoft.com/devcontainers/base:1\",\n  \
+         \"features\": {\n    \"ghcr.io/devcontainers/features/node:1\": {},\n    \"features.site.internal:8443/team/tool:2\": {},\n  },\n}\n",
+    )
+    .unwrap();
+    let m = dir.path().join("m.toml");
+    std::fs::write(
+        &m,
+        "[bundle]\nname = \"m\"\nchannel = \"c\"\n\n[[devcontainer]]\npath = \".devcontainer/devcontainer.json\"\n\
+         base_urls = { \"features.site.internal:8443\" = \"http://proxy.site.internal:5000\" }\n",
+    )
+    .unwrap();
+    let text = stdout(&ok(airlock().args(["bundle", "endpoints", "--manifest"]).arg(&m)));
+    for (host, why) in [
+        ("mcr.microsoft.com:443", "devcontainer image mcr.microsoft.com/devcontainers/base:1"),
+        ("*.data.mcr.microsoft.com:443", "downloads redirect here"),
+        ("ghcr.io:443", "devcontainer feature ghcr.io/devcontainers/features/node:1"),
+        ("pkg-containers.githubusercontent.com:443", "downloads redirect here"),
+        ("proxy.site.internal:5000", "devcontainer feature features.site.internal:8443/team/tool:2"),
+    ] {
+        assert!(text.lines().any(|l| l.starts_with(&format!("{host} ")) && l.contains(why)), "{host} ({why}) missing:\n{text}");
+    }
+    assert!(!text.contains("features.site.internal:8443 "), "a proxied registry's own host is not needed:\n{text}");
+
+    std::fs::remove_file(dir.path().join(".devcontainer/devcontainer.json")).unwrap();
+    let out = airlock().args(["bundle", "endpoints", "--manifest"]).arg(&m).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("devcontainer.json"), "{err}");
+}

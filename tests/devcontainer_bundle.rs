@@ -138,6 +138,14 @@ fn devcontainer_features_travel_with_their_dependencies_and_come_back_byte_ident
         assert_eq!(locked["digest"].as_str(), Some(digest_of(manifest).as_str()));
     }
     assert_eq!(lock["devcontainer"].as_array().unwrap().len(), 1);
+    // The low side's firewall list names the feature registry, the dependency included.
+    let endpoints = stdout(&ok(airlock()
+        .args(["bundle", "endpoints", "--manifest"])
+        .arg(sample.path("sample.toml"))
+        .arg("--lock")
+        .arg(sample.path("sample.lock"))));
+    let line = endpoints.lines().find(|l| l.starts_with(&format!("{host} "))).unwrap_or_else(|| panic!("{host} missing:\n{endpoints}"));
+    assert!(line.contains(&format!("devcontainer feature {host}/devcontainers/features/common-utils:1 (locked)")), "{line}");
 
     let bundle = sample.create("dev", &["--lock", sample.path("sample.lock").to_str().unwrap()]);
     let inspect = stdout(&ok(airlock().args(["bundle", "inspect"]).arg(&bundle)));

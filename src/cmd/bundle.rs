@@ -454,7 +454,8 @@ fn lock(args: LockArgs) -> anyhow::Result<ExitCode> {
 fn endpoints(args: EndpointsArgs) -> anyhow::Result<ExitCode> {
     let offline = OfflineManifest::load(&args.manifest)?;
     let lock = args.lock.as_deref().map(lock::Lock::load).transpose()?;
-    let list = airlock_bundler::endpoints::endpoints(&offline, lock.as_ref());
+    let base_dir = args.manifest.parent().unwrap_or(Path::new("."));
+    let list = airlock_bundler::endpoints::endpoints(&offline, lock.as_ref(), base_dir)?;
     match args.output {
         OutputFormat::Json => {
             let value: Vec<serde_json::Value> =
