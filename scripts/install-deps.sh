@@ -25,7 +25,7 @@ needs=(
   "/usr/lib/openssh/sftp-server:openssh-sftp-server"
   "git:git"
   # crates/airlock-runner/tests/git.rs: git http-backend under fcgiwrap behind nginx (HTTPS with
-  # basic auth), and OpenSSH's sshd with git-shell, as the site's git servers.
+  # basic auth), and OpenSSH's sshd with git-shell, as the site's git servers (the demo's too).
   "/usr/sbin/fcgiwrap:fcgiwrap"
   "/usr/sbin/nginx:nginx-light"
   "/usr/sbin/sshd:openssh-server"

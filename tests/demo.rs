@@ -1,4 +1,5 @@
-//! `airlock demo` cleans up after itself: a demo without `--keep` leaves nothing behind, and
+//! `airlock demo` does the developer's day and cleans up after itself: a demo without `--keep`
+//! leaves nothing behind (files, mounts, its git server's namespace, the runner's network), and
 //! `--keep` prints how to go on and a `--stop` command that ends environments, server, mounts
 //! and files — even when the server was killed in the meantime.
 
@@ -50,8 +51,9 @@ fn server_pid(dir: &Path) -> i32 {
     state["server_pid"].as_i64().unwrap() as i32
 }
 
-/// Runs `demo --keep`, checks what it printed works, and returns the stop command's arguments.
-fn keep(dir: &Path) -> String {
+/// Runs `demo --keep`, checks what it printed works, and returns the stop command's arguments
+/// and the site network's names.
+fn keep(dir: &Path) -> (String, (String, String, String)) {
     let out = stdout(&ok(airlock().args(["demo", "--keep", "--dir"]).arg(dir)));
     // The export line is ready to paste, and the admin CLI works with it.
     let export = line_after(&out, "export ");
@@ -63,7 +65,25 @@ fn keep(dir: &Path) -> String {
     assert!(!mounts_under(dir).is_empty(), "a running environment has mounts under the demo's folder");
     let stop = out.lines().last().unwrap().trim().to_string();
     assert!(stop.ends_with(&format!("demo --stop --dir {}", dir.display())), "{out}");
-    stop
+    (stop, site_names(&out))
+}
+
+/// The demo's site network named in its output: (git namespace, runner bridge, git veth).
+fn site_names(out: &str) -> (String, String, String) {
+    let netns = out.split("(network namespace ").nth(1).and_then(|r| r.split(')').next()).unwrap_or_else(|| panic!("no namespace in:\n{out}"));
+    let pid = netns.rsplit('-').next().unwrap();
+    (netns.to_string(), format!("adb{pid}"), format!("adg{pid}"))
+}
+
+/// The git server's namespace, its veth, the runner's bridge and its nftables tables are gone.
+fn assert_site_gone((netns, bridge, veth): &(String, String, String)) {
+    let namespaces = String::from_utf8_lossy(&std::process::Command::new("ip").args(["netns", "list"]).output().unwrap().stdout).into_owned();
+    assert!(!namespaces.lines().any(|l| l.split_whitespace().next() == Some(netns.as_str())), "{netns} is left: {namespaces}");
+    for link in [bridge, veth] {
+        assert!(!std::process::Command::new("ip").args(["link", "show", link]).output().unwrap().status.success(), "{link} is left");
+    }
+    let tables = String::from_utf8_lossy(&std::process::Command::new("nft").args(["list", "tables"]).output().unwrap().stdout).into_owned();
+    assert!(!tables.lines().any(|l| l.ends_with(&format!(" {bridge}"))), "nftables tables of {bridge} are left: {tables}");
 }
 
 fn assert_gone(dir: &Path) {
@@ -77,10 +97,11 @@ fn stop_ends_a_kept_demo_entirely() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("demo");
     let _guard = KeptDemo(&dir);
-    keep(&dir);
+    let (_, site) = keep(&dir);
     let out = stdout(&ok(airlock().args(["demo", "--stop", "--dir"]).arg(&dir)));
     assert!(out.contains("removed the folder"), "{out}");
     assert_gone(&dir);
+    assert_site_gone(&site);
 }
 
 #[test]
@@ -88,7 +109,7 @@ fn stop_ends_a_kept_demo_whose_server_was_killed() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("demo");
     let _guard = KeptDemo(&dir);
-    keep(&dir);
+    let (_, site) = keep(&dir);
     // `kill PID` (or a reboot of the server alone) leaves the environments behind by design.
     let pid = server_pid(&dir);
     unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -99,6 +120,7 @@ fn stop_ends_a_kept_demo_whose_server_was_killed() {
     let out = stdout(&ok(airlock().args(["demo", "--stop", "--dir"]).arg(&dir)));
     assert!(out.contains("starting it again"), "{out}");
     assert_gone(&dir);
+    assert_site_gone(&site);
 }
 
 #[test]
@@ -106,7 +128,13 @@ fn a_demo_without_keep_leaves_nothing_in_its_temporary_folder() {
     let tmp = tempfile::tempdir().unwrap();
     let out = stdout(&ok(airlock().arg("demo").env("TMPDIR", tmp.path())));
     assert!(out.contains("hello from the demo task"), "{out}");
+    // The repository's devcontainer.json applied: its feature installed `hello`, which its
+    // postCreateCommand ran; and a commit made inside reached the git server as the owner.
+    assert!(out.contains("hello, from a devcontainer feature"), "{out}");
+    let head = line_after(&out, "the git server's main is now: ");
+    assert!(head.ends_with("admin@airlock.internal <admin@airlock.internal> A change made inside the environment"), "{head}");
     assert!(!out.contains('\x1b'), "no colour codes into a pipe: {out:?}");
+    assert_site_gone(&site_names(&out));
     let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().path()).collect();
     assert!(left.is_empty(), "the demo left {left:?}");
     assert_eq!(mounts_under(tmp.path()), Vec::<String>::new());

@@ -32,6 +32,7 @@ fn the_demo_completes_in_a_network_namespace_with_only_loopback() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "demo failed under unshare -n:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("hello from the demo task"), "{stdout}");
+    assert!(stdout.contains("the git server's main is now: ") && stdout.contains("A change made inside the environment"), "{stdout}");
     assert!(stdout.contains("uid=0(root)"), "{stdout}");
     // Nothing was even attempted outside: the guard's refusal log stays empty.
     let refusals = std::fs::read_to_string(work.join("data/egress-audit.jsonl")).unwrap_or_default();

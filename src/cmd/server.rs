@@ -296,7 +296,16 @@ fn builtin_runner(
     }
     let net = &config.runner.network;
     if net.enabled {
-        let services = if net.allow_mirror { vec![config.mirror_url(), cp_url.to_string()] } else { Vec::new() };
+        let mut services = if net.allow_mirror { vec![config.mirror_url(), cp_url.to_string()] } else { Vec::new() };
+        // Environments never reach the runner host, so a service listening on its loopback
+        // cannot be allowed; say so instead of failing on it.
+        services.retain(|url| {
+            let local = ["://127.", "://localhost", "://[::1]", "://0.0.0.0"].iter().any(|l| url.contains(l));
+            if local {
+                tracing::warn!(service = url, "runner.network.allow_mirror: this service listens on the runner host, which environments never reach; give it a site address to allow it");
+            }
+            !local
+        });
         let hosts: Vec<(String, String)> = net.hosts.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let network = NetworkConfig::from_settings(&net.bridge, &net.subnet, &net.allow, &net.dns, &hosts, &services).context("[runner.network] in the configuration")?;
         engine.network = Some(network);

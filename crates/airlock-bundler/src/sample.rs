@@ -37,6 +37,8 @@ source = "file:./dist/airlock"
 pub enum SampleError {
     #[error("the sample image needs a static busybox at {0}: install the Debian package busybox-static")]
     NoBusybox(PathBuf),
+    #[error("the devcontainer demo's image needs {0} from this host: install git and openssh-client (scripts/install-deps.sh demo)")]
+    MissingProgram(PathBuf),
     #[error("cannot build the sample content in {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
 }
@@ -54,7 +56,128 @@ pub fn build(out: &Path, busybox: &Path, release_file: &Path) -> Result<String, 
         .ok_or_else(|| SampleError::NoBusybox(busybox.to_path_buf()))?;
 
     let layer = layer_tar(&static_busybox).map_err(io_err(out))?;
-    let layout = out.join("layouts/base");
+    let layer_hex = hex::encode(Sha256::digest(&layer));
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","config":{{"Env":["PATH=/bin"],"Cmd":["/bin/sh"],"WorkingDir":"/root"}},"rootfs":{{"type":"layers","diff_ids":["sha256:{layer_hex}"]}},"history":[{{"created_by":"airlock demo sample"}}]}}"#
+    );
+    let digest = write_layout(&out.join("layouts/base"), "tiny", IMAGE_CONFIG, config.as_bytes(), &[(IMAGE_LAYER, &layer)])?;
+    let dist = out.join("dist");
+    fs::create_dir_all(&dist).map_err(io_err(&dist))?;
+    fs::copy(release_file, dist.join("airlock")).map_err(io_err(release_file))?;
+    let manifest = out.join("sample.toml");
+    fs::write(&manifest, SAMPLE_MANIFEST).map_err(io_err(&manifest))?;
+    Ok(digest)
+}
+
+/// The devcontainer demo's entries, relative to the folder [`build_devcontainer_demo`] wrote.
+pub const DEVCONTAINER_DEMO_MANIFEST: &str = r#"
+# The devcontainer demo: an image with git and ssh, and one devcontainer feature.
+[[image]]
+name = "devcontainers/base"
+tag = "git"
+source = "oci-layout:./layouts/git:demo"
+
+[[image]]
+name = "airlock-demo/features/hello"
+tag = "1"
+source = "oci-layout:./layouts/hello-feature:1"
+"#;
+
+/// What the demo's feature installs: `hello`, which prints the `greeting` option.
+const HELLO_FEATURE_JSON: &str = r#"{
+  "id": "hello",
+  "version": "1.0.0",
+  "name": "Hello",
+  "description": "Installs `hello`, which greets in the words the greeting option gives.",
+  "options": { "greeting": { "type": "string", "default": "hello" } }
+}
+"#;
+const HELLO_INSTALL_SH: &str = "#!/bin/sh\nset -e\nmkdir -p /usr/local/bin\n\
+printf '#!/bin/sh\\necho \"%s, from a devcontainer feature\"\\n' \"$GREETING\" > /usr/local/bin/hello\n\
+chmod 755 /usr/local/bin/hello\n";
+
+/// Writes the content of the devcontainer demo under `out`: `layouts/git` (image `demo`: the
+/// busybox layer plus `programs` from this host, e.g. git and ssh, with the shared libraries
+/// `ldd` lists for them) and `layouts/hello-feature` (a devcontainer feature, tag `1`).
+/// [`DEVCONTAINER_DEMO_MANIFEST`] names both.
+pub fn build_devcontainer_demo(out: &Path, busybox: &Path, programs: &[&Path]) -> Result<(), SampleError> {
+    let static_busybox = fs::read(busybox)
+        .ok()
+        .filter(|bytes| is_static_elf(bytes))
+        .ok_or_else(|| SampleError::NoBusybox(busybox.to_path_buf()))?;
+    let io_err = |source| SampleError::Io { path: out.to_path_buf(), source };
+    let base = layer_tar(&static_busybox).map_err(io_err)?;
+    let tools = host_programs_tar(programs)?;
+    let [base_hex, tools_hex] = [&base, &tools].map(|layer| hex::encode(Sha256::digest(layer)));
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","config":{{"Env":["PATH=/usr/local/bin:/usr/bin:/bin"],"Cmd":["/bin/sh"],"WorkingDir":"/root"}},"rootfs":{{"type":"layers","diff_ids":["sha256:{base_hex}","sha256:{tools_hex}"]}},"history":[{{"created_by":"airlock demo sample"}},{{"created_by":"airlock demo: git and ssh from the host"}}]}}"#
+    );
+    write_layout(&out.join("layouts/git"), "demo", IMAGE_CONFIG, config.as_bytes(), &[(IMAGE_LAYER, &base), (IMAGE_LAYER, &tools)])?;
+
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, text, mode) in [("devcontainer-feature.json", HELLO_FEATURE_JSON, 0o644), ("install.sh", HELLO_INSTALL_SH, 0o755)] {
+        let mut h = header(tar::EntryType::Regular, mode, text.len() as u64);
+        tar.append_data(&mut h, path, text.as_bytes()).map_err(io_err)?;
+    }
+    let feature = tar.into_inner().map_err(io_err)?;
+    write_layout(
+        &out.join("layouts/hello-feature"),
+        "1",
+        airlock_devcontainer::FEATURE_CONFIG_MEDIA_TYPE,
+        b"{}",
+        &[(airlock_devcontainer::FEATURE_LAYER_MEDIA_TYPE, &feature)],
+    )?;
+    Ok(())
+}
+
+/// A layer holding `programs` and the shared libraries `ldd` lists for them, at their host
+/// paths (folders first, sorted, owner 0, mtime 0).
+fn host_programs_tar(programs: &[&Path]) -> Result<Vec<u8>, SampleError> {
+    let mut files = std::collections::BTreeSet::new();
+    for program in programs {
+        if !program.is_file() {
+            return Err(SampleError::MissingProgram(program.to_path_buf()));
+        }
+        files.insert(program.to_path_buf());
+        let ldd = std::process::Command::new("ldd").arg(program).output().map_err(|source| SampleError::Io { path: program.to_path_buf(), source })?;
+        // `libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x…)` or `/lib64/ld-linux-x86-64.so.2 (0x…)`
+        for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+            if let Some(path) = line.split_whitespace().find(|w| w.starts_with('/')) {
+                files.insert(PathBuf::from(path));
+            }
+        }
+    }
+    let mut dirs = std::collections::BTreeSet::new();
+    for file in &files {
+        dirs.extend(file.ancestors().skip(1).filter(|d| *d != Path::new("/")).map(Path::to_path_buf));
+    }
+    let mut tar = tar::Builder::new(Vec::new());
+    let tar_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| SampleError::Io { path, source }
+    };
+    for dir in &dirs {
+        let mut h = header(tar::EntryType::Directory, 0o755, 0);
+        tar.append_data(&mut h, format!("{}/", dir.strip_prefix("/").unwrap_or(dir).display()), io::empty()).map_err(tar_err(dir))?;
+    }
+    for file in &files {
+        let bytes = fs::read(file).map_err(tar_err(file))?;
+        let mut h = header(tar::EntryType::Regular, 0o755, bytes.len() as u64);
+        tar.append_data(&mut h, file.strip_prefix("/").unwrap_or(file), bytes.as_slice()).map_err(tar_err(file))?;
+    }
+    tar.into_inner().map_err(tar_err(Path::new("layer")))
+}
+
+const IMAGE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const IMAGE_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+
+/// Writes an OCI image layout at `layout` holding one manifest (tagged `tag`) of `config` and
+/// `layers` (media type, bytes). Returns the manifest's digest.
+fn write_layout(layout: &Path, tag: &str, config_type: &str, config: &[u8], layers: &[(&str, &[u8])]) -> Result<String, SampleError> {
+    let io_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| SampleError::Io { path, source }
+    };
     let blobs = layout.join("blobs/sha256");
     fs::create_dir_all(&blobs).map_err(io_err(&blobs))?;
     let put = |bytes: &[u8]| -> Result<(String, usize), SampleError> {
@@ -63,13 +186,15 @@ pub fn build(out: &Path, busybox: &Path, release_file: &Path) -> Result<String, 
         fs::write(&path, bytes).map_err(io_err(&path))?;
         Ok((hex, bytes.len()))
     };
-    let (layer_hex, layer_size) = put(&layer)?;
-    let config = format!(
-        r#"{{"architecture":"amd64","os":"linux","config":{{"Env":["PATH=/bin"],"Cmd":["/bin/sh"],"WorkingDir":"/root"}},"rootfs":{{"type":"layers","diff_ids":["sha256:{layer_hex}"]}},"history":[{{"created_by":"airlock demo sample"}}]}}"#
-    );
-    let (config_hex, config_size) = put(config.as_bytes())?;
+    let descriptor = |media_type: &str, (hex, size): (String, usize)| format!(r#"{{"mediaType":"{media_type}","digest":"sha256:{hex}","size":{size}}}"#);
+    let mut layer_descriptors = Vec::new();
+    for (media_type, bytes) in layers {
+        layer_descriptors.push(descriptor(media_type, put(bytes)?));
+    }
+    let config = descriptor(config_type, put(config)?);
     let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{config_hex}","size":{config_size}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:{layer_hex}","size":{layer_size}}}]}}"#
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{config},"layers":[{}]}}"#,
+        layer_descriptors.join(",")
     );
     let (manifest_hex, manifest_size) = put(manifest.as_bytes())?;
     let write = |path: PathBuf, text: String| fs::write(&path, text).map_err(io_err(&path));
@@ -77,13 +202,9 @@ pub fn build(out: &Path, busybox: &Path, release_file: &Path) -> Result<String, 
     write(
         layout.join("index.json"),
         format!(
-            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{manifest_hex}","size":{manifest_size},"platform":{{"architecture":"amd64","os":"linux"}},"annotations":{{"org.opencontainers.image.ref.name":"tiny"}}}}]}}"#
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{manifest_hex}","size":{manifest_size},"platform":{{"architecture":"amd64","os":"linux"}},"annotations":{{"org.opencontainers.image.ref.name":"{tag}"}}}}]}}"#
         ),
     )?;
-    let dist = out.join("dist");
-    fs::create_dir_all(&dist).map_err(io_err(&dist))?;
-    fs::copy(release_file, dist.join("airlock")).map_err(io_err(release_file))?;
-    write(out.join("sample.toml"), SAMPLE_MANIFEST.into())?;
     Ok(format!("sha256:{manifest_hex}"))
 }
 

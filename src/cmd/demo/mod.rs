@@ -1,5 +1,8 @@
-//! `airlock demo`: the whole chain on this machine with no network beyond loopback. Each step
-//! runs the same commands a user would (this binary's own subcommands, the API, stock ssh).
+//! `airlock demo`: the whole chain on this machine with no network beyond loopback and the
+//! demo's own site network (git_site.rs). Each step runs the same commands a user would (this
+//! binary's own subcommands, the API, stock ssh and git).
+
+mod git_site;
 
 use std::fs;
 use std::io::{IsTerminal, Write};
@@ -9,6 +12,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use airlock_bundler::sample;
+use git_site::{GitSite, SiteNames};
 use airlock_control_plane::client::{Client, Method};
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
@@ -55,7 +59,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         None => (tempfile::Builder::new().prefix("airlock-demo.").tempdir()?.keep(), true),
     };
-    let mut demo = Demo { dir: dir.clone(), me, server: None, api: None };
+    let mut demo = Demo { dir: dir.clone(), me, server: None, api: None, site: None };
     match demo.run(&args, started) {
         Ok(()) if args.keep => Ok(ExitCode::SUCCESS),
         Ok(()) => {
@@ -80,12 +84,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Dropped in field order: the server (and its runner) before the site network it uses.
 struct Demo {
     dir: PathBuf,
     me: PathBuf,
     server: Option<Server>,
     api: Option<Client>,
+    site: Option<GitSite>,
 }
+
+/// The project's devcontainer.json, shaped like the public devcontainers templates: an image
+/// and a feature by their upstream names (the runner takes both from the mirror), and a
+/// lifecycle command that uses what the feature installed.
+const DEVCONTAINER_JSON: &str = r#"// The project's development container.
+{
+    "name": "demo",
+    "image": "mcr.microsoft.com/devcontainers/base:git",
+    "features": {
+        "ghcr.io/airlock-demo/features/hello:1": { "greeting": "hello" },
+    },
+    "postCreateCommand": "hello > /root/hello.txt",
+    "containerEnv": { "PROJECT": "demo" },
+}
+"#;
 
 impl Demo {
     fn airlock(&self, args: &[&str]) -> anyhow::Result<String> {
@@ -103,50 +124,78 @@ impl Demo {
         step(1, &format!("a fresh signing key in {}", dir.display()));
         self.airlock(&["keygen", "--out", &path("release")])?;
 
-        step(2, "sample content, built locally: a busybox devcontainer image and a release file");
-        let digest = sample::build(&dir.join("content"), &args.busybox, &self.me)?;
+        step(2, "sample content, built locally: devcontainer images, a devcontainer feature and a release file");
+        let content = dir.join("content");
+        let digest = sample::build(&content, &args.busybox, &self.me)?;
+        sample::build_devcontainer_demo(&content, &args.busybox, &[Path::new("/usr/bin/git"), Path::new("/usr/bin/ssh")])?;
+        fs::write(content.join("demo.toml"), format!("{}{}", sample::SAMPLE_MANIFEST, sample::DEVCONTAINER_DEMO_MANIFEST))?;
         println!("    image devcontainers/base:tiny = {digest}");
+        println!("    image devcontainers/base:git (busybox, git and ssh), feature airlock-demo/features/hello:1");
 
         step(3, "a signed bundle, verified as the air-gapped side will");
-        self.airlock(&["bundle", "create", "--manifest", &path("content/sample.toml"), "--key", &path("release.key"), "--out", &path("sample.airlock.tar.zst")])?;
+        self.airlock(&["bundle", "create", "--manifest", &path("content/demo.toml"), "--key", &path("release.key"), "--out", &path("sample.airlock.tar.zst")])?;
         print!("{}", indent(&self.airlock(&["bundle", "verify", &path("sample.airlock.tar.zst"), "--trusted-key", &path("release.pub")])?));
 
         step(4, "import it into the mirror (streamed, verified, committed atomically)");
         self.airlock(&["mirror", "import", &path("sample.airlock.tar.zst"), "--trusted-key", &path("release.pub"), "--data-dir", &path("data")])?;
 
-        step(5, "start `airlock server`: mirror, control plane and a runner in one process, on loopback");
+        step(5, "the site's git server: OpenSSH with git-shell in its own network namespace, holding the project and its devcontainer.json");
+        Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "airlock-demo", "-f", &path("id_ed25519")]).status()?;
+        let public = fs::read_to_string(dir.join("id_ed25519.pub"))?;
+        let readme = "# demo\n\nA project developed in an airlock environment.\n";
+        let site = GitSite::start(&dir, public.trim(), &[(".devcontainer/devcontainer.json", DEVCONTAINER_JSON), ("README.md", readme)])?;
+        println!("    {} (network namespace {})", site.url(), site.names.netns);
+        let (git_host, env_subnet, site_net, names) = (site.host(), site.env_subnet.clone(), site.site_net.clone(), site.names.clone());
+        let known_hosts = site.known_hosts()?;
+        let repository = site.url();
+        self.site = Some(site);
+
+        step(6, "start `airlock server`: mirror, control plane and a runner in one process; environments get a network that reaches the git server and nothing else");
         let config = dir.join("airlock.toml");
         fs::write(
             &config,
             format!(
-                "data_dir = \"{}\"\n[site]\nname = \"demo\"\n[mirror]\nlisten = \"127.0.0.1:0\"\n[control_plane]\nlisten = \"127.0.0.1:0\"\nkek_files = [\"{}\"]\n[runner]\nssh_listen = \"127.0.0.1:0\"\ncapacity = 4\n",
+                "data_dir = \"{}\"\n[site]\nname = \"demo\"\n[egress]\nallow = [\"{site_net}\"]\n[mirror]\nlisten = \"127.0.0.1:0\"\n[control_plane]\nlisten = \"127.0.0.1:0\"\nkek_files = [\"{}\"]\n\
+                 [runner]\nssh_listen = \"127.0.0.1:0\"\ncapacity = 4\n[runner.network]\nenabled = true\nbridge = \"{}\"\nsubnet = \"{env_subnet}\"\nallow = [\"{git_host}\"]\n",
                 path("data"),
                 // Beside the data folder, not in it: a copy of the folder does not carry the key.
-                path("kek")
+                path("kek"),
+                names.bridge,
             ),
         )?;
         let mut server = Server::start(&self.me, &config, &dir)?;
         let urls = server.wait_ready()?;
-        fs::write(dir.join(STATE_FILE), serde_json::to_vec(&json!({"server_pid": server.child.id()}))?)?;
+        let site = self.site.as_ref().expect("started above");
+        fs::write(
+            dir.join(STATE_FILE),
+            serde_json::to_vec(&json!({"server_pid": server.child.id(), "site": names.to_json(), "sshd_pid": site.sshd_pid()}))?,
+        )?;
         self.server = Some(server);
         println!("    mirror        {}\n    control plane {}\n    ssh gateway   {}", urls.mirror, urls.control_plane, urls.ssh);
 
-        step(6, "bootstrap: the owner's token, an environment class and a project on the mirror's image");
+        step(7, "bootstrap: the owner's token, an environment class, the project on the git server, the owner's SSH key for the gateway and for git");
         let token = fs::read_to_string(dir.join(OWNER_TOKEN))?.trim().to_string();
         self.api = Some(Client::new(&urls.control_plane, Some(token.clone()), None)?);
         let api = self.api.as_ref().expect("set above");
         let class = api.call(Method::POST, "/api/v1/classes", &[], Some(&json!({"name": "small", "resources": {"cpu_millis": 1000, "memory_mib": 512, "disk_gib": 1, "pids": 256}})))?;
         let mirror_host = urls.mirror.trim_start_matches("http://").to_string();
         let project = api.call(Method::POST, "/api/v1/projects", &[], Some(&json!({
-            "name": "demo", "repository_url": "", "image": format!("{mirror_host}/devcontainers/base:tiny"),
+            "name": "demo", "repository_url": repository, "image": format!("{mirror_host}/devcontainers/base:tiny"),
             "class_id": class["id"], "tasks": [{"name": "hello", "command": "echo 'hello from the demo task' > /workspace/hello.txt"}],
         })))?;
-        Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "airlock-demo", "-f", &path("id_ed25519")]).status()?;
-        let public = fs::read_to_string(dir.join("id_ed25519.pub"))?;
         api.call(Method::POST, "/api/v1/ssh-keys", &[], Some(&json!({"name": "demo", "public_key": public.trim()})))?;
-        println!("    project {} uses image {mirror_host}/devcontainers/base:tiny", project["id"].as_str().unwrap_or(""));
+        fs::write(dir.join("git/known_hosts"), &known_hosts)?;
+        let mut add = Command::new(&self.me);
+        add.args(["admin", "git-credentials", "add", "--host", &git_host, "--ssh", "--known-hosts-file", &path("git/known_hosts"), "--value-file", &path("id_ed25519")])
+            .env("AIRLOCK_URL", &urls.control_plane)
+            .env("AIRLOCK_TOKEN", &token);
+        let added = add.output()?;
+        if !added.status.success() {
+            bail!("storing the owner's git credential failed: {}", String::from_utf8_lossy(&added.stderr));
+        }
+        println!("    project {} clones {repository}", project["id"].as_str().unwrap_or(""));
 
-        step(7, "launch an environment: the runner pulls the image from the mirror and starts it with runc");
+        step(8, "launch an environment: the runner clones the repository with the owner's key, applies its devcontainer.json from the mirror and starts it with runc");
         let env = api.call(Method::POST, "/api/v1/environments", &[], Some(&json!({"project_id": project["id"]})))?;
         let env_id = env["id"].as_str().unwrap_or_default().to_string();
         let running = wait_for(api, &env_id, "running")?;
@@ -155,33 +204,50 @@ impl Demo {
         }
         println!("    {env_id} ({}) is {}", running["name"].as_str().unwrap_or(""), running["phase"].as_str().unwrap_or(""));
 
-        step(8, "run a command in it over SSH, with stock OpenSSH and `airlock ssh-config`");
+        step(9, "work in it over SSH, with stock OpenSSH and `airlock ssh-config`");
         self.airlock(&["ssh-config", "--url", &urls.control_plane, "--token", &token, "--dir", &path("ssh"), "--identity-file", &path("id_ed25519")])?;
         let ssh_line = format!("ssh -F {} {env_id}.airlock.environment", dir.join("ssh/config").display());
-        println!("    $ {ssh_line} 'id; hostname; cat /workspace/hello.txt; ls /sys/class/net'");
-        let out = Command::new("ssh")
-            .arg("-F").arg(dir.join("ssh/config"))
-            .args(["-o", "BatchMode=yes", &format!("{env_id}.airlock.environment"), "id; hostname; cat /workspace/hello.txt; ls /sys/class/net"])
-            .output()?;
-        print!("{}", indent(&String::from_utf8_lossy(&out.stdout)));
-        if !out.status.success() {
-            bail!("ssh into the environment failed: {}", String::from_utf8_lossy(&out.stderr));
+        let in_environment = |command: &str| -> anyhow::Result<String> {
+            println!("    $ {ssh_line} '{}'", command.replace('\'', "'\\''"));
+            let out = Command::new("ssh")
+                .arg("-F").arg(dir.join("ssh/config"))
+                .args(["-o", "BatchMode=yes", &format!("{env_id}.airlock.environment"), command])
+                .output()?;
+            print!("{}", indent(&String::from_utf8_lossy(&out.stdout)));
+            if !out.status.success() {
+                bail!("`{command}` in the environment failed: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        };
+        in_environment("id; hostname; cat /workspace/hello.txt /root/hello.txt; ls /sys/class/net")?;
+
+        step(10, "commit and push from inside the environment, as the owner, over the environment's network");
+        in_environment(
+            "cd /workspace && echo 'Changed inside an airlock environment.' >> README.md && git commit -qam 'A change made inside the environment' \
+             && git push -q origin HEAD:main && git log -1 --format='%h %an <%ae> %s'",
+        )?;
+        let head = self.site.as_ref().expect("started above").head()?;
+        println!("    the git server's main is now: {head}");
+        if !head.contains("A change made inside the environment") {
+            bail!("the push did not reach the git server: its main is {head}");
         }
 
         if args.keep {
             let server = self.server.take().expect("started above");
             println!(
-                "\nDone in {:.0?}; everything keeps running (server pid {}).\n  mirror         {}\n  control plane  {}\n  ssh            {ssh_line}\n  files          {}\n\
+                "\nDone in {:.0?}; everything keeps running (server pid {}).\n  mirror         {}\n  control plane  {}\n  ssh            {ssh_line}\n  git            {repository}\n  files          {}\n\
                  Drive it with the admin CLI from this shell:\n  export AIRLOCK_URL={} AIRLOCK_TOKEN={token}\n  airlock admin environments list\n\
                  End it (environments, server, mounts and files):\n  {} demo --stop --dir {}",
                 started.elapsed(), server.child.id(), urls.mirror, urls.control_plane, dir.display(), urls.control_plane, self.me.display(), dir.display()
             );
             server.detach();
+            self.site.take().expect("started above").detach();
             return Ok(());
         }
-        step(9, "clean up: delete the environment and stop the server");
+        step(11, "clean up: delete the environment, stop the server, remove the site network");
         self.delete_environments()?;
         self.server.take().expect("started above").stop()?;
+        drop(self.site.take());
         Ok(())
     }
 
@@ -241,6 +307,10 @@ fn stop_kept(dir: &Path, me: &Path) -> anyhow::Result<()> {
     match restarted {
         Some(mut server) => server.stop()?,
         None => stop_pid(pid.expect("running server"))?,
+    }
+    // The git server and the runner's network, once nothing uses them.
+    if let Some(names) = SiteNames::from_json(&state["site"]) {
+        names.remove(state["sshd_pid"].as_i64().and_then(|p| i32::try_from(p).ok()));
     }
     let mounts = mounts_under(dir)?;
     if !mounts.is_empty() {
@@ -308,10 +378,20 @@ fn check_prerequisites(busybox: &Path) -> anyhow::Result<()> {
     let on_path = |name: &str| {
         std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
     };
-    for (tool, package) in [("runc", "runc"), ("ssh", "openssh-client"), ("ssh-keygen", "openssh-client")] {
+    for (tool, package) in [
+        ("runc", "runc"),
+        ("ssh", "openssh-client"),
+        ("ssh-keygen", "openssh-client"),
+        ("git", "git"),
+        ("ip", "iproute2"),
+        ("nft", "nftables"),
+    ] {
         if !on_path(tool) {
             missing.push(format!("`{tool}` (Debian package {package})"));
         }
+    }
+    if !Path::new("/usr/sbin/sshd").is_file() {
+        missing.push("`/usr/sbin/sshd`, the demo's git server (Debian package openssh-server)".into());
     }
     if !busybox.is_file() {
         missing.push(format!("a static busybox at {} (Debian package busybox-static)", busybox.display()));
