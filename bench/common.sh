@@ -17,3 +17,27 @@ time_cmd() {
 }
 
 ratio() { awk "BEGIN { printf \"%.2f\", $1 / $2 }"; }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Starts Debian's docker-registry on a free loopback port, storing in $1/registry; sets
+# registry_addr and registry_pid, and returns once it answers.
+start_docker_registry() {
+  local dir=$1
+  registry_addr="127.0.0.1:$(free_port)"
+  cat > "$dir/registry.yml" <<YML
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $dir/registry
+http:
+  addr: $registry_addr
+YML
+  docker-registry serve "$dir/registry.yml" >/dev/null 2>&1 &
+  registry_pid=$!
+  for _ in $(seq 100); do curl -sf "http://$registry_addr/v2/" >/dev/null && break; sleep 0.1; done
+}

@@ -43,29 +43,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-addr="127.0.0.1:$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-cat > "$work/registry.yml" <<YML
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $work/registry
-http:
-  addr: $addr
-YML
-docker-registry serve "$work/registry.yml" >/dev/null 2>&1 &
-registry_pid=$!
-for _ in $(seq 100); do curl -sf "http://$addr/v2/" >/dev/null && break; sleep 0.1; done
+source "$here/bench/common.sh"
+start_docker_registry "$work"
+addr=$registry_addr
 "$perf" layout "$work/layout"
 skopeo copy --quiet --dest-tls-verify=false "oci:$work/layout:1" "docker://$addr/devcontainers/bench:1"
 
 echo "measuring ($runs runs of $mib MiB) ..." >&2
 result=$("$perf" net --data "$work/data" --image "$addr/devcontainers/bench:1" --plain-http "$addr" --mib "$mib" --runs "$runs" | grep '^RESULT')
 read -r _ _ env_tp host_tp env_lat host_lat <<<"$result"
-ratio() { awk "BEGIN { printf \"%.2f\", $1 / $2 }"; }
 cat <<REPORT
 environment network vs host, $(nproc) cores, $mib MiB x $runs runs
                         environment   host        ratio (environment/host)

@@ -18,23 +18,12 @@ work=${BENCH_DIR:-$(mktemp -d -t airlock-fetch-bench.XXXXXX)}
 [[ -x "$airlock" ]] || { echo "build first: cargo build --release" >&2; exit 1; }
 command -v docker-registry >/dev/null && command -v skopeo >/dev/null || { echo "needs docker-registry and skopeo (scripts/install-deps.sh)" >&2; exit 1; }
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$work/registry"
-cat > "$work/registry.yml" <<YML
-version: 0.1
-log:
-  level: error
-storage:
-  filesystem:
-    rootdirectory: $work/registry
-http:
-  addr: 127.0.0.1:$port
-YML
-docker-registry serve "$work/registry.yml" >/dev/null 2>&1 &
-registry_pid=$!
-cleanup() { kill "$registry_pid" 2>/dev/null || true; wait "$registry_pid" 2>/dev/null || true; [[ -z "${BENCH_DIR:-}" ]] && rm -rf "$work"; }
+source "$here/bench/common.sh"
+registry_pid=""
+cleanup() { [[ -n "$registry_pid" ]] && { kill "$registry_pid" 2>/dev/null || true; wait "$registry_pid" 2>/dev/null || true; }; [[ -z "${BENCH_DIR:-}" ]] && rm -rf "$work"; true; }
 trap cleanup EXIT
-for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+start_docker_registry "$work"
+port=${registry_addr##*:}
 
 # One OCI layout per image: a base layer shared by all images, then two layers of its own.
 # Layers are half real files (compressible), half random.
@@ -98,7 +87,6 @@ manifest "$work/bench2.toml" v2
 "$airlock" bundle create --manifest "$work/bench2.toml" --key "$work/key.key" --out "$work/delta2.airlock.tar.zst" --cache-dir "$work/cache" --created 2026-01-02T00:00:00Z --sequence 2 --base "$work/bench.airlock-bundle.json" >/dev/null
 full_size=$(stat -c %s "$work/full2.airlock.tar.zst"); delta_size=$(stat -c %s "$work/delta2.airlock.tar.zst")
 
-ratio() { awk "BEGIN { printf \"%.2f\", $1 / $2 }"; }
 cat <<REPORT
 input: $images images ($((3 * images)) layers of about $layer_mb MiB, one shared), $input_bytes bytes in the registry; $(nproc) cores; median of $runs runs
                            airlock    baseline   ratio (airlock/baseline; < 1 is faster)

@@ -42,25 +42,10 @@ base_import=$(time_cmd "mkdir -p '$work/x' && zstd -dc '$work/bench.airlock.tar.
 "$airlock" mirror serve --data-dir "$work/m" --listen 127.0.0.1:0 > "$work/serve.out" 2>/dev/null &
 pids+=($!)
 mirror_pid=$!
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-registry_addr="127.0.0.1:$(free_port)"
-cat > "$work/registry.yml" <<YML
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $work/registry
-http:
-  addr: $registry_addr
-YML
-docker-registry serve "$work/registry.yml" >/dev/null 2>&1 &
-pids+=($!)
-registry_pid=$!
+start_docker_registry "$work"
+pids+=("$registry_pid")
 for _ in $(seq 100); do
-  grep -q listening "$work/serve.out" 2>/dev/null && curl -sf "http://$registry_addr/v2/" >/dev/null && break
+  grep -q listening "$work/serve.out" 2>/dev/null && break
   sleep 0.1
 done
 mirror_addr=$(sed -n 's|.*http://||p' "$work/serve.out" | sed -n 1p)

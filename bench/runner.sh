@@ -42,22 +42,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-addr="127.0.0.1:$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-cat > "$work/registry.yml" <<YML
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $work/registry
-http:
-  addr: $addr
-YML
-docker-registry serve "$work/registry.yml" >/dev/null 2>&1 &
-registry_pid=$!
-for _ in $(seq 100); do curl -sf "http://$addr/v2/" >/dev/null && break; sleep 0.1; done
+source "$here/bench/common.sh"
+start_docker_registry "$work"
+addr=$registry_addr
 "$perf" layout "$work/layout"
 skopeo copy --quiet --dest-tls-verify=false "oci:$work/layout:1" "docker://$addr/devcontainers/bench:1"
 image="$addr/devcontainers/bench:1"
@@ -77,7 +64,6 @@ read -r _ _ cold_p50 cold_p95 _ <<<"$cold"
 read -r _ _ held ramp_s delete_s mem_mib cgroup_mib exec_failed _ <<<"${ramp%%|*}"
 why=${ramp#*| }
 
-ratio() { awk "BEGIN { printf \"%.2f\", $1 / $2 }"; }
 cat <<REPORT
 runner engine vs runc on $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r), $(runc --version | head -1)
                                     p50 ms     p95 ms     ratio p50 (ours/baseline)

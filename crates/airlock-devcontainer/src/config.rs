@@ -95,6 +95,8 @@ pub struct HostRequirements {
     pub memory: Option<u64>,
     /// Bytes.
     pub storage: Option<u64>,
+    /// `gpu: true` or a GPU description: the container needs one (`"optional"` does not).
+    pub gpu_required: bool,
 }
 
 /// The lifecycle properties in the order the spec runs them.
@@ -494,6 +496,8 @@ fn read_host_requirements(
             }
             "memory" => requirements.memory = Some(size(v)?),
             "storage" => requirements.storage = Some(size(v)?),
+            "gpu" if matches!(v, JsonValue::Boolean(true) | JsonValue::Object(_)) => requirements.gpu_required = true,
+            "gpu" if matches!(v, JsonValue::Boolean(false)) => {}
             _ => ignored.push(property),
         }
     }

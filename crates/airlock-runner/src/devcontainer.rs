@@ -12,7 +12,10 @@ use std::path::Path;
 use airlock_devcontainer::{DevContainer, FeatureRef, LifecycleCommand, Parsed};
 use airlock_ssh_gateway::ExecRequest;
 
-use crate::engine::{Engine, EngineEvent, EnvironmentSpec, FeatureStep, Resources};
+/// An environment class's resources, which `hostRequirements` are checked against.
+pub use airlock_api::Resources as ClassResources;
+
+use crate::engine::{Engine, EngineEvent, EnvironmentSpec, FeatureStep};
 use crate::session;
 
 /// The largest devcontainer.json read (the file is user content).
@@ -100,9 +103,9 @@ pub struct Plan {
 
 impl Plan {
     /// Checks what must hold before anything starts: no `build`, `hostRequirements` within
-    /// the environment class. `project_image` is used when the file names no image; its
-    /// registry is the mirror.
-    pub fn new(parsed: Parsed, origin: &str, project_image: &str, resources: &Resources) -> Result<Plan, String> {
+    /// the environment class (`class`). `project_image` is used when the file names no image;
+    /// its registry is the mirror.
+    pub fn new(parsed: Parsed, origin: &str, project_image: &str, class: &ClassResources) -> Result<Plan, String> {
         let Parsed { mut config, mut ignored } = parsed;
         // What the high side knows: where the repository is inside the environment.
         config.substitute(&airlock_devcontainer::Variables {
@@ -117,7 +120,7 @@ impl Plan {
             ));
         }
         if let Some(req) = &config.host_requirements {
-            check_host_requirements(origin, req, resources)?;
+            check_host_requirements(origin, req, class)?;
         }
         let mirror = project_image.split('/').next().unwrap_or_default();
         let image = match &config.image {
@@ -176,7 +179,7 @@ impl Plan {
     }
 }
 
-fn check_host_requirements(origin: &str, req: &airlock_devcontainer::HostRequirements, resources: &Resources) -> Result<(), String> {
+fn check_host_requirements(origin: &str, req: &airlock_devcontainer::HostRequirements, resources: &ClassResources) -> Result<(), String> {
     if let Some(cpus) = req.cpus {
         if resources.cpu_millis > 0 && u64::from(cpus) * 1000 > u64::from(resources.cpu_millis) {
             return Err(format!(
@@ -194,6 +197,20 @@ fn check_host_requirements(origin: &str, req: &airlock_devcontainer::HostRequire
                 resources.memory_mib
             ));
         }
+    }
+    if let Some(storage) = req.storage {
+        if resources.disk_gib > 0 && storage > u64::from(resources.disk_gib) << 30 {
+            return Err(format!(
+                "{origin} requires {} GiB of storage (hostRequirements.storage); the environment class gives {} GiB: choose a larger class or lower the requirement",
+                storage.div_ceil(1 << 30),
+                resources.disk_gib
+            ));
+        }
+    }
+    if req.gpu_required {
+        return Err(format!(
+            "{origin} requires a GPU (hostRequirements.gpu); airlock environments have none: write `\"gpu\": \"optional\"` if the project works without one"
+        ));
     }
     Ok(())
 }

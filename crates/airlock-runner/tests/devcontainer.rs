@@ -7,8 +7,8 @@ mod support;
 
 use std::fs;
 
-use airlock_runner::devcontainer::{self, Plan, Start, EXTENSIONS_FILE, VSCODE_SETTINGS};
-use airlock_runner::engine::{Engine, Resources};
+use airlock_runner::devcontainer::{self, ClassResources, Plan, Start, EXTENSIONS_FILE, VSCODE_SETTINGS};
+use airlock_runner::engine::Engine;
 use support::*;
 
 const FEATURE_CONFIG: &str = "application/vnd.devcontainers";
@@ -78,8 +78,8 @@ fn plan_of(text: &str, mirror: &str) -> Result<Plan, String> {
     fs::write(repo.path().join(".devcontainer/devcontainer.json"), text).unwrap();
     let found = devcontainer::read_config(repo.path())?.expect("the file is found");
     let parsed = airlock_devcontainer::parse(&found.text, &found.origin).map_err(|e| e.to_string())?;
-    let resources = Resources { cpu_millis: 1000, memory_mib: 256, pids: 256 };
-    Plan::new(parsed, &found.origin, &format!("{mirror}/project/image:1"), &resources)
+    let class = ClassResources { cpu_millis: 1000, memory_mib: 256, disk_gib: 4, pids: 256 };
+    Plan::new(parsed, &found.origin, &format!("{mirror}/project/image:1"), &class)
 }
 
 struct Mirror {
@@ -199,6 +199,12 @@ fn hostile_devcontainer_files_are_refused_with_what_to_do() {
     assert!(big.contains("8 CPUs") && big.contains("gives 1 CPUs"), "{big}");
     let memory = plan_of(r#"{"image": "x.example/a:1", "hostRequirements": {"memory": "4gb"}}"#, mirror).unwrap_err();
     assert!(memory.contains("4096 MiB") && memory.contains("256 MiB"), "{memory}");
+    let storage = plan_of(r#"{"image": "x.example/a:1", "hostRequirements": {"storage": "32gb"}}"#, mirror).unwrap_err();
+    assert!(storage.contains("32 GiB of storage") && storage.contains("gives 4 GiB"), "{storage}");
+    let gpu = plan_of(r#"{"image": "x.example/a:1", "hostRequirements": {"gpu": true}}"#, mirror).unwrap_err();
+    assert!(gpu.contains("requires a GPU") && gpu.contains("\"optional\""), "{gpu}");
+    let fits = plan_of(r#"{"image": "x.example/a:1", "hostRequirements": {"storage": "4gb", "gpu": "optional"}}"#, mirror);
+    assert!(fits.is_ok_and(|plan| plan.ignored.contains(&"hostRequirements.gpu".to_string())), "within the class, an optional GPU listed as ignored");
 
     let invalid = plan_of("{\n  \"image\": \"a\",\n  \"features\": {,\n}", mirror).unwrap_err();
     assert!(invalid.contains("devcontainer.json:3:"), "the file and line are named: {invalid}");

@@ -262,12 +262,7 @@ fn devcontainer_plan(shared: &Shared, env: &RunnerEnvironment, first: bool) -> R
     };
     let Some(found) = found else { return Ok(None) };
     let parsed = airlock_devcontainer::parse(&found.text, &found.origin).map_err(|e| e.to_string())?;
-    let resources = Resources {
-        cpu_millis: env.spec.resources.cpu_millis,
-        memory_mib: env.spec.resources.memory_mib,
-        pids: env.spec.resources.pids,
-    };
-    let plan = devcontainer::Plan::new(parsed, &found.origin, &env.spec.image, &resources)?;
+    let plan = devcontainer::Plan::new(parsed, &found.origin, &env.spec.image, &env.spec.resources)?;
     if first {
         let _ = shared.event(&env.id, "devcontainer", &format!("using {} (image {})", found.origin, plan.image));
         if !plan.ignored.is_empty() {
