@@ -16,7 +16,52 @@ use airlock_ssh_gateway::ExecRequest;
 pub use airlock_api::Resources as ClassResources;
 
 use crate::engine::{Engine, EngineEvent, EnvironmentSpec, FeatureStep};
+use crate::error::EngineError;
 use crate::session;
+
+/// Why a repository's devcontainer.json cannot be applied; each says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum DevcontainerError {
+    #[error("cannot open the repository at {path}: {source}")]
+    OpenRepository { path: String, source: rustix::io::Errno },
+    #[error("{origin} is a symlink that leads out of the repository; make it a regular file in the repository")]
+    LeavesRepository { origin: &'static str },
+    #[error("cannot open {origin} in the repository: {source}")]
+    Open { origin: &'static str, source: rustix::io::Errno },
+    #[error("{origin} is not a regular file; make it one (or remove it to use the project's image and tasks)")]
+    NotRegular { origin: &'static str },
+    #[error("{origin} is {size} bytes, more than the {MAX_CONFIG_BYTES} read")]
+    TooLarge { origin: &'static str, size: u64 },
+    #[error("cannot read {origin}: {source}")]
+    Read { origin: String, source: std::io::Error },
+    #[error("{origin} is not UTF-8 text")]
+    NotUtf8 { origin: &'static str },
+    /// The file, or a feature's metadata or options, does not follow the spec.
+    #[error(transparent)]
+    Invalid(#[from] airlock_devcontainer::DevcontainerError),
+    #[error(
+        "{origin} builds its image (`build`/`dockerfile`); airlock environments run images from the mirror: \
+         build the image on the connected side, carry it in the offline manifest and name it in `image`"
+    )]
+    BuildsImage { origin: String },
+    /// `hostRequirements` asks for more than the environment class gives.
+    #[error("{origin} requires {asked} (hostRequirements.{requirement}); the environment class gives {gives}: choose a larger class or lower the requirement")]
+    ExceedsClass { origin: String, requirement: &'static str, asked: String, gives: String },
+    #[error("{origin} requires a GPU (hostRequirements.gpu); airlock environments have none: write `\"gpu\": \"optional\"` if the project works without one")]
+    GpuRequired { origin: String },
+    #[error("cannot pull feature {feature}: {source}")]
+    PullFeature { feature: String, source: EngineError },
+    #[error("feature {feature}: {source}")]
+    Feature { feature: String, source: Box<DevcontainerError> },
+    #[error("feature {feature}: the artifact has no devcontainer-feature.json, or not as a regular file of at most 1 MiB")]
+    NoFeatureMetadata { feature: String },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("{what} could not run: {source}")]
+    Exec { what: &'static str, source: std::io::Error },
+    #[error("{what} exited with {code}: {output}")]
+    Failed { what: &'static str, code: i32, output: String },
+}
 
 /// The largest devcontainer.json read (the file is user content).
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
@@ -39,10 +84,10 @@ pub struct Found {
 
 /// Reads the repository's devcontainer.json without following a symlink out of it, without
 /// blocking on a FIFO and without reading more than [`MAX_CONFIG_BYTES`].
-pub fn read_config(repo_root: &Path) -> Result<Option<Found>, String> {
+pub fn read_config(repo_root: &Path) -> Result<Option<Found>, DevcontainerError> {
     use rustix::fs::{Mode, OFlags, ResolveFlags};
     let root = rustix::fs::open(repo_root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| format!("cannot open the repository at {}: {e}", repo_root.display()))?;
+        .map_err(|source| DevcontainerError::OpenRepository { path: repo_root.display().to_string(), source })?;
     for origin in CONFIG_PATHS {
         let opened = rustix::fs::openat2(
             &root,
@@ -54,22 +99,21 @@ pub fn read_config(repo_root: &Path) -> Result<Option<Found>, String> {
         let fd = match opened {
             Ok(fd) => fd,
             Err(rustix::io::Errno::NOENT) | Err(rustix::io::Errno::NOTDIR) => continue,
-            Err(rustix::io::Errno::XDEV) => {
-                return Err(format!("{origin} is a symlink that leads out of the repository; make it a regular file in the repository"))
-            }
-            Err(e) => return Err(format!("cannot open {origin} in the repository: {e}")),
+            Err(rustix::io::Errno::XDEV) => return Err(DevcontainerError::LeavesRepository { origin }),
+            Err(source) => return Err(DevcontainerError::Open { origin, source }),
         };
         let mut file = File::from(fd);
-        let meta = file.metadata().map_err(|e| format!("cannot inspect {origin}: {e}"))?;
+        let read = |source| DevcontainerError::Read { origin: origin.to_string(), source };
+        let meta = file.metadata().map_err(read)?;
         if !meta.is_file() {
-            return Err(format!("{origin} is not a regular file; make it one (or remove it to use the project's image and tasks)"));
+            return Err(DevcontainerError::NotRegular { origin });
         }
         if meta.len() > MAX_CONFIG_BYTES {
-            return Err(format!("{origin} is {} bytes, more than the {MAX_CONFIG_BYTES} read", meta.len()));
+            return Err(DevcontainerError::TooLarge { origin, size: meta.len() });
         }
         let mut bytes = Vec::new();
-        file.by_ref().take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read {origin}: {e}"))?;
-        let text = String::from_utf8(bytes).map_err(|_| format!("{origin} is not UTF-8 text"))?;
+        file.by_ref().take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes).map_err(read)?;
+        let text = String::from_utf8(bytes).map_err(|_| DevcontainerError::NotUtf8 { origin })?;
         return Ok(Some(Found { origin: origin.to_string(), text }));
     }
     Ok(None)
@@ -105,7 +149,7 @@ impl Plan {
     /// Checks what must hold before anything starts: no `build`, `hostRequirements` within
     /// the environment class (`class`). `project_image` is used when the file names no image;
     /// its registry is the mirror.
-    pub fn new(parsed: Parsed, origin: &str, project_image: &str, class: &ClassResources) -> Result<Plan, String> {
+    pub fn new(parsed: Parsed, origin: &str, project_image: &str, class: &ClassResources) -> Result<Plan, DevcontainerError> {
         let Parsed { mut config, mut ignored } = parsed;
         // What the high side knows: where the repository is inside the environment.
         config.substitute(&airlock_devcontainer::Variables {
@@ -114,10 +158,7 @@ impl Plan {
             ..Default::default()
         });
         if config.build.is_some() {
-            return Err(format!(
-                "{origin} builds its image (`build`/`dockerfile`); airlock environments run images from the mirror: \
-                 build the image on the connected side, carry it in the offline manifest and name it in `image`"
-            ));
+            return Err(DevcontainerError::BuildsImage { origin: origin.to_string() });
         }
         if let Some(req) = &config.host_requirements {
             check_host_requirements(origin, req, class)?;
@@ -179,38 +220,25 @@ impl Plan {
     }
 }
 
-fn check_host_requirements(origin: &str, req: &airlock_devcontainer::HostRequirements, resources: &ClassResources) -> Result<(), String> {
+fn check_host_requirements(origin: &str, req: &airlock_devcontainer::HostRequirements, class: &ClassResources) -> Result<(), DevcontainerError> {
+    let exceeds = |requirement, asked: String, gives: String| DevcontainerError::ExceedsClass { origin: origin.to_string(), requirement, asked, gives };
     if let Some(cpus) = req.cpus {
-        if resources.cpu_millis > 0 && u64::from(cpus) * 1000 > u64::from(resources.cpu_millis) {
-            return Err(format!(
-                "{origin} requires {cpus} CPUs (hostRequirements.cpus); the environment class gives {} CPUs: choose a larger class or lower the requirement",
-                f64::from(resources.cpu_millis) / 1000.0
-            ));
+        if class.cpu_millis > 0 && u64::from(cpus) * 1000 > u64::from(class.cpu_millis) {
+            return Err(exceeds("cpus", format!("{cpus} CPUs"), format!("{} CPUs", f64::from(class.cpu_millis) / 1000.0)));
         }
     }
     if let Some(memory) = req.memory {
-        let given = u64::from(resources.memory_mib) << 20;
-        if resources.memory_mib > 0 && memory > given {
-            return Err(format!(
-                "{origin} requires {} MiB of memory (hostRequirements.memory); the environment class gives {} MiB: choose a larger class or lower the requirement",
-                memory >> 20,
-                resources.memory_mib
-            ));
+        if class.memory_mib > 0 && memory > u64::from(class.memory_mib) << 20 {
+            return Err(exceeds("memory", format!("{} MiB of memory", memory >> 20), format!("{} MiB", class.memory_mib)));
         }
     }
     if let Some(storage) = req.storage {
-        if resources.disk_gib > 0 && storage > u64::from(resources.disk_gib) << 30 {
-            return Err(format!(
-                "{origin} requires {} GiB of storage (hostRequirements.storage); the environment class gives {} GiB: choose a larger class or lower the requirement",
-                storage.div_ceil(1 << 30),
-                resources.disk_gib
-            ));
+        if class.disk_gib > 0 && storage > u64::from(class.disk_gib) << 30 {
+            return Err(exceeds("storage", format!("{} GiB of storage", storage.div_ceil(1 << 30)), format!("{} GiB", class.disk_gib)));
         }
     }
     if req.gpu_required {
-        return Err(format!(
-            "{origin} requires a GPU (hostRequirements.gpu); airlock environments have none: write `\"gpu\": \"optional\"` if the project works without one"
-        ));
+        return Err(DevcontainerError::GpuRequired { origin: origin.to_string() });
     }
     Ok(())
 }
@@ -225,7 +253,7 @@ pub struct Features {
 /// Pulls the plan's features (and those they depend on) from the mirror, orders them as the
 /// spec says, and builds (or finds cached) their layer on the plan's image. `report` gets
 /// (event kind, message).
-pub fn build_features(engine: &Engine, plan: &Plan, report: &mut dyn FnMut(&str, &str)) -> Result<Features, String> {
+pub fn build_features(engine: &Engine, plan: &Plan, report: &mut dyn FnMut(&str, &str)) -> Result<Features, DevcontainerError> {
     if plan.config.features.is_empty() {
         return Ok(Features::default());
     }
@@ -239,9 +267,11 @@ pub fn build_features(engine: &Engine, plan: &Plan, report: &mut dyn FnMut(&str,
         next += 1;
         let separator = if feature.is_digest() { '@' } else { ':' };
         let reference = format!("{mirror}/{}{separator}{}", feature.mirror_repository(), feature.reference);
-        let got = engine.pull_feature(&reference, &mut |_: EngineEvent| {}).map_err(|e| format!("cannot pull feature {feature}: {e}"))?;
-        let json = read_feature_json(&got.tree).map_err(|e| format!("feature {feature}: {e}"))?;
-        let meta = airlock_devcontainer::feature_metadata(&json).map_err(|e| format!("feature {feature}: {e}"))?;
+        let got = engine
+            .pull_feature(&reference, &mut |_: EngineEvent| {})
+            .map_err(|source| DevcontainerError::PullFeature { feature: feature.to_string(), source })?;
+        let json = read_feature_json(&got.tree).ok_or_else(|| DevcontainerError::NoFeatureMetadata { feature: feature.to_string() })?;
+        let meta = airlock_devcontainer::feature_metadata(&json).map_err(|e| in_feature(&feature, e))?;
         if !meta.refused.is_empty() {
             report("feature-refused", &format!("feature {feature} asks for {}, which airlock does not grant; installing it without", meta.refused.join(", ")));
         }
@@ -253,7 +283,7 @@ pub fn build_features(engine: &Engine, plan: &Plan, report: &mut dyn FnMut(&str,
         resolved.push(airlock_devcontainer::ResolvedFeature { reference: feature.clone(), options: options.clone(), metadata: meta.clone() });
         pulled.push((feature, options, meta, got));
     }
-    let order = airlock_devcontainer::install_order(&resolved, &plan.config.override_feature_install_order).map_err(|e| e.to_string())?;
+    let order = airlock_devcontainer::install_order(&resolved, &plan.config.override_feature_install_order)?;
 
     let remote_user = plan.config.remote_user.clone().or_else(|| plan.config.container_user.clone()).unwrap_or_else(|| "root".into());
     let container_user = plan.config.container_user.clone().unwrap_or_else(|| "root".into());
@@ -262,7 +292,7 @@ pub fn build_features(engine: &Engine, plan: &Plan, report: &mut dyn FnMut(&str,
     let mut container_env = Vec::new();
     for index in order {
         let (feature, options, meta, got) = &pulled[index];
-        let mut env = airlock_devcontainer::feature_env(meta, options).map_err(|e| format!("feature {feature}: {e}"))?;
+        let mut env = airlock_devcontainer::feature_env(meta, options).map_err(|e| in_feature(feature, e))?;
         env.push(("_REMOTE_USER".into(), remote_user.clone()));
         env.push(("_CONTAINER_USER".into(), container_user.clone()));
         env.push(("_REMOTE_USER_HOME".into(), home(&remote_user)));
@@ -272,7 +302,7 @@ pub fn build_features(engine: &Engine, plan: &Plan, report: &mut dyn FnMut(&str,
     }
     let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
     report("features", &format!("installing features in this order: {}", names.join(", ")));
-    let layer = engine.build_features(&plan.image, &steps, &mut |_| {}).map_err(|e| e.to_string())?;
+    let layer = engine.build_features(&plan.image, &steps, &mut |_| {})?;
     if layer.built {
         for (name, tail) in &layer.outputs {
             report("feature", format!("feature {name} installed\n{tail}").trim_end());
@@ -283,14 +313,19 @@ pub fn build_features(engine: &Engine, plan: &Plan, report: &mut dyn FnMut(&str,
     Ok(Features { layer: Some(layer.key), container_env })
 }
 
-/// `devcontainer-feature.json` of an unpacked feature (a regular file, not a link).
-fn read_feature_json(tree: &Path) -> Result<String, String> {
+fn in_feature(feature: &FeatureRef, e: airlock_devcontainer::DevcontainerError) -> DevcontainerError {
+    DevcontainerError::Feature { feature: feature.to_string(), source: Box::new(e.into()) }
+}
+
+/// `devcontainer-feature.json` of an unpacked feature (a regular file, not a link, of at most
+/// [`MAX_CONFIG_BYTES`]); None when there is no such file.
+fn read_feature_json(tree: &Path) -> Option<String> {
     let path = tree.join("devcontainer-feature.json");
-    let meta = std::fs::symlink_metadata(&path).map_err(|e| format!("the artifact has no devcontainer-feature.json: {e}"))?;
+    let meta = std::fs::symlink_metadata(&path).ok()?;
     if !meta.is_file() || meta.len() > MAX_CONFIG_BYTES {
-        return Err("devcontainer-feature.json is not a regular file of at most 1 MiB".into());
+        return None;
     }
-    std::fs::read_to_string(&path).map_err(|e| format!("cannot read devcontainer-feature.json: {e}"))
+    std::fs::read_to_string(&path).ok()
 }
 
 /// Which lifecycle commands a start runs.
@@ -336,7 +371,7 @@ pub fn run_lifecycle(engine: &Engine, env_id: &str, plan: &Plan, start: Start, r
     true
 }
 
-type Outcome = Result<(i32, String), String>;
+type Outcome = Result<(i32, String), DevcontainerError>;
 
 fn run_command(engine: &Engine, env_id: &str, cwd: &str, label: &str, command: &LifecycleCommand) -> Vec<(String, Outcome)> {
     match command {
@@ -360,8 +395,8 @@ fn run_command(engine: &Engine, env_id: &str, cwd: &str, label: &str, command: &
 
 fn exec(engine: &Engine, env_id: &str, command: &str) -> Outcome {
     let req = ExecRequest { command: Some(command.to_string()), ..ExecRequest::default() };
-    let process = engine.exec(env_id, &req).map_err(|e| e.to_string())?;
-    session::wait_with_tail(process, OUTPUT_TAIL)
+    let process = engine.exec(env_id, &req)?;
+    session::wait_with_tail(process, OUTPUT_TAIL).map_err(|source| DevcontainerError::Exec { what: "the command", source })
 }
 
 /// Single-quotes a word for a POSIX shell.
@@ -371,12 +406,13 @@ fn quote(word: &str) -> String {
 
 /// Writes VS Code's machine settings and the extensions list into the session user's home,
 /// from inside the environment as that user (nothing on the host is written or followed).
-pub fn write_vscode_files(engine: &Engine, env_id: &str, plan: &Plan) -> Result<(), String> {
+pub fn write_vscode_files(engine: &Engine, env_id: &str, plan: &Plan) -> Result<(), DevcontainerError> {
     let c = &plan.config;
     let mut script = String::from("set -e\n");
     let mut env = Vec::new();
     if !c.vscode_settings.is_empty() {
-        let settings = serde_json::to_string_pretty(&c.vscode_settings).map_err(|e| e.to_string())?;
+        // A map of JSON values always serialises.
+        let settings = serde_json::to_string_pretty(&c.vscode_settings).unwrap_or_default();
         env.push(("AIRLOCK_VSCODE_SETTINGS".to_string(), settings));
         script.push_str(&format!(
             "mkdir -p \"$HOME/{dir}\"\nprintf '%s\\n' \"$AIRLOCK_VSCODE_SETTINGS\" > \"$HOME/{VSCODE_SETTINGS}\"\n",
@@ -384,7 +420,7 @@ pub fn write_vscode_files(engine: &Engine, env_id: &str, plan: &Plan) -> Result<
         ));
     }
     if !c.vscode_extensions.is_empty() {
-        let list = serde_json::to_string(&c.vscode_extensions).map_err(|e| e.to_string())?;
+        let list = serde_json::Value::from(c.vscode_extensions.clone()).to_string();
         env.push(("AIRLOCK_VSCODE_EXTENSIONS".to_string(), list));
         script.push_str(&format!(
             "mkdir -p \"$HOME/{dir}\"\nprintf '%s\\n' \"$AIRLOCK_VSCODE_EXTENSIONS\" > \"$HOME/{EXTENSIONS_FILE}\"\n",
@@ -395,10 +431,11 @@ pub fn write_vscode_files(engine: &Engine, env_id: &str, plan: &Plan) -> Result<
         return Ok(());
     }
     let req = ExecRequest { command: Some(script), env, ..ExecRequest::default() };
-    let process = engine.exec(env_id, &req).map_err(|e| e.to_string())?;
-    match session::wait_with_tail(process, OUTPUT_TAIL)? {
+    let what = "writing the VS Code settings and extensions list";
+    let process = engine.exec(env_id, &req)?;
+    match session::wait_with_tail(process, OUTPUT_TAIL).map_err(|source| DevcontainerError::Exec { what, source })? {
         (0, _) => Ok(()),
-        (code, out) => Err(format!("writing the VS Code settings and extensions list exited with {code}: {}", out.trim())),
+        (code, out) => Err(DevcontainerError::Failed { what, code, output: out.trim().to_string() }),
     }
 }
 

@@ -112,15 +112,15 @@ fn open_pty(request: &PtyRequest) -> std::io::Result<(OwnedFd, OwnedFd)> {
 
 /// Waits for a piped process and keeps the last `max` bytes of its output (stdout, then
 /// stderr): enough to tell a user why a task or install failed.
-pub fn wait_with_tail(mut process: ExecProcess, max: usize) -> Result<(i32, String), String> {
+pub fn wait_with_tail(mut process: ExecProcess, max: usize) -> std::io::Result<(i32, String)> {
     let ExecIo::Pipes { stdin, stdout, stderr } = process.io else {
-        return Err("the engine gave a terminal where pipes were asked for".into());
+        return Err(std::io::Error::other("the engine gave a terminal where pipes were asked for"));
     };
     drop(stdin);
     let errors = std::thread::spawn(move || tail(stderr, max));
     let mut out = tail(stdout, max);
     out.push_str(&errors.join().unwrap_or_default());
-    let status = process.child.wait().map_err(|e| e.to_string())?;
+    let status = process.child.wait()?;
     Ok((status.code().unwrap_or(-1), last_bytes(&out, max)))
 }
 

@@ -7,7 +7,7 @@ mod support;
 
 use std::fs;
 
-use airlock_runner::devcontainer::{self, ClassResources, Plan, Start, EXTENSIONS_FILE, VSCODE_SETTINGS};
+use airlock_runner::devcontainer::{self, ClassResources, DevcontainerError, Plan, Start, EXTENSIONS_FILE, VSCODE_SETTINGS};
 use airlock_runner::engine::Engine;
 use support::*;
 
@@ -76,10 +76,10 @@ fn plan_of(text: &str, mirror: &str) -> Result<Plan, String> {
     let repo = tempfile::tempdir().unwrap();
     fs::create_dir(repo.path().join(".devcontainer")).unwrap();
     fs::write(repo.path().join(".devcontainer/devcontainer.json"), text).unwrap();
-    let found = devcontainer::read_config(repo.path())?.expect("the file is found");
+    let found = devcontainer::read_config(repo.path()).map_err(|e| e.to_string())?.expect("the file is found");
     let parsed = airlock_devcontainer::parse(&found.text, &found.origin).map_err(|e| e.to_string())?;
     let class = ClassResources { cpu_millis: 1000, memory_mib: 256, disk_gib: 4, pids: 256 };
-    Plan::new(parsed, &found.origin, &format!("{mirror}/project/image:1"), &class)
+    Plan::new(parsed, &found.origin, &format!("{mirror}/project/image:1"), &class).map_err(|e| e.to_string())
 }
 
 struct Mirror {
@@ -179,7 +179,7 @@ fn a_failing_install_names_the_feature_and_its_output_and_leaves_no_cache() {
     let mirror = mirror("#!/bin/sh\necho apt-get could not reach the archive >&2\nexit 3\n");
     let t = TestEngine::new(&mirror.server.addr);
     let plan = plan_of(TEMPLATE, &mirror.server.addr).unwrap();
-    let err = devcontainer::build_features(&t.engine, &plan, &mut |_, _| {}).unwrap_err();
+    let err = devcontainer::build_features(&t.engine, &plan, &mut |_, _| {}).unwrap_err().to_string();
     assert!(err.contains("hello") && err.contains("exited with 3") && err.contains("could not reach the archive"), "{err}");
     let features = t.data().join("images/features");
     let cached: Vec<_> = fs::read_dir(&features).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
@@ -219,17 +219,17 @@ fn devcontainer_json_is_read_without_leaving_the_repository() {
 
     std::os::unix::fs::symlink(outside.path().join("secret.json"), repo.path().join(".devcontainer.json")).unwrap();
     let err = devcontainer::read_config(repo.path()).unwrap_err();
-    assert!(err.contains("out of the repository"), "{err}");
+    assert!(matches!(err, DevcontainerError::LeavesRepository { .. }) && err.to_string().contains("out of the repository"), "{err}");
 
     fs::remove_file(repo.path().join(".devcontainer.json")).unwrap();
     fs::create_dir(repo.path().join(".devcontainer")).unwrap();
     let big = repo.path().join(".devcontainer/devcontainer.json");
     fs::write(&big, vec![b' '; (devcontainer::MAX_CONFIG_BYTES + 1) as usize]).unwrap();
     let err = devcontainer::read_config(repo.path()).unwrap_err();
-    assert!(err.contains("more than"), "{err}");
+    assert!(matches!(err, DevcontainerError::TooLarge { .. }) && err.to_string().contains("more than"), "{err}");
 
     fs::remove_file(&big).unwrap();
     rustix::fs::mknodat(rustix::fs::CWD, &big, rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o644), 0).unwrap();
     let err = devcontainer::read_config(repo.path()).unwrap_err();
-    assert!(err.contains("not a regular file"), "{err}");
+    assert!(matches!(err, DevcontainerError::NotRegular { .. }) && err.to_string().contains("not a regular file"), "{err}");
 }

@@ -147,7 +147,7 @@ fn start(shared: &Shared, id: &str) -> Result<(), String> {
         let _ = shared.event(id, kind, message);
     };
     if let Some(plan) = &plan {
-        let features = devcontainer::build_features(&shared.engine, plan, &mut events)?;
+        let features = devcontainer::build_features(&shared.engine, plan, &mut events).map_err(|e| e.to_string())?;
         plan.apply(&mut spec, &features);
     }
     shared
@@ -163,7 +163,7 @@ fn start(shared: &Shared, id: &str) -> Result<(), String> {
     }
     if let Some(plan) = &plan {
         if let Err(e) = devcontainer::write_vscode_files(&shared.engine, id, plan) {
-            let _ = shared.event(id, "devcontainer-failed", &e);
+            let _ = shared.event(id, "devcontainer-failed", &e.to_string());
         }
         let created = shared.env_dir(id).join(LIFECYCLE_CREATED);
         let start = if created.exists() { devcontainer::Start::Again } else { devcontainer::Start::First };
@@ -243,7 +243,7 @@ fn devcontainer_plan(shared: &Shared, env: &RunnerEnvironment, first: bool) -> R
     let dir = shared.env_dir(&env.id);
     let kept = dir.join(DEVCONTAINER_KEPT);
     let found = if first {
-        let found = devcontainer::read_config(&dir.join(STAGING))?;
+        let found = devcontainer::read_config(&dir.join(STAGING)).map_err(|e| e.to_string())?;
         if let Some(found) = &found {
             let text = serde_json::to_vec(&(&found.origin, &found.text)).map_err(|e| e.to_string())?;
             fs::write(&kept, text).map_err(|e| format!("cannot write {}: {e}", kept.display()))?;
@@ -262,7 +262,7 @@ fn devcontainer_plan(shared: &Shared, env: &RunnerEnvironment, first: bool) -> R
     };
     let Some(found) = found else { return Ok(None) };
     let parsed = airlock_devcontainer::parse(&found.text, &found.origin).map_err(|e| e.to_string())?;
-    let plan = devcontainer::Plan::new(parsed, &found.origin, &env.spec.image, &env.spec.resources)?;
+    let plan = devcontainer::Plan::new(parsed, &found.origin, &env.spec.image, &env.spec.resources).map_err(|e| e.to_string())?;
     if first {
         let _ = shared.event(&env.id, "devcontainer", &format!("using {} (image {})", found.origin, plan.image));
         if !plan.ignored.is_empty() {
@@ -313,7 +313,7 @@ fn run_task(shared: &Shared, id: &str, command: &str) -> Result<(i32, String), S
         ..ExecRequest::default()
     };
     let process = shared.engine.exec(id, &req).map_err(|e| e.to_string())?;
-    crate::session::wait_with_tail(process, TASK_OUTPUT_TAIL)
+    crate::session::wait_with_tail(process, TASK_OUTPUT_TAIL).map_err(|e| e.to_string())
 }
 
 fn stop(shared: &Shared, id: &str) -> Result<(), String> {

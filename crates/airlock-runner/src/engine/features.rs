@@ -178,7 +178,7 @@ impl Engine {
             "noNewPrivileges": true
         });
         let process = session::spawn(&self.runc, builder, &process, None)?;
-        session::wait_with_tail(process, INSTALL_OUTPUT_TAIL).map_err(|reason| EngineError::Feature { feature: step.name.clone(), reason })
+        session::wait_with_tail(process, INSTALL_OUTPUT_TAIL).map_err(|reason| EngineError::Feature { feature: step.name.clone(), reason: reason.to_string() })
     }
 
     /// The folder of a built layer; an error when it is not (or no longer) cached.
