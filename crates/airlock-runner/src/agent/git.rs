@@ -12,20 +12,21 @@ use std::sync::Arc;
 
 use airlock_api::RunnerEnvironment;
 
+use super::error::WorkError;
 use super::shared::Shared;
 use crate::git::{self, GitSockets, Identity};
 
 /// Serves (again) the sockets of a running environment; replaces any earlier ones.
-pub(super) fn serve(shared: &Shared, env: &RunnerEnvironment) -> Result<(), String> {
+pub(super) fn serve(shared: &Shared, env: &RunnerEnvironment) -> Result<(), WorkError> {
     stop(shared, &env.id);
-    let owner = shared.engine.session_owner(&env.id).map_err(|e| e.to_string())?;
+    let owner = shared.engine.session_owner(&env.id)?;
     let sockets = open(shared, env, &shared.engine.git_socket_dir(&env.id), owner)?;
     shared.git.lock().unwrap().insert(env.id.clone(), Arc::new(sockets));
     Ok(())
 }
 
 /// Sockets in `dir` answering for the environment's owner, owned by `owner` (host ids).
-fn open(shared: &Shared, env: &RunnerEnvironment, dir: &Path, owner: (u32, u32)) -> Result<GitSockets, String> {
+fn open(shared: &Shared, env: &RunnerEnvironment, dir: &Path, owner: (u32, u32)) -> Result<GitSockets, WorkError> {
     let cp = shared.cp.clone();
     let id = env.id.clone();
     let source: Arc<git::CredentialSource> = Arc::new(move || {
@@ -46,11 +47,11 @@ fn open(shared: &Shared, env: &RunnerEnvironment, dir: &Path, owner: (u32, u32))
     let identity = Identity { name: env.owner.name.clone(), email: env.owner.email.clone() };
     let known_hosts = git::known_hosts_of(env.secrets.iter().map(|s| &s.delivery));
     let ca = match &shared.ca_cert {
-        Some(path) => Some(std::fs::read(path).map_err(|e| format!("cannot read the site CA {}: {e}", path.display()))?),
+        Some(path) => Some(std::fs::read(path).map_err(|source| WorkError::SiteCa { path: path.clone(), source })?),
         None => None,
     };
     GitSockets::serve(dir, owner, &identity, &known_hosts, ca.as_deref(), source, on_miss)
-        .map_err(|e| format!("cannot serve the git credential sockets: {e}"))
+        .map_err(WorkError::GitSockets)
 }
 
 /// Stops serving (before the environment's tmpfs is unmounted: a bound socket keeps it busy).
@@ -75,15 +76,15 @@ const CLONE_SOCKETS: &str = "/run/airlock-git";
 
 /// Clones the project's repository into `workspace` with the owner's credentials, through
 /// sockets only root on the host can reach, removed when the clone ends.
-pub(super) fn clone(shared: &Shared, env: &RunnerEnvironment, workspace: &Path) -> Result<(), String> {
+pub(super) fn clone(shared: &Shared, env: &RunnerEnvironment, workspace: &Path) -> Result<(), WorkError> {
     let parent = Path::new(CLONE_SOCKETS);
     std::fs::create_dir_all(parent)
         .and_then(|()| std::fs::set_permissions(parent, std::os::unix::fs::PermissionsExt::from_mode(0o700)))
-        .map_err(|e| format!("cannot prepare {}: {e}", parent.display()))?;
+        .map_err(WorkError::io("prepare", parent))?;
     let dir = parent.join(&env.id);
     let sockets = open(shared, env, &dir, (0, 0))?;
     let cloned = git::clone(&sockets, &env.spec.repository_url, workspace, &env.owner.email, shared.ca_cert.as_deref());
     drop(sockets);
     let _ = std::fs::remove_dir_all(&dir);
-    cloned
+    cloned.map_err(WorkError::Clone)
 }

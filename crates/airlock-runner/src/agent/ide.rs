@@ -8,18 +8,18 @@ use airlock_api::RunnerEnvironment;
 use airlock_oci::Reference;
 use airlock_ssh_gateway::ExecIo;
 
+use super::error::WorkError;
 use super::shared::Shared;
+use crate::error::EngineError;
 use crate::ide::{self, IdeArtifact, IdeMount};
 
 /// Pulls (once per digest) what the project's IDE settings name.
-pub(super) fn mounts(shared: &Shared, env: &RunnerEnvironment) -> Result<Vec<IdeMount>, String> {
+pub(super) fn mounts(shared: &Shared, env: &RunnerEnvironment) -> Result<Vec<IdeMount>, WorkError> {
     let settings = &env.spec.ide;
     if settings.is_empty() {
         return Ok(Vec::new());
     }
-    let registry = Reference::parse(&env.spec.image)
-        .map_err(|e| e.to_string())?
-        .registry;
+    let registry = Reference::parse(&env.spec.image).map_err(EngineError::from)?.registry;
     // (artifact, whether a missing one is worth an event: the CLI is optional, clients fetch it
     // through the legacy install when it is absent)
     let mut wanted: Vec<(IdeArtifact, bool)> = Vec::new();
@@ -54,7 +54,7 @@ pub(super) fn mounts(shared: &Shared, env: &RunnerEnvironment) -> Result<Vec<Ide
                     let _ = shared.event(&env.id, "ide-missing", &message);
                 }
             }
-            Err(e) => return Err(format!("cannot pull IDE {}: {e}", artifact.reference)),
+            Err(source) => return Err(WorkError::PullIde { reference: artifact.reference, source }),
         }
     }
     Ok(mounts)
@@ -67,7 +67,7 @@ pub(super) fn start_code_server(
     shared: &Shared,
     env: &RunnerEnvironment,
     mounts: &[IdeMount],
-) -> Result<(), String> {
+) -> Result<(), WorkError> {
     let Some(version) = &env.spec.ide.code_server else {
         return Ok(());
     };
@@ -75,20 +75,15 @@ pub(super) fn start_code_server(
     if !mounts.iter().any(|m| m.name == name) {
         return Ok(()); // named missing in the events already
     }
-    let registry = Reference::parse(&env.spec.image)
-        .map_err(|e| e.to_string())?
-        .registry;
+    let registry = Reference::parse(&env.spec.image).map_err(EngineError::from)?.registry;
     let req = ide::code_server_launch(&name, &shared.engine.registry_base_url(&registry));
-    let mut process = shared
-        .engine
-        .exec(&env.id, &req)
-        .map_err(|e| e.to_string())?;
+    let mut process = shared.engine.exec(&env.id, &req)?;
     if let ExecIo::Pipes { stdin, .. } = process.io {
         drop(stdin);
     }
-    let status = process.child.wait().map_err(|e| e.to_string())?;
+    let status = process.child.wait().map_err(WorkError::Exec)?;
     if !status.success() {
-        return Err(format!("code-server did not start ({status})"));
+        return Err(WorkError::CodeServer(status));
     }
     let _ = shared.event(
         &env.id,

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod backup;
+mod error;
 mod gateway;
 mod git;
 mod ide;

@@ -8,8 +8,9 @@ use airlock_api::{Delivery, EnvPhase, RunnerEnvironment};
 use airlock_ssh_gateway::ExecRequest;
 
 use super::backup;
+use super::error::WorkError;
 use super::shared::Shared;
-use crate::devcontainer;
+use crate::devcontainer::{self, DevcontainerError};
 use crate::engine::{EngineEvent, EnvironmentSpec, Resources, SecretFile};
 
 pub enum Job {
@@ -40,10 +41,11 @@ pub fn run(shared: &Shared, id: &str, job: Job) {
         Job::Stop => stop(shared, id),
         Job::Delete => delete(shared, id),
         Job::Adopt => adopt(shared, id),
-        Job::Fail(reason) => Err(reason),
+        Job::Fail(reason) => Err(WorkError::Failed(reason)),
         Job::Forget => forget(shared, id),
     };
-    if let Err(reason) = outcome {
+    if let Err(e) = outcome {
+        let reason = e.to_string();
         tracing::warn!(env = id, "{reason}");
         let _ = shared.event(id, "error", &reason);
         if let Err(e) = shared.cp.report(id, EnvPhase::Failed, Some(&reason)) {
@@ -53,14 +55,14 @@ pub fn run(shared: &Shared, id: &str, job: Job) {
 }
 
 /// Running here already (the runner restarted): serve its git sockets again and report it.
-fn adopt(shared: &Shared, id: &str) -> Result<(), String> {
+fn adopt(shared: &Shared, id: &str) -> Result<(), WorkError> {
     let env = assigned(shared, id)?;
     super::git::serve(shared, &env)?;
     report(shared, id, EnvPhase::Running)
 }
 
-fn report(shared: &Shared, id: &str, phase: EnvPhase) -> Result<(), String> {
-    let updated = shared.cp.report(id, phase, None).map_err(|e| e.to_string())?;
+fn report(shared: &Shared, id: &str, phase: EnvPhase) -> Result<(), WorkError> {
+    let updated = shared.cp.report(id, phase, None)?;
     // The gateway admits logins by this view: it must not wait for the next poll.
     if let Some(env) = shared.assigned.lock().unwrap().get_mut(id) {
         *env = updated;
@@ -68,14 +70,14 @@ fn report(shared: &Shared, id: &str, phase: EnvPhase) -> Result<(), String> {
     Ok(())
 }
 
-fn assigned(shared: &Shared, id: &str) -> Result<RunnerEnvironment, String> {
+fn assigned(shared: &Shared, id: &str) -> Result<RunnerEnvironment, WorkError> {
     if let Some(env) = shared.assigned.lock().unwrap().get(id) {
         return Ok(env.clone());
     }
-    shared.cp.environment(id).map_err(|e| e.to_string())
+    Ok(shared.cp.environment(id)?)
 }
 
-fn start(shared: &Shared, id: &str) -> Result<(), String> {
+fn start(shared: &Shared, id: &str) -> Result<(), WorkError> {
     let env = assigned(shared, id)?;
     if env.phase == EnvPhase::Creating {
         report(shared, id, EnvPhase::Starting)?;
@@ -101,7 +103,7 @@ fn start(shared: &Shared, id: &str) -> Result<(), String> {
             EngineEvent::BlobCached { .. } => cached += 1,
             _ => {}
         })
-        .map_err(|e| format!("cannot pull image {image_ref}: {e}"))?;
+        .map_err(|source| WorkError::PullImage { image: image_ref.clone(), source })?;
     shared.metrics.image_pulled(downloaded, downloads);
     let _ = shared.event(
         id,
@@ -117,7 +119,7 @@ fn start(shared: &Shared, id: &str) -> Result<(), String> {
     let secrets = shared
         .cp
         .secrets(id)
-        .map_err(|e| format!("cannot fetch the environment's secrets: {e}"))?;
+        .map_err(WorkError::Secrets)?;
     let mut spec = EnvironmentSpec {
         id: id.to_string(),
         image: env.spec.image.clone(),
@@ -147,19 +149,19 @@ fn start(shared: &Shared, id: &str) -> Result<(), String> {
         let _ = shared.event(id, kind, message);
     };
     if let Some(plan) = &plan {
-        let features = devcontainer::build_features(&shared.engine, plan, &mut events).map_err(|e| e.to_string())?;
+        let features = devcontainer::build_features(&shared.engine, plan, &mut events)?;
         plan.apply(&mut spec, &features);
     }
     shared
         .engine
         .start(&spec, &mut |_| {})
-        .map_err(|e| format!("cannot start the environment: {e}"))?;
+        .map_err(WorkError::Start)?;
     super::git::serve(shared, &env)?;
     if first {
         move_staging(shared, &env)?;
     }
     if let Err(e) = super::ide::start_code_server(shared, &env, &ide_mounts) {
-        let _ = shared.event(id, "ide-failed", &e);
+        let _ = shared.event(id, "ide-failed", &e.to_string());
     }
     if let Some(plan) = &plan {
         if let Err(e) = devcontainer::write_vscode_files(&shared.engine, id, plan) {
@@ -169,7 +171,7 @@ fn start(shared: &Shared, id: &str) -> Result<(), String> {
         let start = if created.exists() { devcontainer::Start::Again } else { devcontainer::Start::First };
         devcontainer::run_lifecycle(&shared.engine, id, plan, start, &mut events);
         // Creation commands run once per environment on this runner, failed or not.
-        fs::write(&created, b"").map_err(|e| format!("cannot write {}: {e}", created.display()))?;
+        fs::write(&created, b"").map_err(WorkError::io("write", &created))?;
     }
     run_tasks(shared, &env);
     report(shared, id, EnvPhase::Running)?;
@@ -180,26 +182,26 @@ fn start(shared: &Shared, id: &str) -> Result<(), String> {
 /// Fills the staging workspace on the first start on this runner: from the latest snapshot if
 /// the environment has one (it ran elsewhere before), else by cloning the project's
 /// repository. Owners stay as unpacked; [`move_staging`] shifts them.
-fn fill_staging(shared: &Shared, env: &RunnerEnvironment) -> Result<(), String> {
+fn fill_staging(shared: &Shared, env: &RunnerEnvironment) -> Result<(), WorkError> {
     let dir = shared.env_dir(&env.id);
     let workspace = dir.join(STAGING);
     // Left by a start that failed before the environment ran.
     match fs::remove_dir_all(&workspace) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(format!("cannot remove {}: {e}", workspace.display())),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(WorkError::io("remove", &workspace)(e)),
         _ => {}
     }
-    fs::create_dir_all(&workspace).map_err(|e| format!("cannot create {}: {e}", workspace.display()))?;
+    fs::create_dir_all(&workspace).map_err(WorkError::io("create", &workspace))?;
     if let Some(snapshot) = &env.backup {
         let partial = dir.join("restore.tar.zst");
         let stream = shared
             .cp
             .download_backup(&env.id)
-            .map_err(|e| format!("cannot download the workspace snapshot: {e}"))?
-            .ok_or_else(|| format!("the control plane lists snapshot {} but has none to give", snapshot.digest))?;
-        backup::receive(stream, &partial, &snapshot.digest).map_err(|e| e.to_string())?;
+            .map_err(WorkError::DownloadSnapshot)?
+            .ok_or_else(|| WorkError::SnapshotMissing(snapshot.digest.clone()))?;
+        backup::receive(stream, &partial, &snapshot.digest)?;
         let restored = backup::restore(&partial, &snapshot.digest, &workspace, 0);
         let _ = fs::remove_file(&partial);
-        restored.map_err(|e| e.to_string())?;
+        restored?;
         let _ = shared.event(
             &env.id,
             "workspace",
@@ -209,7 +211,7 @@ fn fill_staging(shared: &Shared, env: &RunnerEnvironment) -> Result<(), String> 
         shared
             .egress
             .check_git_url(&env.spec.repository_url)
-            .map_err(|e| format!("cannot clone the project's repository: {e}"))?;
+            .map_err(WorkError::RepositoryRefused)?;
         super::git::clone(shared, env, &workspace)?;
         let _ = shared.event(&env.id, "workspace", &format!("cloned {}", env.spec.repository_url));
     }
@@ -218,51 +220,51 @@ fn fill_staging(shared: &Shared, env: &RunnerEnvironment) -> Result<(), String> 
 
 /// Moves the staged workspace into the environment's (same filesystem: both are in the data
 /// dir) and hands it to the environment's users.
-fn move_staging(shared: &Shared, env: &RunnerEnvironment) -> Result<(), String> {
+fn move_staging(shared: &Shared, env: &RunnerEnvironment) -> Result<(), WorkError> {
     let dir = shared.env_dir(&env.id);
     let staging = dir.join(STAGING);
     let workspace = shared.engine.workspace_dir(&env.id);
-    let id_base = shared.engine.host_uid(&env.id).map_err(|e| e.to_string())?;
-    let entries = fs::read_dir(&staging).map_err(|e| format!("cannot list {}: {e}", staging.display()))?;
+    let id_base = shared.engine.host_uid(&env.id)?;
+    let entries = fs::read_dir(&staging).map_err(WorkError::io("list", &staging))?;
     for entry in entries {
-        let entry = entry.map_err(|e| format!("cannot list {}: {e}", staging.display()))?;
+        let entry = entry.map_err(WorkError::io("list", &staging))?;
         let to = workspace.join(entry.file_name());
-        fs::rename(entry.path(), &to).map_err(|e| format!("cannot move {} to {}: {e}", entry.path().display(), to.display()))?;
-        backup::shift_owners(&to, id_base)
-            .map_err(|e| format!("cannot hand the workspace to the environment user: {e}"))?;
+        fs::rename(entry.path(), &to).map_err(WorkError::io(format!("move {} to", entry.path().display()), &to))?;
+        backup::shift_owners(&to, id_base).map_err(WorkError::ShiftOwners)?;
     }
     let _ = fs::remove_dir(&staging);
     let marker = dir.join(WORKSPACE_READY);
-    fs::write(&marker, b"").map_err(|e| format!("cannot write {}: {e}", marker.display()))
+    fs::write(&marker, b"").map_err(WorkError::io("write", &marker))
 }
 
 /// The devcontainer.json that drives this environment: read from the staged workspace on the
 /// first start (and kept in the agent's folder), the kept copy on later starts (a changed
 /// file takes effect in a new environment). None: the project's image and tasks only.
-fn devcontainer_plan(shared: &Shared, env: &RunnerEnvironment, first: bool) -> Result<Option<devcontainer::Plan>, String> {
+fn devcontainer_plan(shared: &Shared, env: &RunnerEnvironment, first: bool) -> Result<Option<devcontainer::Plan>, WorkError> {
     let dir = shared.env_dir(&env.id);
     let kept = dir.join(DEVCONTAINER_KEPT);
     let found = if first {
-        let found = devcontainer::read_config(&dir.join(STAGING)).map_err(|e| e.to_string())?;
+        let found = devcontainer::read_config(&dir.join(STAGING))?;
         if let Some(found) = &found {
-            let text = serde_json::to_vec(&(&found.origin, &found.text)).map_err(|e| e.to_string())?;
-            fs::write(&kept, text).map_err(|e| format!("cannot write {}: {e}", kept.display()))?;
+            // Two strings always serialise.
+            let text = serde_json::to_vec(&(&found.origin, &found.text)).unwrap_or_default();
+            fs::write(&kept, text).map_err(WorkError::io("write", &kept))?;
         }
         found
     } else {
         match fs::read(&kept) {
             Ok(bytes) => {
                 let (origin, text): (String, String) =
-                    serde_json::from_slice(&bytes).map_err(|e| format!("{} is unreadable: {e}", kept.display()))?;
+                    serde_json::from_slice(&bytes).map_err(|source| WorkError::KeptDevcontainer { path: kept.clone(), source })?;
                 Some(devcontainer::Found { origin, text })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(format!("cannot read {}: {e}", kept.display())),
+            Err(e) => return Err(WorkError::io("read", &kept)(e)),
         }
     };
     let Some(found) = found else { return Ok(None) };
-    let parsed = airlock_devcontainer::parse(&found.text, &found.origin).map_err(|e| e.to_string())?;
-    let plan = devcontainer::Plan::new(parsed, &found.origin, &env.spec.image, &env.spec.resources).map_err(|e| e.to_string())?;
+    let parsed = airlock_devcontainer::parse(&found.text, &found.origin).map_err(DevcontainerError::from)?;
+    let plan = devcontainer::Plan::new(parsed, &found.origin, &env.spec.image, &env.spec.resources)?;
     if first {
         let _ = shared.event(&env.id, "devcontainer", &format!("using {} (image {})", found.origin, plan.image));
         if !plan.ignored.is_empty() {
@@ -280,7 +282,7 @@ fn devcontainer_plan(shared: &Shared, env: &RunnerEnvironment, first: bool) -> R
 }
 
 /// The registry an image reference names must be an allowed destination.
-fn check_registry(shared: &Shared, image: &str) -> Result<(), String> {
+fn check_registry(shared: &Shared, image: &str) -> Result<(), WorkError> {
     let registry = image.split('/').next().unwrap_or_default();
     let (host, port) = match registry.rsplit_once(':') {
         Some((h, p)) if !h.ends_with(']') || registry.starts_with('[') => (h, p.parse().unwrap_or(443)),
@@ -290,7 +292,7 @@ fn check_registry(shared: &Shared, image: &str) -> Result<(), String> {
         .egress
         .check(host.trim_start_matches('[').trim_end_matches(']'), port)
         .map(|_| ())
-        .map_err(|e| format!("cannot pull image {image}: {e}"))
+        .map_err(|source| WorkError::RegistryRefused { image: image.to_string(), source })
 }
 
 /// Runs the project's tasks in order in /workspace; each one's outcome and the tail of its
@@ -307,20 +309,19 @@ fn run_tasks(shared: &Shared, env: &RunnerEnvironment) {
     }
 }
 
-fn run_task(shared: &Shared, id: &str, command: &str) -> Result<(i32, String), String> {
+fn run_task(shared: &Shared, id: &str, command: &str) -> Result<(i32, String), WorkError> {
     let req = ExecRequest {
         command: Some(format!("cd /workspace 2>/dev/null; {command}")),
         ..ExecRequest::default()
     };
-    let process = shared.engine.exec(id, &req).map_err(|e| e.to_string())?;
-    crate::session::wait_with_tail(process, TASK_OUTPUT_TAIL).map_err(|e| e.to_string())
+    let process = shared.engine.exec(id, &req)?;
+    crate::session::wait_with_tail(process, TASK_OUTPUT_TAIL).map_err(WorkError::Exec)
 }
 
-fn stop(shared: &Shared, id: &str) -> Result<(), String> {
+fn stop(shared: &Shared, id: &str) -> Result<(), WorkError> {
     let here = shared
         .engine
-        .list()
-        .map_err(|e| e.to_string())?
+        .list()?
         .into_iter()
         .any(|l| l.id == id);
     super::git::stop(shared, id);
@@ -328,7 +329,7 @@ fn stop(shared: &Shared, id: &str) -> Result<(), String> {
         shared
             .engine
             .stop(id)
-            .map_err(|e| format!("cannot stop the environment: {e}"))?;
+            .map_err(WorkError::Stop)?;
         snapshot(shared, id);
     }
     report(shared, id, EnvPhase::Stopped)
@@ -337,17 +338,16 @@ fn stop(shared: &Shared, id: &str) -> Result<(), String> {
 /// Stores the workspace with the control plane, so the environment can start on any runner.
 /// A failed snapshot is reported but does not block the stop: the workspace stays here.
 fn snapshot(shared: &Shared, id: &str) {
-    let outcome = (|| -> Result<String, String> {
+    let outcome = (|| -> Result<String, WorkError> {
         let dir = shared.env_dir(id);
-        fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        fs::create_dir_all(&dir).map_err(WorkError::io("create", &dir))?;
         let archive = dir.join("snapshot.tar.zst");
-        let id_base = shared.engine.host_uid(id).map_err(|e| e.to_string())?;
-        let digest = backup::snapshot(&shared.engine.workspace_dir(id), id_base, &archive)
-            .map_err(|e| e.to_string())?;
+        let id_base = shared.engine.host_uid(id)?;
+        let digest = backup::snapshot(&shared.engine.workspace_dir(id), id_base, &archive)?;
         let size = fs::metadata(&archive).map(|m| m.len()).unwrap_or(0);
         let sent = shared.cp.upload_backup(id, &archive, &digest);
         let _ = fs::remove_file(&archive);
-        sent.map_err(|e| e.to_string())?;
+        sent?;
         Ok(format!("workspace snapshot {digest} ({}) stored", human_bytes(size)))
     })();
     match outcome {
@@ -360,22 +360,20 @@ fn snapshot(shared: &Shared, id: &str) {
     }
 }
 
-fn delete(shared: &Shared, id: &str) -> Result<(), String> {
+fn delete(shared: &Shared, id: &str) -> Result<(), WorkError> {
     forget(shared, id)?;
     report(shared, id, EnvPhase::Deleted)
 }
 
-fn forget(shared: &Shared, id: &str) -> Result<(), String> {
+fn forget(shared: &Shared, id: &str) -> Result<(), WorkError> {
     super::git::stop(shared, id);
     shared
         .engine
         .delete(id)
-        .map_err(|e| format!("cannot delete the environment: {e}"))?;
+        .map_err(WorkError::Delete)?;
     let dir = shared.env_dir(id);
     match fs::remove_dir_all(&dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(format!("cannot remove {}: {e}", dir.display()))
-        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(WorkError::io("remove", &dir)(e)),
         _ => Ok(()),
     }
 }
