@@ -218,6 +218,13 @@ async fn sweep_idle_forever(app: App) {
             }
             Err(e) => tracing::error!(error = %e, "idle sweep failed"),
         }
+        if let Some(sso) = &app.config.sso {
+            match crate::store::blocking(|| crate::sso::sweep_expired(&app.store, sso.idle, app.now())) {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(removed = n, "removed expired single sign-on records"),
+                Err(e) => tracing::error!(error = %e, "sweeping expired single sign-on records failed"),
+            }
+        }
     }
 }
 

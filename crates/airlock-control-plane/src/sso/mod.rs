@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub use oidc::{Claims, OidcClient, OidcError};
 
+use crate::store::{Store, StoreError};
 use crate::time::Timestamp;
 
 /// A pending sign-in is kept this long between the redirect to the provider and back.
@@ -154,6 +155,40 @@ pub struct RefreshRecord {
     pub expires_at: Timestamp,
 }
 
+/// Deletes the SSO records no sign-in can use any more, so they do not pile up: pending
+/// browser sign-ins older than [`PENDING_TTL`], device sign-ins past their end, browser
+/// session records past the idle limit, and CLI refresh tokens past their absolute end.
+/// Each is checked again inside the write (a session used meanwhile stays). Returns how
+/// many went.
+pub fn sweep_expired(store: &Store, idle: Duration, now: Timestamp) -> Result<usize, StoreError> {
+    fn stale<T: serde::de::DeserializeOwned>(
+        store: &Store,
+        prefix: &str,
+        expired: impl Fn(&T) -> bool + Copy,
+        now: Timestamp,
+    ) -> Result<usize, StoreError> {
+        let keys: Vec<String> = store.scan_all::<T>(prefix)?.into_iter().filter(|(_, r)| expired(r)).map(|(k, _)| k).collect();
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        store.commit(now, |tx| {
+            let mut removed = 0;
+            for key in &keys {
+                if tx.get::<T>(key)?.is_some_and(|r| expired(&r)) {
+                    tx.delete(key);
+                    removed += 1;
+                }
+            }
+            Ok::<_, StoreError>(removed)
+        })
+    }
+    // keys::x("") is each kind's prefix.
+    Ok(stale(store, &keys::pending(""), |p: &PendingLogin| now.since(p.created_at) >= PENDING_TTL, now)?
+        + stale(store, &keys::device(""), |d: &PendingDevice| now >= d.expires_at, now)?
+        + stale(store, &keys::browser(""), |b: &BrowserRecord| idle_expired(b, idle, now), now)?
+        + stale(store, &keys::refresh(""), |r: &RefreshRecord| now >= r.expires_at, now)?)
+}
+
 /// Whether a browser record is past its idle limit at `now`.
 pub fn idle_expired(record: &BrowserRecord, idle: Duration, now: Timestamp) -> bool {
     now.since(record.last_seen) >= idle
@@ -179,6 +214,41 @@ pub fn safe_return_to(value: Option<&str>) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn expired_records_are_swept_and_live_ones_stay() {
+        let store = Store::temporary().unwrap();
+        let t0 = Timestamp::from_system(std::time::SystemTime::now());
+        let idle = Duration::from_secs(900);
+        let later = t0.plus(Duration::from_secs(1000));
+        let pending = |created_at| PendingLogin { provider: "idp".into(), nonce: "n".into(), verifier: "v".into(), return_to: "/".into(), created_at };
+        let device = |expires_at| PendingDevice { provider: "idp".into(), device_code: "d".into(), interval: 5, expires_at };
+        let browser = |last_seen| BrowserRecord { csrf: "c".into(), last_seen, provider: "idp".into(), id_token: "t".into() };
+        let refresh = |expires_at| RefreshRecord { org_id: "o".into(), user_id: "u".into(), provider: "idp".into(), expires_at };
+        store
+            .commit(t0, |tx| {
+                tx.put(&keys::pending("old"), &pending(t0));
+                tx.put(&keys::pending("new"), &pending(later));
+                tx.put(&keys::device("old"), &device(t0.plus(Duration::from_secs(600))));
+                tx.put(&keys::device("new"), &device(later.plus(Duration::from_secs(600))));
+                tx.put(&keys::browser("idle"), &browser(t0));
+                tx.put(&keys::browser("used"), &browser(later));
+                tx.put(&keys::refresh("old"), &refresh(later));
+                tx.put(&keys::refresh("new"), &refresh(later.plus(Duration::from_secs(3600))));
+                tx.put(&keys::link("idp", "sub"), &"org/user");
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        assert_eq!(sweep_expired(&store, idle, later).unwrap(), 4);
+        let left: Vec<String> = store.scan_raw("sso/").unwrap().into_iter().map(|(k, _)| k).collect();
+        let link = keys::link("idp", "sub");
+        let mut expected = vec![keys::browser("used"), keys::device("new"), link, keys::pending("new"), keys::refresh("new")];
+        expected.sort();
+        assert_eq!(left, expected, "links are never swept; unexpired records stay");
+        assert_eq!(sweep_expired(&store, idle, later).unwrap(), 0, "nothing left to sweep");
+    }
+
     #[test]
     fn return_to_stays_on_this_server() {
         use super::safe_return_to as r;
