@@ -1017,6 +1017,39 @@ fn a_projects_network_narrowing_is_set_checked_and_dropped_from_the_cli() {
     assert!(site.get("network").is_none(), "{site}");
 }
 
+/// `control-plane serve --config` takes single sign-on from the site configuration: the
+/// provider is listed, and with local passwords turned off a password login is refused.
+/// (Discovery is fetched at the first sign-in, so the provider need not answer here; the
+/// sign-in itself is tested against a real provider in the control plane's sso tests.)
+#[test]
+fn control_plane_serve_takes_single_sign_on_from_the_site_configuration() {
+    let tmp = tempfile::tempdir().unwrap();
+    set_up(tmp.path());
+    let config = tmp.path().join("airlock.toml");
+    std::fs::write(
+        &config,
+        "[control_plane]\npublic_url = \"https://cp.acme.internal:8443\"\n\n[egress]\nallow = [\"idp.acme.internal\"]\n\n\
+         [sso]\nlocal_passwords = false\n\n[[sso.providers]]\nid = \"acme\"\ndisplay_name = \"ACME sign-in\"\n\
+         issuer = \"https://idp.acme.internal/realms/acme\"\nclient_id = \"airlock\"\n\n\
+         [[sso.providers.mappings]]\ngroup = \"developers\"\norg = \"acme\"\nrole = \"member\"\n",
+    )
+    .unwrap();
+    let server = Server::start(tmp.path(), &["--config", config.to_str().unwrap()]);
+    let anonymous = Client::new(&server.url, None, None).unwrap();
+    let providers = anonymous.call(Method::GET, "/api/v1/auth/sso", &[], None).unwrap();
+    assert_eq!(providers["providers"][0]["id"], "acme", "{providers}");
+    let (status, message) = api_status(anonymous.call(Method::POST, "/api/v1/auth/login", &[], Some(&json!({"email": "admin@acme.internal", "password": "whatever-it-is"}))));
+    assert_eq!(status, 403, "{message}");
+    assert!(message.contains("password logins are turned off"), "{message}");
+
+    // Without the file: no providers, and a clear answer.
+    drop(server);
+    let server = Server::start(tmp.path(), &[]);
+    let anonymous = Client::new(&server.url, None, None).unwrap();
+    let providers = anonymous.call(Method::GET, "/api/v1/auth/sso", &[], None).unwrap();
+    assert!(providers["providers"].as_array().is_none_or(|p| p.is_empty()), "{providers}");
+}
+
 /// `airlock ssh-config` warns before ssh would answer `Permission denied (publickey)`: no key
 /// registered, or none of the keys ssh offers is one of the registered ones.
 #[test]

@@ -62,6 +62,11 @@ pub struct ServeArgs {
     /// Worker threads (default: one per core).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    /// The site configuration (airlock.toml) for what only it can say: single sign-on
+    /// (`[sso]`, `control_plane.public_url`) and the egress allow-list the identity provider
+    /// is reached through (`[egress]`). The flags above win over the file.
+    #[arg(long, value_name = "FILE", env = "AIRLOCK_CONFIG")]
+    config: Option<PathBuf>,
 }
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -80,7 +85,14 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let config = Config::with_runner_inactive_after(Duration::from_secs(args.runner_inactive_after));
+    let mut config = Config::with_runner_inactive_after(Duration::from_secs(args.runner_inactive_after));
+    if let Some(path) = &args.config {
+        let mut site = airlock_config::Config::load(Some(path), std::env::vars())?;
+        // The flags say where this control plane listens and keeps its data.
+        site.control_plane.listen = args.listen;
+        site.data_dir = args.site.data_dir.clone();
+        config.sso = super::server::single_sign_on(&site).with_context(|| format!("[sso] in {}", path.display()))?;
+    }
     let tls = args.tls_cert.zip(args.tls_key);
     let scheme = if tls.is_some() { "https" } else { "http" };
     // The whole site folder, not only the control plane's part: a key beside the mirror's

@@ -258,7 +258,7 @@ fn control_plane_options(config: &Config, owner: &str, kek_flags: &[PathBuf]) ->
 
 /// The `[sso]` providers, their HTTP through the egress guard (the IdP must be in
 /// `egress.allow` unless it is on loopback).
-fn single_sign_on(config: &Config) -> anyhow::Result<Option<Arc<airlock_control_plane::sso::Sso>>> {
+pub(super) fn single_sign_on(config: &Config) -> anyhow::Result<Option<Arc<airlock_control_plane::sso::Sso>>> {
     if config.sso.providers.is_empty() {
         return Ok(None);
     }
