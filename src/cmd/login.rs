@@ -48,7 +48,12 @@ pub struct Stored {
     pub session: CliSession,
 }
 
+/// Where the sign-in is kept: AIRLOCK_CREDENTIALS when set (as `airlock login` takes it),
+/// else `$XDG_CONFIG_HOME/airlock/credentials.json` (`~/.config/…`).
 pub fn default_path() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("AIRLOCK_CREDENTIALS").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
     let base = match std::env::var_os("XDG_CONFIG_HOME") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
         _ => {

@@ -3,6 +3,8 @@
 mod alloc;
 #[cfg(feature = "bundles")]
 pub mod bundle;
+#[cfg(feature = "oidc")]
+pub mod oidc;
 mod wait;
 
 pub use alloc::{peak_heap_during, PeakAllocator};
