@@ -429,20 +429,27 @@ fn pip_uv_and_npm_install_from_the_mirror_what_two_bundles_carried() {
         "{list}"
     );
 
-    // pip, with every hash required, into a fresh venv; then the code runs.
+    // The configuration every environment gets (airlock_packages::clients), used as is: no
+    // index flag on any client below.
     let work = f.work.path();
+    let clients = f.path("clients");
+    fs::create_dir_all(&clients).unwrap();
+    let base = server.url("");
+    for (name, text) in [
+        ("pip.conf", airlock_packages::clients::pip_conf(&base)),
+        ("uv.toml", airlock_packages::clients::uv_toml(&base)),
+        ("npmrc", airlock_packages::clients::npmrc(&base)),
+    ] {
+        fs::write(clients.join(name), text).unwrap();
+    }
+
+    // pip, with every hash required, into a fresh venv; then the code runs.
     ok(isolated("python3", work)
         .args(["-m", "venv"])
         .arg(f.path("pip-env")));
     ok(isolated(f.path("pip-env/bin/pip"), work)
-        .args([
-            "install",
-            "--no-cache-dir",
-            "--require-hashes",
-            "--index-url",
-            &index,
-            "-r",
-        ])
+        .env("PIP_CONFIG_FILE", clients.join("pip.conf"))
+        .args(["install", "--no-cache-dir", "--require-hashes", "-r"])
         .arg(f.path("requirements.txt")));
     let run = ok(Command::new(f.path("pip-env/bin/python"))
         .args(["-c", "import airlock_alpha; print(airlock_alpha.hello())"]));
@@ -454,15 +461,8 @@ fn pip_uv_and_npm_install_from_the_mirror_what_two_bundles_carried() {
         .args(["venv", "--no-config", "--quiet", "--python", "python3"])
         .arg(f.path("uv-env")));
     ok(isolated(&uv, work)
-        .args([
-            "pip",
-            "install",
-            "--no-config",
-            "--require-hashes",
-            "--index-url",
-            &index,
-            "--python",
-        ])
+        .env("UV_CONFIG_FILE", clients.join("uv.toml"))
+        .args(["pip", "install", "--require-hashes", "--python"])
         .arg(f.path("uv-env/bin/python"))
         .arg("-r")
         .arg(f.path("requirements.txt")));
@@ -478,13 +478,8 @@ fn pip_uv_and_npm_install_from_the_mirror_what_two_bundles_carried() {
         fs::copy(f.path("app-js").join(file), app.join(file)).unwrap();
     }
     ok(isolated("npm", work)
-        .args([
-            "ci",
-            "--registry",
-            &server.url("/npm/"),
-            "--replace-registry-host",
-            "always",
-        ])
+        .env("NPM_CONFIG_GLOBALCONFIG", clients.join("npmrc"))
+        .args(["ci", "--replace-registry-host", "always"])
         .current_dir(&app));
     let run = ok(Command::new("node")
         .args(["-e", "console.log(require('airlock-dep-user')())"])

@@ -259,10 +259,12 @@ fn cargo_builds_from_the_mirror_what_a_bundle_carried() {
         404
     );
 
-    // cargo, with crates.io replaced by the mirror, in a fresh CARGO_HOME: the lock made
-    // against the stand-in builds as it is (`--locked`), and the program runs.
+    // cargo, with crates.io replaced by the mirror through the configuration every environment
+    // gets (airlock_packages::clients), in a fresh CARGO_HOME: the lock made against the
+    // stand-in builds as it is (`--locked`), and the program runs.
     let root = f.work.path();
-    let home = cargo_home(&f.path("mirror-home"), &server.url("/cargo/index/"));
+    let home = f.path("mirror-home");
+    write(&home.join("config.toml"), &airlock_packages::clients::cargo_config(&server.url("")));
     let app = f.path("app");
     ok(cargo(&home, root)
         .args(["fetch", "--locked"])

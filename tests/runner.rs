@@ -297,6 +297,12 @@ fn an_environment_from_the_mirror_over_ssh_survives_a_runner_crash_and_moves_wit
     assert_eq!(lines.last(), Some(&"lo"), "only loopback: {stdout}");
     let exit = site.ssh(&env, "exit 7");
     assert_eq!(exit.status.code(), Some(7));
+    // Package clients are pointed at the mirror the image came from, with no flags.
+    let clients = text(&site.ssh(&env, "cat /etc/pip.conf /.cargo/config.toml $NPM_CONFIG_GLOBALCONFIG").stdout);
+    let mirror = site.mirror.url("");
+    for expected in [format!("index-url = {mirror}/pypi/simple/"), format!("sparse+{mirror}/cargo/index/"), format!("registry={mirror}/npm/")] {
+        assert!(clients.contains(&expected), "{expected} missing: {clients}");
+    }
 
     // The connections are on the control plane's audit log.
     let owner = site.cp.client(&site.cp.owner);

@@ -8,10 +8,12 @@
 //! | [`simple`] | the PyPI simple repository API model (PEP 503 HTML, PEP 691 JSON)       |
 //! | [`npm`]    | package names, tarball names, `package-lock.json`, `integrity` strings  |
 //! | [`cargo`]  | crate names, `Cargo.lock`, sparse-index paths and entries, `dl` templates |
+//! | [`clients`] | the configuration that points pip, uv, npm and cargo at a mirror           |
 
 use std::path::{Path, PathBuf};
 
 pub mod cargo;
+pub mod clients;
 pub mod npm;
 pub mod python;
 pub mod simple;

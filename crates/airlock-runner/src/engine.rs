@@ -129,6 +129,9 @@ pub struct EnvironmentSpec {
     /// The project's narrowing of the site's allow-list (every entry must be within it);
     /// None: the site's list. Ignored when the runner has no network.
     pub network_allow: Option<Vec<String>>,
+    /// Configuration files bound read-only into the environment, readable by every user
+    /// (never secrets: see `secret_files`): (absolute path inside, contents).
+    pub config_files: Vec<(String, String)>,
 }
 
 impl fmt::Debug for EnvironmentSpec {
@@ -148,6 +151,7 @@ impl fmt::Debug for EnvironmentSpec {
             .field("session_env", &self.session_env)
             .field("working_dir", &self.working_dir)
             .field("network_allow", &self.network_allow)
+            .field("config_files", &self.config_files.iter().map(|(path, _)| path).collect::<Vec<_>>())
             .finish()
     }
 }
@@ -473,8 +477,14 @@ impl Engine {
         rootfs::mount_all(p, &image.rootfs, features.as_deref(), rec.host_uid, (4 << 20) + 2 * secrets_size as u64, &ide_trees)?;
         progress(EngineEvent::RootfsMounted { env: rec.id.clone() });
         let run = self.network_plan(p, rec, spec).and_then(|network| {
-            let files = network.as_ref().map_or(&[][..], |(_, files)| files.as_slice());
-            self.write_bundle(p, rec, image, spec, files)?;
+            let mut files = network.as_ref().map_or_else(Vec::new, |(_, files)| files.clone());
+            let config: Vec<(String, &str, &str)> =
+                spec.config_files.iter().enumerate().map(|(i, (path, text))| (format!("config-{i}"), text.as_str(), path.as_str())).collect();
+            for (_, _, destination) in &config {
+                check_config_path(&rec.id, destination)?;
+            }
+            files.extend(write_public_files(p, rec, &config)?);
+            self.write_bundle(p, rec, image, spec, &files)?;
             let pid = self.runc.run_detached(&rec.id, &p.run, &p.log)?;
             Ok((pid, network))
         });
@@ -537,14 +547,11 @@ impl Engine {
     fn network_plan(&self, p: &EnvPaths, rec: &EnvRecord, spec: &EnvironmentSpec) -> Result<Option<(Plan, Vec<(String, String)>)>, EngineError> {
         let Some(network) = &self.network else { return Ok(None) };
         let plan = network.plan(spec.network_allow.as_deref()).map_err(|source| EngineError::Network { env: rec.id.clone(), source })?;
-        let mut files = Vec::new();
-        for (name, text, destination) in [("hosts", &plan.hosts_file, "/etc/hosts"), ("resolv.conf", &plan.resolv_conf, "/etc/resolv.conf")] {
-            let path = p.run.join(name);
-            let mut file = OpenOptions::new().write(true).create_new(true).mode(0o444).open(&path).map_err(EngineError::io("create", &path))?;
-            file.write_all(text.as_bytes()).map_err(EngineError::io("write", &path))?;
-            fchown(&file, Some(rec.host_uid), Some(rec.host_uid)).map_err(EngineError::io("chown", &path))?;
-            files.push((path.to_string_lossy().into_owned(), destination.to_string()));
-        }
+        let files = write_public_files(
+            p,
+            rec,
+            &[("hosts".into(), plan.hosts_file.as_str(), "/etc/hosts"), ("resolv.conf".into(), plan.resolv_conf.as_str(), "/etc/resolv.conf")],
+        )?;
         Ok(Some((plan, files)))
     }
 
@@ -1069,4 +1076,33 @@ mod tests {
         vars.set_default("PATH", "/usr/bin");
         assert_eq!(vars.to_list(), ["PATH=/bin", "A=2", "B=3"]);
     }
+}
+
+/// Writes each (name on the tmpfs, contents, path inside) to the environment's run folder,
+/// readable by all and owned by its root, for a read-only bind: (file, path inside) each.
+fn write_public_files(p: &EnvPaths, rec: &EnvRecord, files: &[(String, &str, &str)]) -> Result<Vec<(String, String)>, EngineError> {
+    let mut written = Vec::new();
+    for (name, text, destination) in files {
+        let path = p.run.join(name);
+        let mut file = OpenOptions::new().write(true).create_new(true).mode(0o444).open(&path).map_err(EngineError::io("create", &path))?;
+        file.write_all(text.as_bytes()).map_err(EngineError::io("write", &path))?;
+        fchown(&file, Some(rec.host_uid), Some(rec.host_uid)).map_err(EngineError::io("chown", &path))?;
+        written.push((path.to_string_lossy().into_owned(), destination.to_string()));
+    }
+    Ok(written)
+}
+
+/// A configuration file's path inside: absolute, plain, and not where the kernel's or the
+/// runtime's own trees are mounted.
+fn check_config_path(env: &str, path: &str) -> Result<(), EngineError> {
+    let parts: Vec<Component> = Path::new(path).components().collect();
+    let plain = path.starts_with('/') && parts.len() > 1 && parts[1..].iter().all(|c| matches!(c, Component::Normal(_)));
+    let reserved = ["/proc", "/sys", "/dev", "/run"].iter().any(|r| Path::new(path).starts_with(r));
+    if !plain || reserved {
+        return Err(EngineError::InvalidSpec {
+            env: env.to_string(),
+            reason: format!("configuration file path `{path}` must be absolute, without `..`, and outside /proc, /sys, /dev and /run"),
+        });
+    }
+    Ok(())
 }

@@ -201,6 +201,35 @@ fn secrets_reach_the_environment_but_never_the_host_disk() {
     }
 }
 
+/// Configuration files (the package clients' settings the agent gives every environment) are
+/// readable by every user, read-only, at the paths asked for; a path into the runtime's own
+/// trees or out of the root is refused before anything starts.
+#[test]
+fn configuration_files_are_readable_read_only_and_confined_to_plain_paths() {
+    let (_registry, image, t) = setup();
+    let guard = EnvGuard::new(&t.engine);
+    let mut s = spec("env_conf", &image);
+    s.config_files = airlock_packages::clients::config_files("http://mirror.site.internal:5000")
+        .into_iter()
+        .map(|(path, text)| (path.to_string(), text))
+        .collect();
+    guard.start(&s);
+    for (path, text) in &s.config_files {
+        assert_eq!(run_ok(&t.engine, "env_conf", &format!("cat {path}")), text.trim_end(), "{path}");
+        assert_eq!(run_ok(&t.engine, "env_conf", &format!("stat -c '%a' {path}")), "444", "{path}");
+        let (code, _, _) = run(&t.engine, "env_conf", &format!("echo changed > {path}"));
+        assert_ne!(code, 0, "{path} is writable inside");
+    }
+
+    for bad in ["etc/pip.conf", "/etc/../root/x", "/proc/self/x", "/run/airlock/x", "/"] {
+        let mut s = spec("env_confbad", &image);
+        s.config_files = vec![(bad.to_string(), "x".into())];
+        let err = t.engine.start(&s, &mut |_| {}).unwrap_err().to_string();
+        assert!(err.contains("configuration file path") && err.contains(bad), "{bad}: {err}");
+        let _ = t.engine.delete("env_confbad");
+    }
+}
+
 #[test]
 fn workspace_and_root_changes_persist_across_stop_and_start() {
     let (_registry, image, t) = setup();

@@ -145,6 +145,11 @@ fn start(shared: &Shared, id: &str) -> Result<(), WorkError> {
         }
     }
     spec.env.push(crate::git::environment());
+    // pip, uv, npm and cargo install from the mirror the image came from, with no flags.
+    let registry = airlock_oci::Reference::parse(&image_ref).map_err(crate::error::EngineError::from)?.registry;
+    let mirror = shared.engine.registry_base_url(&registry);
+    spec.config_files = airlock_packages::clients::config_files(&mirror).into_iter().map(|(path, text)| (path.to_string(), text)).collect();
+    spec.env.extend(airlock_packages::clients::variables().into_iter().map(|(name, value)| (name.to_string(), value)));
     let mut events = |kind: &str, message: &str| {
         let _ = shared.event(id, kind, message);
     };
