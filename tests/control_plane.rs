@@ -984,16 +984,17 @@ fn admin_commands_take_names_where_they_take_ids() {
     assert_eq!(ambiguous.matches("sec_").count(), 2, "both candidates are listed: {ambiguous}");
 }
 
-/// A project's network narrowing: set from the CLI, each entry's shape checked (the error
-/// names the entry), replaced as a whole, and dropped back to the site's list.
+/// Network narrowing from the CLI: a project's set, each entry's shape checked (the error
+/// names the entry), replaced as a whole and dropped; an org's policy narrowing what its
+/// projects may ask for, and what each new environment gets.
 #[test]
-fn a_projects_network_narrowing_is_set_checked_and_dropped_from_the_cli() {
+fn network_narrowing_by_org_and_project_is_set_checked_and_dropped_from_the_cli() {
     let tmp = tempfile::tempdir().unwrap();
     let token = set_up(tmp.path());
     let server = Server::start(tmp.path(), &[]);
-    let env = [("AIRLOCK_URL", server.url.as_str()), ("AIRLOCK_TOKEN", token.as_str())];
+    let env_vars = [("AIRLOCK_URL", server.url.as_str()), ("AIRLOCK_TOKEN", token.as_str())];
     let json_of = |args: &[&str]| -> Value {
-        let out = airlock(&[args, &["--output", "json"][..]].concat(), &env, None);
+        let out = airlock(&[args, &["--output", "json"][..]].concat(), &env_vars, None);
         assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
         serde_json::from_slice(&out.stdout).unwrap()
     };
@@ -1004,7 +1005,7 @@ fn a_projects_network_narrowing_is_set_checked_and_dropped_from_the_cli() {
     assert_eq!(project["network"], json!({"allow": ["git.internal:443", "10.20.0.0/16:5432"]}));
     assert!(json_of(&[&create[..], &["--name", "open"]].concat()).get("network").is_none(), "no narrowing unless asked");
 
-    let out = airlock(&[&create[..], &["--name", "bad", "--network-allow", "git.internal"]].concat(), &env, None);
+    let out = airlock(&[&create[..], &["--name", "bad", "--network-allow", "git.internal"]].concat(), &env_vars, None);
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(err.contains("network.allow") && err.contains("`git.internal`") && err.contains("host:port"), "{err}");
@@ -1015,6 +1016,19 @@ fn a_projects_network_narrowing_is_set_checked_and_dropped_from_the_cli() {
     assert_eq!(renamed["network"], updated["network"], "other updates keep it");
     let site = json_of(&["admin", "projects", "update", "backend2", "--network-site"]);
     assert!(site.get("network").is_none(), "{site}");
+
+    // The org's policy narrows the site's list; projects narrow within it.
+    let org = json_of(&["admin", "orgs", "update", "acme", "--network-allow", "10.20.0.0/16:5432", "--network-allow", "git.internal:443"]);
+    assert_eq!(org["policy"]["network"], json!({"allow": ["10.20.0.0/16:5432", "git.internal:443"]}), "{org}");
+    let env = json_of(&["admin", "environments", "create", "--project-id", "open"]);
+    assert_eq!(env["spec"]["network"], org["policy"]["network"], "a project without a list gets the org's");
+    json_of(&["admin", "projects", "update", "backend2", "--network-allow", "10.20.3.0/24:5432"]);
+    let env = json_of(&["admin", "environments", "create", "--project-id", "backend2"]);
+    assert_eq!(env["spec"]["network"], json!({"allow": ["10.20.3.0/24:5432"]}), "within the org's: the project's own");
+    json_of(&["admin", "projects", "update", "backend2", "--network-allow", "git.internal:22"]);
+    let out = airlock(&["admin", "environments", "create", "--project-id", "backend2"], &env_vars, None);
+    let err = text(&out.stderr);
+    assert!(!out.status.success() && err.contains("`git.internal:22`") && err.contains("org's policy"), "{err}");
 }
 
 /// `control-plane serve --config` takes single sign-on from the site configuration: the

@@ -190,6 +190,7 @@ impl Example for UpdateOrg {
             policy: Some(PolicyChange {
                 max_running_environments_per_user: Some(3),
                 idle_timeout_minutes: Some(0),
+                network: Some(crate::NetworkNarrowing { allow: Some(vec!["10.20.0.0/16:443".into(), "git.internal:22".into()]) }),
             }),
         }
     }
@@ -342,8 +343,8 @@ fn ide() -> crate::IdeSettings {
     }
 }
 
-fn network() -> crate::ProjectNetwork {
-    crate::ProjectNetwork { allow: Some(vec!["git.internal:443".into(), "10.20.0.0/16:5432".into()]) }
+fn network() -> crate::NetworkNarrowing {
+    crate::NetworkNarrowing { allow: Some(vec!["git.internal:443".into(), "10.20.0.0/16:5432".into()]) }
 }
 
 fn spec() -> EnvSpec {

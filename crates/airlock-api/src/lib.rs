@@ -21,7 +21,7 @@ mod user_api;
 pub use audit::{Actor, ActorKind, AuditRecord, Head, Outcome, Problem, VerifyReport};
 pub use error::{ErrorBody, ErrorDetail};
 pub use ide::IdeSettings;
-pub use network::ProjectNetwork;
+pub use network::NetworkNarrowing;
 pub use model::{
     Delivery, DesiredState, EnvEvent, EnvPhase, EnvSpec, Environment, EnvironmentClass, Org,
     OrgPolicy, Page, Project, Resources, Role, Runner, RunnerPhase, Secret, SecretScope,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::ide::IdeSettings;
-use crate::network::ProjectNetwork;
+use crate::network::NetworkNarrowing;
 use crate::time::Timestamp;
 
 #[derive(
@@ -63,6 +63,10 @@ pub struct OrgPolicy {
     pub max_running_environments_per_user: u32,
     /// Running environments with no activity for this long are stopped; 0 disables.
     pub idle_timeout_minutes: u32,
+    /// Narrows what the org's environments may reach on runners' networks; projects narrow
+    /// further within it.
+    #[serde(default, skip_serializing_if = "NetworkNarrowing::is_empty")]
+    pub network: NetworkNarrowing,
 }
 
 impl Default for OrgPolicy {
@@ -70,6 +74,7 @@ impl Default for OrgPolicy {
         OrgPolicy {
             max_running_environments_per_user: 5,
             idle_timeout_minutes: 120,
+            network: NetworkNarrowing::default(),
         }
     }
 }
@@ -168,8 +173,8 @@ pub struct Project {
     #[serde(default, skip_serializing_if = "IdeSettings::is_empty")]
     pub ide: IdeSettings,
     /// Narrows what its environments may reach on the runner's network.
-    #[serde(default, skip_serializing_if = "ProjectNetwork::is_empty")]
-    pub network: ProjectNetwork,
+    #[serde(default, skip_serializing_if = "NetworkNarrowing::is_empty")]
+    pub network: NetworkNarrowing,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -272,8 +277,8 @@ pub struct EnvSpec {
     pub resources: Resources,
     #[serde(default, skip_serializing_if = "IdeSettings::is_empty")]
     pub ide: IdeSettings,
-    #[serde(default, skip_serializing_if = "ProjectNetwork::is_empty")]
-    pub network: ProjectNetwork,
+    #[serde(default, skip_serializing_if = "NetworkNarrowing::is_empty")]
+    pub network: NetworkNarrowing,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, ToSchema)]

@@ -8,21 +8,41 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// A project's narrowing of the site's network allow-list.
+/// A narrowing of the site's network allow-list, by an org's policy or a project.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ProjectNetwork {
-    /// Destinations the project's environments may reach (`host:port`, `address:port` or
-    /// `cidr:port`, `/udp` for UDP), each within the site's `runner.network.allow`; an
-    /// environment whose entry the runner's site list does not cover fails to start, naming
-    /// it. Absent: the site's whole list. Empty: nothing but the site's DNS servers.
+pub struct NetworkNarrowing {
+    /// Destinations the environments may reach (`host:port`, `address:port` or `cidr:port`,
+    /// `/udp` for UDP), each within the site's `runner.network.allow` (and a project's within
+    /// its org's); an environment whose entry the runner's site list does not cover fails to
+    /// start, naming it. Absent: the wider list. Empty: nothing but the site's DNS servers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow: Option<Vec<String>>,
 }
 
-impl ProjectNetwork {
+impl NetworkNarrowing {
     pub fn is_empty(&self) -> bool {
-        self == &ProjectNetwork::default()
+        self == &NetworkNarrowing::default()
+    }
+
+    /// The list an environment gets from its org's narrowing and its project's: the project's
+    /// when both have one (each entry must lie within an org entry), else whichever is set.
+    /// The error names the project's entry the org does not allow.
+    pub fn within_org(&self, org: &NetworkNarrowing) -> Result<NetworkNarrowing, String> {
+        let (Some(project), Some(allowed)) = (&self.allow, &org.allow) else {
+            return Ok(if self.allow.is_some() { self.clone() } else { org.clone() });
+        };
+        let allowed: Vec<AllowEntry> = allowed.iter().filter_map(|e| AllowEntry::parse(e).ok()).collect();
+        for text in project {
+            let entry = AllowEntry::parse(text).map_err(|e| format!("network.allow: {e}"))?;
+            if !allowed.iter().any(|org_entry| entry.within(org_entry)) {
+                return Err(format!(
+                    "the project's network entry `{text}` is not within the org's policy ({}); ask an org admin to add it, or narrow the project",
+                    org.allow.as_deref().unwrap_or_default().join(", ")
+                ));
+            }
+        }
+        Ok(self.clone())
     }
 
     /// Checks every entry's shape; the error names the field and the entry.
@@ -242,10 +262,23 @@ mod tests {
     }
 
     #[test]
+    fn a_project_narrows_within_its_orgs_policy() {
+        let list = |entries: &[&str]| NetworkNarrowing { allow: Some(entries.iter().map(|e| e.to_string()).collect()) };
+        let org = list(&["10.20.0.0/16:443", "git.internal:22"]);
+        let open = NetworkNarrowing::default();
+        assert_eq!(open.within_org(&org).unwrap(), org, "the org's list when the project has none");
+        assert_eq!(list(&["10.20.1.0/24:443"]).within_org(&open).unwrap(), list(&["10.20.1.0/24:443"]));
+        assert_eq!(list(&["git.internal:22"]).within_org(&org).unwrap(), list(&["git.internal:22"]));
+        let err = list(&["10.21.0.1:443"]).within_org(&org).unwrap_err();
+        assert!(err.contains("`10.21.0.1:443`") && err.contains("org's policy"), "{err}");
+        assert_eq!(open.within_org(&open).unwrap(), open);
+    }
+
+    #[test]
     fn a_project_setting_names_its_bad_entry() {
-        assert!(ProjectNetwork::default().validate().is_ok());
-        assert!(ProjectNetwork { allow: Some(vec![]) }.validate().is_ok());
-        let err = ProjectNetwork { allow: Some(vec!["git.internal:22".into(), "git.internal".into()]) }.validate().unwrap_err();
+        assert!(NetworkNarrowing::default().validate().is_ok());
+        assert!(NetworkNarrowing { allow: Some(vec![]) }.validate().is_ok());
+        let err = NetworkNarrowing { allow: Some(vec!["git.internal:22".into(), "git.internal".into()]) }.validate().unwrap_err();
         assert!(err.starts_with("network.allow: `git.internal`"), "{err}");
     }
 }

@@ -9,7 +9,7 @@ use crate::model::{
     Delivery, Org, OrgPolicy, Resources, Role, RunnerPhase, SecretScope, Task, Token, User,
 };
 use crate::ide::IdeSettings;
-use crate::network::ProjectNetwork;
+use crate::network::NetworkNarrowing;
 use crate::time::Timestamp;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -123,6 +123,9 @@ pub struct PolicyChange {
     pub max_running_environments_per_user: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idle_timeout_minutes: Option<u32>,
+    /// Replaces the org's network narrowing as a whole (`{}`: the site's whole list).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkNarrowing>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -152,8 +155,8 @@ pub struct CreateProject {
     pub tasks: Vec<Task>,
     #[serde(default, skip_serializing_if = "IdeSettings::is_empty")]
     pub ide: IdeSettings,
-    #[serde(default, skip_serializing_if = "ProjectNetwork::is_empty")]
-    pub network: ProjectNetwork,
+    #[serde(default, skip_serializing_if = "NetworkNarrowing::is_empty")]
+    pub network: NetworkNarrowing,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -173,7 +176,7 @@ pub struct UpdateProject {
     pub ide: Option<IdeSettings>,
     /// Replaces the project's network setting as a whole (`{}`: the site's whole list).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub network: Option<ProjectNetwork>,
+    pub network: Option<NetworkNarrowing>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]

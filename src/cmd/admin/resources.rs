@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use airlock_api::{
     AddSshKey, CreateClass, CreateEnvironment, CreateOrg, CreateProject, CreateRunner,
-    CreateSecret, CreateToken, CreateUser, Delivery, EnvEvent, EnvPhase, Environment, IdeSettings, ProjectNetwork,
+    CreateSecret, CreateToken, CreateUser, Delivery, EnvEvent, EnvPhase, Environment, IdeSettings, NetworkNarrowing,
     NewOrg, NewRunner, NewToken, PolicyChange,
     Resources, Role, RotateKekResult, SecretScope, SetPassword, SetSecretValue, Task, UpdateClass,
     UpdateOrg, UpdateProject, UpdateRunner, UpdateUser,
@@ -435,6 +435,9 @@ pub enum Orgs {
         /// Stop running environments idle this long (0: never).
         #[arg(long)]
         idle_timeout_minutes: Option<u32>,
+        /// Any --network-allow replaces the org's list as a whole; projects narrow within it.
+        #[command(flatten)]
+        network: NetworkArgs,
     },
 }
 
@@ -471,10 +474,12 @@ pub fn orgs(client: Client, c: Orgs, out: OutputFormat) -> Done {
             name,
             max_running_per_user,
             idle_timeout_minutes,
+            network,
         } => {
             let policy = PolicyChange {
                 max_running_environments_per_user: max_running_per_user,
                 idle_timeout_minutes,
+                network: network.setting(),
             };
             let request = UpdateOrg {
                 name,
@@ -637,25 +642,26 @@ impl IdeArgs {
     }
 }
 
-/// What a project's environments may reach on the runner's network (docs/environments.md).
+/// What an org's or a project's environments may reach on the runner's network
+/// (docs/environments.md).
 #[derive(clap::Args)]
 pub struct NetworkArgs {
-    /// Narrow the site's allow-list to this destination (host:port, address:port or
-    /// cidr:port, `/udp` for UDP; within the site's runner.network.allow); repeat for more.
+    /// Narrow the wider allow-list (the site's, or for a project its org's) to this
+    /// destination (host:port, address:port or cidr:port, `/udp` for UDP); repeat for more.
     #[arg(long = "network-allow", value_name = "DESTINATION")]
     allow: Vec<String>,
-    /// Back to the site's whole allow-list (drops the project's narrowing).
+    /// Drop the narrowing: back to the wider list.
     #[arg(long, conflicts_with = "allow")]
     network_site: bool,
 }
 
 impl NetworkArgs {
     /// The setting to send: None when no network option was given.
-    fn setting(self) -> Option<ProjectNetwork> {
+    fn setting(self) -> Option<NetworkNarrowing> {
         if self.network_site {
-            Some(ProjectNetwork::default())
+            Some(NetworkNarrowing::default())
         } else {
-            (!self.allow.is_empty()).then_some(ProjectNetwork { allow: Some(self.allow) })
+            (!self.allow.is_empty()).then_some(NetworkNarrowing { allow: Some(self.allow) })
         }
     }
 }

@@ -131,6 +131,11 @@ pub async fn create(
                 format!("no environment class `{class_id}` in your org"),
             )
         })?;
+    // The org's policy narrows the site's network; the project narrows within it.
+    let network = project
+        .network
+        .within_org(&caller.org.policy.network)
+        .map_err(|m| ApiError::invalid("network", m))?;
     let now = app.now();
     let id = ids::new_id("env", now);
     let name = req.name.unwrap_or_else(|| {
@@ -172,7 +177,7 @@ pub async fn create(
                     class_name: class.name.clone(),
                     resources: class.resources.clone(),
                     ide: project.ide.clone(),
-                    network: project.network.clone(),
+                    network: network.clone(),
                 },
                 created_at: now,
                 updated_at: now,

@@ -12,7 +12,7 @@ use crate::model::{
 use crate::rbac::Permission;
 use crate::store::{keys, Txn};
 use crate::{ids, validate};
-use airlock_api::{CreateClass, CreateProject, IdeSettings, ProjectNetwork, UpdateClass, UpdateProject};
+use airlock_api::{CreateClass, CreateProject, IdeSettings, NetworkNarrowing, UpdateClass, UpdateProject};
 
 /// 409 if another object of `kind` in the org already has `name`.
 fn unique_name<T: serde::de::DeserializeOwned>(
@@ -199,7 +199,7 @@ fn check_project_fields(
     image: Option<&str>,
     tasks: Option<&[Task]>,
     ide: Option<&IdeSettings>,
-    network: Option<&ProjectNetwork>,
+    network: Option<&NetworkNarrowing>,
 ) -> Result<(), ApiError> {
     if let Some(v) = ide {
         v.validate().map_err(|m| ApiError::invalid("ide", m))?;

@@ -20,6 +20,7 @@ fn check_policy(p: &OrgPolicy) -> Result<(), ApiError> {
             "use 1 to 100000",
         ));
     }
+    p.network.validate().map_err(|m| ApiError::invalid("policy.network", m))?;
     if p.idle_timeout_minutes > 10_080 {
         return Err(ApiError::invalid(
             "policy.idle_timeout_minutes",
@@ -191,14 +192,18 @@ pub async fn update(
                 if let Some(v) = p.idle_timeout_minutes {
                     org.policy.idle_timeout_minutes = v;
                 }
+                if let Some(v) = p.network {
+                    org.policy.network = v;
+                }
             }
             check_policy(&org.policy)?;
             tx.put(&keys::org(&id), &org);
             let detail = format!(
-                "name={}, max_running_environments_per_user={}, idle_timeout_minutes={}",
+                "name={}, max_running_environments_per_user={}, idle_timeout_minutes={}, network.allow={:?}",
                 org.name,
                 org.policy.max_running_environments_per_user,
-                org.policy.idle_timeout_minutes
+                org.policy.idle_timeout_minutes,
+                org.policy.network.allow
             );
             tx.audit(caller.event(
                 "org.update",
