@@ -1038,6 +1038,35 @@ impl EnvVars {
     }
 }
 
+/// Writes each (name on the tmpfs, contents, path inside) to the environment's run folder,
+/// readable by all and owned by its root, for a read-only bind: (file, path inside) each.
+fn write_public_files(p: &EnvPaths, rec: &EnvRecord, files: &[(String, &str, &str)]) -> Result<Vec<(String, String)>, EngineError> {
+    let mut written = Vec::new();
+    for (name, text, destination) in files {
+        let path = p.run.join(name);
+        let mut file = OpenOptions::new().write(true).create_new(true).mode(0o444).open(&path).map_err(EngineError::io("create", &path))?;
+        file.write_all(text.as_bytes()).map_err(EngineError::io("write", &path))?;
+        fchown(&file, Some(rec.host_uid), Some(rec.host_uid)).map_err(EngineError::io("chown", &path))?;
+        written.push((path.to_string_lossy().into_owned(), destination.to_string()));
+    }
+    Ok(written)
+}
+
+/// A configuration file's path inside: absolute, plain, and not where the kernel's or the
+/// runtime's own trees are mounted.
+fn check_config_path(env: &str, path: &str) -> Result<(), EngineError> {
+    let parts: Vec<Component> = Path::new(path).components().collect();
+    let plain = path.starts_with('/') && parts.len() > 1 && parts[1..].iter().all(|c| matches!(c, Component::Normal(_)));
+    let reserved = ["/proc", "/sys", "/dev", "/run"].iter().any(|r| Path::new(path).starts_with(r));
+    if !plain || reserved {
+        return Err(EngineError::InvalidSpec {
+            env: env.to_string(),
+            reason: format!("configuration file path `{path}` must be absolute, without `..`, and outside /proc, /sys, /dev and /run"),
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1076,33 +1105,4 @@ mod tests {
         vars.set_default("PATH", "/usr/bin");
         assert_eq!(vars.to_list(), ["PATH=/bin", "A=2", "B=3"]);
     }
-}
-
-/// Writes each (name on the tmpfs, contents, path inside) to the environment's run folder,
-/// readable by all and owned by its root, for a read-only bind: (file, path inside) each.
-fn write_public_files(p: &EnvPaths, rec: &EnvRecord, files: &[(String, &str, &str)]) -> Result<Vec<(String, String)>, EngineError> {
-    let mut written = Vec::new();
-    for (name, text, destination) in files {
-        let path = p.run.join(name);
-        let mut file = OpenOptions::new().write(true).create_new(true).mode(0o444).open(&path).map_err(EngineError::io("create", &path))?;
-        file.write_all(text.as_bytes()).map_err(EngineError::io("write", &path))?;
-        fchown(&file, Some(rec.host_uid), Some(rec.host_uid)).map_err(EngineError::io("chown", &path))?;
-        written.push((path.to_string_lossy().into_owned(), destination.to_string()));
-    }
-    Ok(written)
-}
-
-/// A configuration file's path inside: absolute, plain, and not where the kernel's or the
-/// runtime's own trees are mounted.
-fn check_config_path(env: &str, path: &str) -> Result<(), EngineError> {
-    let parts: Vec<Component> = Path::new(path).components().collect();
-    let plain = path.starts_with('/') && parts.len() > 1 && parts[1..].iter().all(|c| matches!(c, Component::Normal(_)));
-    let reserved = ["/proc", "/sys", "/dev", "/run"].iter().any(|r| Path::new(path).starts_with(r));
-    if !plain || reserved {
-        return Err(EngineError::InvalidSpec {
-            env: env.to_string(),
-            reason: format!("configuration file path `{path}` must be absolute, without `..`, and outside /proc, /sys, /dev and /run"),
-        });
-    }
-    Ok(())
 }
