@@ -14,7 +14,7 @@ use airlock_bundler::cache::ContentCache;
 use airlock_bundler::fetch::FetchOptions;
 use airlock_bundler::offline_manifest::{DevcontainerEntry, OfflineManifest};
 use airlock_bundler::pack::{self, PackOptions};
-use airlock_bundler::{delta, lock, prepare, volumes};
+use airlock_bundler::{defaults, delta, lock, prepare, volumes};
 use clap::Subcommand;
 use serde_json::{json, Value};
 
@@ -259,22 +259,14 @@ fn write_sample(args: SampleArgs) -> anyhow::Result<ExitCode> {
 fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
     let offline = OfflineManifest::load(&args.manifest)?;
     let created = creation_time(args.created.as_deref())?;
-    let expires = args.expires.as_deref().or(offline.bundle.expires.as_deref()).unwrap_or("90d");
-    let expires_in = humantime::parse_duration(expires)
-        .with_context(|| format!("--expires `{expires}` is not a duration such as 30d or 12h"))?;
-    if expires_in < Duration::from_secs(60) {
-        bail!("--expires {expires} is too short to carry a bundle anywhere");
-    }
+    let expires_in = defaults::expiry(args.expires.as_deref(), offline.bundle.expires.as_deref())?;
     let keys = args
         .keys
         .iter()
         .map(|path| SecretKey::from_file(path, existing_password()))
         .collect::<Result<Vec<_>, _>>()?;
-    let sequence = args
-        .sequence
-        .or(offline.bundle.sequence)
-        .unwrap_or_else(|| created.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()));
-    let out = args.out.unwrap_or_else(|| PathBuf::from(format!("{}.airlock.tar.zst", offline.bundle.name)));
+    let sequence = defaults::sequence(args.sequence, offline.bundle.sequence, created);
+    let out = args.out.unwrap_or_else(|| defaults::output_path(&offline.bundle.name));
 
     let volume_size = args
         .volume_size

@@ -3,6 +3,7 @@
 //! verifying, trust, signing) is `airlock-bundle`; OCI basics are `airlock-oci`.
 
 pub mod cache;
+pub mod defaults;
 pub mod delta;
 pub mod endpoints;
 pub mod fetch;
